@@ -1,0 +1,70 @@
+"""costmodel: a symbolic roofline cost model of LLM inference.
+
+SymPy builds closed-form expressions for latency, throughput, memory and cost;
+they are compiled to JAX functions (jit, vmap, grad) with every hardware, model
+and workload number kept as an input.
+
+Example:
+    >>> import costmodel as cm
+    >>> p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=64, context=4096))
+    >>> p.bound
+    'memory'
+"""
+
+from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
+from .inputs import Scenario, scenario
+from .specs import (
+    HardwareSpec,
+    ModelSpec,
+    list_hardware,
+    list_models,
+    load_hardware,
+    load_model,
+    model_from_hf_config,
+)
+from .symbolic import Rules
+
+__version__ = "0.1.0"
+
+# Names whose modules import JAX load on first use, so that `import costmodel`
+# (and the SymPy-only `costmodel.symbolic`) stays light.
+_LAZY = {
+    "Prediction": "prediction",
+    "evaluate": "prediction",
+    "predict": "prediction",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'costmodel' has no attribute {name!r}")
+
+__all__ = [
+    "IDEAL",
+    "ConfigError",
+    "CostModelError",
+    "Efficiency",
+    "HardwareSpec",
+    "ModelSpec",
+    "Parallel",
+    "Precision",
+    "PrecisionError",
+    "Prediction",
+    "Rules",
+    "Scenario",
+    "SpecError",
+    "UnknownNameError",
+    "Workload",
+    "evaluate",
+    "list_hardware",
+    "list_models",
+    "load_hardware",
+    "load_model",
+    "model_from_hf_config",
+    "predict",
+    "scenario",
+]

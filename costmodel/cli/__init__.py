@@ -1,0 +1,56 @@
+"""The ``costmodel`` command line: one module per subcommand.
+
+Every user error is one line on stderr and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import CostModelError
+
+__all__ = ["main", "COMMANDS"]
+
+#: subcommand -> module under costmodel.cli defining ``add_arguments(parser)`` and ``run(args)``.
+COMMANDS: dict[str, str] = {
+    "predict": "predict_cmd",
+    "list": "list_cmd",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage and exits 2: keep it one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="costmodel", description="Roofline cost model of LLM inference.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"{__name__}.{module}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``costmodel`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CostModelError as e:
+        print(f"costmodel {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

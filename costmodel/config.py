@@ -1,0 +1,122 @@
+"""Serving configuration: workload, parallel split, precision and efficiency.
+
+Immutable and validated at construction: a bad value raises a
+:class:`~costmodel.errors.ConfigError` that says what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from .errors import ConfigError
+from .specs.precision import check_precision
+
+__all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
+
+
+def _positive(obj: object, names: tuple[str, ...], *, integer: bool = False, allow_zero: bool = False) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v >= 0 if allow_zero else v > 0) and (not integer or float(v).is_integer())
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            bound = ">= 0" if allow_zero else "> 0"
+            raise ConfigError(f"{name} must be {kind} {bound}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is served.
+
+    Attributes:
+        batch: sequences per replica (decode: tokens per step; prefill: prompts per batch).
+        context: cached tokens per sequence read at each decode step (the mean for ragged batches).
+        prompt: prompt tokens per sequence processed in prefill.
+        phase: ``"decode"`` or ``"prefill"``.
+    """
+
+    batch: float = 1
+    context: float = 2048
+    prompt: float = 2048
+    phase: str = "decode"
+
+    def __post_init__(self) -> None:
+        _positive(self, ("batch", "context", "prompt"))
+        if self.phase not in ("decode", "prefill"):
+            raise ConfigError(f"phase must be 'decode' or 'prefill', got {self.phase!r}")
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """How one model replica is split over chips, and how many replicas serve.
+
+    ``chips per replica = tp·pp·ep``; validity against a model is checked by
+    :func:`costmodel.parallel.check_parallel`.
+    """
+
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        _positive(self, ("tp", "pp", "ep", "replicas"), integer=True)
+
+    @property
+    def chips_per_replica(self) -> int:
+        """Chips serving one replica."""
+        return int(self.tp * self.pp * self.ep)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Numeric formats of weights, KV cache, activations and the matrix math.
+
+    ``None`` means the default: weights in the model's native precision, KV in
+    bf16, math in the weights' format for float formats and bf16 for integer
+    (weight-only) formats.
+    """
+
+    weights: str | None = None
+    kv: str | None = None
+    math: str | None = None
+    activations: str = "bf16"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                check_precision(v, f"{f.name} precision")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achievable fractions of peak and fixed overheads (THEORY.md 5.6).
+
+    The default is the ideal roofline: every peak reached, no kernel overhead,
+    all of HBM usable. Calibrated profiles come from :mod:`costmodel.calibrate`.
+    """
+
+    flops_efficiency: float = 1.0
+    hbm_efficiency: float = 1.0
+    comm_efficiency: float = 1.0
+    kernel_overhead_s: float = 0.0
+    kernels_per_layer: float = 4.0
+    memory_fraction: float = 1.0
+    name: str = "ideal"
+
+    def __post_init__(self) -> None:
+        _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"))
+        _positive(self, ("kernel_overhead_s", "kernels_per_layer"), allow_zero=True)
+        for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
+            if getattr(self, f) > 1:
+                raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")
+
+    def inputs(self) -> dict[str, float]:
+        """Numeric inputs of the symbolic model (symbol name -> value)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name != "name"}
+
+
+IDEAL = Efficiency()

@@ -1,0 +1,78 @@
+"""Turn specs and a configuration into the numeric inputs of the compiled model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .errors import ConfigError
+from .parallel import check_parallel
+from .specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision
+from .specs.catalog import load_hardware, load_model
+
+__all__ = ["Scenario", "scenario"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A fully resolved, validated configuration: everything one prediction needs.
+
+    Attributes:
+        model, hardware: the resolved specs.
+        workload, parallel, efficiency: the configuration.
+        weights, kv, math, activations: resolved precision names.
+        usd_per_chip_hour: the price used (the chip's default unless overridden).
+    """
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    workload: Workload
+    parallel: Parallel
+    efficiency: Efficiency
+    weights: str
+    kv: str
+    math: str
+    activations: str
+    usd_per_chip_hour: float
+
+    def inputs(self) -> dict[str, float]:
+        """Symbol name -> value for every input of the compiled model."""
+        vals = self.model.inputs()
+        vals.update(self.hardware.inputs(self.math))
+        vals.update(self.efficiency.inputs())
+        vals.update(
+            usd_per_chip_hour=float(self.usd_per_chip_hour),
+            weight_bytes=bytes_per_element(self.weights),
+            kv_bytes=bytes_per_element(self.kv),
+            activation_bytes=bytes_per_element(self.activations),
+            batch=float(self.workload.batch),
+            context=float(self.workload.context),
+            prompt=float(self.workload.prompt),
+            tp=float(self.parallel.tp),
+            pp=float(self.parallel.pp),
+            ep=float(self.parallel.ep),
+            replicas=float(self.parallel.replicas),
+        )
+        return vals
+
+
+def scenario(
+    model: str | ModelSpec,
+    hardware: str | HardwareSpec,
+    workload: Workload = Workload(),
+    parallel: Parallel = Parallel(),
+    precision: Precision = Precision(),
+    efficiency: Efficiency = IDEAL,
+    usd_per_chip_hour: float | None = None,
+) -> Scenario:
+    """Resolve names and defaults and validate everything; raise a clear error on bad input."""
+    m, h = load_model(model), load_hardware(hardware)
+    check_parallel(m, parallel)
+    weights = precision.weights or m.native_precision
+    math = precision.math or default_math_precision(weights)
+    h.flops_for(math)  # raises PrecisionError naming what the chip computes in
+    price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
+    if not (isinstance(price, (int, float)) and price > 0):
+        raise ConfigError(f"price must be a positive number of USD per chip-hour, got {price!r}")
+    return Scenario(m, h, workload, parallel, efficiency, weights, precision.kv or "bf16", math,
+                    precision.activations, float(price))

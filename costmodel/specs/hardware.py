@@ -1,0 +1,100 @@
+"""Accelerator specifications: peak FLOP/s per precision, HBM, interconnect, price."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import PrecisionError, SpecError
+from .precision import BYTES_PER_ELEMENT
+
+__all__ = ["HardwareSpec"]
+
+_POSITIVE = (
+    "hbm_bytes_per_s", "hbm_bytes", "scale_up_bytes_per_s", "scale_up_domain_chips",
+    "scale_out_bytes_per_s", "usd_per_chip_hour",
+)
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """One accelerator chip, in SI units, validated at construction.
+
+    Attributes:
+        flops_per_s: peak *dense* FLOP/s per math precision (multiply-add = 2 FLOPs).
+        hbm_bytes_per_s: peak HBM bandwidth per chip.
+        hbm_bytes: HBM capacity per chip.
+        scale_up_bytes_per_s: per-chip bandwidth a collective sees inside the
+            scale-up domain (GPU: one-way NVLink egress; TPU: bidirectional ICI per axis).
+        scale_up_domain_chips: chips reachable at that bandwidth (node or pod).
+        scale_out_bytes_per_s: per-chip share of the bandwidth leaving the domain.
+        collective_latency_s: fixed latency of one collective.
+        usd_per_chip_hour: default price; ``price_date`` says when it was quoted.
+
+    Example:
+        >>> from costmodel import load_hardware
+        >>> h = load_hardware("h100-sxm")
+        >>> round(h.flops_per_s["bf16"] * 2 / (2 * h.hbm_bytes_per_s))  # critical batch R
+        295
+    """
+
+    name: str
+    flops_per_s: dict[str, float]
+    hbm_bytes_per_s: float
+    hbm_bytes: float
+    scale_up_bytes_per_s: float
+    scale_up_domain_chips: int
+    scale_out_bytes_per_s: float
+    collective_latency_s: float
+    usd_per_chip_hour: float
+    topology: Literal["switch", "torus"] = "switch"
+    torus_dims: int = 0
+    price_date: str = ""
+    display_name: str = ""
+    vendor: str = ""
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        where = f"hardware {self.name!r}"
+        for f in _POSITIVE:
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise SpecError(f"{where}: {f} must be a positive number, got {v!r}")
+        if not (isinstance(self.collective_latency_s, (int, float)) and self.collective_latency_s >= 0):
+            raise SpecError(f"{where}: collective_latency_s must be >= 0, got {self.collective_latency_s!r}")
+        if not self.flops_per_s:
+            raise SpecError(f"{where}: flops_per_s needs at least one precision")
+        for p, v in self.flops_per_s.items():
+            if p not in BYTES_PER_ELEMENT or not (isinstance(v, (int, float)) and v > 0):
+                raise SpecError(f"{where}: flops_per_s[{p!r}] must be a positive number for a known precision")
+        if self.topology not in ("switch", "torus"):
+            raise SpecError(f"{where}: topology must be 'switch' or 'torus', got {self.topology!r}")
+
+    def flops_for(self, math_precision: str) -> float:
+        """Peak dense FLOP/s for ``math_precision``, or a :class:`PrecisionError` naming the options."""
+        if math_precision not in self.flops_per_s:
+            raise PrecisionError(
+                f"{self.name} has no {math_precision} math; it computes in "
+                f"{', '.join(self.flops_per_s)}. Store weights in a format it computes in, "
+                "or set the math precision (math='bf16', or --math bf16, for weight-only quantisation)"
+            )
+        return self.flops_per_s[math_precision]
+
+    def inputs(self, math_precision: str) -> dict[str, float]:
+        """Numeric inputs of the symbolic model that this chip provides (symbol name -> value)."""
+        return {
+            "flops_per_s": float(self.flops_for(math_precision)),
+            "hbm_bytes_per_s": float(self.hbm_bytes_per_s),
+            "hbm_bytes": float(self.hbm_bytes),
+            "scale_up_bytes_per_s": float(self.scale_up_bytes_per_s),
+            "scale_up_domain_chips": float(self.scale_up_domain_chips),
+            "scale_out_bytes_per_s": float(self.scale_out_bytes_per_s),
+            "collective_latency_s": float(self.collective_latency_s),
+            "usd_per_chip_hour": float(self.usd_per_chip_hour),
+        }
+
+    def replace(self, **changes: Any) -> "HardwareSpec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

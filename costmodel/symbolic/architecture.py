@@ -1,0 +1,149 @@
+"""Parameter, FLOP and KV-cache counts of a transformer decoder (THEORY.md sections 3-4).
+
+Every function returns a SymPy expression in the symbols of
+:mod:`costmodel.symbolic.symbols`; the structure (attention kind, dense or MoE)
+selects the formula, the numbers stay symbols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..specs.model import ModelStructure
+from .symbols import sym
+
+__all__ = [
+    "ParamCounts",
+    "attention_params_per_layer",
+    "param_counts",
+    "expert_touch_fraction",
+    "fetched_params",
+    "kv_bytes_per_token",
+    "decode_attention_flops_per_token",
+    "prefill_attention_flops_per_sequence",
+    "kv_heads_replication",
+]
+
+L, D, Nq, Nkv, H, V, F, m = sym("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head",
+                                "vocab_size", "d_ff", "mlp_matrices")
+n_emb, bias = sym("n_embedding_matrices", "attention_bias")
+E, k, Es, Fe, Lmoe = sym("n_experts", "experts_per_token", "n_shared_experts", "d_ff_expert", "n_moe_layers")
+dcq, dc, dR, Hn, Hv = sym("q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+
+
+def attention_params_per_layer(st: ModelStructure, *, matmul_only: bool = False) -> sp.Expr:
+    """Attention parameters of one layer, with its two layer norms unless ``matmul_only``.
+
+    GQA/MHA/MQA: ``D·H·(2·N_q + 2·N_kv)`` [S]. MLA: the DeepSeek projections of
+    THEORY.md section 3.3, with the latent norms.
+    """
+    if st.attention == "gqa":
+        mm = D * H * (2 * Nq + 2 * Nkv)
+        extra = bias * (Nq + 2 * Nkv) * H + 2 * D
+    else:
+        q = D * dcq + dcq * Nq * (Hn + dR) if st.q_compressed else D * Nq * (Hn + dR)
+        mm = q + D * (dc + dR) + dc * Nq * (Hn + Hv) + Nq * Hv * D
+        extra = (dcq if st.q_compressed else 0) + dc + 2 * D
+    return mm if matmul_only else mm + extra
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts (params) of a structure.
+
+    Attributes:
+        total: every parameter, resident in memory (``P_tot``).
+        active: parameters touched per token (``P_act``), both embeddings included.
+        matmul: parameters multiplied per token (the FLOP count is ``2·matmul``):
+            no norms or biases, no input-embedding gather, the LM head included.
+        routed: routed-expert parameters, all experts (0 for dense models).
+        nonrouted_fetch: parameters streamed every step besides routed experts:
+            everything except routed experts and the input-embedding gather.
+    """
+
+    total: sp.Expr
+    active: sp.Expr
+    matmul: sp.Expr
+    routed: sp.Expr
+    nonrouted_fetch: sp.Expr
+
+
+def param_counts(st: ModelStructure) -> ParamCounts:
+    """Total, active, matmul and fetched parameter counts (THEORY.md sections 3.1-3.3)."""
+    attn, attn_mm = attention_params_per_layer(st), attention_params_per_layer(st, matmul_only=True)
+    if st.mlp == "dense":
+        mlp = L * m * D * F
+        routed = routed_active = sp.Integer(0)
+        shared = sp.Integer(0)
+    else:
+        mlp = (L - Lmoe) * m * D * F
+        routed = Lmoe * E * m * D * Fe
+        routed_active = Lmoe * k * m * D * Fe
+        shared = Lmoe * (Es * m * D * Fe + D * E)  # shared experts and the router
+    emb = n_emb * V * D
+    body = L * attn + mlp + shared + D  # D: final norm
+    return ParamCounts(
+        total=body + routed + emb,
+        active=body + routed_active + emb,
+        matmul=L * attn_mm + mlp + shared + routed_active + V * D,
+        routed=routed,
+        nonrouted_fetch=body + V * D,
+    )
+
+
+def expert_touch_fraction(tokens: sp.Expr) -> sp.Expr:
+    """Expected fraction of routed experts a step of ``tokens`` tokens touches.
+
+    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; THEORY.md section 3.2): ``k/E`` at
+    one token, tending to 1 for large batches.
+    """
+    return 1 - (1 - k / E) ** tokens
+
+
+def fetched_params(st: ModelStructure, tokens: sp.Expr, *, expert_fetch: str = "expected") -> sp.Expr:
+    """Parameters streamed from HBM in one step of ``tokens`` tokens (``P_fetch``).
+
+    ``expert_fetch="expected"`` weights routed experts by :func:`expert_touch_fraction`;
+    ``"all"`` fetches every expert ([R]'s simple model).
+    """
+    p = param_counts(st)
+    if st.mlp == "dense" or expert_fetch == "all":
+        return p.nonrouted_fetch + p.routed
+    return p.nonrouted_fetch + expert_touch_fraction(tokens) * p.routed
+
+
+def kv_bytes_per_token(st: ModelStructure) -> sp.Expr:
+    """KV-cache bytes per token over all layers (``κ``): ``2·L·N_kv·H·b_kv``, MLA ``L·(d_c+d_R)·b_kv``."""
+    bkv = sym("kv_bytes")
+    per_layer = 2 * Nkv * H if st.attention == "gqa" else dc + dR
+    return L * per_layer * bkv
+
+
+def kv_heads_replication(st: ModelStructure) -> sp.Expr:
+    """KV replication factor ``r_kv`` under head-sharded tensor parallelism (THEORY.md 4.2).
+
+    GQA: ``max(1, tp/N_kv)``; MLA's single latent is replicated on every TP rank: ``tp``.
+    """
+    tp = sym("tp")
+    return sp.Max(1, tp / Nkv) if st.attention == "gqa" else tp
+
+
+def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:
+    """Attention FLOPs per generated token per cached token, summed over layers.
+
+    GQA: ``4·N_q·H·L`` [S]. MLA with absorbed up-projections: ``2·N_q·(2·d_c + d_R)·L``.
+    """
+    per_layer = 4 * Nq * H if st.attention == "gqa" else 2 * Nq * (2 * dc + dR)
+    return L * per_layer
+
+
+def prefill_attention_flops_per_sequence(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
+    """Causal attention FLOPs to prefill ``tokens`` tokens of one sequence.
+
+    GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, THEORY.md 3.1).
+    MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``.
+    """
+    width = 2 * H if st.attention == "gqa" else Hn + dR + Hv
+    return Nq * width * tokens**2 * L

@@ -1,0 +1,114 @@
+"""Step time of one replica: compute, weight fetch, KV fetch, communication, overhead.
+
+A replica of ``n = tp·pp·ep`` chips serves ``B`` sequences. Pipeline stages
+hold ``L/pp`` layers on ``g = tp·ep`` chips; in decode ``pp`` micro-batches of
+``b = B/pp`` sequences are in flight, so a token crosses every stage once per
+step and the step (the time per output token) is ``pp`` stage times plus
+``pp-1`` hops (THEORY.md 5.5). Non-expert weights are split ``tp`` ways and
+replicated over the ``ep`` groups; routed experts are split ``tp·ep`` ways; the
+KV cache is split over heads (``tp``, replicated past the KV heads) and over
+sequences (``ep``: attention is data-parallel across expert groups).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..specs.model import ModelStructure
+from . import architecture as arch
+from .collectives import all_reduce_s, all_to_all_s, link_bytes_per_s, point_to_point_s
+from .rules import Rules
+from .symbols import sym
+
+__all__ = ["step_terms", "microbatch", "tokens_in_flight", "useful_flops"]
+
+
+def microbatch(rules: Rules) -> sp.Expr:
+    """Sequences per pipeline micro-batch: ``B/pp`` in decode, the whole batch in prefill."""
+    B, pp = sym("batch", "pp")
+    return B / pp if rules.phase == "decode" else B
+
+
+def tokens_in_flight(rules: Rules) -> sp.Expr:
+    """Tokens one micro-batch pushes through a layer: ``b`` in decode, ``b·T_in`` in prefill."""
+    return microbatch(rules) if rules.phase == "decode" else microbatch(rules) * sym("prompt")
+
+
+def useful_flops(st: ModelStructure, rules: Rules, seqs: sp.Expr) -> sp.Expr:
+    """FLOPs to advance ``seqs`` sequences by one step (decode) or through the prompt (prefill)."""
+    S, T = sym("context", "prompt")
+    p = arch.param_counts(st)
+    if rules.phase == "decode":
+        return seqs * (2 * p.matmul + arch.decode_attention_flops_per_token(st) * S)
+    return seqs * (2 * p.matmul * T + arch.prefill_attention_flops_per_sequence(st, T))
+
+
+def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
+    S, T, tp, ep, W, eta_m, bw = sym("context", "prompt", "tp", "ep", "hbm_bytes_per_s",
+                                     "hbm_efficiency", "weight_bytes")
+    p = arch.param_counts(st)
+    tokens = tokens_in_flight(rules)
+    routed = 0
+    if st.mlp == "moe":
+        frac = 1 if rules.expert_fetch == "all" else arch.expert_touch_fraction(tokens)
+        routed = frac * p.routed / (tp * ep)
+    weights = bw * (p.nonrouted_fetch / tp + routed) / (W * eta_m)
+    # decode reads the cache of every sequence; prefill writes the prompt's cache
+    kv_tokens = microbatch(rules) * (S if rules.phase == "decode" else T)
+    kv = kv_tokens * arch.kv_bytes_per_token(st) * arch.kv_heads_replication(st) / (tp * ep * W * eta_m)
+    return {"weights_s": weights, "kv_s": kv}
+
+
+def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
+    tp, ep, C, eta_c = sym("tp", "ep", "flops_per_s", "flops_efficiency")
+    b = microbatch(rules)
+    total = useful_flops(st, rules, b) / (tp * ep * C * eta_c)
+    p = arch.param_counts(st)
+    per_seq = 2 * p.matmul * (1 if rules.phase == "decode" else sym("prompt"))
+    return {"compute_s": total, "compute_matmul_s": b * per_seq / (tp * ep * C * eta_c)}
+
+
+def _communication(st: ModelStructure, rules: Rules) -> sp.Expr:
+    L, D, ba, nar, tp, pp, ep = sym("n_layers", "d_model", "activation_bytes", "allreduces_per_layer",
+                                     "tp", "pp", "ep")
+    tokens = tokens_in_flight(rules)
+    t_tp = L * nar * all_reduce_s(tokens / ep * D * ba, tp, link_bytes_per_s(tp))
+    t_pp = (pp - 1) * point_to_point_s(tokens / ep * D * ba, link_bytes_per_s(tp * ep * pp))
+    t_ep = 0
+    if st.mlp == "moe":
+        k, Lmoe = sym("experts_per_token", "n_moe_layers")
+        t_ep = Lmoe * 2 * all_to_all_s(tokens * k * D * ba, ep, link_bytes_per_s(tp * ep))
+    return t_tp + t_ep + t_pp
+
+
+def _combine(rules: Rules, t: dict[str, sp.Expr]) -> sp.Expr:
+    mem = t["weights_s"] + t["kv_s"]
+    if rules.combine == "max":
+        return sp.Max(t["compute_s"], mem)
+    if rules.combine == "sum":
+        return t["compute_s"] + mem
+    return t["kv_s"] + sp.Max(t["compute_matmul_s"], t["weights_s"])
+
+
+def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
+    """The step-time breakdown of one replica, in seconds.
+
+    Returns ``compute_s``, ``weights_s``, ``kv_s``, ``communication_s``,
+    ``overhead_s``, ``roofline_s`` (the combined compute/memory time) and
+    ``step_time_s`` (decode: time per output token; prefill: time to prefill the batch).
+    """
+    t = {**_compute_terms(st, rules), **_memory_terms(st, rules)}
+    roof = _combine(rules, t)
+    comm = _communication(st, rules)
+    L, nk, tk = sym("n_layers", "kernels_per_layer", "kernel_overhead_s")
+    overhead = L * nk * tk
+    step = (roof + comm if rules.comm_overlap == "none" else sp.Max(roof, comm)) + overhead
+    return {
+        "compute_s": t["compute_s"],
+        "weights_s": t["weights_s"],
+        "kv_s": t["kv_s"],
+        "communication_s": comm,
+        "overhead_s": overhead,
+        "roofline_s": roof,
+        "step_time_s": step,
+    }

@@ -1,0 +1,95 @@
+"""The symbol table: every input of the model, with its unit, LaTeX name and meaning.
+
+Symbol names equal the Python keyword names used by specs and the compiled
+functions, so inputs map one to one. THEORY.md section 1 defines the notation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = ["SymbolInfo", "SYMBOLS", "sym", "latex_names"]
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    """One model input: its SymPy symbol, unit, LaTeX name and meaning."""
+
+    symbol: sp.Symbol
+    unit: str
+    latex: str
+    meaning: str
+    group: str
+
+
+_TABLE: list[tuple[str, str, str, str, str]] = [
+    # name, unit, latex, meaning, group
+    ("n_layers", "1", "L", "transformer layers", "model"),
+    ("d_model", "elements", "D", "residual width", "model"),
+    ("n_heads", "1", "N_q", "query heads", "model"),
+    ("n_kv_heads", "1", "N_{kv}", "key/value heads", "model"),
+    ("d_head", "elements", "H", "head dimension", "model"),
+    ("vocab_size", "tokens", "V", "vocabulary size", "model"),
+    ("d_ff", "elements", "F", "dense MLP hidden width", "model"),
+    ("mlp_matrices", "1", "m", "matrices per MLP (3 gated, 2 plain)", "model"),
+    ("n_embedding_matrices", "1", "n_{emb}", "embedding matrices (1 tied, 2 untied)", "model"),
+    ("allreduces_per_layer", "1", "n_{AR}", "tensor-parallel all-reduces per layer", "model"),
+    ("attention_bias", "1", "b_{qkv}", "1 if q/k/v projections have biases", "model"),
+    ("n_experts", "1", "E", "routed experts per MoE layer", "model"),
+    ("experts_per_token", "1", "k", "routed experts chosen per token", "model"),
+    ("n_shared_experts", "1", "E_s", "shared experts per MoE layer", "model"),
+    ("d_ff_expert", "elements", "F_e", "expert hidden width", "model"),
+    ("n_moe_layers", "1", "L_{moe}", "MoE layers", "model"),
+    ("q_lora_rank", "elements", "d_{cq}", "MLA query latent width", "model"),
+    ("kv_lora_rank", "elements", "d_c", "MLA KV latent width", "model"),
+    ("qk_rope_head_dim", "elements", "d_R", "MLA decoupled RoPE key width", "model"),
+    ("qk_nope_head_dim", "elements", "H_n", "MLA per-head no-RoPE q/k width", "model"),
+    ("v_head_dim", "elements", "H_v", "MLA per-head value width", "model"),
+    ("weight_bytes", "bytes", "b_w", "bytes per weight", "precision"),
+    ("kv_bytes", "bytes", "b_{kv}", "bytes per KV-cache element", "precision"),
+    ("activation_bytes", "bytes", "b_a", "bytes per activation element", "precision"),
+    ("batch", "sequences", "B", "sequences per replica (decode: tokens per step; prefill: prompts)", "workload"),
+    ("context", "tokens", "S", "cached context per sequence", "workload"),
+    ("prompt", "tokens", "T_{in}", "prompt tokens per sequence in prefill", "workload"),
+    ("tp", "chips", "n_{tp}", "tensor-parallel degree", "parallel"),
+    ("pp", "chips", "n_{pp}", "pipeline stages", "parallel"),
+    ("ep", "chips", "n_{ep}", "expert-parallel degree", "parallel"),
+    ("replicas", "1", "n_{rep}", "data-parallel replicas", "parallel"),
+    ("flops_per_s", "FLOP/s", "C", "peak dense FLOP/s per chip at the math precision", "hardware"),
+    ("hbm_bytes_per_s", "bytes/s", "W", "HBM bandwidth per chip", "hardware"),
+    ("hbm_bytes", "bytes", "M", "HBM capacity per chip", "hardware"),
+    ("scale_up_bytes_per_s", "bytes/s", "W_{up}", "per-chip collective bandwidth in the scale-up domain", "hardware"),
+    ("scale_up_domain_chips", "chips", "n_{up}", "chips in one scale-up domain", "hardware"),
+    ("scale_out_bytes_per_s", "bytes/s", "W_{out}", "per-chip bandwidth leaving the scale-up domain", "hardware"),
+    ("collective_latency_s", "s", r"\alpha", "fixed latency of one collective", "hardware"),
+    ("usd_per_chip_hour", "USD/(chip h)", "p", "price per chip-hour", "hardware"),
+    ("flops_efficiency", "1", r"\eta_c", "achievable fraction of peak FLOP/s", "efficiency"),
+    ("hbm_efficiency", "1", r"\eta_m", "achievable fraction of peak HBM bandwidth", "efficiency"),
+    ("comm_efficiency", "1", r"\eta_{ici}", "achievable fraction of interconnect bandwidth", "efficiency"),
+    ("kernel_overhead_s", "s", "t_k", "fixed overhead per serial kernel", "efficiency"),
+    ("kernels_per_layer", "1", "n_k", "serial kernels per layer", "efficiency"),
+    ("memory_fraction", "1", "u", "usable fraction of HBM", "efficiency"),
+]
+
+_MAY_BE_ZERO = {"attention_bias", "kernel_overhead_s", "collective_latency_s"}
+
+SYMBOLS: dict[str, SymbolInfo] = {
+    name: SymbolInfo(
+        sp.Symbol(name, nonnegative=True) if name in _MAY_BE_ZERO else sp.Symbol(name, positive=True),
+        unit, latex, meaning, group,
+    )
+    for name, unit, latex, meaning, group in _TABLE
+}
+
+
+def sym(*names: str) -> sp.Symbol | tuple[sp.Symbol, ...]:
+    """The SymPy symbol(s) of the named inputs."""
+    out = tuple(SYMBOLS[n].symbol for n in names)
+    return out[0] if len(out) == 1 else out
+
+
+def latex_names() -> dict[sp.Symbol, str]:
+    """Map symbol -> LaTeX, for ``sympy.latex(expr, symbol_names=latex_names())``."""
+    return {info.symbol: info.latex for info in SYMBOLS.values()}
