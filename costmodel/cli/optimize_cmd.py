@@ -1,0 +1,89 @@
+"""``costmodel optimize``: the cheapest configuration that meets a latency target.
+
+With no arguments it solves the default problem: Llama 3 70B on H100 SXM at
+8k context, 50 ms per output token, at most 64 chips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..optimizer import METHODS, optimize
+from ..optimizer.solution import Solution
+from .common import add_spec_arguments, fmt_bytes, fmt_seconds, positive_float, positive_int, print_json
+
+HELP = "find the cheapest serving configuration that meets a latency target"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_spec_arguments(p, model="llama-3-70b", hardware="h100-sxm")
+    p.add_argument("--context", type=positive_float, default=8192, help="cached tokens per sequence (default 8192)")
+    p.add_argument("--prompt", type=positive_float, default=None, help="prompt tokens for TTFT (default: --context)")
+    p.add_argument("--tpot-ms", type=positive_float, default=50.0, help="target time per output token (default 50)")
+    p.add_argument("--ttft-ms", type=positive_float, default=None, help="target time to first token (default none)")
+    p.add_argument("--max-chips", type=positive_int, default=64, help="chip budget over all replicas (default 64)")
+    p.add_argument("--demand-tps", type=positive_float, default=None,
+                   help="output tokens/s to serve; sets the replicas (default: one replica)")
+    p.add_argument("--weights", default=None,
+                   help="weight precision or a comma-separated set to choose from (default: the model's)")
+    p.add_argument("--kv", default=None, help="KV precision or a comma-separated set (default bf16)")
+    p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
+    p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+def solve(args: argparse.Namespace, method: str) -> Solution:
+    return optimize(
+        args.model, args.hardware, context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
+        ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
+        demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
+        method=method,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    sol = solve(args, args.method)
+    d = sol.to_dict()
+    if args.verify:
+        ref = solve(args, "exhaustive")
+        d["exhaustive_usd_per_mtok"] = ref.usd_per_mtok
+        d["exhaustive_feasible"] = ref.feasible
+        d["gap"] = (sol.usd_per_mtok / ref.usd_per_mtok - 1) if sol.usd_per_mtok and ref.usd_per_mtok else (
+            0.0 if sol.feasible == ref.feasible else math.nan)
+        d["exhaustive_wall_time_s"] = ref.wall_time_s
+    if args.json:
+        print_json(d)
+    else:
+        print(render(d))
+    return 0
+
+
+def render(d: dict) -> str:
+    """A readable answer."""
+    pr = d["problem"]
+    lines = [f"problem: {pr['model']} on {pr['hardware']}, context {pr['context']:g}, "
+             f"TPOT <= {pr['tpot_s'] * 1e3:g} ms" + (f", TTFT <= {pr['ttft_s'] * 1e3:g} ms" if pr["ttft_s"] else "")
+             + f", <= {pr['max_chips']} chips" + (f", {pr['demand_tokens_per_s']:g} tok/s" if pr["demand_tokens_per_s"] else ""),
+             ("answer: " if d["feasible"] else "INFEASIBLE: ") + d["message"]]
+    c = d["config"]
+    if c:
+        lines += [
+            f"  config      tp={c['tp']} pp={c['pp']} ep={c['ep']} replicas={c['replicas']} ({c['chips']} chips), "
+            f"batch {c['batch']}, weights {c['weights']}, KV {c['kv']}",
+            f"  cost        ${d['usd_per_mtok']:.4g} per million output tokens",
+            f"  TPOT        {fmt_seconds(d['step_time_s'])} ({d['bound']}-bound)   TTFT {fmt_seconds(d['ttft_s'])}",
+            f"  throughput  {d['tokens_per_s']:,.0f} tok/s   memory {fmt_bytes(d['memory_bytes_per_chip'])}/chip",
+            "  breakdown   " + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in d["breakdown_s"].items()),
+        ]
+        if d["feasible"]:
+            lines.append(f"  binds       {d['binding']}; shadow price "
+                         f"{d['shadow_price_usd_per_mtok_per_ms']:.3g} $/Mtok per ms of TPOT target")
+    for a in d["alternatives"]:
+        lines.append(f"  alternative tp={a['tp']} pp={a['pp']} ep={a['ep']} x{a['replicas']}, batch {a['batch']}, "
+                     f"{a['weights']}/{a['kv']}: ${a['usd_per_mtok']:.4g}/Mtok, {fmt_seconds(a['step_time_s'])}")
+    if "gap" in d:
+        lines.append(f"  verify      exhaustive ${d['exhaustive_usd_per_mtok'] or float('nan'):.4g}/Mtok, "
+                     f"gap {d['gap']:.3%}")
+    lines.append(f"  solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""``optimize``: the cheapest configuration that meets a latency target, and why."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from ..config import IDEAL, Efficiency
+from ..errors import ConfigError
+from ..specs import HardwareSpec, ModelSpec, bytes_per_element
+from ..symbolic import Rules
+from .exact import exact_metrics
+from .exhaustive import exhaustive_metrics
+from .gradient import relaxed_solve
+from .problem import PrecisionChoice, Problem, make_problem
+from .search import local_search, round_to_lattice
+from .solution import Solution, alternatives, binding_of, choice_at, pick, shadow_price
+
+__all__ = ["optimize", "METHODS"]
+
+METHODS = ("gradient", "exhaustive")
+
+
+def _gradient_candidates(problem: Problem, objective: str, tpot_s: float | None = None,
+                         budget: int | None = None, extra: set | None = None) -> tuple[dict, dict]:
+    """Relaxed solve -> rounding to the lattice -> hill climb with the exact model."""
+    budget = budget or problem.max_chips
+    rr = relaxed_solve(problem, objective, max_chips=budget)
+    start = round_to_lattice(problem, rr.u, rr.prec, budget) | (extra or set())
+    return local_search(problem, start, objective, tpot_s=tpot_s, budget=budget)
+
+
+def _fastest(problem: Problem, method: str, budget: int | None = None):
+    """The fastest configuration (min TPOT) that fits within the chip budget: (cands, metrics, index)."""
+    budget = budget or problem.max_chips
+    if method == "exhaustive" and budget == problem.max_chips:
+        cands, m = exhaustive_metrics(problem)
+    else:
+        cands, m = _gradient_candidates(problem, "latency", budget=budget)
+    if not m:
+        return None, None, None
+    per_replica = m["chips"] / m["replicas"]
+    i = pick(cands, m, m["fits"] & (per_replica <= budget), key="step_time_s")
+    return (None, None, None) if i is None else (cands, m, i)
+
+
+def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
+    cands, m, i = _fastest(problem, method)
+    hw, budget = problem.hardware.name, problem.max_chips
+    if i is None:
+        msg = (f"{problem.model.name} does not fit on {budget} {hw} chips at context "
+               f"{problem.base.workload.context:g} in any allowed precision; allow more chips (--max-chips) "
+               f"or lower precision (--weights fp8,int8,int4)")
+        return Solution(problem, False, None, "memory", 0.0, [], method, time.perf_counter() - t0, None, msg)
+    fastest = float(m["step_time_s"][i])
+    target = fastest * (1 + 1e-6)  # the cheapest configuration reaching the fastest latency
+    if method == "exhaustive":
+        c2, m2 = cands, exact_metrics(problem, *(cands[k] for k in ("tp", "pp", "ep", "batch")), cands["prec"],
+                                      tpot_s=target)
+    else:
+        fast_pt = {tuple(int(cands[k][i]) for k in ("tp", "pp", "ep", "prec"))}
+        c2, m2 = _gradient_candidates(problem, "cost", tpot_s=target, extra=fast_pt)
+    j = pick(c2, m2, m2["fits"] & m2["ok_tpot"] & m2["ok_chips"] & (c2["batch"] > 0)) if m2 else None
+    chosen = choice_at(c2, m2, j) if j is not None else choice_at(cands, m, i)
+    hints = _hints(problem) + [f"relax the target to {fastest * 1e3:.3g} ms"]
+    msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms: the fastest possible is "
+           f"{fastest * 1e3:.3g} ms on {int(chosen.metrics['chips'])} {hw} chips; " + " or ".join(hints))
+    return Solution(problem, False, chosen, "tpot", 0.0, [], method, time.perf_counter() - t0, fastest, msg)
+
+
+def _hints(problem: Problem) -> list[str]:
+    """What would make the target reachable: a bigger chip budget, or smaller weights."""
+    hints = []
+    for factor in (2, 4, 8):
+        _, bm, bi = _fastest(problem, "gradient", budget=problem.max_chips * factor)
+        if bi is not None and bm["step_time_s"][bi] <= problem.tpot_s:
+            hints.append(f"allow {problem.max_chips * factor} chips (fastest there: {bm['step_time_s'][bi] * 1e3:.3g} ms)")
+            break
+    allowed = {c.weights for c in problem.precisions}
+    smallest = min(problem.precisions, key=lambda c: bytes_per_element(c.weights))
+    for fmt in ("fp8", "fp4"):
+        if fmt in problem.hardware.flops_per_s and fmt not in allowed and \
+                bytes_per_element(fmt) < bytes_per_element(smallest.weights):
+            variant = dataclasses.replace(problem, precisions=(PrecisionChoice(fmt, smallest.kv, fmt),))
+            _, fm, fi = _fastest(variant, "gradient")
+            if fi is not None and fm["step_time_s"][fi] <= problem.tpot_s:
+                hints.append(f"allow {fmt} weights (--weights {fmt}; fastest there: {fm['step_time_s'][fi] * 1e3:.3g} ms)")
+                break
+    return hints
+
+
+def _feasible_message(problem: Problem, sol_cfg: dict, usd: float, step: float, binding: str) -> str:
+    return (f"serve {problem.model.name} on {sol_cfg['chips']} {problem.hardware.name} "
+            f"(tp={sol_cfg['tp']} pp={sol_cfg['pp']} ep={sol_cfg['ep']} x{sol_cfg['replicas']}, batch "
+            f"{sol_cfg['batch']}, {sol_cfg['weights']} weights, {sol_cfg['kv']} KV) at ${usd:.4g}/Mtok, "
+            f"{step * 1e3:.3g} ms per token; the {binding} constraint binds")
+
+
+def optimize(
+    model: str | ModelSpec,
+    hardware: str | HardwareSpec,
+    *,
+    context: float = 8192,
+    prompt: float | None = None,
+    tpot_s: float = 0.05,
+    ttft_s: float | None = None,
+    max_chips: int = 64,
+    demand_tokens_per_s: float | None = None,
+    weights: str | tuple[str, ...] | None = None,
+    kv: str | tuple[str, ...] | None = None,
+    usd_per_chip_hour: float | None = None,
+    efficiency: Efficiency = IDEAL,
+    rules: Rules = Rules(),
+    method: str = "gradient",
+    n_alternatives: int = 3,
+) -> Solution:
+    """The cheapest configuration serving ``model`` on ``hardware`` within the targets.
+
+    Minimises USD per million output tokens over batch, tp, pp, ep, replicas and
+    the allowed precisions, subject to TPOT <= ``tpot_s``, TTFT <= ``ttft_s``,
+    memory, and ``max_chips``.
+
+    Args:
+        model, hardware: catalog names (or a config.json path) or specs.
+        context: cached tokens per sequence at each decode step.
+        prompt: prompt length for TTFT (default: ``context``).
+        tpot_s: target time per output token.
+        ttft_s: target time to first token (prefill of one prompt + one step), or ``None``.
+        max_chips: chip budget over all replicas.
+        demand_tokens_per_s: output tokens/s to serve (sets the replicas), or ``None``.
+        weights, kv: a precision or a set to choose from (tuple or ``"bf16,fp8"``).
+        usd_per_chip_hour: price override.
+        efficiency: achievable fractions of peak (default: the ideal roofline).
+        rules: how roofline terms combine.
+        method: ``"gradient"`` (relaxation + augmented Lagrangian + local exact search)
+            or ``"exhaustive"`` (every admissible configuration).
+        n_alternatives: how many runner-up configurations to report.
+
+    Returns:
+        A :class:`Solution`: feasible or not, always with an actionable message.
+
+    Raises:
+        CostModelError: bad input (unknown names, non-positive targets, unknown precisions).
+
+    Example:
+        >>> import costmodel as cm
+        >>> s = cm.optimize("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.02, max_chips=8)
+        >>> s.feasible, s.step_time_s <= 0.02
+        (True, True)
+    """
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    t0 = time.perf_counter()
+    problem = make_problem(model, hardware, context=context, prompt=prompt, tpot_s=tpot_s, ttft_s=ttft_s,
+                           max_chips=max_chips, demand_tokens_per_s=demand_tokens_per_s, weights=weights, kv=kv,
+                           usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules)
+    if method == "exhaustive":
+        cands, m = exhaustive_metrics(problem)
+    else:
+        cands, m = _gradient_candidates(problem, "cost")
+    i = pick(cands, m) if m else None
+    if i is None:
+        return _infeasible(problem, method, t0)
+    chosen = choice_at(cands, m, i)
+    binding = binding_of(problem, chosen)
+    sol_cfg = chosen.config(problem)
+    return Solution(
+        problem, True, chosen, binding, shadow_price(chosen, binding),
+        alternatives(cands, m, chosen, n_alternatives), method, time.perf_counter() - t0, None,
+        _feasible_message(problem, sol_cfg, chosen.metrics["usd_per_mtok"], chosen.metrics["step_time_s"], binding),
+    )

@@ -1,0 +1,121 @@
+"""From continuous answers to admissible ones: rounding, then a local search with the exact model.
+
+For a fixed split and precision every constraint that depends on the batch
+(TPOT, TTFT, memory) only tightens as the batch grows, while the cost per token
+only falls (the weight fetch and collective latencies are amortised over more
+tokens). The cheapest batch of a split is therefore the largest one meeting
+those constraints, found by bisection on the exact model
+(:func:`~costmodel.optimizer.exact.largest_feasible_batch`).
+
+Splits live on lattices (the divisors of heads, layers, experts). The relaxed
+optimum is rounded to the lattice points around it; then a hill climb moves to
+the best neighbouring split while that lowers the objective. Neighbours are one
+lattice step in any combination of tp, pp and ep, plus every value along each
+single axis (a coordinate line search: cost along one axis can dip twice, e.g.
+expert parallelism trading replicated attention weights against KV room), each
+with every allowed precision. Cost is nearly flat across splits
+in the memory-bound regime, so the climb matters: it is what turns a good
+region into the best point.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .exact import Metrics, exact_metrics, largest_feasible_batch
+from .problem import Problem
+
+__all__ = ["lattice_neighbours", "round_to_lattice", "local_search", "MAX_CLIMB_STEPS"]
+
+MAX_CLIMB_STEPS = 32
+_INFEASIBLE = 1e12  # scores above this are infeasible; smaller excess ranks closer to feasible
+_DIMS = ("tp", "pp", "ep")
+
+
+def lattice_neighbours(values: tuple[int, ...], x: float, width: int = 1) -> list[int]:
+    """Admissible values bracketing ``x`` (floor and ceiling in ``values``), plus ``width`` more each side."""
+    v = np.asarray(values)
+    floor = max(int(np.searchsorted(v, x, side="right")) - 1, 0)
+    ceil = min(int(np.searchsorted(v, x, side="left")), len(v) - 1)
+    return [int(a) for a in v[max(floor - width, 0): ceil + width + 1]]
+
+
+def round_to_lattice(problem: Problem, u: np.ndarray, prec: np.ndarray, budget: int) -> set[tuple[int, ...]]:
+    """Admissible (tp, pp, ep, precision) points bracketing each continuous solution."""
+    pts = set()
+    for row, p in zip(u, prec):
+        opts = [lattice_neighbours(problem.degrees[d], float(np.exp(row[i + 1])), 0) for i, d in enumerate(_DIMS)]
+        pts.update((t, q, e, int(p)) for t, q, e in itertools.product(*opts) if t * q * e <= budget)
+    return pts
+
+
+def _neighbours(problem: Problem, pt: tuple[int, ...], budget: int) -> set[tuple[int, ...]]:
+    """One lattice step in any combination of tp, pp, ep, plus every value along each single
+    axis (a coordinate line search), each with every allowed precision."""
+    idx = [problem.degrees[d].index(pt[i]) for i, d in enumerate(_DIMS)]
+    steps = [range(max(i - 1, 0), min(i + 2, len(problem.degrees[d]))) for i, d in zip(idx, _DIMS)]
+    splits = {tuple(problem.degrees[d][j] for d, j in zip(_DIMS, js)) for js in itertools.product(*steps)}
+    for axis, d in enumerate(_DIMS):
+        for v in problem.degrees[d]:
+            splits.add(tuple(v if a == axis else pt[a] for a in range(3)))
+    return {(t, q, e, p) for t, q, e in splits if t * q * e <= budget for p in range(len(problem.precisions))}
+
+
+def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot_s: float | None):
+    arr = np.array(pts, dtype=np.int64).reshape(-1, 4)
+    splits, prec = arr[:, :3], arr[:, 3]
+    if objective == "latency":  # the smallest batch: one sequence per pipeline micro-batch
+        m = exact_metrics(problem, *(splits[:, i] for i in range(3)), splits[:, 1], prec, tpot_s=1e30)
+        batch, score = splits[:, 1].astype(float), np.where(m["fits"] & m["ok_chips"], m["step_time_s"], np.inf)
+    else:
+        batch, m = largest_feasible_batch(problem, splits, prec, tpot_s=tpot_s)
+        score = np.where((batch > 0) & m["feasible"], m["usd_per_mtok"], _INFEASIBLE + _violation(problem, m, tpot_s))
+    return batch, m, score
+
+
+def _violation(problem: Problem, m: Metrics, tpot_s: float | None) -> np.ndarray:
+    """How far an infeasible split is from feasibility (sum of log excesses), to steer the climb."""
+    tpot = problem.tpot_s if tpot_s is None else tpot_s
+    excess = [np.log(m["step_time_s"] / tpot), np.log(m["memory_bytes_per_chip"] / m["usable_bytes_per_chip"]),
+              np.where(m["ok_chips"], 0.0, 1.0)]
+    if problem.ttft_s is not None:
+        excess.append(np.log(m["ttft_s"] / problem.ttft_s))
+    return sum(np.maximum(0.0, e) for e in excess)
+
+
+def local_search(problem: Problem, start: set[tuple[int, ...]], objective: str = "cost",
+                 tpot_s: float | None = None, budget: int | None = None) -> tuple[dict, Metrics]:
+    """Hill-climb over splits from ``start``; returns every evaluated candidate and its exact metrics.
+
+    ``objective="cost"`` scores a split by the cost at its largest feasible batch;
+    ``"latency"`` by its step time at the smallest batch (fitting and within budget).
+    """
+    budget = budget or problem.max_chips
+    seen: dict[tuple[int, ...], int] = {}
+    rows: list[tuple] = []
+    frontier = sorted(start)
+    best, best_score = None, np.inf
+    for _ in range(MAX_CLIMB_STEPS):
+        frontier = [pt for pt in frontier if pt not in seen]
+        if not frontier:
+            break
+        batch, m, score = _evaluate(problem, frontier, objective, tpot_s)
+        for i, pt in enumerate(frontier):
+            seen[pt] = len(rows)
+            rows.append((pt, batch[i], {k: v[i] for k, v in m.items()}, score[i]))
+        i = int(np.argmin(score))
+        if score[i] >= best_score:
+            break
+        best, best_score = frontier[i], score[i]
+        frontier = sorted(_neighbours(problem, best, budget))
+    cands = {
+        "tp": np.array([r[0][0] for r in rows]), "pp": np.array([r[0][1] for r in rows]),
+        "ep": np.array([r[0][2] for r in rows]), "prec": np.array([r[0][3] for r in rows]),
+        "batch": np.array([r[1] for r in rows], dtype=float),
+    }
+    metrics = {k: np.array([r[2][k] for r in rows]) for k in rows[0][2]} if rows else {}
+    if objective == "cost" and rows:
+        metrics["feasible"] = metrics["feasible"] & (cands["batch"] > 0)
+    return cands, metrics

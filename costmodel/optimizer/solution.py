@@ -1,0 +1,188 @@
+"""The optimiser's answer: the chosen configuration, why, what it costs, what else came close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import functools
+
+import numpy as np
+
+from ..config import Parallel, Precision, Workload
+from ..inputs import scenario
+from ..prediction import Prediction, bound_of, evaluate
+from .exact import Metrics, exact_metrics
+from .problem import MAX_BATCH, Problem
+
+__all__ = ["Solution", "Choice", "pick", "choice_at", "binding_of", "shadow_price"]
+
+_CONSTRAINT_ORDER = (("ok_tpot", "tpot"), ("ok_ttft", "ttft"), ("fits", "memory"))
+_BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One admissible configuration with its exact metrics."""
+
+    batch: int
+    tp: int
+    pp: int
+    ep: int
+    prec: int
+    metrics: dict[str, float]
+
+    def config(self, problem: Problem) -> dict[str, Any]:
+        p = problem.precisions[self.prec]
+        return {"batch": self.batch, "tp": self.tp, "pp": self.pp, "ep": self.ep,
+                "replicas": int(self.metrics["replicas"]), "chips": int(self.metrics["chips"]),
+                "weights": p.weights, "kv": p.kv}
+
+
+def pick(cands: dict[str, np.ndarray], m: Metrics, mask: np.ndarray | None = None,
+         key: str = "usd_per_mtok") -> int | None:
+    """Index of the best candidate under ``mask`` (default: feasible): lowest ``key``, then step, then chips."""
+    mask = m["feasible"] if mask is None else mask
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return None
+    order = np.lexsort((m["chips"][idx], m["step_time_s"][idx], m[key][idx]))
+    return int(idx[order[0]])
+
+
+def choice_at(cands: dict[str, np.ndarray], m: Metrics, i: int) -> Choice:
+    return Choice(int(cands["batch"][i]), int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]),
+                  int(cands["prec"][i]), {k: float(v[i]) for k, v in m.items()})
+
+
+def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: int) -> list[Choice]:
+    """The cheapest feasible configuration of each other split/precision, best first."""
+    best: dict[tuple[int, ...], int] = {}
+    for i in np.flatnonzero(m["feasible"]):
+        key = (int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]), int(cands["prec"][i]))
+        if key != (chosen.tp, chosen.pp, chosen.ep, chosen.prec):
+            j = best.get(key)
+            if j is None or m["usd_per_mtok"][i] < m["usd_per_mtok"][j]:
+                best[key] = int(i)
+    ranked = sorted(best.values(), key=lambda i: (m["usd_per_mtok"][i], m["step_time_s"][i]))
+    return [choice_at(cands, m, i) for i in ranked[:n]]
+
+
+def binding_of(problem: Problem, c: Choice) -> str:
+    """Which constraint stops a larger batch: ``tpot``, ``ttft``, ``memory`` or ``batch_limit``."""
+    nxt = c.batch + c.pp
+    if nxt > MAX_BATCH:
+        return "batch_limit"
+    m = exact_metrics(problem, c.tp, c.pp, c.ep, nxt, c.prec)
+    for flag, name in _CONSTRAINT_ORDER:
+        if not bool(m[flag]):
+            return name
+    return "cost"  # a larger batch is feasible but not cheaper (e.g. more replicas for the demand)
+
+
+def shadow_price(c: Choice, binding: str) -> float:
+    """d(USD per Mtok)/d(latency target), in USD per Mtok per ms, at the chosen split (autodiff).
+
+    When a latency target binds, the batch grows with the target along
+    ``T(B) = target``, so ``dc/dtarget = (dc/dB)/(dT/dB)``, both derivatives taken
+    by forward-mode autodiff of the exact model. Zero when memory or the batch
+    limit binds (relaxing the target then buys nothing).
+    """
+    slope = c.metrics["dstep_dbatch"]
+    if binding not in ("tpot", "ttft") or slope <= 0:
+        return 0.0
+    return c.metrics["dcost_dbatch"] / slope * 1e-3
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The answer of :func:`costmodel.optimize`.
+
+    Attributes:
+        feasible: whether any configuration meets every constraint.
+        choice: the chosen configuration (the cheapest feasible one; when infeasible,
+            the cheapest one reaching the fastest achievable latency), or ``None`` if nothing fits.
+        prediction: the full prediction of the chosen configuration (breakdown, memory, bound).
+        binding: the constraint that stops a larger batch.
+        shadow_price_usd_per_mtok_per_ms: d(cost)/d(latency target), <= 0.
+        alternatives: the next cheapest configurations (other splits or precisions).
+        fastest_step_time_s: the fastest TPOT achievable under the chip budget.
+        message: a sentence a person can act on.
+    """
+
+    problem: Problem
+    feasible: bool
+    choice: Choice | None
+    binding: str
+    shadow_price_usd_per_mtok_per_ms: float
+    alternatives: list[Choice]
+    method: str
+    wall_time_s: float
+    fastest_step_time_s: float | None
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def prediction(self) -> Prediction | None:
+        """The full :class:`~costmodel.Prediction` of the chosen configuration."""
+        return predict_choice(self.problem, self.choice) if self.choice else None
+
+    @property
+    def bound(self) -> str | None:
+        """The dominant roofline term of the chosen configuration."""
+        return bound_of(self.choice.metrics) if self.choice else None
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        return self.choice.config(self.problem) if self.choice else None
+
+    @property
+    def usd_per_mtok(self) -> float | None:
+        return self.choice.metrics["usd_per_mtok"] if self.choice else None
+
+    @property
+    def step_time_s(self) -> float | None:
+        return self.choice.metrics["step_time_s"] if self.choice else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of ``costmodel optimize --json``."""
+        c = self.choice
+        d: dict[str, Any] = {
+            "feasible": self.feasible,
+            "config": self.config,
+            "usd_per_mtok": c.metrics["usd_per_mtok"] if c else None,
+            "step_time_s": c.metrics["step_time_s"] if c else None,
+            "ttft_s": c.metrics["ttft_s"] if c else None,
+            "tokens_per_s": c.metrics["tokens_per_s"] if c else None,
+            "binding": self.binding,
+            "bound": self.bound,
+            "memory_bytes_per_chip": c.metrics["memory_bytes_per_chip"] if c else None,
+            "breakdown_s": {k: c.metrics[f"{k}_s"] for k in _BREAKDOWN} if c else None,
+            "mfu": c.metrics["mfu"] if c else None,
+            "shadow_price_usd_per_mtok_per_ms": self.shadow_price_usd_per_mtok_per_ms,
+            "fastest_step_time_s": self.fastest_step_time_s,
+            "alternatives": [dict(a.config(self.problem), usd_per_mtok=a.metrics["usd_per_mtok"],
+                                  step_time_s=a.metrics["step_time_s"]) for a in self.alternatives],
+            "problem": {
+                "model": self.problem.model.name, "hardware": self.problem.hardware.name,
+                "context": self.problem.base.workload.context, "prompt": self.problem.base.workload.prompt,
+                "tpot_s": self.problem.tpot_s, "ttft_s": self.problem.ttft_s,
+                "max_chips": self.problem.max_chips, "demand_tokens_per_s": self.problem.demand_tokens_per_s,
+                "usd_per_chip_hour": self.problem.base.usd_per_chip_hour,
+            },
+            "method": self.method,
+            "wall_time_s": self.wall_time_s,
+            "message": self.message,
+        }
+        d.update(self.extra)
+        return d
+
+
+def predict_choice(problem: Problem, c: Choice) -> Prediction:
+    """The full :class:`Prediction` of a choice (breakdown, memory, bound)."""
+    b = problem.base
+    prec = problem.precisions[c.prec]
+    sc = scenario(b.model, b.hardware, Workload(batch=c.batch, context=b.workload.context, prompt=b.workload.prompt),
+                  Parallel(tp=c.tp, pp=c.pp, ep=c.ep, replicas=int(c.metrics["replicas"])),
+                  Precision(prec.weights, prec.kv, prec.math), b.efficiency, b.usd_per_chip_hour)
+    return evaluate(sc, problem.rules)
