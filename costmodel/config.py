@@ -54,15 +54,35 @@ class Parallel:
 
     ``chips per replica = tp·pp·ep``; validity against a model is checked by
     :func:`costmodel.parallel.check_parallel`.
+
+    Attributes:
+        tp, pp, ep: tensor-parallel, pipeline and expert-parallel degrees.
+        replicas: data-parallel copies of the replica.
+        mesh: the tensor-parallel group as a mesh ``(X, Y, Z)`` with
+            ``X·Y·Z = tp`` (1 to 3 axes; missing axes are 1). It sets the torus
+            axes a collective crosses and the 2D / weight-gathered layouts
+            (THEORY.md 13). ``None``: a balanced mesh over the chip's torus
+            axes (64 TPU v4 chips: 4x4x4), see :func:`costmodel.parallel.default_mesh`.
     """
 
     tp: int = 1
     pp: int = 1
     ep: int = 1
     replicas: int = 1
+    mesh: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _positive(self, ("tp", "pp", "ep", "replicas"), integer=True)
+        if self.mesh is not None:
+            mesh = tuple(self.mesh)
+            ok = 1 <= len(mesh) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
+                                             for a in mesh)
+            if not ok:
+                raise ConfigError(f"mesh must be 1 to 3 whole numbers >= 1 (e.g. (4, 4, 4)), got {self.mesh!r}")
+            if math.prod(mesh) != self.tp:
+                raise ConfigError(f"mesh {'x'.join(map(str, mesh))} has {math.prod(mesh)} chips but tp={self.tp}; "
+                                  f"its axes must multiply to tp")
+            object.__setattr__(self, "mesh", mesh)
 
     @property
     def chips_per_replica(self) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError
-from .parallel import check_parallel
+from .parallel import check_parallel, mesh_of
 from .specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision
 from .specs.catalog import load_hardware, load_model
 
@@ -35,6 +36,11 @@ class Scenario:
     activations: str
     usd_per_chip_hour: float
 
+    @property
+    def mesh(self) -> tuple[int, int, int]:
+        """The tensor-parallel mesh ``(X, Y, Z)``, ``X·Y·Z = tp`` (:func:`costmodel.parallel.mesh_of`)."""
+        return mesh_of(self.parallel, self.hardware)
+
     def inputs(self) -> dict[str, float]:
         """Symbol name -> value for every input of the compiled model."""
         vals = self.model.inputs()
@@ -53,6 +59,10 @@ class Scenario:
             ep=float(self.parallel.ep),
             replicas=float(self.parallel.replicas),
         )
+        x, y, _ = self.mesh
+        tp = self.parallel.tp
+        vals.update(mesh_x_share=math.log(x) / math.log(tp) if tp > 1 else 0.0,
+                    mesh_y_share=math.log(y) / math.log(tp) if tp > 1 else 0.0)
         return vals
 
 
@@ -62,11 +72,20 @@ def scenario(
     workload: Workload = Workload(),
     parallel: Parallel = Parallel(),
     precision: Precision = Precision(),
-    efficiency: Efficiency = IDEAL,
+    efficiency: Efficiency | str = IDEAL,
     usd_per_chip_hour: float | None = None,
 ) -> Scenario:
-    """Resolve names and defaults and validate everything; raise a clear error on bad input."""
+    """Resolve names and defaults and validate everything; raise a clear error on bad input.
+
+    ``efficiency`` is an :class:`Efficiency`, or a profile: ``"ideal"``, ``"calibrated"`` or the
+    path of a profile JSON (:func:`costmodel.calibrate.resolve`; it may also set the chip's
+    collective latency).
+    """
     m, h = load_model(model), load_hardware(hardware)
+    if not isinstance(efficiency, Efficiency):
+        from .calibrate.profile import resolve_efficiency  # JAX-free
+
+        efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
     check_parallel(m, parallel)
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)

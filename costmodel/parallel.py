@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from .config import Parallel
 from .errors import ConfigError
-from .specs import ModelSpec
+from .specs import HardwareSpec, ModelSpec
 
-__all__ = ["divisors", "check_parallel", "valid_degrees"]
+__all__ = ["divisors", "check_parallel", "valid_degrees", "default_mesh", "mesh_of"]
 
 
 def divisors(n: int) -> list[int]:
@@ -43,3 +43,32 @@ def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
             raise ConfigError(
                 f"{name}={v} {verb} {what[name]} of {model.name}; valid: {', '.join(map(str, allowed))}"
             )
+
+
+def default_mesh(tp: int, dims: int) -> tuple[int, int, int]:
+    """The most balanced ``(X, Y, Z)`` with ``X·Y·Z = tp`` over ``dims`` axes, smallest first.
+
+    Balanced means the longest axis is as short as possible (fewest hops, most
+    axes busy); unused axes are 1. ``default_mesh(64, 3) == (4, 4, 4)`` (TPU v4,
+    [E]), ``default_mesh(16, 2) == (4, 4, 1)``, ``default_mesh(8, 2) == (2, 4, 1)``.
+    """
+    dims = max(1, min(3, dims))
+    meshes = {tuple(sorted((x, y, tp // (x * y)))) for x in divisors(tp) for y in divisors(tp // x)}
+    fitting = [m for m in meshes if sum(a > 1 for a in m) <= dims]
+    best = min(fitting, key=lambda m: (max(m), -min(m), m))
+    ones = tuple(a for a in best if a == 1)
+    x, y, z = tuple(a for a in best if a > 1) + ones
+    return x, y, z
+
+
+def mesh_of(parallel: Parallel, hardware: HardwareSpec) -> tuple[int, int, int]:
+    """The ``(X, Y, Z)`` tensor-parallel mesh of ``parallel`` on ``hardware``.
+
+    The explicit ``parallel.mesh`` padded with 1s, or :func:`default_mesh` over
+    the chip's torus axes (switched fabrics: 2 logical axes, enough for the 2D layout).
+    """
+    if parallel.mesh is not None:
+        m = tuple(parallel.mesh) + (1,) * (3 - len(parallel.mesh))
+        return m[0], m[1], m[2]
+    dims = hardware.torus_dims if hardware.topology == "torus" and hardware.torus_dims else 2
+    return default_mesh(parallel.tp, dims)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .compile import compiled
+from .errors import ConfigError
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .specs import HardwareSpec, ModelSpec
@@ -48,6 +49,27 @@ class Prediction:
         """Whether weights, KV cache and activations fit in the usable HBM of each chip."""
         return self.values["memory_bytes_per_chip"] <= self.values["usable_bytes_per_chip"]
 
+    def memory_message(self) -> str:
+        """One line on memory per chip: what the split needs, what is usable, and how to fix a misfit."""
+        v = self.values
+        need, usable = v["memory_bytes_per_chip"], v["usable_bytes_per_chip"]
+        parts = (f"weights {_gb(v['weight_bytes_per_chip'])}, KV {_gb(v['kv_bytes_per_chip'])}, "
+                 f"activations {_gb(v['activation_bytes_per_chip'])}")
+        if self.fits:
+            return f"needs {_gb(need)} per chip ({parts}) of {_gb(usable)} usable"
+        room = (f"at most {v['max_batch']:.4g} sequences fit at this context and split"
+                if v["max_batch"] > 0 else "the weights alone do not fit")
+        return (f"does not fit: needs {_gb(need)} per chip ({parts}) but {_gb(usable)} is usable; "
+                f"{room}; use more chips (tp/pp/ep), batch-sharded attention, a smaller batch or context, "
+                "or lower precision")
+
+    def require_fit(self) -> "Prediction":
+        """Return ``self`` if it fits in memory, else raise a :class:`ConfigError` saying what it needs."""
+        if not self.fits:
+            raise ConfigError(f"{self.scenario.model.name} on {self.scenario.hardware.name} "
+                              + self.memory_message())
+        return self
+
     @property
     def bound(self) -> str:
         """The dominant term: ``"compute"``, ``"memory"`` or ``"communication"``."""
@@ -78,12 +100,32 @@ class Prediction:
             "breakdown_s": self.breakdown_s,
             "memory_breakdown_bytes": {k: v[f"{k}_bytes_per_chip"] for k in ("weight", "kv", "activation")},
             "workload": asdict(s.workload),
-            "parallel": asdict(s.parallel) | {"chips_per_replica": s.parallel.chips_per_replica},
+            "max_batch": v["max_batch"],
+            "max_context": v["max_context"],
+            "parallel": self._parallel_dict(),
             "precision": {"weights": s.weights, "kv": s.kv, "math": s.math, "activations": s.activations},
             "usd_per_chip_hour": s.usd_per_chip_hour,
             "efficiency": s.efficiency.name,
             "rules": asdict(self.rules),
         }
+
+
+    def _parallel_dict(self) -> dict[str, Any]:
+        v, s, par = self.values, self.scenario, self.scenario.parallel
+        return {
+            "tp": par.tp, "pp": par.pp, "ep": par.ep, "replicas": par.replicas,
+            "chips_per_replica": par.chips_per_replica,
+            "mesh": list(s.mesh),
+            "layout": self.rules.layout,
+            "attention_sharding": self.rules.attention_sharding,
+            "kv_replication": v["kv_replication"],
+            "tp_in_scale_up_domain": par.tp * par.ep <= s.hardware.scale_up_domain_chips,
+            "communication_s": {k: v[f"communication_{k}_s"] for k in ("tp", "ep", "pp")},
+        }
+
+
+def _gb(b: float) -> str:
+    return f"{b / 1e9:.3g} GB"
 
 
 def evaluate(sc: Scenario, rules: Rules = Rules()) -> Prediction:
@@ -109,11 +151,12 @@ def predict(
         model: a catalog name, a path to a Hugging Face ``config.json``, or a :class:`ModelSpec`.
         hardware: a catalog chip name or a :class:`HardwareSpec`.
         workload: batch, context, prompt and phase.
-        parallel: tp/pp/ep degrees and replicas.
+        parallel: tp/pp/ep degrees, replicas and the tensor-parallel mesh.
         precision: weight, KV, math and activation formats.
         efficiency: achievable fractions of peak (default: the ideal roofline).
         usd_per_chip_hour: price override (default: the chip's catalog price).
-        rules: how terms combine; its phase defaults to the workload's.
+        rules: how terms combine, the layout and attention sharding; its phase
+            follows the workload's.
 
     Returns:
         A :class:`Prediction`; ``fits`` says whether the configuration fits in memory.
@@ -131,6 +174,6 @@ def predict(
     """
     rules = rules or Rules(phase=workload.phase)
     if rules.phase != workload.phase:
-        rules = Rules(workload.phase, rules.combine, rules.comm_overlap, rules.expert_fetch)
+        rules = replace(rules, phase=workload.phase)
     sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour)
     return evaluate(sc, rules)

@@ -27,7 +27,9 @@ def draw(rng: np.random.Generator) -> dict:
     context = float(np.round(np.exp(rng.uniform(np.log(512), np.log(131072)))))
     tpot = float(np.exp(rng.uniform(np.log(1e-3), np.log(0.2))))
     max_chips = int(rng.choice([8, 16, 32, 64, 128, 256]))
-    return dict(model=model, hardware=hw, context=context, tpot_s=tpot, max_chips=max_chips)
+    native = cm.load_model(model).native_precision
+    weights = native if native in cm.load_hardware(hw).flops_per_s else "bf16"  # e.g. fp8 DeepSeek on TPUs
+    return dict(model=model, hardware=hw, context=context, tpot_s=tpot, max_chips=max_chips, weights=weights)
 
 
 def main() -> None:
@@ -47,7 +49,7 @@ def main() -> None:
         for method in ("gradient", "exhaustive"):
             t = time.perf_counter()
             s = cm.optimize(p["model"], p["hardware"], context=p["context"], tpot_s=p["tpot_s"],
-                            max_chips=p["max_chips"], method=method)
+                            max_chips=p["max_chips"], weights=p["weights"], method=method)
             out[method] = (s, time.perf_counter() - t)
         g, e = out["gradient"][0], out["exhaustive"][0]
         agree = g.feasible == e.feasible

@@ -16,7 +16,12 @@ __all__ = ["main", "COMMANDS"]
 #: subcommand -> module under costmodel.cli defining ``add_arguments(parser)`` and ``run(args)``.
 COMMANDS: dict[str, str] = {
     "predict": "predict_cmd",
+    "optimize": "optimize_cmd",
+    "search": "search_cmd",
     "list": "list_cmd",
+    "sweep": "sweep_cmd",
+    "plot": "plot_cmd",
+    "report": "report_cmd",
 }
 
 

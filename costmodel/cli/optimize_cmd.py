@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None,
                    help="weight precision or a comma-separated set to choose from (default: the model's)")
     p.add_argument("--kv", default=None, help="KV precision or a comma-separated set (default bf16)")
+    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
+                   help="efficiency profile: calibrated (fitted to published measurements, default), "
+                        "ideal (the roofline bound) or a profile JSON file")
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -38,7 +41,7 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
         args.model, args.hardware, context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
         demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
-        method=method,
+        efficiency=args.efficiency, method=method,
     )
 
 

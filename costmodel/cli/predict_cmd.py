@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..config import Parallel, Workload
 from ..prediction import predict
 from ..symbolic import Rules
-from ..symbolic.rules import COMBINES, COMM_OVERLAPS, EXPERT_FETCHES
+from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
 from .common import (add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds, positive_float,
                      precision_from, print_json)
 
@@ -29,17 +30,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="whether communication overlaps compute (default none)")
     p.add_argument("--expert-fetch", choices=EXPERT_FETCHES, default="expected",
                    help="MoE: stream the experts a step touches on average, or all (default expected)")
+    p.add_argument("--layout", choices=LAYOUTS, default="1d-ws",
+                   help="tensor-parallel layout (Pope et al. 2022): 1d-ws (Megatron, default), 2d-ws "
+                        "(2D weight-stationary), wg-x / wg-xy / wg-xyz (weight-gathered)")
+    p.add_argument("--attention-sharding", choices=ATTENTION_SHARDINGS, default="heads",
+                   help="shard attention and the KV cache over heads (default; KV replicated past the KV "
+                        "heads) or over the batch (no replication, two all-to-alls per layer)")
+    p.add_argument("--mesh", type=mesh_type, default=None,
+                   help="tensor-parallel mesh XxYxZ with X*Y*Z = tp, e.g. 4x4x4 "
+                        "(default: balanced over the chip's torus axes)")
+    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
+                   help="efficiency profile: calibrated (fitted to published measurements, default; "
+                        "docs/calibration.md), ideal (the roofline lower bound) or a profile JSON file")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+def mesh_type(text: str) -> tuple[int, ...]:
+    """argparse type: ``4x4x4`` -> ``(4, 4, 4)`` (1 to 3 whole numbers >= 1)."""
+    if not re.fullmatch(r"[1-9][0-9]*(x[1-9][0-9]*){0,2}", text):
+        raise argparse.ArgumentTypeError(f"expected 1 to 3 whole numbers >= 1 joined by 'x' (e.g. 4x4x4), got {text!r}")
+    return tuple(int(a) for a in text.split("x"))
 
 
 def run(args: argparse.Namespace) -> int:
     pred = predict(
         args.model, args.hardware,
         Workload(batch=args.batch, context=args.context, prompt=args.prompt, phase=args.phase),
-        parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas),
+        parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=args.mesh),
         precision=precision_from(args),
+        efficiency=args.efficiency,
         usd_per_chip_hour=args.price,
-        rules=Rules(args.phase, args.combine, args.overlap, args.expert_fetch),
+        rules=Rules(args.phase, args.combine, args.overlap, args.expert_fetch, layout=args.layout,
+                    attention_sharding=args.attention_sharding),
     )
     d = pred.to_dict()
     if args.json:
@@ -56,6 +78,8 @@ def render(d: dict) -> str:
     rows = [
         ("model / chip", f"{d['model']} on {d['hardware']}"),
         ("split", f"tp={par['tp']} pp={par['pp']} ep={par['ep']} x {par['replicas']} replica(s) = {d['chips']} chips"),
+        ("layout", f"{par['layout']} on mesh {'x'.join(map(str, par['mesh']))}, attention over "
+                   f"{par['attention_sharding']} (KV x{par['kv_replication']:g})"),
         ("precision", f"weights {prec['weights']}, KV {prec['kv']}, math {prec['math']}"),
         ("workload", f"{d['phase']}, batch {d['workload']['batch']:g}, context {d['workload']['context']:g}, "
                      f"prompt {d['workload']['prompt']:g}"),
@@ -65,13 +89,22 @@ def render(d: dict) -> str:
         ("MFU", f"{d['mfu']:.1%}"),
         ("memory / chip", f"{fmt_bytes(d['memory_bytes_per_chip'])} of {fmt_bytes(d['usable_bytes_per_chip'])}"
                           + ("" if d["fits"] else "  DOES NOT FIT")),
+        ("capacity", f"max batch {d['max_batch']:,.0f} at this context, max context {d['max_context']:,.0f} "
+                     "at this batch"),
     ]
     rows += [(f"  {k}", fmt_seconds(v)) for k, v in d["breakdown_s"].items()]
+    comm = par["communication_s"]
+    if d["breakdown_s"]["communication"] > 0:
+        rows += [(f"    {k}", fmt_seconds(v)) for k, v in comm.items() if v > 0]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     if not d["fits"]:
         mb = d["memory_breakdown_bytes"]
         lines.append(f"warning: needs {fmt_bytes(d['memory_bytes_per_chip'])} per chip (weights {fmt_bytes(mb['weight'])}, "
-                     f"KV {fmt_bytes(mb['kv'])}) but {fmt_bytes(d['usable_bytes_per_chip'])} is usable; "
-                     "use more chips (--tp/--pp), a smaller batch or context, or lower precision")
+                     f"KV {fmt_bytes(mb['kv'])}, activations {fmt_bytes(mb['activation'])}) but "
+                     f"{fmt_bytes(d['usable_bytes_per_chip'])} is usable; "
+                     + (f"at most {d['max_batch']:,.1f} sequences fit; " if d["max_batch"] > 0
+                        else "the weights alone do not fit; ")
+                     + "use more chips (--tp/--pp/--ep), --attention-sharding batch, a smaller batch or context, "
+                     "or lower precision")
     return "\n".join(lines)

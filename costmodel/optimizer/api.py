@@ -109,7 +109,7 @@ def optimize(
     weights: str | tuple[str, ...] | None = None,
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
-    efficiency: Efficiency = IDEAL,
+    efficiency: Efficiency | str = IDEAL,
     rules: Rules = Rules(),
     method: str = "gradient",
     n_alternatives: int = 3,
@@ -130,7 +130,8 @@ def optimize(
         demand_tokens_per_s: output tokens/s to serve (sets the replicas), or ``None``.
         weights, kv: a precision or a set to choose from (tuple or ``"bf16,fp8"``).
         usd_per_chip_hour: price override.
-        efficiency: achievable fractions of peak (default: the ideal roofline).
+        efficiency: achievable fractions of peak, or a profile name (``"ideal"``, ``"calibrated"``)
+            or path (default: the ideal roofline).
         rules: how roofline terms combine.
         method: ``"gradient"`` (relaxation + augmented Lagrangian + local exact search)
             or ``"exhaustive"`` (every admissible configuration).

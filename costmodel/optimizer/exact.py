@@ -114,9 +114,13 @@ def _fns(problem_key):
 
         lo, _ = jax.lax.fori_loop(0, BISECTION_STEPS, body, (lo, hi))
         batch = lo * pp
-        return batch, metrics(x | {"batch": jnp.maximum(batch, pp)}, *limits)
+        out = metrics(x | {"batch": jnp.maximum(batch, pp)}, *limits)
+        nxt = metrics(x | {"batch": batch + pp}, *limits)  # what stops a larger batch
+        out.update({f"next_{k}": nxt[k] for k in ("ok_tpot", "ok_ttft", "fits")})
+        return batch, out
 
-    return jax.jit(metrics), jax.jit(largest_batch)
+    # the batch search runs on a few hundred candidates: compile fast rather than run fast
+    return jax.jit(metrics), jax.jit(largest_batch, compiler_options={"xla_backend_optimization_level": 0})
 
 
 def _limits(problem: Problem, tpot_s: float | None):

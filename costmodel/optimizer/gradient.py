@@ -35,6 +35,7 @@ SHARPNESS_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 #: that tp, pp and ep settle on admissible values (a homotopy from continuous to discrete)
 LATTICE_SCHEDULE = (0.0, 0.0, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)
 LATTICE_SLOTS = 32
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
 INNER_STEPS = 120
 LEARNING_RATE = 0.08
 N_CONSTRAINTS = 4  # tpot, ttft, memory, chips
@@ -82,10 +83,16 @@ def _representative_inputs(problem: Problem, max_chips: int) -> dict[str, float]
     return {k: float(v[0]) for k, v in split_inputs(problem, np.array([[tp, 1, 1]])).items()}
 
 
-def _starts(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A few spread starting points in the box (not a search grid: 4 points)."""
-    fr = np.array([[0.3, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.5], [0.6, 0.3, 0.3, 0.7], [0.8, 1.0, 0.5, 1.0]])
-    return lo + fr * (hi - lo)
+def _starts(lo: np.ndarray, hi: np.ndarray, max_chips: int) -> np.ndarray:
+    """Eight spread starting points (not a search grid): the chip budget spent on no axis, on each of
+    tp, pp and ep alone, on each pair, and on all three; the batch mid-range (log scale)."""
+    budget = np.log(max_chips)
+    shares = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1],
+                       [.5, .5, 0], [.5, 0, .5], [0, .5, .5], [1 / 3, 1 / 3, 1 / 3]])
+    u = np.empty((len(shares), 4))
+    u[:, 0] = 0.5 * (lo[0] + hi[0])
+    u[:, 1:] = np.clip(shares * budget, lo[1:], hi[1:])
+    return u
 
 
 @functools.cache
@@ -150,7 +157,8 @@ def _solver(structure, rules, has_ttft: bool, objective: str):
         (u, lam, _, f, _), _ = jax.lax.scan(outer, init, schedule)
         return u, f, lam
 
-    return jax.jit(solve)
+    # LLVM optimisation level 0: compiles in about two thirds of the time; the loop is small either way
+    return jax.jit(solve, compiler_options=_FAST_COMPILE)
 
 
 def relaxed_solve(problem: Problem, objective: str = "cost", *, max_chips: int | None = None) -> RelaxedResult:
@@ -165,7 +173,7 @@ def relaxed_solve(problem: Problem, objective: str = "cost", *, max_chips: int |
     max_chips = max_chips or problem.max_chips
     lo, hi = _bounds(problem, max_chips)
     active = (hi > lo).astype(float)
-    starts = _starts(lo, hi)
+    starts = _starts(lo, hi, max_chips)
     n_prec, n_starts = len(problem.precisions), len(starts)
     prec_idx = np.repeat(np.arange(n_prec), n_starts)
     xs = {k: jnp.full(len(prec_idx), v, dtype=float) for k, v in _representative_inputs(problem, max_chips).items()}

@@ -126,7 +126,7 @@ def make_problem(
     weights: str | tuple[str, ...] | None = None,
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
-    efficiency: Efficiency = IDEAL,
+    efficiency: Efficiency | str = IDEAL,
     rules: Rules = Rules(),
 ) -> Problem:
     """Validate the inputs of :func:`costmodel.optimize` and build a :class:`Problem`."""

@@ -10,10 +10,11 @@ those constraints, found by bisection on the exact model
 Splits live on lattices (the divisors of heads, layers, experts). The relaxed
 optimum is rounded to the lattice points around it; then a hill climb moves to
 the best neighbouring split while that lowers the objective. Neighbours are one
-lattice step in any combination of tp, pp and ep, plus every value along each
-single axis (a coordinate line search: cost along one axis can dip twice, e.g.
-expert parallelism trading replicated attention weights against KV room), each
-with every allowed precision. Cost is nearly flat across splits
+lattice step in any combination of tp, pp and ep, every value along each single
+axis (a coordinate line search: cost along one axis can dip twice, e.g. expert
+parallelism trading replicated attention weights against KV room), and
+exchanges that move chips from one axis to another at about the same count
+(pipeline stages traded for expert groups), each with every allowed precision. Cost is nearly flat across splits
 in the memory-bound regime, so the climb matters: it is what turns a good
 region into the best point.
 """
@@ -52,15 +53,30 @@ def round_to_lattice(problem: Problem, u: np.ndarray, prec: np.ndarray, budget: 
 
 
 def _neighbours(problem: Problem, pt: tuple[int, ...], budget: int) -> set[tuple[int, ...]]:
-    """One lattice step in any combination of tp, pp, ep, plus every value along each single
-    axis (a coordinate line search), each with every allowed precision."""
+    """One lattice step in any combination of tp, pp, ep, every value along each single axis (a
+    coordinate line search) and the exchanges between two axes, each with every allowed precision."""
     idx = [problem.degrees[d].index(pt[i]) for i, d in enumerate(_DIMS)]
     steps = [range(max(i - 1, 0), min(i + 2, len(problem.degrees[d]))) for i, d in zip(idx, _DIMS)]
     splits = {tuple(problem.degrees[d][j] for d, j in zip(_DIMS, js)) for js in itertools.product(*steps)}
     for axis, d in enumerate(_DIMS):
         for v in problem.degrees[d]:
             splits.add(tuple(v if a == axis else pt[a] for a in range(3)))
+    splits |= _exchanges(problem, pt)
     return {(t, q, e, p) for t, q, e in splits if t * q * e <= budget for p in range(len(problem.precisions))}
+
+
+def _exchanges(problem: Problem, pt: tuple[int, ...]) -> set[tuple[int, int, int]]:
+    """Moves that shift chips from one axis to another at about the same chip count: for each pair of
+    axes (a, b) and each value of a, the values of b bracketing ``pt[a]·pt[b] / a``."""
+    out = set()
+    for a, b in itertools.permutations(range(3), 2):
+        pair = pt[a] * pt[b]
+        for va in problem.degrees[_DIMS[a]]:
+            for vb in lattice_neighbours(problem.degrees[_DIMS[b]], pair / va, 0):
+                new = list(pt[:3])
+                new[a], new[b] = va, vb
+                out.add(tuple(new))
+    return out
 
 
 def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot_s: float | None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import functools
@@ -69,15 +69,21 @@ def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: in
 
 
 def binding_of(problem: Problem, c: Choice) -> str:
-    """Which constraint stops a larger batch: ``tpot``, ``ttft``, ``memory`` or ``batch_limit``."""
-    nxt = c.batch + c.pp
-    if nxt > MAX_BATCH:
+    """Which constraint stops a larger batch: ``tpot``, ``ttft``, ``memory`` or ``batch_limit``.
+
+    Read off the exact model at the next admissible batch (the batch search carries those flags as
+    ``next_*``); ``cost`` when a larger batch is feasible but not cheaper (it needs another replica).
+    """
+    if c.batch + c.pp > MAX_BATCH:
         return "batch_limit"
-    m = exact_metrics(problem, c.tp, c.pp, c.ep, nxt, c.prec)
+    nxt = {f: c.metrics[f"next_{f}"] for f, _ in _CONSTRAINT_ORDER if f"next_{f}" in c.metrics}
+    if len(nxt) < len(_CONSTRAINT_ORDER):
+        m = exact_metrics(problem, c.tp, c.pp, c.ep, c.batch + c.pp, c.prec)
+        nxt = {f: m[f] for f, _ in _CONSTRAINT_ORDER}
     for flag, name in _CONSTRAINT_ORDER:
-        if not bool(m[flag]):
+        if not bool(nxt[flag]):
             return name
-    return "cost"  # a larger batch is feasible but not cheaper (e.g. more replicas for the demand)
+    return "cost"
 
 
 def shadow_price(c: Choice, binding: str) -> float:
@@ -120,7 +126,6 @@ class Solution:
     wall_time_s: float
     fastest_step_time_s: float | None
     message: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def prediction(self) -> Prediction | None:
@@ -174,7 +179,6 @@ class Solution:
             "wall_time_s": self.wall_time_s,
             "message": self.message,
         }
-        d.update(self.extra)
         return d
 
 

@@ -31,6 +31,8 @@ class HardwareSpec:
         scale_up_domain_chips: chips reachable at that bandwidth (node or pod).
         scale_out_bytes_per_s: per-chip share of the bandwidth leaving the domain.
         collective_latency_s: fixed latency of one collective.
+        collective_step_latency_s: latency of one step of a collective: one of
+            the ``n-1`` ring steps of a pass on a switch (NCCL LL), one hop on a torus.
         usd_per_chip_hour: default price; ``price_date`` says when it was quoted.
 
     Example:
@@ -41,7 +43,7 @@ class HardwareSpec:
     """
 
     name: str
-    flops_per_s: dict[str, float]
+    flops_per_s: dict[str, float] = field(hash=False)
     hbm_bytes_per_s: float
     hbm_bytes: float
     scale_up_bytes_per_s: float
@@ -49,6 +51,7 @@ class HardwareSpec:
     scale_out_bytes_per_s: float
     collective_latency_s: float
     usd_per_chip_hour: float
+    collective_step_latency_s: float = 0.0
     topology: Literal["switch", "torus"] = "switch"
     torus_dims: int = 0
     price_date: str = ""
@@ -62,8 +65,10 @@ class HardwareSpec:
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise SpecError(f"{where}: {f} must be a positive number, got {v!r}")
-        if not (isinstance(self.collective_latency_s, (int, float)) and self.collective_latency_s >= 0):
-            raise SpecError(f"{where}: collective_latency_s must be >= 0, got {self.collective_latency_s!r}")
+        for f in ("collective_latency_s", "collective_step_latency_s"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise SpecError(f"{where}: {f} must be >= 0, got {v!r}")
         if not self.flops_per_s:
             raise SpecError(f"{where}: flops_per_s needs at least one precision")
         for p, v in self.flops_per_s.items():
@@ -92,6 +97,8 @@ class HardwareSpec:
             "scale_up_domain_chips": float(self.scale_up_domain_chips),
             "scale_out_bytes_per_s": float(self.scale_out_bytes_per_s),
             "collective_latency_s": float(self.collective_latency_s),
+            "collective_step_latency_s": float(self.collective_step_latency_s),
+            "is_torus": 1.0 if self.topology == "torus" else 0.0,
             "usd_per_chip_hour": float(self.usd_per_chip_hour),
         }
 

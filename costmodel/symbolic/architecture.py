@@ -24,6 +24,8 @@ __all__ = [
     "decode_attention_flops_per_token",
     "prefill_attention_flops_per_sequence",
     "kv_heads_replication",
+    "layer_hidden_width",
+    "attention_io_width",
 ]
 
 L, D, Nq, Nkv, H, V, F, m = sym("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head",
@@ -121,13 +123,40 @@ def kv_bytes_per_token(st: ModelStructure) -> sp.Expr:
     return L * per_layer * bkv
 
 
-def kv_heads_replication(st: ModelStructure) -> sp.Expr:
-    """KV replication factor ``r_kv`` under head-sharded tensor parallelism (THEORY.md 4.2).
+def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") -> sp.Expr:
+    """KV replication factor ``r_kv`` under tensor parallelism (THEORY.md 4.2, 13.3).
 
-    GQA: ``max(1, tp/N_kv)``; MLA's single latent is replicated on every TP rank: ``tp``.
+    Head-sharded attention: GQA ``max(1, tp/N_kv)`` (MQA: ``tp``, [E]'s
+    "baseline multiquery" trap); MLA's single latent is replicated on every TP
+    rank: ``tp``. Batch-sharded attention ([E]): ``1``.
     """
+    if attention_sharding == "batch":
+        return sp.Integer(1)
     tp = sym("tp")
     return sp.Max(1, tp / Nkv) if st.attention == "gqa" else tp
+
+
+def layer_hidden_width(st: ModelStructure) -> sp.Expr:
+    """Mean feed-forward hidden width a token sees per layer (``F`` of THEORY.md 13.2).
+
+    Dense: ``d_ff``. MoE: dense layers' ``F`` and MoE layers' ``(k + E_s)·F_e``, averaged over layers.
+    """
+    if st.mlp == "dense":
+        return F
+    return ((L - Lmoe) * F + Lmoe * (k + Es) * Fe) / L
+
+
+def attention_io_width(st: ModelStructure) -> tuple[sp.Expr, sp.Expr]:
+    """Elements per token of the query and of the attention output moved by batch-sharded attention.
+
+    GQA: the new token's ``N_q·H`` query plus its ``2·N_kv·H`` key and value
+    in, ``N_q·H`` out (THEORY.md 5.5, 13.3). MLA with absorbed projections: the
+    query in latent space ``N_q·(d_c + d_R)`` plus the new latent ``d_c + d_R``
+    in, the latent output ``N_q·d_c`` out.
+    """
+    if st.attention == "gqa":
+        return Nq * H + 2 * Nkv * H, Nq * H
+    return (Nq + 1) * (dc + dR), Nq * dc
 
 
 def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:

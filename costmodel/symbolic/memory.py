@@ -6,6 +6,8 @@ split over stages, heads and expert groups, times the replication ``r_kv`` of
 head-sharded attention past the KV heads. Pipelining divides weights per chip
 but, at a fixed micro-batch, not KV per chip (THEORY.md 4.2): with the global
 batch ``B = pp·b`` fixed, ``B/pp = b`` sequences' cache lands on each stage.
+Batch-sharded attention ([E], THEORY.md 13.3) stores each sequence's cache on
+one chip of the tensor-parallel group: no replication.
 """
 
 from __future__ import annotations
@@ -22,24 +24,48 @@ __all__ = ["memory_terms"]
 
 
 def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
-    """Bytes per chip: ``weight_bytes_per_chip``, ``kv_bytes_per_chip``,
-    ``activation_bytes_per_chip``, their sum ``memory_bytes_per_chip``, and
-    ``usable_bytes_per_chip`` (``u·M``)."""
+    """Bytes per chip under the split, and the largest batch and context that fit.
+
+    Returns ``weight_bytes_per_chip``, ``kv_bytes_per_chip``,
+    ``activation_bytes_per_chip``, their sum ``memory_bytes_per_chip``,
+    ``usable_bytes_per_chip`` (``u·M``; ``1-u`` is the reserved fraction),
+    ``kv_replication`` (``r_kv``), and the capacity closed forms of THEORY.md
+    4.2 (continuous: floor them for a whole count; 0 when the weights alone do
+    not fit):
+
+    * ``max_batch``: ``B_max = (u·M - W_chip)·B/(KV_chip + A_chip)``: the KV
+      cache and activations grow linearly in ``B``, the weights do not.
+    * ``max_context``: the cached length per sequence at batch ``B`` (the prompt
+      in prefill), ``S_max = (u·M - W_chip - A_0)/(∂(KV_chip + A_chip)/∂S)``
+      with ``A_0`` the part of the activations that does not grow with ``S``.
+    """
     B, S, T, tp, pp, ep = sym("batch", "context", "prompt", "tp", "pp", "ep")
     D, V, bw, ba, M, u = sym("d_model", "vocab_size", "weight_bytes", "activation_bytes",
                              "hbm_bytes", "memory_fraction")
     p = arch.param_counts(st)
     weights = bw * ((p.total - p.routed) / (tp * pp) + p.routed / (tp * pp * ep))
     cached = S if rules.phase == "decode" else T
-    kv = B * cached * arch.kv_bytes_per_token(st) * arch.kv_heads_replication(st) / (tp * pp * ep)
+    r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
+    kv_per_token = B * arch.kv_bytes_per_token(st) * r_kv / (tp * pp * ep)
+    kv = kv_per_token * cached
     # live activations of one layer: residual stream in and out, plus fp32 logits
     seqs = microbatch(rules) / ep
     rows = seqs if rules.phase == "decode" else seqs * T
-    act = rows * 2 * D * ba + seqs * V * 4 / tp
+    # 1D weight-stationary replicates the residual stream on every tensor-parallel
+    # chip; the 2D and weight-gathered layouts shard it over the mesh ([E]: BLE_xyz)
+    stream = rows * 2 * D * ba / (1 if rules.layout == "1d-ws" else tp)
+    logits = seqs * V * 4 / tp
+    act = stream + logits
+    free = u * M - weights
+    growth_per_token = kv_per_token + (0 if rules.phase == "decode" else stream / T)
+    free_for_context = free - logits - (stream if rules.phase == "decode" else 0)
     return {
         "weight_bytes_per_chip": weights,
         "kv_bytes_per_chip": kv,
         "activation_bytes_per_chip": act,
         "memory_bytes_per_chip": weights + kv + act,
         "usable_bytes_per_chip": u * M,
+        "kv_replication": r_kv,
+        "max_batch": sp.Max(0, free * B / (kv + act)),
+        "max_context": sp.Max(0, free_for_context / growth_per_token),
     }

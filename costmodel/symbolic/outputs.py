@@ -30,6 +30,8 @@ OUTPUT_UNITS: dict[str, str] = {
     "activation_bytes_per_chip": "bytes", "memory_bytes_per_chip": "bytes",
     "usable_bytes_per_chip": "bytes",
     "params_total": "params", "params_active": "params", "kv_bytes_per_token": "bytes/token",
+    "communication_tp_s": "s", "communication_ep_s": "s", "communication_pp_s": "s",
+    "kv_replication": "1", "max_batch": "sequences", "max_context": "tokens",
 }
 
 

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["Rules", "PHASES", "COMBINES", "COMM_OVERLAPS", "EXPERT_FETCHES"]
+__all__ = ["Rules", "PHASES", "COMBINES", "COMM_OVERLAPS", "EXPERT_FETCHES", "LAYOUTS", "ATTENTION_SHARDINGS"]
 
 PHASES = ("decode", "prefill")
 COMBINES = ("max", "sum", "scaling-book")
 COMM_OVERLAPS = ("none", "full")
 EXPERT_FETCHES = ("expected", "all")
+LAYOUTS = ("1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz")
+ATTENTION_SHARDINGS = ("heads", "batch")
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,29 @@ class Rules:
             hides it under the roofline time: ``max(T_roof, T_comm)``.
         expert_fetch: ``"expected"`` streams the expected fraction of routed
             experts a step touches; ``"all"`` streams every expert ([R]).
+        layout: how the tensor-parallel group of ``tp`` chips (a mesh
+            ``X·Y·Z``) shards the layer weights (THEORY.md 13.2, [E]):
+            ``"1d-ws"`` 1D weight-stationary (Megatron: one all-reduce per
+            block; the default); ``"2d-ws"`` 2D weight-stationary (weights
+            ``E_x F_yz``); ``"wg-x"``, ``"wg-xy"``, ``"wg-xyz"`` weight-gathered
+            over ``X``, ``X·Y`` or all ``X·Y·Z`` chips.
+        attention_sharding: ``"heads"`` shards attention and the KV cache over
+            heads (replicated past the KV heads: ``r_kv = max(1, tp/N_kv)``,
+            MLA ``tp``); ``"batch"`` shards them over sequences (``r_kv = 1``)
+            at the price of two all-to-alls per layer of the small Q and output
+            tensors ([E]'s multiquery layout, THEORY.md 13.3).
     """
 
     phase: str = "decode"
     combine: str = "max"
     comm_overlap: str = "none"
     expert_fetch: str = "expected"
+    layout: str = "1d-ws"
+    attention_sharding: str = "heads"
 
     def __post_init__(self) -> None:
         for name, allowed in (("phase", PHASES), ("combine", COMBINES),
-                              ("comm_overlap", COMM_OVERLAPS), ("expert_fetch", EXPERT_FETCHES)):
+                              ("comm_overlap", COMM_OVERLAPS), ("expert_fetch", EXPERT_FETCHES),
+                              ("layout", LAYOUTS), ("attention_sharding", ATTENTION_SHARDINGS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; choose one of {', '.join(allowed)}")

@@ -7,7 +7,9 @@ step and the step (the time per output token) is ``pp`` stage times plus
 ``pp-1`` hops (THEORY.md 5.5). Non-expert weights are split ``tp`` ways and
 replicated over the ``ep`` groups; routed experts are split ``tp·ep`` ways; the
 KV cache is split over heads (``tp``, replicated past the KV heads) and over
-sequences (``ep``: attention is data-parallel across expert groups).
+sequences (``ep``: attention is data-parallel across expert groups), or over
+sequences only under batch-sharded attention (``r_kv = 1``). The tensor-parallel
+communication follows ``Rules.layout`` (:mod:`.layouts`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import sympy as sp
 
 from ..specs.model import ModelStructure
 from . import architecture as arch
-from .collectives import all_reduce_s, all_to_all_s, link_bytes_per_s, point_to_point_s
+from .collectives import all_to_all_s, link_bytes_per_s, point_to_point_s, span
+from .layouts import attention_resharding_s, gathered_chips, tensor_parallel_s
 from .rules import Rules
 from .symbols import sym
 
-__all__ = ["step_terms", "microbatch", "tokens_in_flight", "useful_flops"]
+__all__ = ["step_terms", "communication_terms", "microbatch", "tokens_in_flight", "useful_flops"]
 
 
 def microbatch(rules: Rules) -> sp.Expr:
@@ -52,10 +55,14 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     if st.mlp == "moe":
         frac = 1 if rules.expert_fetch == "all" else arch.expert_touch_fraction(tokens)
         routed = frac * p.routed / (tp * ep)
-    weights = bw * (p.nonrouted_fetch / tp + routed) / (W * eta_m)
+    # weight-gathered layouts: each chip reads the N/tp of a layer it gathered, not 1/tp
+    head = sym("vocab_size") * sym("d_model")
+    nonrouted = (p.nonrouted_fetch - head) * gathered_chips(rules) + head
+    weights = bw * (nonrouted / tp + routed) / (W * eta_m)
     # decode reads the cache of every sequence; prefill writes the prompt's cache
     kv_tokens = microbatch(rules) * (S if rules.phase == "decode" else T)
-    kv = kv_tokens * arch.kv_bytes_per_token(st) * arch.kv_heads_replication(st) / (tp * ep * W * eta_m)
+    r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
+    kv = kv_tokens * arch.kv_bytes_per_token(st) * r_kv / (tp * ep * W * eta_m)
     return {"weights_s": weights, "kv_s": kv}
 
 
@@ -68,17 +75,23 @@ def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     return {"compute_s": total, "compute_matmul_s": b * per_seq / (tp * ep * C * eta_c)}
 
 
-def _communication(st: ModelStructure, rules: Rules) -> sp.Expr:
-    L, D, ba, nar, tp, pp, ep = sym("n_layers", "d_model", "activation_bytes", "allreduces_per_layer",
-                                     "tp", "pp", "ep")
+def communication_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
+    """Seconds per step of each parallelism's collectives (THEORY.md 5.5, 13, 14).
+
+    ``communication_tp_s``: the layout's tensor-parallel collectives plus, for
+    batch-sharded attention, its all-to-alls; ``communication_ep_s``: MoE
+    dispatch and combine, ``2·L_moe`` all-to-alls of ``t·k·D·b_a`` over the
+    ``ep`` groups; ``communication_pp_s``: ``pp-1`` hops of ``t·D·b_a``.
+    """
+    D, ba, tp, pp, ep = sym("d_model", "activation_bytes", "tp", "pp", "ep")
     tokens = tokens_in_flight(rules)
-    t_tp = L * nar * all_reduce_s(tokens / ep * D * ba, tp, link_bytes_per_s(tp))
+    t_tp = tensor_parallel_s(st, rules, tokens / ep) + attention_resharding_s(st, rules, tokens / ep)
     t_pp = (pp - 1) * point_to_point_s(tokens / ep * D * ba, link_bytes_per_s(tp * ep * pp))
-    t_ep = 0
+    t_ep = sp.Integer(0)
     if st.mlp == "moe":
         k, Lmoe = sym("experts_per_token", "n_moe_layers")
-        t_ep = Lmoe * 2 * all_to_all_s(tokens * k * D * ba, ep, link_bytes_per_s(tp * ep))
-    return t_tp + t_ep + t_pp
+        t_ep = Lmoe * 2 * all_to_all_s(tokens * k * D * ba, span((ep,), domain_chips=tp * ep))
+    return {"communication_tp_s": t_tp, "communication_ep_s": t_ep, "communication_pp_s": t_pp}
 
 
 def _combine(rules: Rules, t: dict[str, sp.Expr]) -> sp.Expr:
@@ -99,7 +112,8 @@ def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     """
     t = {**_compute_terms(st, rules), **_memory_terms(st, rules)}
     roof = _combine(rules, t)
-    comm = _communication(st, rules)
+    parts = communication_terms(st, rules)
+    comm = parts["communication_tp_s"] + parts["communication_ep_s"] + parts["communication_pp_s"]
     L, nk, tk = sym("n_layers", "kernels_per_layer", "kernel_overhead_s")
     overhead = L * nk * tk
     step = (roof + comm if rules.comm_overlap == "none" else sp.Max(roof, comm)) + overhead
@@ -108,6 +122,7 @@ def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
         "weights_s": t["weights_s"],
         "kv_s": t["kv_s"],
         "communication_s": comm,
+        **parts,
         "overhead_s": overhead,
         "roofline_s": roof,
         "step_time_s": step,

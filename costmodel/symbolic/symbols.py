@@ -64,6 +64,13 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("scale_up_domain_chips", "chips", "n_{up}", "chips in one scale-up domain", "hardware"),
     ("scale_out_bytes_per_s", "bytes/s", "W_{out}", "per-chip bandwidth leaving the scale-up domain", "hardware"),
     ("collective_latency_s", "s", r"\alpha", "fixed latency of one collective", "hardware"),
+    ("collective_step_latency_s", "s", r"\alpha_{step}",
+     "latency of one ring step (switch) or one hop (torus) of a collective", "hardware"),
+    ("is_torus", "1", r"\tau", "1 on a torus interconnect (per-axis bandwidth, hops), 0 on a switched fabric",
+     "hardware"),
+    ("mesh_x_share", "1", r"\xi_x", "first mesh axis as a power of tp: X = tp^share (4x4x4 of 64: 1/3)",
+     "parallel"),
+    ("mesh_y_share", "1", r"\xi_y", "second mesh axis: Y = tp^share; the third is Z = tp/(X·Y)", "parallel"),
     ("usd_per_chip_hour", "USD/(chip h)", "p", "price per chip-hour", "hardware"),
     ("flops_efficiency", "1", r"\eta_c", "achievable fraction of peak FLOP/s", "efficiency"),
     ("hbm_efficiency", "1", r"\eta_m", "achievable fraction of peak HBM bandwidth", "efficiency"),
@@ -73,7 +80,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("memory_fraction", "1", "u", "usable fraction of HBM", "efficiency"),
 ]
 
-_MAY_BE_ZERO = {"attention_bias", "kernel_overhead_s", "collective_latency_s"}
+_MAY_BE_ZERO = {"attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
+                "mesh_x_share", "mesh_y_share"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(

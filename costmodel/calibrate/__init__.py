@@ -1,0 +1,37 @@
+"""Calibration: fit the model's efficiency parameters to published measurements.
+
+* :mod:`.records`: the measurement set (``data/measurements.json``) mapped to configurations.
+* :mod:`.profile`: profiles as data (``profiles/*.json``) and :func:`resolve`, which gives the
+  :class:`~costmodel.config.Efficiency` (and collective latency) for a chip and a phase.
+* :mod:`.fit`: the parameters, the optax fit on log-error and leave-one-source-out validation.
+* :mod:`.run`: :func:`calibrate`, which fits, cross-validates and writes a profile
+  (``python -m costmodel.calibrate``).
+
+Importing this package does not import JAX; the fitting names load on first use.
+"""
+
+from .profile import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
+from .records import Case, load_cases, load_records
+
+_LAZY = {
+    "CaseSet": "evaluate",
+    "Param": "fit",
+    "DEFAULT_PARAMS": "fit",
+    "fit": "fit",
+    "calibrate_cases": "fit",
+    "calibrate": "run",
+    "profile_dict": "run",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'costmodel.calibrate' has no attribute {name!r}")
+
+
+__all__ = ["Calibrated", "Case", "CaseSet", "DEFAULT_PARAMS", "Param", "Profile", "calibrate",
+           "calibrate_cases", "family_of", "fit", "list_profiles", "load_cases", "load_profile",
+           "load_records", "profile_dict", "resolve", "resolve_efficiency"]

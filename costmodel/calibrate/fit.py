@@ -1,0 +1,231 @@
+"""Fit the efficiency parameters to measurements by gradient descent, and cross-validate.
+
+Each parameter lives in ``[lo, hi]`` through ``x = lo + (hi − lo)·σ(z)``, so no
+step of the optimiser can leave its physical bounds. The loss is the mean
+squared log-ratio of predicted to measured values plus a weak quadratic prior
+pulling ``z`` toward a physically typical value ``z₀`` (so parameters the data
+cannot see stay typical instead of drifting):
+
+.. math::
+
+    \\mathcal{L}(z) = \\frac{\\sum_i w_i \\log^2(\\hat y_i(z)/y_i)}{\\sum_i w_i}
+                     + \\lambda \\frac{1}{P}\\sum_j (z_j − z_{0,j})^2
+
+Adam runs a fixed number of steps from ``z₀`` inside one ``jit`` (``lax.scan``),
+so a fit is deterministic. Leave-one-source-out cross-validation runs every fold
+at once under ``vmap`` over the weight masks ``w``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .evaluate import TUNABLE, CaseSet
+from .profile import family_of
+
+__all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "FitResult", "Calibration", "fit", "calibrate_cases",
+           "values_for", "apply_params"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One calibration parameter with its bounds and meaning.
+
+    Attributes:
+        field: the model input it sets (a name in :data:`~costmodel.calibrate.evaluate.TUNABLE`).
+        family: chip family it applies to (``"nvidia-gpu"``, ``"tpu"``) or ``"*"``.
+        phase: ``"decode"``, ``"prefill"`` or ``"*"``.
+        lo, hi: physical bounds; ``typical`` is the prior's centre.
+        meaning: what it is, with the source of the typical value.
+    """
+
+    field: str
+    family: str
+    phase: str
+    lo: float
+    hi: float
+    typical: float
+    meaning: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.field}[{self.family},{self.phase}]"
+
+    def z0(self) -> float:
+        """The unconstrained coordinate of ``typical``."""
+        f = (self.typical - self.lo) / (self.hi - self.lo)
+        return math.log(f / (1 - f))
+
+    def value(self, z):
+        """Bounded value of unconstrained ``z``."""
+        return self.lo + (self.hi - self.lo) * jax.nn.sigmoid(z)
+
+
+#: The default parameters: few, each with a physical meaning (see docs/calibration.md).
+DEFAULT_PARAMS: tuple[Param, ...] = (
+    Param("hbm_efficiency", "*", "*", 0.3, 1.0, 0.85,
+          "achievable fraction of peak HBM bandwidth (THEORY.md 5.6: 0.8-0.9)"),
+    Param("flops_efficiency", "nvidia-gpu", "*", 0.1, 1.0, 0.6,
+          "achievable fraction of peak FLOP/s on NVIDIA GPUs (THEORY.md 5.6: 0.4-0.8)"),
+    Param("flops_efficiency", "tpu", "*", 0.1, 1.0, 0.6,
+          "achievable fraction of peak FLOP/s on TPUs (THEORY.md 5.6: 0.4-0.8)"),
+    Param("kernel_overhead_s", "*", "*", 0.0, 30e-6, 1e-6,
+          "fixed time per serial kernel, 4 per layer ([Ep]: 1 us per matmul)"),
+    Param("collective_latency_s", "nvidia-gpu", "*", 1e-6, 50e-6, 10e-6,
+          "fixed latency of one GPU collective ([Ep]: NCCL LL 6.8 us + 0.6 us per rank step)"),
+)
+
+#: Inputs the calibrated profile sets without fitting them (not identifiable from the data).
+FIXED: dict[str, float] = {
+    "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (THEORY.md 2)
+    "kernels_per_layer": 4.0,      # [Ep]: 4 serial matmuls per layer
+    "memory_fraction": 0.9,        # HBM left to weights + KV after runtime buffers (TensorRT-LLM default
+                                   # KV-cache fraction 0.9 of free memory)
+}
+
+
+def _applies(p: Param, family: str, phase: str) -> int:
+    """Specificity of ``p`` for a case's family and phase (-1: does not apply)."""
+    if p.family not in (family, "*") or p.phase not in (phase, "*"):
+        return -1
+    return 2 * (p.family == family) + (p.phase == phase)
+
+
+def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarray]]:
+    """For each phase and field, which parameter each case uses (-1: the fixed value)."""
+    fams = [family_of(h) for h in cs.hardware]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for phase in ("decode", "prefill"):
+        out[phase] = {}
+        for f in TUNABLE:
+            idx = np.full(len(cs), -1)
+            for i, fam in enumerate(fams):
+                scores = [_applies(p, fam, phase) if p.field == f else -1 for p in params]
+                if max(scores, default=-1) >= 0:
+                    idx[i] = int(np.argmax(scores))
+            out[phase][f] = idx
+    return out
+
+
+def values_for(cs: CaseSet, params: Sequence[Param], x, fixed: dict[str, float] | None = None):
+    """Per-case, per-phase tunable inputs for parameter values ``x`` (bounded, not ``z``)."""
+    fixed = FIXED if fixed is None else fixed
+    ideal = cs.ideal_values()["decode"]
+    base = {f: jnp.asarray(fixed[f] * np.ones(len(cs)) if f in fixed else ideal[f]) for f in TUNABLE}
+    x = jnp.asarray(x)
+    index = _index(cs, params)
+    return {phase: {f: jnp.where(idx >= 0, x[np.maximum(idx, 0)], base[f]) for f, idx in index[phase].items()}
+            for phase in index}
+
+
+def apply_params(params: Sequence[Param], z) -> jnp.ndarray:
+    """Bounded parameter values for unconstrained ``z``."""
+    return jnp.stack([p.value(z[j]) for j, p in enumerate(params)])
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One fit: parameter values (bounded), the final loss, and the predictions they give."""
+
+    params: tuple[Param, ...]
+    values: np.ndarray
+    loss: float
+    predicted: np.ndarray
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fit on every case plus its leave-one-group-out cross-validation.
+
+    Attributes:
+        fit: the fit on all cases.
+        cv_predicted: each case predicted by the fold that did not see its group.
+        folds: group name -> that fold's parameter values.
+        groups: each case's group (its source by default).
+    """
+
+    fit: FitResult
+    cv_predicted: np.ndarray
+    folds: dict[str, np.ndarray]
+    groups: tuple[str, ...]
+
+
+def _solver(cs: CaseSet, params: tuple[Param, ...], iterations: int, learning_rate: float, prior_weight: float):
+    """``solve(masks[m, n]) -> (values[m, P], loss[m], predicted[m, n])``, one compiled function."""
+    z0 = jnp.asarray([p.z0() for p in params])
+    logy = jnp.log(jnp.asarray(cs.measured))
+    predict = lambda z: cs.predict(values_for(cs, params, apply_params(params, z)))  # noqa: E731
+
+    def loss(z, w):
+        r = jnp.log(predict(z)) - logy
+        return jnp.sum(w * r**2) / jnp.sum(w) + prior_weight * jnp.mean((z - z0) ** 2)
+
+    opt = optax.adam(learning_rate)
+
+    def run(w):
+        def step(carry, _):
+            z, s = carry
+            g = jax.grad(loss)(z, w)
+            u, s = opt.update(g, s, z)
+            return (optax.apply_updates(z, u), s), None
+
+        (z, _), _ = jax.lax.scan(step, (z0, opt.init(z0)), None, length=iterations)
+        return apply_params(params, z), loss(z, w), predict(z)
+
+    return jax.jit(jax.vmap(run))
+
+
+def _solve(cs, params, masks, iterations, learning_rate, prior_weight):
+    key = (tuple(params), iterations, learning_rate, prior_weight)
+    cache = cs.__dict__.setdefault("_solvers", {})  # one compile per case set and settings
+    if key not in cache:
+        cache[key] = _solver(cs, *key)
+    x, lv, pred = cache[key](jnp.asarray(masks, float))
+    return np.asarray(x), np.asarray(lv), np.asarray(pred)
+
+
+def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
+        learning_rate: float = 0.05, prior_weight: float = 1e-3, weights: np.ndarray | None = None) -> FitResult:
+    """Fit ``params`` to the cases of ``cs`` (all of them unless ``weights`` masks some out).
+
+    Returns:
+        A :class:`FitResult`; every value lies inside its ``[lo, hi]`` by construction.
+    """
+    w = np.ones(len(cs)) if weights is None else np.asarray(weights, dtype=float)
+    x, lv, pred = _solve(cs, params, w[None], iterations, learning_rate, prior_weight)
+    return FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
+
+
+def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
+                    learning_rate: float = 0.05, prior_weight: float = 1e-3,
+                    groups: Sequence[str] | None = None) -> Calibration:
+    """Fit on every case and cross-validate leaving one group out, in one compiled run.
+
+    Args:
+        cs: the cases.
+        params: the parameters to fit.
+        iterations, learning_rate: Adam's fixed schedule (deterministic).
+        prior_weight: weight ``λ`` of the prior toward typical values.
+        groups: each case's fold (default: its source: leave-one-source-out).
+
+    Returns:
+        A :class:`Calibration`.
+    """
+    groups = tuple(c.source for c in cs.cases) if groups is None else tuple(groups)
+    names = sorted(set(groups))
+    masks = np.array([[1.0] * len(cs)] + [[float(g != n) for g in groups] for n in names])
+    x, lv, pred = _solve(cs, params, masks, iterations, learning_rate, prior_weight)
+    cv = np.zeros(len(cs))
+    for k, n in enumerate(names, start=1):
+        held = np.array([g == n for g in groups])
+        cv[held] = pred[k][held]
+    full = FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
+    return Calibration(full, cv, {n: x[k] for k, n in enumerate(names, start=1)}, groups)

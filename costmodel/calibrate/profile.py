@@ -1,0 +1,179 @@
+"""Calibration profiles: fitted efficiency parameters stored as data, and their resolution.
+
+A profile is a JSON file (``profiles/calibrated.json`` is the packaged one)::
+
+    {"name": ..., "fixed": {input: value}, "fallback_family": "nvidia-gpu",
+     "parameters": [{"field", "family", "phase", "value", "lower", "upper", "typical", "meaning"}],
+     "fit": {provenance: records, date, loss, errors}}
+
+:func:`resolve` picks, for a chip and a phase, the most specific parameter of
+each field (exact family beats ``"*"``, exact phase beats ``"*"``) and returns
+the model inputs they set. Importing this module does not import JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..config import IDEAL, Efficiency
+from ..errors import ConfigError, unknown_name
+from ..specs import HardwareSpec
+from ..specs.catalog import load_hardware
+
+__all__ = ["Profile", "Calibrated", "load_profile", "resolve", "resolve_efficiency", "family_of",
+           "list_profiles", "EFFICIENCY_FIELDS"]
+
+#: Fields of :class:`~costmodel.config.Efficiency` a profile may set.
+EFFICIENCY_FIELDS = ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "kernel_overhead_s",
+                     "kernels_per_layer", "memory_fraction")
+#: Inputs outside :class:`Efficiency` a profile may set (they replace the chip's spec value).
+HARDWARE_FIELDS = ("collective_latency_s",)
+_DIR = resources.files(__package__) / "profiles"
+
+
+def family_of(hw: HardwareSpec) -> str:
+    """The chip family a profile keys parameters by: ``"nvidia-gpu"``, ``"tpu"``, ``"amd-gpu"`` or ``"other"``."""
+    vendor = hw.vendor.lower()
+    if vendor == "nvidia":
+        return "nvidia-gpu"
+    if vendor == "google" or hw.topology == "torus":
+        return "tpu"
+    return "amd-gpu" if vendor == "amd" else "other"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded profile: fixed inputs, fitted parameters and the fit's provenance."""
+
+    name: str
+    fixed: dict[str, float]
+    parameters: tuple[dict[str, Any], ...]
+    fallback_family: str = ""
+    fit: dict[str, Any] | None = None
+    about: str = ""
+
+    def lookup(self, field: str, family: str, phase: str) -> float | None:
+        """The most specific value of ``field`` for ``family`` and ``phase``, or ``None``."""
+        best, score = None, -1
+        for p in self.parameters:
+            if p["field"] != field or p["family"] not in (family, "*") or p["phase"] not in (phase, "*"):
+                continue
+            s = 2 * (p["family"] == family) + (p["phase"] == phase)
+            if s > score:
+                best, score = float(p["value"]), s
+        return best
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What a profile sets for one chip and phase.
+
+    Attributes:
+        efficiency: the :class:`Efficiency` to predict with.
+        collective_latency_s: replaces the chip's spec value when not ``None``.
+    """
+
+    efficiency: Efficiency
+    collective_latency_s: float | None = None
+
+    def hardware(self, hw: HardwareSpec) -> HardwareSpec:
+        """``hw`` with the calibrated collective latency (unchanged when the profile sets none)."""
+        if self.collective_latency_s is None:
+            return hw
+        return hw.replace(collective_latency_s=self.collective_latency_s)
+
+    def inputs(self, hw: HardwareSpec) -> dict[str, float]:
+        """Model inputs (symbol name -> value) this calibration sets for ``hw``."""
+        lat = hw.collective_latency_s if self.collective_latency_s is None else self.collective_latency_s
+        return self.efficiency.inputs() | {"collective_latency_s": float(lat)}
+
+
+def list_profiles() -> list[str]:
+    """Names of the packaged profiles, plus ``"ideal"`` (the pure roofline)."""
+    return sorted(["ideal"] + [p.name[:-5] for p in _DIR.iterdir() if p.name.endswith(".json")])
+
+
+def _from_json(d: dict[str, Any], where: str) -> Profile:
+    try:
+        return Profile(name=d["name"], fixed={k: float(v) for k, v in d.get("fixed", {}).items()},
+                       parameters=tuple(d["parameters"]), fallback_family=d.get("fallback_family", ""),
+                       fit=d.get("fit"), about=d.get("about", ""))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"efficiency profile {where} is malformed ({e}); it needs 'name' and "
+                          "'parameters' [{field, family, phase, value}]") from None
+
+
+@functools.cache
+def _packaged(name: str) -> Profile:
+    return _from_json(json.loads((_DIR / f"{name}.json").read_text()), f"{name!r}")
+
+
+def load_profile(name_or_path: str | Path | Profile) -> Profile:
+    """A packaged profile by name (``"calibrated"``), ``"ideal"``, or a profile JSON file by path.
+
+    Raises:
+        UnknownNameError: neither a packaged name nor an existing file.
+        ConfigError: the file is malformed.
+    """
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    s = str(name_or_path)
+    if s == "ideal":
+        return Profile("ideal", {}, ())
+    if s in list_profiles():
+        return _packaged(s)
+    path = Path(s)
+    if path.is_file():
+        try:
+            return _from_json(json.loads(path.read_text()), str(path))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"efficiency profile {path} is not valid JSON: {e}") from None
+    raise unknown_name("efficiency profile", s, list_profiles(), "Or pass the path of a profile JSON file.")
+
+
+def resolve(profile: str | Path | Profile, hardware: str | HardwareSpec, phase: str = "decode") -> Calibrated:
+    """The calibrated inputs of ``profile`` for one chip and phase.
+
+    Args:
+        profile: ``"ideal"``, ``"calibrated"``, a path, or a :class:`Profile`.
+        hardware: a catalog chip name or a :class:`HardwareSpec`.
+        phase: ``"decode"`` or ``"prefill"``.
+
+    Returns:
+        A :class:`Calibrated` (``.efficiency``, ``.collective_latency_s``, ``.hardware(hw)``).
+
+    Example:
+        >>> c = resolve("calibrated", "h100-sxm", "decode")
+        >>> 0 < c.efficiency.hbm_efficiency <= 1
+        True
+    """
+    if phase not in ("decode", "prefill"):
+        raise ConfigError(f"phase must be 'decode' or 'prefill', got {phase!r}")
+    p, hw = load_profile(profile), load_hardware(hardware)
+    if p.name == "ideal" and not p.parameters:
+        return Calibrated(IDEAL)
+    family = family_of(hw)
+    if p.fallback_family and not any(q["family"] == family for q in p.parameters):
+        family = p.fallback_family
+    vals: dict[str, Any] = dict(p.fixed)
+    for f in EFFICIENCY_FIELDS + HARDWARE_FIELDS:
+        v = p.lookup(f, family, phase)
+        if v is not None:
+            vals[f] = v
+    lat = vals.pop("collective_latency_s", None)
+    eff = replace(IDEAL, name=p.name, **{k: v for k, v in vals.items() if k in EFFICIENCY_FIELDS})
+    return Calibrated(eff, lat)
+
+
+def resolve_efficiency(efficiency: str | Path | Profile | Efficiency, hardware: HardwareSpec,
+                       phase: str) -> tuple[Efficiency, HardwareSpec]:
+    """``(Efficiency, HardwareSpec)`` to predict with; an :class:`Efficiency` passes through unchanged."""
+    if isinstance(efficiency, Efficiency):
+        return efficiency, hardware
+    c = resolve(efficiency, hardware, phase)
+    return c.efficiency, c.hardware(hardware)

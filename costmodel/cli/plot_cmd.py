@@ -1,0 +1,52 @@
+"""``costmodel plot KIND``: write one figure (PNG or SVG)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import add_spec_arguments, positive_float, positive_int, precision_from
+
+HELP = "draw a figure: roofline, batch, pareto, breakdown or sensitivity (PNG or SVG)"
+KINDS = ("roofline", "batch", "pareto", "breakdown", "sensitivity")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=KINDS, help="which figure")
+    add_spec_arguments(p, model="llama-3-70b", hardware="h100-sxm")
+    p.add_argument("--tp", type=positive_int, default=8, help="tensor-parallel degree (default 8)")
+    p.add_argument("--context", type=positive_float, default=8192, help="cached tokens per sequence (default 8192)")
+    p.add_argument("--batch", type=positive_float, default=64, help="batch for the sensitivity figure (default 64)")
+    p.add_argument("--weights", default=None, help="weight precision (default: the model's)")
+    p.add_argument("--kv", default=None, help="KV-cache precision (default bf16)")
+    p.add_argument("--price-tier", action="append", default=[], metavar="NAME=USD",
+                   help="pareto: a price tier in USD per million tokens, e.g. fast=4.8 (repeatable)")
+    p.add_argument("--out", required=True, help="output file, .png or .svg")
+
+
+def _tiers(items: list[str]) -> dict[str, float]:
+    tiers = {}
+    for item in items:
+        name, _, price = item.partition("=")
+        try:
+            tiers[name] = float(price)
+        except ValueError:
+            raise ConfigError(f"--price-tier must look like NAME=USD (e.g. fast=4.8), got {item!r}") from None
+    return tiers
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ConfigError(f"--out must end in .png or .svg, got {args.out!r}")
+    from ..plot import KINDS as FIGS, Setup
+
+    setup = Setup(args.model, args.hardware, context=args.context, tp=args.tp, precision=precision_from(args),
+                  usd_per_chip_hour=args.price)
+    kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch}}.get(args.kind, {})
+    fig = FIGS[args.kind](setup, **kw)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(out)
+    return 0

@@ -1,0 +1,148 @@
+"""The flat-index chunk evaluator behind random sweeps (grids use :mod:`costmodel.sweeps.grid`).
+
+One chunk is ``chunk`` consecutive configurations ``start, start+1, ...``.
+Their inputs are generated inside the jitted function from the flat index, so
+a sweep of 10^8 configurations never holds 10^8 inputs:
+
+- grid: the index is a mixed-radix number whose digits select each axis's
+  value, ``digit_k = (i // prod(sizes after k)) mod size_k`` (the last axis
+  varies fastest, as in ``itertools.product``);
+- random: each axis draws ``u = (h(i, seed, k) + 0.5) / 2^24`` from a 32-bit
+  integer hash of the index (the "lowbias32" mixer), so a sample depends on
+  its index and the seed only, never on the chunk size or device count.
+  Uniform axes take ``low + u (high - low)``, log-uniform ``low (high/low)^u``,
+  value lists the ``floor(u n)``-th value.
+
+The index vector is sharded over a 1-D mesh of every JAX device
+(``jax.sharding.NamedSharding``), so XLA splits each chunk across the devices
+of one host or of a ``jax.distributed`` cluster. Inputs that are not swept are
+traced scalars, so one compile serves every model and chip of a structure.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ..compile import compiled
+from ..pareto import FRONTIERS
+from ..specs.model import ModelStructure
+from ..symbolic import Rules
+
+__all__ = ["chunk_function", "DERIVED", "device_mesh"]
+
+#: outputs computed here from the model's outputs.
+DERIVED = ("fits", "tokens_per_s_per_chip")
+
+
+def device_mesh(devices: tuple | None = None) -> Mesh:
+    """A 1-D mesh named ``"configs"`` over ``devices`` (default: every JAX device, all hosts)."""
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("configs",))
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """The lowbias32 integer hash (C. Wellons, "Prospecting for hash functions", 2018)."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _uniform(idx: jax.Array, seed: jax.Array, k: int, dtype: Any) -> jax.Array:
+    """``u`` in (0, 1) from the index, the seed and the axis number (24 random bits)."""
+    key = _mix32(seed + jnp.uint32((0x9E3779B9 * (k + 1)) & 0xFFFFFFFF))
+    h = _mix32(idx.astype(jnp.uint32) ^ key)
+    return ((h >> 8).astype(dtype) + 0.5) * (1.0 / (1 << 24))
+
+
+def _axis_values(idx, seed, kinds, sizes, tables, dtype) -> list[jax.Array]:
+    """Each axis's values for the index vector (see the module docstring)."""
+    if kinds[0] == "grid":
+        vals, r = [None] * len(sizes), idx
+        for k in reversed(range(len(sizes))):
+            vals[k] = tables[k][r % sizes[k]]
+            r = r // sizes[k]
+        return vals
+    vals = []
+    for k, (kind, table) in enumerate(zip(kinds, tables)):
+        u = _uniform(idx, seed, k, dtype)
+        if kind == "uniform":
+            vals.append(table[0] + u * (table[1] - table[0]))
+        elif kind == "log":
+            vals.append(table[0] * jnp.exp(u * jnp.log(table[1] / table[0])))
+        else:
+            vals.append(table[jnp.minimum((u * sizes[k]).astype(jnp.int32), sizes[k] - 1)])
+    return vals
+
+
+def _candidates(cols: dict, frontier: str, anchors: jax.Array) -> jax.Array:
+    """Feasible points with finite objectives that no anchor dominates (minimising both).
+
+    The anchors are frontier points sorted by ``x`` (so ``y`` falls along them). Of the anchors
+    with ``a_x <= x``, the last has the smallest ``a_y``, so one count and one lookup decide:
+    ``p`` is dominated iff that anchor has ``a_y <= y`` and is not ``p`` itself.
+    """
+    (cx, sx), (cy, sy) = FRONTIERS[frontier]
+    x = cols[cx] if sx == "min" else -cols[cx]
+    y = cols[cy] if sy == "min" else -cols[cy]
+    last = sum((anchors[0, a] <= x).astype(jnp.int32) for a in range(anchors.shape[1])) - 1
+    ax, ay = anchors[0][jnp.maximum(last, 0)], anchors[1][jnp.maximum(last, 0)]
+    dominated = (last >= 0) & (ay <= y) & ((ax < x) | (ay < y))
+    return cols["fits"] & jnp.isfinite(x) & jnp.isfinite(y) & ~dominated
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...], kinds: tuple[str, ...],
+                   sizes: tuple[int, ...], columns: tuple[str, ...], chunk: int, dtype: str,
+                   devices: tuple | None = None, frontier: str | None = None):
+    """The jitted ``f(start, seed, consts, tables[, anchors]) -> {column: array[chunk]}`` for one sweep layout.
+
+    Args:
+        structure, rules: select the compiled model.
+        names: swept input names; kinds: ``"grid"`` for every axis of a grid,
+            else ``"uniform"``, ``"log"`` or ``"choice"`` per axis; sizes: number of values per axis.
+        columns: the model outputs (or :data:`DERIVED` names) to return, besides the swept inputs.
+        chunk: configurations per call (a multiple of the device count).
+        dtype: ``"float32"`` or ``"float64"`` (the latter needs x64 enabled while tracing).
+        devices: the devices to shard over (default all).
+        frontier: a name in :data:`costmodel.pareto.FRONTIERS`: the function then takes
+            ``anchors``, a ``(2, A)`` array of points of the running frontier sorted by the
+            first objective (signed for minimisation, ``inf``-padded), and adds a column ``_candidate``:
+            feasible and dominated by no anchor. Exact as a pre-filter, since a
+            point an anchor dominates is off the frontier.
+
+    Returns:
+        A jitted function; ``start`` is the flat index of the chunk's first configuration,
+        ``seed`` a uint32, ``consts`` the non-swept inputs (scalars) and ``tables``
+        the axis values (grid, choice) or ``(low, high)`` pairs.
+    """
+    model = compiled(structure, rules)
+    mesh = device_mesh(devices)
+    sharded = NamedSharding(mesh, PartitionSpec("configs"))
+    want = [c for c in columns if c not in DERIVED]
+
+    def run(start, seed, consts, tables, anchors=None):
+        idx = start + jnp.arange(chunk, dtype=jnp.int32)
+        idx = jax.lax.with_sharding_constraint(idx, sharded)
+        x = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
+        swept = dict(zip(names, _axis_values(idx, seed, kinds, sizes, tables, dtype)))
+        out = model.raw(x | swept)
+        if "fits" in columns:
+            out["fits"] = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
+        if "tokens_per_s_per_chip" in columns:
+            out["tokens_per_s_per_chip"] = out["tokens_per_s"] / out["chips"]
+        cols = {n: swept[n] for n in names}
+        for c in want + [c for c in DERIVED if c in columns]:
+            v = out[c]
+            cols[c] = jnp.broadcast_to(v if v.dtype == jnp.bool_ else v.astype(dtype), idx.shape)
+        if frontier is not None:
+            cols["_candidate"] = _candidates(cols, frontier, anchors)
+        return cols
+
+    return jax.jit(run, out_shardings=sharded)

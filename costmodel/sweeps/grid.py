@@ -1,0 +1,97 @@
+"""Grid chunks as outer products, so work that depends on few axes is done once per value.
+
+A chunk of a grid is a contiguous run of flat indices chosen to be an outer product: fixed values
+of the leading axes ``0..s-1``, a block of ``m`` values of axis ``s`` and every value of the
+trailing axes ``s+1..K-1`` (``m · prod(n_{s+1..K-1})`` configurations, in flat order). The model
+runs under one ``vmap`` per swept axis. ``vmap`` batches a value only along the axes it depends on,
+so a term of ``tp`` alone (``tp**mesh_x_share``, say) is computed for the few ``tp`` values and
+broadcast, not once per configuration. The block is sharded over the device mesh like the flat
+index of :mod:`costmodel.sweeps.engine`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from ..compile import compiled
+from ..specs.model import ModelStructure
+from ..symbolic import Rules
+from .engine import _candidates, device_mesh
+
+__all__ = ["GridPlan", "grid_plan", "grid_chunks", "grid_function"]
+
+
+class GridPlan(NamedTuple):
+    """How a grid is cut into chunks."""
+
+    split: int  #: the axis cut into blocks (earlier axes are fixed per chunk)
+    block: int  #: values of the split axis per chunk
+    padded: int  #: ``block`` rounded up to a multiple of the device count
+    inner: int  #: configurations per value of the split axis (the trailing axes' product)
+
+
+def grid_plan(sizes: tuple[int, ...], chunk_size: int, n_devices: int) -> GridPlan:
+    """Split at the first axis whose trailing product fits ``chunk_size``; block as many of its values."""
+    split = next(s for s in range(len(sizes)) if math.prod(sizes[s + 1:]) <= chunk_size or s == len(sizes) - 1)
+    inner = math.prod(sizes[split + 1:])
+    block = max(1, min(sizes[split], chunk_size // inner))
+    return GridPlan(split, block, -(-block // n_devices) * n_devices, inner)
+
+
+def grid_chunks(tables: list[np.ndarray], plan: GridPlan, dtype) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """``(leading values, block values padded, valid configurations)`` per chunk, in flat order."""
+    s, m, pad, inner = plan
+    lead_sizes = [len(t) for t in tables[:s]]
+    axis = np.asarray(tables[s], dtype=dtype)
+    for lead in range(math.prod(lead_sizes)):
+        digits = np.unravel_index(lead, lead_sizes) if s else ()
+        values = np.asarray([tables[k][d] for k, d in enumerate(digits)], dtype=dtype)
+        for lo in range(0, len(axis), m):
+            part = axis[lo:lo + m]
+            yield values, np.concatenate([part, np.full(pad - len(part), part[-1], dtype=dtype)]), len(part) * inner
+
+
+@functools.lru_cache(maxsize=64)
+def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...], sizes: tuple[int, ...],
+                  columns: tuple[str, ...], plan: GridPlan, dtype: str, devices: tuple | None = None,
+                  frontier: str | None = None):
+    """The jitted ``f(leading, block, consts, trailing_tables[, anchors]) -> {column: flat array}``.
+
+    Columns are the swept inputs, then ``columns`` (and ``_candidate`` when ``frontier`` is set,
+    as in :func:`costmodel.sweeps.engine.chunk_function`); each has ``padded · inner`` rows.
+    """
+    model = compiled(structure, rules)
+    sharded = NamedSharding(device_mesh(devices), PartitionSpec("configs"))
+    s = plan.split
+    shape = (plan.padded, *sizes[s + 1:])
+
+    def one(leading, consts, *values):
+        x = consts | {names[k]: leading[k] for k in range(s)} | dict(zip(names[s:], values))
+        out = model.raw({k: jnp.asarray(v, dtype) for k, v in x.items()})
+        if "fits" in columns:
+            out["fits"] = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
+        if "tokens_per_s_per_chip" in columns:
+            out["tokens_per_s_per_chip"] = out["tokens_per_s"] / out["chips"]
+        return {n: x[n] for n in names} | {c: out[c] for c in columns}
+
+    def run(leading, block, consts, trailing, anchors=None):
+        block = jax.lax.with_sharding_constraint(block, sharded)
+        g = one
+        for ax in reversed(range(len(sizes) - s)):  # innermost vmap: the last axis
+            g = jax.vmap(g, in_axes=(None, None, *(0 if i == ax else None for i in range(len(sizes) - s))))
+        out = g(leading, consts, block, *trailing)
+        cols = {k: jnp.broadcast_to(v if v.dtype == jnp.bool_ else v.astype(dtype), shape).reshape(-1)
+                for k, v in out.items()}
+        if frontier is not None:
+            cols["_candidate"] = _candidates(cols, frontier, anchors)
+        return cols
+
+    return jax.jit(run, out_shardings=sharded)

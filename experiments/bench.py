@@ -1,0 +1,271 @@
+"""Speed of the cost model: one line per figure, ``name: value unit``.
+
+Run: ``python experiments/bench.py`` (add ``--big`` for a 10^8-configuration sweep with its
+wall time and peak memory). Figures:
+
+- ``import_time_cold``: ``import costmodel`` in a fresh interpreter (no JAX, no compilation).
+- ``sympy_to_jax_s[structure]`` and ``xla_compile_s[structure]``: building and lambdifying the
+  expressions, then compiling one sweep chunk, per model structure in the catalog.
+- ``decode_evals_per_s_float32/float64``: decode configurations per second through the compiled,
+  sharded chunk evaluator that ``costmodel.sweep`` runs for a grid (``costmodel.sweeps.grid``: one
+  outer-product block per call), the four swept inputs and six outputs written per configuration;
+  the best of short timing windows, since other load on the cores only ever slows a window.
+  ``decode_evals_per_cpu_s_*``: configurations per CPU-second this process used (all windows), a
+  figure other load does not change: on N otherwise idle cores the rate approaches N times it.
+  ``decode_evals_per_s_float32[N devices]``: the same with the CPU split into one JAX device per core.
+- ``sweep_pareto_configs_per_s``: the same grid end to end through ``costmodel.sweep`` with the
+  frontier kept on the fly (host transfer and reduction included).
+- ``numpy_loop_evals_per_s`` and ``speedup_vs_numpy_loop``: the same expressions lambdified to NumPy
+  and called once per configuration in a Python loop; ``numpy_vectorised_evals_per_s`` and
+  ``speedup_vs_numpy_vectorised``: NumPy over whole chunks.
+- ``optimize_cold/warm``: ``costmodel.optimize`` first and second call, where it exists.
+- ``llm_analysis_ratio``: 1,000 decode configurations of Llama 2 7B on H100 (batch x context x tp)
+  through llm-analysis, where installed, against ``decode_evals_per_s_float32``; and the wall time
+  of the same 1,000 through ``costmodel.sweep`` (compiled already).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+
+AXES = {"batch": np.geomspace(1, 1024, 256), "context": np.geomspace(128, 131072, 256),
+        "tp": [1, 2, 4, 8], "usd_per_chip_hour": np.linspace(1, 4, 16)}  # 4,194,304 configurations
+
+
+def line(name: str, value, unit: str = "") -> None:
+    text = f"{value:.3g}" if isinstance(value, float) else str(value)
+    print(f"{name}: {text} {unit}".rstrip(), flush=True)
+
+
+def import_time() -> None:
+    code = ("import time, sys; t = time.perf_counter(); import costmodel; "
+            "print(time.perf_counter() - t, 'jax' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(3)]
+    line("import_time_cold", min(float(r[0]) for r in runs), "s")
+    line("import_loads_jax", runs[0][1])
+
+
+def chunk_fn(model: str, dtype: str, chunk: int):
+    """One compiled grid chunk over AXES as ``cm.sweep`` runs it: ``(step(i) -> outputs, rows per chunk)``."""
+    import jax.numpy as jnp
+    import costmodel as cm
+    from costmodel.compile import compiled
+    from costmodel.sweeps.driver import DEFAULT_OUTPUTS
+    from costmodel.sweeps.grid import grid_chunks, grid_function, grid_plan
+
+    sc = cm.scenario(model, "h100-sxm", cm.Workload(batch=1, context=8192))
+    sizes = tuple(len(v) for v in AXES.values())
+    plan = grid_plan(sizes, chunk, 1)
+    fn = grid_function(sc.model.structure, cm.Rules(), tuple(AXES), sizes, DEFAULT_OUTPUTS, plan, dtype)
+    base = sc.inputs()
+    consts = {k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, cm.Rules()).input_names
+              if k not in AXES}
+    tables = [np.asarray(v) for v in AXES.values()]
+    trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
+    calls = [(jnp.asarray(lead), jnp.asarray(block)) for lead, block, _ in grid_chunks(tables, plan, dtype)]
+
+    def step(i: int):
+        lead, block = calls[i % len(calls)]
+        return fn(lead, block, consts, trailing)
+
+    return step, plan.padded * plan.inner
+
+
+def compile_times() -> None:
+    """Per model structure: SymPy build and lambdify, then XLA compilation of one sweep chunk."""
+    import jax
+    import costmodel as cm
+    from costmodel.compile import compiled
+
+    first = {}
+    for name in cm.list_models():
+        first.setdefault(cm.load_model(name).structure, name)
+    for structure, model in first.items():
+        label = f"{structure.attention}/{structure.mlp}" + ("/q-compressed" if structure.q_compressed else "")
+        t = time.perf_counter()
+        compiled(structure, cm.Rules())
+        line(f"sympy_to_jax_s[{label}]", time.perf_counter() - t, "s")
+        t = time.perf_counter()
+        step, _ = chunk_fn(model, "float32", 1 << 16)
+        jax.block_until_ready(step(0))
+        line(f"xla_compile_s[{label}]", time.perf_counter() - t, "s")
+
+
+def evals_per_s(dtype: str, rounds: int = 6, window_s: float = 0.3) -> tuple[float, float]:
+    """The best rate over short timing windows (other load on the cores only ever slows a window),
+    and the configurations per CPU-second of this process over all windows (load-independent)."""
+    import jax
+
+    steps = [chunk_fn("llama-3-70b", dtype, chunk) for chunk in (1 << 15, 1 << 16, 1 << 17)]
+    for step, _ in steps:
+        jax.block_until_ready(step(0))
+    best, done, cpu = 0.0, 0, time.process_time()
+    for _ in range(rounds):
+        for step, rows in steps:
+            n, t = 0, time.perf_counter()
+            while time.perf_counter() - t < window_s:
+                out = step(n)
+                n += 1
+            jax.block_until_ready(out)
+            best, done = max(best, n * rows / (time.perf_counter() - t)), done + n * rows
+    return best, done / (time.process_time() - cpu)
+
+
+def numpy_baselines(jax_rate: float) -> None:
+    import sympy as sp
+    import costmodel as cm
+    from costmodel.symbolic import outputs
+
+    sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(batch=1, context=8192))
+    exprs = outputs(sc.model.structure, cm.Rules())
+    keep = ("step_time_s", "usd_per_mtok", "tokens_per_s", "tokens_per_s_per_user", "memory_bytes_per_chip")
+    free = sorted(set().union(*(sp.sympify(exprs[k]).free_symbols for k in keep)), key=lambda s: s.name)
+    fn = sp.lambdify(free, [exprs[k] for k in keep], modules="numpy", cse=True)
+    base = sc.inputs()
+    grid = np.stack(np.meshgrid(*AXES.values(), indexing="ij"), -1).reshape(-1, len(AXES))
+    rows = grid[np.random.default_rng(0).choice(len(grid), 20_000, replace=False)]
+    names = list(AXES)
+    t = time.perf_counter()
+    for row in rows:
+        x = base | dict(zip(names, row))
+        out = fn(*(x[s.name] for s in free))
+        _ = out[4] <= base["hbm_bytes"] * base["memory_fraction"]
+    loop = len(rows) / (time.perf_counter() - t)
+    line("numpy_loop_evals_per_s", loop, "configs/s")
+    line("speedup_vs_numpy_loop", jax_rate / loop, "x")
+    part = grid[: 1 << 20]
+    t = time.perf_counter()
+    x = base | {n: part[:, i] for i, n in enumerate(names)}
+    fn(*(x[s.name] for s in free))
+    vec = len(part) / (time.perf_counter() - t)
+    line("numpy_vectorised_evals_per_s", vec, "configs/s")
+    line("speedup_vs_numpy_vectorised", jax_rate / vec, "x")
+
+
+def sweep_end_to_end() -> None:
+    import costmodel as cm
+
+    runs = [cm.sweep("llama-3-70b", "h100-sxm", AXES, pareto="cost-latency", progress=False, dtype="float32")
+            for _ in range(4)]  # the first compiles
+    r = min(runs[1:], key=lambda r: r.wall_s)
+    line("sweep_pareto_configs_per_s", r.evaluated / r.wall_s, "configs/s")
+    line("sweep_pareto_rows_kept", len(r), "rows")
+
+
+def optimize_times() -> None:
+    import costmodel as cm
+
+    opt = getattr(cm, "optimize", None)
+    if isinstance(opt, types.ModuleType):
+        opt = getattr(opt, "optimize", None)
+    if not callable(opt):
+        line("optimize_cold", "unavailable")
+        line("optimize_warm", "unavailable")
+        return
+    for name in ("optimize_cold", "optimize_warm"):
+        t = time.perf_counter()
+        try:
+            opt("llama-3-70b", "h100-sxm", context=8192, tpot_s=0.05)
+        except Exception as e:  # a benchmark reports, it does not stop
+            line(name, f"unavailable ({type(e).__name__}: {e})")
+            continue
+        line(name, time.perf_counter() - t, "s")
+
+
+def llm_analysis_ratio(jax_rate: float) -> None:
+    """1,000 decode configurations of Llama 2 7B on H100 SXM through llm-analysis (its own configs)."""
+    if importlib.util.find_spec("llm_analysis") is None:
+        line("llm_analysis_ratio", "unavailable (llm-analysis not installed)")
+        return
+    import itertools
+    import logging
+
+    import costmodel as cm
+    from llm_analysis.analysis import LLMAnalysis
+    from llm_analysis.config import (ParallelismConfig, get_dtype_config_by_name, get_gpu_config_by_name,
+                                     get_model_config_by_name)
+    from llm_analysis.logger import logger
+
+    logger.setLevel(logging.ERROR)
+    model, gpu = get_model_config_by_name("NousResearch_Llama-2-7b-hf"), get_gpu_config_by_name("h100-sxm-80gb")
+    dtype = get_dtype_config_by_name("w16a16e16")
+    axes = {"batch": [2.0**k for k in range(10)], "context": np.geomspace(128, 4000, 25).round(), "tp": [1, 2, 4, 8]}
+    t = time.perf_counter()
+    for b, c, tp in itertools.product(*axes.values()):
+        try:
+            LLMAnalysis(model, gpu, dtype, ParallelismConfig(tp_size=tp)).inference(
+                batch_size_per_gpu=int(b), seq_len=int(c), num_tokens_to_generate=1)
+        except AssertionError:  # llm-analysis asserts when a batch does not fit (it returns early)
+            pass
+    rate = 1000 / (time.perf_counter() - t)
+    line("llm_analysis_configs_per_s", rate, "configs/s")
+    line("llm_analysis_ratio", jax_rate / rate, "x")
+    cm.sweep("llama-2-7b", "h100-sxm", axes, progress=False, dtype="float32")
+    r = cm.sweep("llama-2-7b", "h100-sxm", axes, progress=False, dtype="float32")
+    line("sweep_1000_configs_wall_s", r.wall_s, "s")
+    line("llm_analysis_1000_configs_wall_s", 1000 / rate, "s")
+
+
+def big_sweep() -> None:
+    import costmodel as cm
+
+    axes = AXES | {"batch": np.geomspace(1, 1024, 1526)}  # 1526·256·4·16 = 25,001,984 per chip
+    t = time.perf_counter()
+    r = cm.sweep("llama-3-70b", ["h100-sxm", "h200", "b200", "mi300x"], axes, pareto="cost-latency",
+                 dtype="float32", progress=True)
+    wall = time.perf_counter() - t
+    line("big_sweep_configs", r.evaluated, "configs")
+    line("big_sweep_wall_s", wall, "s")
+    line("big_sweep_configs_per_s", r.evaluated / wall, "configs/s")
+    line("big_sweep_frontier_rows", len(r), "rows")
+    line("big_sweep_peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "GiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--big", action="store_true", help="also run a 10^8-configuration sweep")
+    ap.add_argument("--rate-only", action="store_true", help="print only the float32 evaluation rate")
+    args = ap.parse_args()
+    if args.rate_only:
+        import jax
+
+        line(f"decode_evals_per_s_float32[{jax.device_count()} devices]", evals_per_s("float32")[0], "configs/s")
+        return
+    line("cpu_cores", os.cpu_count())
+    line("load_average_1min", os.getloadavg()[0])  # other processes on the cores slow every figure
+    import_time()
+    import jax
+
+    line("jax_devices", jax.device_count())
+    compile_times()
+    rate32, per_cpu32 = evals_per_s("float32")
+    line("decode_evals_per_s_float32", rate32, "configs/s")
+    line("decode_evals_per_cpu_s_float32", per_cpu32, "configs/CPU-s")
+    with jax.enable_x64(True):
+        rate64, per_cpu64 = evals_per_s("float64")
+    line("decode_evals_per_s_float64", rate64, "configs/s")
+    line("decode_evals_per_cpu_s_float64", per_cpu64, "configs/CPU-s")
+    cores = os.cpu_count() or 1
+    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={cores}"}
+    print(subprocess.run([sys.executable, __file__, "--rate-only"], env=env, capture_output=True, text=True,
+                         check=True).stdout, end="", flush=True)
+    sweep_end_to_end()
+    numpy_baselines(rate32)
+    llm_analysis_ratio(rate32)
+    optimize_times()
+    if args.big:
+        big_sweep()
+
+
+if __name__ == "__main__":
+    main()
