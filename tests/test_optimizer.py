@@ -1,7 +1,6 @@
 """The optimiser: equal to exhaustive search, feasible under the exact model, monotone, honest when infeasible."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

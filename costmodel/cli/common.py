@@ -7,8 +7,7 @@ import json
 import math
 from typing import Any
 
-from ..config import Efficiency, IDEAL, Parallel, Precision, Workload
-from ..errors import ConfigError
+from ..config import Precision
 
 __all__ = ["add_spec_arguments", "add_parallel_arguments", "precision_from", "print_json", "fmt_seconds",
            "fmt_bytes", "positive_int", "positive_float"]

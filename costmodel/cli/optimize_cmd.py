@@ -7,7 +7,6 @@ With no arguments it solves the default problem: Llama 3 70B on H100 SXM at
 from __future__ import annotations
 
 import argparse
-import math
 
 from ..optimizer import METHODS, optimize
 from ..optimizer.solution import Solution
@@ -52,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         ref = solve(args, "exhaustive")
         d["exhaustive_usd_per_mtok"] = ref.usd_per_mtok
         d["exhaustive_feasible"] = ref.feasible
+        # relative cost gap; null when only one method found a configuration
         d["gap"] = (sol.usd_per_mtok / ref.usd_per_mtok - 1) if sol.usd_per_mtok and ref.usd_per_mtok else (
-            0.0 if sol.feasible == ref.feasible else math.nan)
+            0.0 if sol.usd_per_mtok == ref.usd_per_mtok else None)
         d["exhaustive_wall_time_s"] = ref.wall_time_s
     if args.json:
         print_json(d)
@@ -86,7 +86,8 @@ def render(d: dict) -> str:
         lines.append(f"  alternative tp={a['tp']} pp={a['pp']} ep={a['ep']} x{a['replicas']}, batch {a['batch']}, "
                      f"{a['weights']}/{a['kv']}: ${a['usd_per_mtok']:.4g}/Mtok, {fmt_seconds(a['step_time_s'])}")
     if "gap" in d:
-        lines.append(f"  verify      exhaustive ${d['exhaustive_usd_per_mtok'] or float('nan'):.4g}/Mtok, "
-                     f"gap {d['gap']:.3%}")
+        gap = "n/a" if d["gap"] is None else f"{d['gap']:.3%}"
+        ref = d["exhaustive_usd_per_mtok"]
+        lines.append(f"  verify      exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}")
     lines.append(f"  solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms")
     return "\n".join(lines)
