@@ -33,6 +33,26 @@ def test_infeasible_exit_0(capsys):
     assert d["feasible"] is False and "fastest possible is" in d["message"]
 
 
+def test_verify_gap_is_null_unless_both_feasible(capsys):
+    assert main(["optimize", "--tpot-ms", "1", "--max-chips", "8", "--verify", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["feasible"] is False and d["gap"] is None
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    target = tmp_path / "missing-dir" / "x.csv"
+    proc = subprocess.run([sys.executable, "-m", "costmodel", "sweep", "--batch", "1,2", "--out", str(target)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_json_has_no_nan_or_infinity(capsys):
+    assert main(["predict", "--batch", "1e30", "--json"]) == 0
+    out = capsys.readouterr().out
+    d = json.loads(out)  # strict JSON: NaN/Infinity would not appear as null
+    assert "NaN" not in out and "Infinity" not in out and d["fits"] is False
+
+
 def test_search_is_exhaustive(capsys):
     assert main(["search", "--model", "llama-3-8b", "--context", "4096", "--tpot-ms", "10", "--max-chips", "8",
                  "--json"]) == 0

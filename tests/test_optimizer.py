@@ -55,16 +55,20 @@ def test_answer_is_feasible_under_the_exact_model(solved, i):
         assert sol.usd_per_mtok == pytest.approx(expect, rel=1e-5)
 
 
-def test_exhaustive_is_the_minimum_over_its_candidates():
-    from costmodel.optimizer.exhaustive import exhaustive_metrics
-
-    problem = make_problem("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.01, max_chips=8)
-    cands, m = exhaustive_metrics(problem)
-    best = cm.optimize("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.01, max_chips=8, method="exhaustive")
-    assert best.usd_per_mtok == pytest.approx(m["usd_per_mtok"][m["feasible"]].min(), rel=1e-7)
-    # every admissible batch of every split is a candidate: batches are multiples of pp that fit
-    assert np.all(cands["batch"] % cands["pp"] == 0)
-    assert len(cands["batch"]) > 1000
+def test_exhaustive_equals_brute_force_over_predict():
+    # an independent oracle: every split and batch through the public predict(), in a Python loop
+    kw = dict(context=4096, tpot_s=0.008, max_chips=2)
+    best = None
+    for tp, pp in ((1, 1), (2, 1), (1, 2)):
+        for batch in range(pp, 1200, pp):
+            p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=batch, context=kw["context"]),
+                           parallel=cm.Parallel(tp=tp, pp=pp))
+            if p.fits and p.step_time_s <= kw["tpot_s"]:
+                best = p.usd_per_mtok if best is None else min(best, p.usd_per_mtok)
+    assert best is not None
+    for method in ("exhaustive", "gradient"):
+        s = cm.optimize("llama-3-8b", "h100-sxm", method=method, **kw)
+        assert s.usd_per_mtok == pytest.approx(best, rel=1e-5)
 
 
 def test_tightening_the_target_never_lowers_the_cost():
@@ -97,6 +101,22 @@ def test_what_to_relax_is_suggested_when_it_helps():
     # fp8 weights halve the weight fetch: suggested when they reach the target
     s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=at16 * 0.8, max_chips=16)
     assert not s.feasible and "allow fp8 weights" in s.message
+
+
+@pytest.mark.parametrize("method", ["gradient", "exhaustive"])
+def test_unreachable_ttft_is_named(method):
+    s = cm.optimize("llama-3-70b", "h100-sxm", ttft_s=0.001, method=method)
+    assert not s.feasible and s.binding == "ttft"
+    assert "no configuration meets TTFT 1 ms" in s.message and "TPOT" not in s.message
+
+
+@pytest.mark.parametrize("method", ["gradient", "exhaustive"])
+def test_unservable_demand_says_how_many_chips(method):
+    s = cm.optimize("llama-3-70b", "h100-sxm", demand_tokens_per_s=50_000, max_chips=16, method=method)
+    assert not s.feasible and s.binding == "chips"
+    per_replica, tps = s.config["chips"], s.to_dict()["tokens_per_s"]
+    need = per_replica * int(np.ceil(50_000 / tps))
+    assert f"needs {need} h100-sxm chips" in s.message and need > 16
 
 
 def test_model_that_does_not_fit_says_so():
@@ -147,6 +167,7 @@ def test_relaxation_tends_to_the_exact_model(model):
     (dict(weights="fp4"), "cannot compute in fp4"),
     (dict(weights="bf17"), "unknown weights precision"),
     (dict(method="random"), "method must be one of gradient, exhaustive"),
+    (dict(n_alternatives=-1), "n_alternatives must be a whole number >= 0"),
 ])
 def test_bad_input(kw, match):
     with pytest.raises(cm.CostModelError, match=match):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..errors import ConfigError
 from .evaluate import TUNABLE, CaseSet
 from .profile import family_of
 
@@ -54,8 +55,13 @@ class Param:
     typical: float
     meaning: str
 
+    def __post_init__(self) -> None:
+        if not self.lo < self.typical < self.hi:
+            raise ConfigError(f"parameter {self.field}: need lo < typical < hi, got {self.lo}, {self.typical}, {self.hi}")
+
     @property
     def name(self) -> str:
+        """``field[family,phase]``."""
         return f"{self.field}[{self.family},{self.phase}]"
 
     def z0(self) -> float:

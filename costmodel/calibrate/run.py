@@ -74,11 +74,17 @@ def profile_dict(cal: Calibration, cs: CaseSet, *, name: str = "calibrated") -> 
     }
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Fit, print the errors, and write the profile (default: the packaged ``calibrated.json``)."""
     ap = argparse.ArgumentParser(prog="python -m costmodel.calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=_PROFILE, help="where to write the profile JSON")
-    ap.add_argument("--iterations", type=int, default=ITERATIONS)
+    ap.add_argument("--iterations", type=_positive_int, default=ITERATIONS, help="optimiser steps (default %(default)s)")
     args = ap.parse_args(argv)
     cal, cs = calibrate(iterations=args.iterations)
     d = profile_dict(cal, cs)

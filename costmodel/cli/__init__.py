@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import CostModelError
@@ -31,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``costmodel`` argument parser with every subcommand of :data:`COMMANDS`."""
     parser = _Parser(prog="costmodel", description="Roofline cost model of LLM inference.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in COMMANDS.items():
@@ -52,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except CostModelError as e:
         print(f"costmodel {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except OSError as e:  # an output file that cannot be written
+        where = f" {e.filename}" if e.filename else ""
+        print(f"costmodel {args.command}: error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -57,14 +57,28 @@ def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def precision_from(args: argparse.Namespace) -> Precision:
+    """The :class:`Precision` named by ``--weights``, ``--kv`` and ``--math``."""
     return Precision(weights=args.weights, kv=args.kv, math=args.math)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None``: JSON has no NaN or Infinity."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=False))
+    """Print ``obj`` as standard JSON (non-finite numbers become ``null``)."""
+    print(json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False))
 
 
 def fmt_seconds(s: float) -> str:
+    """Seconds with a readable unit (s, ms, us)."""
     if s >= 1:
         return f"{s:.3g} s"
     if s >= 1e-3:
@@ -73,6 +87,7 @@ def fmt_seconds(s: float) -> str:
 
 
 def fmt_bytes(b: float) -> str:
+    """Bytes with a readable decimal unit (TB, GB, MB, kB)."""
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(b) >= scale:
             return f"{b / scale:.3g} {unit}"

@@ -51,9 +51,8 @@ def run(args: argparse.Namespace) -> int:
         ref = solve(args, "exhaustive")
         d["exhaustive_usd_per_mtok"] = ref.usd_per_mtok
         d["exhaustive_feasible"] = ref.feasible
-        # relative cost gap; null when only one method found a configuration
-        d["gap"] = (sol.usd_per_mtok / ref.usd_per_mtok - 1) if sol.usd_per_mtok and ref.usd_per_mtok else (
-            0.0 if sol.usd_per_mtok == ref.usd_per_mtok else None)
+        # relative cost gap of the two answers; null unless both methods found a feasible one
+        d["gap"] = sol.usd_per_mtok / ref.usd_per_mtok - 1 if sol.feasible and ref.feasible else None
         d["exhaustive_wall_time_s"] = ref.wall_time_s
     if args.json:
         print_json(d)

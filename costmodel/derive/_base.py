@@ -67,6 +67,8 @@ class Derivation:
         assumptions: what was set or neglected to get a closed form.
         unit: unit of the value.
         source: where the formula is stated (THEORY.md section).
+        domain: conditions on the inputs (SymPy relations) under which the formula means something;
+            evaluating outside them raises.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Derivation:
     assumptions: tuple[str, ...] = ()
     unit: str = "1"
     source: str = ""
+    domain: tuple[sp.Basic, ...] = ()
 
     @property
     def latex(self) -> str:
@@ -109,6 +112,10 @@ class Derivation:
             raise ConfigError(f"{self.name} needs a value for {', '.join(missing)}; pass them as keywords, "
                               f"e.g. {missing[0]}=...")
         subs = {s: sp.Float(vals[s.name], 30) for s in self.expr.free_symbols}
+        for cond in self.domain:
+            if cond.xreplace(subs) is not sp.true:
+                raise ConfigError(f"{self.name} is defined only where {cond}; got "
+                                  + ", ".join(f"{s.name}={vals[s.name]:g}" for s in cond.free_symbols))
         out = sp.N(self.expr.xreplace(subs), 20)
         if not (out.is_real and out.is_finite):
             raise ConfigError(f"{self.name} has no finite real value at these inputs (got {out}); "
@@ -131,7 +138,7 @@ class Derivation:
         if model is None or hardware is None:
             raise ConfigError(f"{self.name}.value needs both a model and a hardware name (or neither)")
         wl = {k: kw.pop(k) for k in ("batch", "context", "prompt") if k in kw}
-        par = {k: int(kw.pop(k)) for k in ("tp", "pp", "ep") if k in kw}
+        par = {k: kw.pop(k) for k in ("tp", "pp", "ep") if k in kw}  # Parallel rejects non-integers
         prec = {k: kw.pop(k) for k in ("weights", "kv", "math") if k in kw}
         sc = scenario(model, hardware, Workload(**wl), Parallel(**par), Precision(**prec),
                       kw.pop("efficiency", IDEAL), kw.pop("usd_per_chip_hour", None))

@@ -61,13 +61,15 @@ def fast_mode_cost_ratio() -> Derivation:
 def fast_mode_floor_fraction() -> Derivation:
     """The floor fraction implied by a price ratio and a speed-up: ``f = (r − 1)/(r·s − 1)``.
 
-    "6x the price for 2.5x the speed" gives ``f = 5/14`` exactly (THEORY.md 11.1).
+    "6x the price for 2.5x the speed" gives ``f = 5/14`` exactly (THEORY.md 11.1). Meaningful for
+    a price ratio and a speed-up both above 1 (then ``0 < f < 1``); other values raise when evaluated.
     """
     in_f, steps = _ratio_in_f()
     sol = sp.factor(sp.solve(sp.Eq(in_f, r), f)[0])
     steps.append(Step("Invert for the floor fraction", sp.Eq(f, sol)))
     return Derivation("fast_mode_floor_fraction", f, sol, tuple(steps), None, {},
-                      ("memory-bound step T = a + b B on a fixed set of chips",), "1", "THEORY.md 11.1")
+                      ("memory-bound step T = a + b B on a fixed set of chips",), "1", "THEORY.md 11.1",
+                      domain=(r > 1, s > 1))
 
 
 def speculative_tokens_per_step() -> Derivation:

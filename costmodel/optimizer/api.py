@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 from ..config import IDEAL, Efficiency
@@ -53,6 +54,8 @@ def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
                f"or lower precision (--weights fp8,int8,int4)")
         return Solution(problem, False, None, "memory", 0.0, [], method, time.perf_counter() - t0, None, msg)
     fastest = float(m["step_time_s"][i])
+    if fastest <= problem.tpot_s:  # TPOT is reachable: the first token or the demand is not
+        return _ttft_or_demand_infeasible(problem, method, cands, m, t0)
     target = fastest * (1 + 1e-6)  # the cheapest configuration reaching the fastest latency
     if method == "exhaustive":
         c2, m2 = cands, exact_metrics(problem, *(cands[k] for k in ("tp", "pp", "ep", "batch")), cands["prec"],
@@ -66,6 +69,43 @@ def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
     msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms: the fastest possible is "
            f"{fastest * 1e3:.3g} ms on {int(chosen.metrics['chips'])} {hw} chips; " + " or ".join(hints))
     return Solution(problem, False, chosen, "tpot", 0.0, [], method, time.perf_counter() - t0, fastest, msg)
+
+
+def _ttft_or_demand_infeasible(problem: Problem, method: str, cands: dict, m: dict, t0: float) -> Solution:
+    """The TPOT target is reachable; say whether the TTFT target or the demand is not, and by how much."""
+    hw, budget = problem.hardware.name, problem.max_chips
+    fits = m["fits"] & (m["chips"] / m["replicas"] <= budget)
+    k = pick(cands, m, fits & m["ok_tpot"], key="ttft_s")
+    if problem.ttft_s is not None and k is not None and m["ttft_s"][k] > problem.ttft_s:
+        c = choice_at(cands, m, k)
+        first = c.metrics["ttft_s"]
+        msg = (f"no configuration meets TTFT {problem.ttft_s * 1e3:.3g} ms for {problem.base.workload.prompt:g}-token "
+               f"prompts: the fastest first token is {first * 1e3:.3g} ms on {int(c.metrics['chips'] / c.metrics['replicas'])} "
+               f"{hw} chips; relax the TTFT target to {first * 1e3:.3g} ms, shorten the prompt or allow more chips")
+        return Solution(problem, False, c, "ttft", 0.0, [], method, time.perf_counter() - t0, None, msg)
+    one = _solve(dataclasses.replace(problem, demand_tokens_per_s=None), method)
+    if one is None:  # no split meets TPOT and TTFT together within the budget
+        c = choice_at(cands, m, k) if k is not None else None
+        msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms and TTFT together on {budget} {hw} chips; "
+               "relax one of the targets or allow more chips")
+        return Solution(problem, False, c, "ttft", 0.0, [], method, time.perf_counter() - t0, None, msg)
+    c = choice_at(*one)
+    per_replica, tps = int(c.metrics["chips"]), c.metrics["tokens_per_s"]
+    replicas = math.ceil(problem.demand_tokens_per_s / tps)
+    most = (budget // per_replica) * tps
+    cfg = c.config(problem)
+    msg = (f"serving {problem.demand_tokens_per_s:g} tok/s within the targets needs {replicas * per_replica} {hw} chips "
+           f"({replicas} replicas of tp={cfg['tp']} pp={cfg['pp']} ep={cfg['ep']} at batch {cfg['batch']}, "
+           f"{tps:,.0f} tok/s each) but the budget is {budget}; allow {replicas * per_replica} chips or lower the "
+           f"demand to {most:,.0f} tok/s")
+    return Solution(problem, False, c, "chips", 0.0, [], method, time.perf_counter() - t0, None, msg)
+
+
+def _solve(problem: Problem, method: str):
+    """Candidates, their exact metrics and the index of the cheapest feasible one, or ``None``."""
+    cands, m = exhaustive_metrics(problem) if method == "exhaustive" else _gradient_candidates(problem, "cost")
+    i = pick(cands, m) if m else None
+    return None if i is None else (cands, m, i)
 
 
 def _hints(problem: Problem) -> list[str]:
@@ -151,17 +191,16 @@ def optimize(
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not (isinstance(n_alternatives, int) and n_alternatives >= 0):
+        raise ConfigError(f"n_alternatives must be a whole number >= 0, got {n_alternatives!r}")
     t0 = time.perf_counter()
     problem = make_problem(model, hardware, context=context, prompt=prompt, tpot_s=tpot_s, ttft_s=ttft_s,
                            max_chips=max_chips, demand_tokens_per_s=demand_tokens_per_s, weights=weights, kv=kv,
                            usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules)
-    if method == "exhaustive":
-        cands, m = exhaustive_metrics(problem)
-    else:
-        cands, m = _gradient_candidates(problem, "cost")
-    i = pick(cands, m) if m else None
-    if i is None:
+    found = _solve(problem, method)
+    if found is None:
         return _infeasible(problem, method, t0)
+    cands, m, i = found
     chosen = choice_at(cands, m, i)
     binding = binding_of(problem, chosen)
     sol_cfg = chosen.config(problem)

@@ -51,6 +51,7 @@ def pick(cands: dict[str, np.ndarray], m: Metrics, mask: np.ndarray | None = Non
 
 
 def choice_at(cands: dict[str, np.ndarray], m: Metrics, i: int) -> Choice:
+    """Candidate ``i`` as a :class:`Choice`, with its metrics as plain floats."""
     return Choice(int(cands["batch"][i]), int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]),
                   int(cands["prec"][i]), {k: float(v[i]) for k, v in m.items()})
 

@@ -17,6 +17,9 @@ import numpy as np
 
 from ..errors import ConfigError
 
+#: the most values one axis may list (a grid's size is the product of its axes; sweeps run in chunks)
+MAX_AXIS_POINTS = 10_000_000
+
 __all__ = ["Values", "Uniform", "LogUniform", "Axis", "as_axis", "parse_axis", "ALLOW_ZERO"]
 
 #: inputs that may be swept down to zero (every other swept value must be > 0).
@@ -113,6 +116,9 @@ def parse_axis(name: str, text: str) -> Values:
     except ValueError:
         raise ConfigError(f"--{name.replace('_', '-')} {text!r} is not an axis; {hint}") from None
     if ":" in text:
+        if count > MAX_AXIS_POINTS:
+            raise ConfigError(f"--{name.replace('_', '-')} {text}: {count:,} points is more than one axis may "
+                              f"hold ({MAX_AXIS_POINTS:,}); use fewer points or a random sample (--samples)")
         if log and (lo_f <= 0 or hi_f <= 0):
             raise ConfigError(f"--{name.replace('_', '-')} {text}: a log range needs positive ends; {hint}")
         vals = np.geomspace(lo_f, hi_f, count) if log else np.linspace(lo_f, hi_f, count)
