@@ -8,10 +8,11 @@ written ``g(u) = log(value/limit) <= 0``:
 .. math::
     \mathcal{L}(u, λ, μ) = f(u) + \sum_i \frac{μ}{2}\max\left(0, g_i(u) + \frac{λ_i}{μ}\right)^2
 
-Each outer round minimises :math:`\mathcal{L}` with Adam, then updates
+Each outer round minimises :math:`\mathcal{L}` plus a growing penalty on the
+log-distance of tp, pp and ep to their admissible values with Adam, then updates
 :math:`λ_i \leftarrow \max(0, λ_i + μ g_i)`, doubles :math:`μ`, and sharpens
-the relaxation (:mod:`costmodel.relax`). Several starts and every allowed
-precision run side by side under ``vmap``; all of it is one jitted call.
+the relaxation (:mod:`costmodel.relax`). Eight starts for every allowed
+precision run side by side as rows of one array; all of it is one jitted call.
 """
 
 from __future__ import annotations
