@@ -13,8 +13,9 @@ the best neighbouring split while that lowers the objective. Neighbours are one
 lattice step in any combination of tp, pp and ep, every value along each single
 axis (a coordinate line search: cost along one axis can dip twice, e.g. expert
 parallelism trading replicated attention weights against KV room), and
-exchanges that move chips from one axis to another at about the same count
-(pipeline stages traded for expert groups), each with every allowed precision. Cost is nearly flat across splits
+exchanges that move chips from one axis to another at about the same count, or
+half or twice it (pipeline stages traded for expert groups), each with every
+allowed precision. Cost is nearly flat across splits
 in the memory-bound regime, so the climb matters: it is what turns a good
 region into the best point.
 """
@@ -66,11 +67,12 @@ def _neighbours(problem: Problem, pt: tuple[int, ...], budget: int) -> set[tuple
 
 
 def _exchanges(problem: Problem, pt: tuple[int, ...]) -> set[tuple[int, int, int]]:
-    """Moves that shift chips from one axis to another at about the same chip count: for each pair of
-    axes (a, b) and each value of a, the values of b bracketing ``pt[a]·pt[b] / a``."""
+    """Moves that shift chips from one axis to another at about the same chip count (or half or
+    twice it): for each pair of axes (a, b) and each value of a, the values of b bracketing
+    ``g·pt[a]·pt[b] / a`` for ``g`` in 1/2, 1, 2."""
     out = set()
-    for a, b in itertools.permutations(range(3), 2):
-        pair = pt[a] * pt[b]
+    for (a, b), g in itertools.product(itertools.permutations(range(3), 2), (0.5, 1.0, 2.0)):
+        pair = g * pt[a] * pt[b]
         for va in problem.degrees[_DIMS[a]]:
             for vb in lattice_neighbours(problem.degrees[_DIMS[b]], pair / va, 0):
                 new = list(pt[:3])
