@@ -86,7 +86,10 @@ def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot
     splits, prec = arr[:, :3], arr[:, 3]
     if objective == "latency":  # the smallest batch: one sequence per pipeline micro-batch
         m = exact_metrics(problem, *(splits[:, i] for i in range(3)), splits[:, 1], prec, tpot_s=1e30)
-        batch, score = splits[:, 1].astype(float), np.where(m["fits"] & m["ok_chips"], m["step_time_s"], np.inf)
+        excess = np.maximum(0.0, np.log(m["memory_bytes_per_chip"] / m["usable_bytes_per_chip"]))
+        excess = excess + np.where(m["ok_chips"], 0.0, 1.0)  # how far from fitting, to steer the climb
+        batch = splits[:, 1].astype(float)
+        score = np.where(m["fits"] & m["ok_chips"], m["step_time_s"], _INFEASIBLE + excess)
     else:
         batch, m = largest_feasible_batch(problem, splits, prec, tpot_s=tpot_s)
         score = np.where((batch > 0) & m["feasible"], m["usd_per_mtok"], _INFEASIBLE + _violation(problem, m, tpot_s))
