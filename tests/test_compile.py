@@ -128,3 +128,12 @@ def test_symbolic_layer_does_not_import_jax():
     code = "import sys, costmodel.symbolic, costmodel.specs; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_generated_source_is_plain_jax_numpy():
+    from costmodel.compile import source_of
+
+    src = source_of(cm.load_model("llama-3-8b").structure, Rules())
+    assert src.startswith("def _lambdifygenerated(")
+    assert "maximum" in src  # the roofline max, printed as jax.numpy's maximum
+    assert "batch" in src and "hbm_bytes_per_s" in src  # numbers stay inputs, not constants
