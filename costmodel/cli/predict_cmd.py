@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(d)
     else:
         print(render(d))
+        if not pred.fits:
+            print(f"warning: {pred.memory_message()}")
     return 0
 
 
@@ -98,13 +100,4 @@ def render(d: dict) -> str:
         rows += [(f"    {k}", fmt_seconds(v)) for k, v in comm.items() if v > 0]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    if not d["fits"]:
-        mb = d["memory_breakdown_bytes"]
-        lines.append(f"warning: needs {fmt_bytes(d['memory_bytes_per_chip'])} per chip (weights {fmt_bytes(mb['weight'])}, "
-                     f"KV {fmt_bytes(mb['kv'])}, activations {fmt_bytes(mb['activation'])}) but "
-                     f"{fmt_bytes(d['usable_bytes_per_chip'])} is usable; "
-                     + (f"at most {d['max_batch']:,.1f} sequences fit; " if d["max_batch"] > 0
-                        else "the weights alone do not fit; ")
-                     + "use more chips (--tp/--pp/--ep), --attention-sharding batch, a smaller batch or context, "
-                     "or lower precision")
     return "\n".join(lines)

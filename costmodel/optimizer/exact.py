@@ -32,18 +32,14 @@ def split_inputs(problem: Problem, splits: np.ndarray) -> dict[str, np.ndarray]:
     """Every model input of each (tp, pp, ep) split, as the scenario derives it (e.g. the torus mesh
     a tensor-parallel group forms), one row per split."""
     uniq, inverse = np.unique(np.asarray(splits, dtype=np.int64).reshape(-1, 3), axis=0, return_inverse=True)
-    rows = [_split_row(problem, tuple(int(v) for v in u)) for u in uniq]
+    rows = [_split_row(problem.base, tuple(int(v) for v in u)) for u in uniq]
     return {k: np.array([r[k] for r in rows])[inverse.reshape(-1)] for k in rows[0]}
 
 
 @functools.lru_cache(maxsize=4096)
-def _split_row_cached(base, split):
+def _split_row(base, split: tuple[int, int, int]) -> dict[str, float]:
     tp, pp, ep = split
     return dataclasses.replace(base, parallel=Parallel(tp=tp, pp=pp, ep=ep)).inputs()
-
-
-def _split_row(problem: Problem, split: tuple[int, int, int]) -> dict[str, float]:
-    return _split_row_cached(problem.base, split)
 
 
 def candidate_inputs(problem: Problem, tp, pp, ep, batch, prec) -> dict:

@@ -86,23 +86,25 @@ def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot
     splits, prec = arr[:, :3], arr[:, 3]
     if objective == "latency":  # the smallest batch: one sequence per pipeline micro-batch
         m = exact_metrics(problem, *(splits[:, i] for i in range(3)), splits[:, 1], prec, tpot_s=1e30)
-        excess = np.maximum(0.0, np.log(m["memory_bytes_per_chip"] / m["usable_bytes_per_chip"]))
-        excess = excess + np.where(m["ok_chips"], 0.0, 1.0)  # how far from fitting, to steer the climb
         batch = splits[:, 1].astype(float)
-        score = np.where(m["fits"] & m["ok_chips"], m["step_time_s"], _INFEASIBLE + excess)
+        score = np.where(m["fits"] & m["ok_chips"], m["step_time_s"], _INFEASIBLE + _violation(problem, m, None))
     else:
         batch, m = largest_feasible_batch(problem, splits, prec, tpot_s=tpot_s)
-        score = np.where((batch > 0) & m["feasible"], m["usd_per_mtok"], _INFEASIBLE + _violation(problem, m, tpot_s))
+        target = problem.tpot_s if tpot_s is None else tpot_s
+        score = np.where((batch > 0) & m["feasible"], m["usd_per_mtok"], _INFEASIBLE + _violation(problem, m, target))
     return batch, m, score
 
 
 def _violation(problem: Problem, m: Metrics, tpot_s: float | None) -> np.ndarray:
-    """How far an infeasible split is from feasibility (sum of log excesses), to steer the climb."""
-    tpot = problem.tpot_s if tpot_s is None else tpot_s
-    excess = [np.log(m["step_time_s"] / tpot), np.log(m["memory_bytes_per_chip"] / m["usable_bytes_per_chip"]),
-              np.where(m["ok_chips"], 0.0, 1.0)]
-    if problem.ttft_s is not None:
-        excess.append(np.log(m["ttft_s"] / problem.ttft_s))
+    """How far an infeasible split is from feasibility (sum of log excesses), to steer the climb.
+
+    ``tpot_s=None`` measures fitting alone (memory and chip budget), for the fastest-split search.
+    """
+    excess = [np.log(m["memory_bytes_per_chip"] / m["usable_bytes_per_chip"]), np.where(m["ok_chips"], 0.0, 1.0)]
+    if tpot_s is not None:
+        excess.append(np.log(m["step_time_s"] / tpot_s))
+        if problem.ttft_s is not None:
+            excess.append(np.log(m["ttft_s"] / problem.ttft_s))
     return sum(np.maximum(0.0, e) for e in excess)
 
 
