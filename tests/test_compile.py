@@ -125,7 +125,7 @@ def test_symbolic_layer_does_not_import_jax():
     import subprocess
     import sys
 
-    code = "import sys, costmodel.symbolic, costmodel.specs; print('jax' in sys.modules)"
+    code = "import sys, costmodel.symbolic, costmodel.specs, costmodel.efficiency; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

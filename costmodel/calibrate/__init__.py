@@ -1,8 +1,9 @@
 """Calibration: fit the model's efficiency parameters to published measurements.
 
 * :mod:`.records`: the measurement set (``data/measurements.json``) mapped to configurations.
-* :mod:`.profile`: profiles as data (``profiles/*.json``) and :func:`resolve`, which gives the
-  :class:`~costmodel.config.Efficiency` (and collective latency) for a chip and a phase.
+* :mod:`costmodel.efficiency` (JAX-free, below this package): profiles as data (``profiles/*.json``)
+  and :func:`resolve`, which gives the :class:`~costmodel.config.Efficiency` (collective latency
+  included) for a chip and a phase.
 * :mod:`.fit`: the parameters, the optax fit on log-error and leave-one-source-out validation.
 * :mod:`.run`: :func:`calibrate`, which fits, cross-validates and writes a profile
   (``python -m costmodel.calibrate``).
@@ -10,7 +11,7 @@
 Importing this package does not import JAX; the fitting names load on first use.
 """
 
-from .profile import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
+from ..efficiency import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
 from .records import Case, load_cases, load_records
 
 _LAZY = {

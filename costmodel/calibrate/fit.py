@@ -28,8 +28,8 @@ import numpy as np
 import optax
 
 from ..errors import ConfigError
+from ..efficiency import family_of, specificity
 from .evaluate import TUNABLE, CaseSet
-from .profile import family_of
 
 __all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "FitResult", "Calibration", "fit", "calibrate_cases",
            "values_for", "apply_params"]
@@ -97,13 +97,6 @@ FIXED: dict[str, float] = {
 }
 
 
-def _applies(p: Param, family: str, phase: str) -> int:
-    """Specificity of ``p`` for a case's family and phase (-1: does not apply)."""
-    if p.family not in (family, "*") or p.phase not in (phase, "*"):
-        return -1
-    return 2 * (p.family == family) + (p.phase == phase)
-
-
 def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarray]]:
     """For each phase and field, which parameter each case uses (-1: the fixed value)."""
     fams = [family_of(h) for h in cs.hardware]
@@ -113,7 +106,7 @@ def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarr
         for f in TUNABLE:
             idx = np.full(len(cs), -1)
             for i, fam in enumerate(fams):
-                scores = [_applies(p, fam, phase) if p.field == f else -1 for p in params]
+                scores = [specificity(p.family, p.phase, fam, phase) if p.field == f else -1 for p in params]
                 if max(scores, default=-1) >= 0:
                     idx[i] = int(np.argmax(scores))
             out[phase][f] = idx
