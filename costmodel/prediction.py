@@ -10,7 +10,7 @@ from .errors import ConfigError
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .specs import HardwareSpec, ModelSpec
-from .symbolic import Rules
+from .symbolic import Rules, fits_in_memory
 
 __all__ = ["Prediction", "predict", "evaluate", "bound_of"]
 
@@ -47,7 +47,7 @@ class Prediction:
     @property
     def fits(self) -> bool:
         """Whether weights, KV cache and activations fit in the usable HBM of each chip."""
-        return self.values["memory_bytes_per_chip"] <= self.values["usable_bytes_per_chip"]
+        return bool(fits_in_memory(self.values))
 
     def memory_message(self) -> str:
         """One line on memory per chip: what the split needs, what is usable, and how to fix a misfit."""

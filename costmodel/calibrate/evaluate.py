@@ -113,9 +113,7 @@ class CaseSet:
         prompt, output = jnp.asarray(self.prompt[idx]), jnp.asarray(self.output[idx])
         load = self.load[idx]
         # five traces of the step functions per group (compile time is the cost of a fit)
-        mem = decode({**dec_in, "batch": jnp.stack([jnp.ones_like(prompt), 2 * jnp.ones_like(prompt)])})
-        b_max = loadmodel.batch_that_fits(mem["memory_bytes_per_chip"][0], mem["memory_bytes_per_chip"][1],
-                                          mem["usable_bytes_per_chip"][0])
+        b_max = loadmodel.max_batch(decode, dec_in)
         t_pf1 = prefill({**dec_in, "batch": jnp.ones_like(prompt), "prompt": prompt})["step_time_s"]
         b_low = loadmodel.little_batch(lambda b: decode({**dec_in, "batch": b})["step_time_s"],
                                        jnp.asarray(self.rate[idx]), t_pf1, output)

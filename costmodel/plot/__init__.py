@@ -4,18 +4,26 @@ Example:
     >>> from costmodel.plot import Setup, batch_sweep
     >>> fig = batch_sweep(Setup("llama-3-70b", "h100-sxm", context=8192, tp=8))
     >>> fig.savefig("batch.png")  # doctest: +SKIP
+
+Importing this package loads neither matplotlib nor JAX (``costmodel.plot.kinds`` names the
+figures for the CLI); the names below load on first use.
 """
 
-from ._data import Setup
-from .figures import batch_sweep, pareto, roofline, sensitivity_bars, step_breakdown
+import importlib
 
-#: Figure kinds by the name the CLI uses.
-KINDS = {
-    "roofline": roofline,
-    "batch": batch_sweep,
-    "pareto": pareto,
-    "breakdown": step_breakdown,
-    "sensitivity": sensitivity_bars,
-}
+from .kinds import FIGURES
 
-__all__ = ["KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
+_LAZY = {"Setup": "_data", "batch_sweep": "figures", "pareto": "figures", "roofline": "figures",
+         "sensitivity_bars": "figures", "step_breakdown": "figures"}
+
+
+def __getattr__(name: str):
+    if name == "KINDS":  # figure kinds by the name the CLI uses -> the function that draws them
+        figures = importlib.import_module(".figures", __name__)
+        return {kind: getattr(figures, fn) for kind, (fn, _) in FIGURES.items()}
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'costmodel.plot' has no attribute {name!r}")
+
+
+__all__ = ["FIGURES", "KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
