@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import functools
+import time
 
 import numpy as np
 
@@ -127,6 +128,16 @@ class Solution:
     wall_time_s: float
     fastest_step_time_s: float | None
     message: str
+
+    @classmethod
+    def infeasible(cls, problem: Problem, choice: Choice | None, binding: str, message: str, *, method: str,
+                   started: float, fastest_step_time_s: float | None = None) -> "Solution":
+        """The answer when no configuration meets every constraint; ``choice`` is the closest one
+        (or ``None``) and ``started`` the ``time.perf_counter()`` at which the search began."""
+        return cls(problem=problem, feasible=False, choice=choice, binding=binding,
+                   shadow_price_usd_per_mtok_per_ms=0.0, alternatives=[], method=method,
+                   wall_time_s=time.perf_counter() - started, fastest_step_time_s=fastest_step_time_s,
+                   message=message)
 
     @functools.cached_property
     def prediction(self) -> Prediction | None:
