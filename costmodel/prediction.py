@@ -12,9 +12,14 @@ from .inputs import Scenario, scenario
 from .specs import HardwareSpec, ModelSpec
 from .symbolic import Rules, fits_in_memory
 
-__all__ = ["Prediction", "predict", "evaluate", "bound_of"]
+__all__ = ["Prediction", "predict", "evaluate", "bound_of", "breakdown_of"]
 
 _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
+
+
+def breakdown_of(values: dict[str, float]) -> dict[str, float]:
+    """Seconds of each step-time term (compute, weights, kv, communication, overhead), before combining."""
+    return {k: values[f"{k}_s"] for k in _BREAKDOWN}
 
 
 def bound_of(values: dict[str, float]) -> str:
@@ -78,7 +83,7 @@ class Prediction:
     @property
     def breakdown_s(self) -> dict[str, float]:
         """Seconds of each step-time term, before combining."""
-        return {k: self.values[f"{k}_s"] for k in _BREAKDOWN}
+        return breakdown_of(self.values)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready answer (a stable contract for scripts)."""

@@ -11,6 +11,7 @@
 Importing this package does not import JAX; the fitting names load on first use.
 """
 
+from .._lazy import lazy_getattr
 from ..efficiency import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
 from .records import Case, load_cases, load_records
 
@@ -25,12 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'costmodel.calibrate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["Calibrated", "Case", "CaseSet", "DEFAULT_PARAMS", "Param", "Profile", "calibrate",

@@ -12,14 +12,13 @@ import numpy as np
 
 from ..config import Parallel, Precision, Workload
 from ..inputs import scenario
-from ..prediction import Prediction, bound_of, evaluate
+from ..prediction import Prediction, bound_of, breakdown_of, evaluate
 from .exact import Metrics, exact_metrics
 from .problem import MAX_BATCH, Problem
 
 __all__ = ["Solution", "Choice", "pick", "choice_at", "binding_of", "shadow_price"]
 
 _CONSTRAINT_ORDER = (("ok_tpot", "tpot"), ("ok_ttft", "ttft"), ("fits", "memory"))
-_BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
 
 @dataclass(frozen=True)
@@ -174,7 +173,7 @@ class Solution:
             "binding": self.binding,
             "bound": self.bound,
             "memory_bytes_per_chip": c.metrics["memory_bytes_per_chip"] if c else None,
-            "breakdown_s": {k: c.metrics[f"{k}_s"] for k in _BREAKDOWN} if c else None,
+            "breakdown_s": breakdown_of(c.metrics) if c else None,
             "mfu": c.metrics["mfu"] if c else None,
             "shadow_price_usd_per_mtok_per_ms": self.shadow_price_usd_per_mtok_per_ms,
             "fastest_step_time_s": self.fastest_step_time_s,

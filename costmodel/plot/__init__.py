@@ -11,19 +11,21 @@ figures for the CLI); the names below load on first use.
 
 import importlib
 
+from .._lazy import lazy_getattr
 from .kinds import FIGURES
 
 _LAZY = {"Setup": "_data", "batch_sweep": "figures", "pareto": "figures", "roofline": "figures",
          "sensitivity_bars": "figures", "step_breakdown": "figures"}
 
 
+_lazy = lazy_getattr(__name__, _LAZY)
+
+
 def __getattr__(name: str):
     if name == "KINDS":  # figure kinds by the name the CLI uses -> the function that draws them
         figures = importlib.import_module(".figures", __name__)
         return {kind: getattr(figures, fn) for kind, (fn, _) in FIGURES.items()}
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'costmodel.plot' has no attribute {name!r}")
+    return _lazy(name)
 
 
 __all__ = ["FIGURES", "KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
