@@ -98,8 +98,7 @@ class Calibrated:
 
     def inputs(self, hw: HardwareSpec) -> dict[str, float]:
         """Model inputs (symbol name -> value) this calibration sets for ``hw``."""
-        lat = hw.collective_latency_s if self.collective_latency_s is None else self.collective_latency_s
-        return self.efficiency.inputs() | {"collective_latency_s": float(lat)}
+        return self.efficiency.inputs() | {"collective_latency_s": float(self.hardware(hw).collective_latency_s)}
 
 
 def list_profiles() -> list[str]:

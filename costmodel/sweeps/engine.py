@@ -3,11 +3,11 @@
 One chunk is ``chunk`` consecutive configurations ``start, start+1, ...``.
 Their inputs are generated inside the jitted function from the flat index, so
 a sweep of 10^8 configurations never holds 10^8 inputs. Axis ``k`` of
-configuration ``i`` takes the ``k``-th of the uniform numbers in [0, 1) that
-``jax.random`` draws for the key ``fold_in(key(seed), i)``, so a sample depends
-on its index and the seed only, never on the chunk size or device count. Uniform axes take
-``low + u (high - low)``, log-uniform ``low (high/low)^u``, value lists the
-``floor(u n)``-th value.
+configuration ``i`` takes ``u``, the ``k``-th of the uniform numbers in [0, 1)
+that ``jax.random`` draws for the key ``fold_in(key(seed), i)``, so a sample
+depends on its index and the seed only, never on the chunk size or device
+count. Uniform axes take ``low + u (high - low)``, log-uniform
+``low (high/low)^u``, value lists the ``floor(u n)``-th value.
 
 The index vector is sharded over a 1-D mesh of every JAX device
 (``jax.sharding.NamedSharding``), so XLA splits each chunk across the devices
