@@ -53,7 +53,12 @@ def family_of(hw: HardwareSpec) -> str:
 def specificity(family: str, phase: str, for_family: str, for_phase: str) -> int:
     """How specifically a parameter keyed by ``family`` and ``phase`` applies to a chip family and
     phase: an exact family beats ``"*"``, then an exact phase beats ``"*"`` (3, 2, 1 or 0); -1 when
-    it does not apply."""
+    it does not apply.
+
+    Example:
+        >>> [specificity(f, p, "tpu", "decode") for f, p in (("tpu", "*"), ("*", "decode"), ("nvidia-gpu", "*"))]
+        [2, 1, -1]
+    """
     if family not in (for_family, "*") or phase not in (for_phase, "*"):
         return -1
     return 2 * (family == for_family) + (phase == for_phase)

@@ -31,6 +31,10 @@ def minimised(frontier: str, columns) -> tuple:
 
     Raises:
         ConfigError: an unknown frontier name.
+
+    Example:
+        >>> minimised("throughput-interactivity", {"tokens_per_s_per_chip": 3.0, "tokens_per_s_per_user": 5.0})
+        (-3.0, -5.0)
     """
     if frontier not in FRONTIERS:
         raise ConfigError(f"unknown frontier {frontier!r}; choose one of {', '.join(FRONTIERS)}")
