@@ -9,23 +9,13 @@ Importing this package loads neither matplotlib nor JAX (``costmodel.plot.kinds`
 figures for the CLI); the names below load on first use.
 """
 
-import importlib
-
 from .._lazy import lazy_getattr
 from .kinds import FIGURES
 
-_LAZY = {"Setup": "_data", "batch_sweep": "figures", "pareto": "figures", "roofline": "figures",
-         "sensitivity_bars": "figures", "step_breakdown": "figures"}
+_LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures",
+         "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures"}
 
-
-_lazy = lazy_getattr(__name__, _LAZY)
-
-
-def __getattr__(name: str):
-    if name == "KINDS":  # figure kinds by the name the CLI uses -> the function that draws them
-        figures = importlib.import_module(".figures", __name__)
-        return {kind: getattr(figures, fn) for kind, (fn, _) in FIGURES.items()}
-    return _lazy(name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["FIGURES", "KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]

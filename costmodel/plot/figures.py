@@ -14,8 +14,9 @@ from matplotlib.ticker import FuncFormatter
 from ..errors import ConfigError, CostModelError
 from ..symbolic import fits_in_memory
 from ._data import Setup, batch_grid, regions, sweep
+from .kinds import FIGURES
 
-__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "sensitivity_bars"]
+__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "sensitivity_bars", "KINDS"]
 
 _SHADE = {"memory-bound": "#dbe9f6", "compute-bound": "#fde0c5", "does not fit": "#e6e6e6"}
 _TERMS = (("weights_s", "weight fetch", "#1f77b4"), ("kv_s", "KV fetch", "#17becf"),
@@ -179,3 +180,7 @@ def sensitivity_bars(setup: Setup, batch: float = 64) -> Figure:
     ax.set_title(f"Sensitivities to hardware numbers at batch {batch:g}\n{setup.title()}", fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+#: Figure kinds by the name the CLI uses -> the function that draws them (see :data:`.kinds.FIGURES`).
+KINDS = {kind: globals()[fn] for kind, (fn, _) in FIGURES.items()}
