@@ -91,5 +91,6 @@ def scenario(
     price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
     if not (isinstance(price, (int, float)) and price > 0):
         raise ConfigError(f"price must be a positive number of USD per chip-hour, got {price!r}")
-    return Scenario(m, h, workload, parallel, efficiency, weights, precision.kv or "bf16", math,
-                    precision.activations, float(price))
+    return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
+                    weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
+                    usd_per_chip_hour=float(price))

@@ -191,6 +191,12 @@ def _solve(cs, params, masks, iterations, learning_rate, prior_weight):
     return np.asarray(x), np.asarray(lv), np.asarray(pred)
 
 
+def _result(params, x, lv, pred, iterations: int, row: int) -> FitResult:
+    """Row ``row`` of a batched solve as a :class:`FitResult`."""
+    return FitResult(params=tuple(params), values=x[row], loss=float(lv[row]), predicted=pred[row],
+                     iterations=iterations)
+
+
 def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
         learning_rate: float = 0.05, prior_weight: float = 1e-3, weights: np.ndarray | None = None) -> FitResult:
     """Fit ``params`` to the cases of ``cs`` (all of them unless ``weights`` masks some out).
@@ -200,7 +206,7 @@ def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: in
     """
     w = np.ones(len(cs)) if weights is None else np.asarray(weights, dtype=float)
     x, lv, pred = _solve(cs, params, w[None], iterations, learning_rate, prior_weight)
-    return FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
+    return _result(params, x, lv, pred, iterations, 0)
 
 
 def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
@@ -226,5 +232,5 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
     for k, n in enumerate(names, start=1):
         held = np.array([g == n for g in groups])
         cv[held] = pred[k][held]
-    full = FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
-    return Calibration(full, cv, {n: x[k] for k, n in enumerate(names, start=1)}, groups)
+    return Calibration(fit=_result(params, x, lv, pred, iterations, 0), cv_predicted=cv,
+                       folds={n: x[k] for k, n in enumerate(names, start=1)}, groups=groups)
