@@ -116,6 +116,17 @@ def test_resolve_profiles():
         resolve("calibratd", hw)
 
 
+def test_an_efficiency_taken_from_a_prediction_predicts_the_same():
+    """The calibrated collective latency travels with the Efficiency, not only with the profile name."""
+    w, par = cm.Workload(batch=1, context=8192), cm.Parallel(tp=8)
+    p = cm.predict("llama-3-70b", "h100-sxm", w, parallel=par, efficiency="calibrated")
+    again = cm.predict("llama-3-70b", "h100-sxm", w, parallel=par, efficiency=p.scenario.efficiency)
+    fitted = resolve("calibrated", "h100-sxm", "decode").collective_latency_s
+    assert fitted != cm.load_hardware("h100-sxm").collective_latency_s
+    assert again.scenario.hardware.collective_latency_s == p.scenario.hardware.collective_latency_s == fitted
+    assert again.values == p.values
+
+
 def test_predict_takes_a_profile():
     w = cm.Workload(batch=16, context=4096)
     p_ideal = cm.predict("llama-3-8b", "h100-sxm", w)

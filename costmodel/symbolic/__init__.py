@@ -16,7 +16,7 @@ from .architecture import (
 )
 from .collectives import all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s, reduce_scatter_s
 from .memory import memory_terms
-from .outputs import OUTPUT_UNITS, outputs
+from .outputs import OUTPUT_UNITS, fits_in_memory, outputs, usd_per_mtok
 from .rules import Rules
 from .step import step_terms
 from .symbols import SYMBOLS, latex_names, sym
@@ -32,6 +32,7 @@ __all__ = [
     "decode_attention_flops_per_token",
     "expert_touch_fraction",
     "fetched_params",
+    "fits_in_memory",
     "kv_bytes_per_token",
     "kv_heads_replication",
     "latex_names",
@@ -43,4 +44,5 @@ __all__ = [
     "reduce_scatter_s",
     "step_terms",
     "sym",
+    "usd_per_mtok",
 ]
