@@ -145,7 +145,8 @@ def exclusion_reason(r: dict[str, Any]) -> str | None:
         return ("phase 'e2e': whole requests of a static batch (prefill plus every decode step, "
                 "batching policy of the stack); needs the serving model")
     if r["metric"] == "ttft":
-        return "metric 'ttft': time to first token includes scheduling and queueing; needs the serving model"
+        return ("metric 'ttft': time to first token (prefill, first decode step and the stack's scheduling) "
+                "has no step-level mapping; needs the serving model")
     if r["metric"] not in _RECORD_METRIC:
         return f"metric {r['metric']!r} has no step-level mapping (mapped: {', '.join(sorted(_RECORD_METRIC))})"
     for field in ("weights_dtype", "kv_dtype"):
