@@ -262,3 +262,26 @@ def test_optimize_cli_methods_are_the_optimizers():
     from costmodel.optimizer import METHODS as OPTIMIZER_METHODS
 
     assert METHODS == OPTIMIZER_METHODS
+
+
+# --- Hugging Face configs of the new architectures ------------------------------------------------
+
+def test_hf_config_reads_gpt_oss_and_llama4():
+    from costmodel.specs import model_from_hf_config
+
+    oss = {"model_type": "gpt_oss", "num_hidden_layers": 36, "hidden_size": 2880, "num_attention_heads": 64,
+           "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 201088, "intermediate_size": 2880,
+           "num_local_experts": 128, "num_experts_per_tok": 4, "attention_bias": True, "sliding_window": 128,
+           "layer_types": ["sliding_attention", "full_attention"] * 18, "tie_word_embeddings": False,
+           "quantization_config": {"quant_method": "mxfp4"}}
+    got = model_from_hf_config(oss, name="gpt-oss-120b")
+    want = cm.load_model("gpt-oss-120b")
+    assert got.inputs() == want.inputs() and got.structure == want.structure
+    assert got.native_precision == "mxfp4"
+    text = {"model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 5120, "num_attention_heads": 40,
+            "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 202048, "intermediate_size": 8192,
+            "intermediate_size_mlp": 16384, "num_local_experts": 128, "num_experts_per_tok": 1,
+            "interleave_moe_layer_step": 2, "attention_chunk_size": 8192, "tie_word_embeddings": False}
+    got = model_from_hf_config({"model_type": "llama4", "text_config": text}, name="llama-4-maverick")
+    want = cm.load_model("llama-4-maverick")
+    assert got.inputs() == want.inputs() and got.structure == want.structure
