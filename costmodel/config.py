@@ -61,7 +61,7 @@ class Parallel:
         mesh: the tensor-parallel group as a mesh ``(X, Y, Z)`` with
             ``X·Y·Z = tp`` (1 to 3 axes; missing axes are 1). It sets the torus
             axes a collective crosses and the 2D / weight-gathered layouts
-            (THEORY.md 13). ``None``: a balanced mesh over the chip's torus
+            (docs/theory.md §13). ``None``: a balanced mesh over the chip's torus
             axes (64 TPU v4 chips: 4x4x4), see :func:`costmodel.parallel.default_mesh`.
     """
 
@@ -113,7 +113,7 @@ class Precision:
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Achievable fractions of peak and fixed overheads (THEORY.md 5.6).
+    """Achievable fractions of peak and fixed overheads (docs/theory.md §5.6).
 
     The default is the ideal roofline: every peak reached, no kernel overhead,
     all of HBM usable. Calibrated profiles come from :mod:`costmodel.calibrate`.

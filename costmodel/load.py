@@ -18,7 +18,7 @@ using compiled step functions, so they stay differentiable and vectorised:
   requests costs one prefill of ``B`` prompts plus ``T_out`` decode steps and
   emits ``B·T_out`` tokens: ``replicas·B·T_out / (T_prefill(B) + T_out·ℓ(B))``.
 * **TTFT** at low load: prefill of one prompt plus the first decode step
-  (THEORY.md section 6, without queue wait or KV transfer).
+  (docs/theory.md §6, without queue wait or KV transfer).
 
 Each function takes ``decode`` and ``prefill``: callables mapping an input dict
 to the output dict of :func:`costmodel.compile.compiled` (``.raw`` inside

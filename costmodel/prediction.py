@@ -169,7 +169,7 @@ def predict(
         >>> from costmodel import predict, Workload
         >>> p = predict("llama-3-70b", "h100-sxm", Workload(batch=1, context=8192),
         ...             parallel=Parallel(tp=8))
-        >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (THEORY.md 8)
+        >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (docs/theory.md §8)
         5.19
     """
     rules = rules or Rules(phase=workload.phase)

@@ -140,7 +140,7 @@ def report_blocks(sc: Scenario, *, tpot_s: float = 0.05, max_chips: int = 64, fi
         Heading(f"Inference cost report: {sc.model.name} on {sc.hardware.name}", 1),
         Para(f"Decode at context {sc.workload.context:,.0f} on {sc.parallel.chips_per_replica} chips per replica "
              f"(tp={sc.parallel.tp}); weights {sc.weights}, KV {sc.kv}, math {sc.math}; "
-             f"USD {sc.usd_per_chip_hour:g} per chip-hour. Formulas follow THEORY.md; every closed form below was "
+             f"USD {sc.usd_per_chip_hour:g} per chip-hour. Formulas follow docs/theory.md; every closed form below was "
              "derived by SymPy from the model's own expressions."),
         Heading("Model and chip", 2), _spec_table(sc),
     ]

@@ -52,7 +52,7 @@ def test_every_record_maps_to_a_configuration(cases):
 
 
 def test_ideal_roofline_is_a_bound_on_every_measurement(cases, ideal):
-    """The ideal model never predicts a time above, or a rate below, a measurement (THEORY.md 5.4)."""
+    """The ideal model never predicts a time above, or a rate below, a measurement (docs/theory.md §5.4)."""
     for c, p in zip(cases.cases, ideal):
         if c.is_time:
             assert p <= c.measured, f"{c.id}: ideal {p:.4g} s above measured {c.measured:.4g} s"
@@ -84,7 +84,8 @@ def test_calibrated_profile_is_inside_bounds_and_better_than_ideal(cases, ideal)
 
 def test_max_batch_matches_theory_worked_example():
     """LLaMA-3 70B, 8xH100 bf16, 8k context: 203 sequences fit in 80 GiB per chip (docs/theory.md §15.5
-    counts 80e9 bytes and gets 186); by hand: (85,899,345,920 B of 80 GiB - 17,638,426,624 B of weights) / (335,544,320 B KV + 96,896 B activations) per sequence = 203.37."""
+    counts 80e9 bytes and gets 186). By hand: (85,899,345,920 B of 80 GiB - 17,638,426,624 B of weights)
+    / (335,544,320 B KV + 96,896 B activations) per sequence = 203.37."""
     sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(context=8192), cm.Parallel(tp=8))
     from costmodel.compile import compiled
 

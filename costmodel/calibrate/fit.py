@@ -77,11 +77,11 @@ class Param:
 #: The default parameters: few, each with a physical meaning (see docs/calibration.md).
 DEFAULT_PARAMS: tuple[Param, ...] = (
     Param("hbm_efficiency", "*", "*", 0.3, 1.0, 0.85,
-          "achievable fraction of peak HBM bandwidth (THEORY.md 5.6: 0.8-0.9)"),
+          "achievable fraction of peak HBM bandwidth (docs/theory.md §5.6: 0.8-0.9)"),
     Param("flops_efficiency", "nvidia-gpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on NVIDIA GPUs (THEORY.md 5.6: 0.4-0.8)"),
+          "achievable fraction of peak FLOP/s on NVIDIA GPUs (docs/theory.md §5.6: 0.4-0.8)"),
     Param("flops_efficiency", "tpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on TPUs (THEORY.md 5.6: 0.4-0.8)"),
+          "achievable fraction of peak FLOP/s on TPUs (docs/theory.md §5.6: 0.4-0.8)"),
     Param("kernel_overhead_s", "*", "*", 0.0, 30e-6, 1e-6,
           "fixed time per serial kernel, 4 per layer ([Ep]: 1 us per matmul)"),
     Param("collective_latency_s", "nvidia-gpu", "*", 1e-6, 50e-6, 10e-6,
@@ -90,7 +90,7 @@ DEFAULT_PARAMS: tuple[Param, ...] = (
 
 #: Inputs the calibrated profile sets without fitting them (not identifiable from the data).
 FIXED: dict[str, float] = {
-    "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (THEORY.md 2)
+    "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (docs/theory.md §2)
     "kernels_per_layer": 4.0,      # [Ep]: 4 serial matmuls per layer
     "memory_fraction": 0.9,        # HBM left to weights + KV after runtime buffers (TensorRT-LLM default
                                    # KV-cache fraction 0.9 of free memory)

@@ -193,7 +193,7 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
         # heads padded 48 -> 64 for these experiments (record POPE-04, Pope et al. section 5);
         # 64-way split on the default 4x4x4 mesh, with the paper's layouts. Communication is
         # not overlapped (the default rule): the paper's looped CollectiveEinsum hides part of
-        # it (1.4x over compiler scheduling, THEORY.md 13.1), the rest is left to calibration.
+        # it (1.4x over compiler scheduling, docs/theory.md §13.1), the rest is left to calibration.
         prompt = r["prompt_tokens"] or r["context_tokens"]
         context = r["context_tokens"] or prompt
         rules, layout_note = _pope_rules(r.get("layout", ""))
@@ -205,7 +205,7 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pope_rules(layout: str) -> tuple[dict[str, str], str]:
-    """:class:`~costmodel.symbolic.Rules` settings for a Pope et al. layout description (THEORY.md 13)."""
+    """:class:`~costmodel.symbolic.Rules` settings for a Pope et al. layout description (docs/theory.md §13)."""
     ffn = "wg-xyz" if "XYZ weight-gathered" in layout else "2d-ws" if "2D weight-stationary" in layout else "1d-ws"
     rules = {"layout": ffn, "attention_sharding": "batch" if "batch-sharded" in layout else "heads"}
     return rules, f"paper layout '{layout}' as Rules(" + ", ".join(f"{k}={v}" for k, v in rules.items()) + ")"

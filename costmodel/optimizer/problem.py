@@ -6,7 +6,7 @@ output tokens. Constraints: time per output token (TPOT) <= target; optional
 time to first token (TTFT) <= target; memory fits; chips <= budget.
 
 TTFT is the prefill of one prompt on the replica plus its first decode step
-(no queueing; THEORY.md 6).
+(no queueing; docs/theory.md §6).
 """
 
 from __future__ import annotations

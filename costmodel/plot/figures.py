@@ -90,7 +90,7 @@ def pareto(setup: Setup, chips=(1, 2, 4, 8), price_tiers: dict[str, float] | Non
     """Cost per million tokens against time per token, one curve per tensor-parallel size.
 
     Each curve sweeps the batch up to what fits; the black line is the lower envelope
-    over all chip counts (the "fast mode" curve, THEORY.md 10). ``price_tiers`` maps a
+    over all chip counts (the "fast mode" curve, docs/theory.md §10). ``price_tiers`` maps a
     label to a price in USD per million tokens, drawn as horizontal lines.
     """
     fig = Figure(figsize=(7, 4.5), layout="constrained")

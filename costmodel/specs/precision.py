@@ -26,7 +26,7 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 
 #: Formats whose math runs natively in the same format when the chip supports it.
 #: Integer weights are dequantised and multiplied in bf16 (weight-only
-#: quantisation, THEORY.md section 5.1 and [S]), unless math is set explicitly.
+#: quantisation, docs/theory.md §5.1 and [S]), unless math is set explicitly.
 _NATIVE_MATH = {"fp32": "fp32", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp4": "fp4",
                 "nvfp4": "fp4", "mxfp4": "fp4", "int8": "bf16", "int4": "bf16"}
 

@@ -1,4 +1,4 @@
-"""Parameter, FLOP and KV-cache counts of a transformer decoder (THEORY.md sections 3-4).
+"""Parameter, FLOP and KV-cache counts of a transformer decoder (docs/theory.md §3-4).
 
 Every function returns a SymPy expression in the symbols of
 :mod:`costmodel.symbolic.symbols`; the structure (attention kind, dense or MoE)
@@ -42,7 +42,7 @@ def attention_params_per_layer(st: ModelStructure, *, matmul_only: bool = False)
     """Attention parameters of one layer, with its two layer norms unless ``matmul_only``.
 
     GQA/MHA/MQA: ``D·H·(2·N_q + 2·N_kv)`` [S]. MLA: the DeepSeek projections of
-    THEORY.md section 3.3, with the latent norms.
+    docs/theory.md §3.3, with the latent norms.
     """
     if st.attention == "gqa":
         mm = D * H * (2 * Nq + 2 * Nkv)
@@ -76,7 +76,7 @@ class ParamCounts:
 
 
 def param_counts(st: ModelStructure) -> ParamCounts:
-    """Total, active, matmul and fetched parameter counts (THEORY.md sections 3.1-3.3)."""
+    """Total, active, matmul and fetched parameter counts (docs/theory.md §3.1-3.3)."""
     attn, attn_mm = attention_params_per_layer(st), attention_params_per_layer(st, matmul_only=True)
     if st.mlp == "dense":
         mlp = L * m * D * F
@@ -101,7 +101,7 @@ def param_counts(st: ModelStructure) -> ParamCounts:
 def expert_touch_fraction(tokens: sp.Expr) -> sp.Expr:
     """Expected fraction of routed experts a step of ``tokens`` tokens touches.
 
-    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; THEORY.md section 3.2): ``k/E`` at
+    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; docs/theory.md §3.2): ``k/E`` at
     one token, tending to 1 for large batches.
     """
     return 1 - (1 - k / E) ** tokens
@@ -158,7 +158,7 @@ def causal_pairs(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
 
 
 def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") -> sp.Expr:
-    """KV replication factor ``r_kv`` under tensor parallelism (THEORY.md 4.2, 13.3).
+    """KV replication factor ``r_kv`` under tensor parallelism (docs/theory.md §4.2, §13.3).
 
     Head-sharded attention: GQA ``max(1, tp/N_kv)`` (MQA: ``tp``, [E]'s
     "baseline multiquery" trap); MLA's single latent is replicated on every TP
@@ -171,7 +171,7 @@ def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") 
 
 
 def layer_hidden_width(st: ModelStructure) -> sp.Expr:
-    """Mean feed-forward hidden width a token sees per layer (``F`` of THEORY.md 13.2).
+    """Mean feed-forward hidden width a token sees per layer (``F`` of docs/theory.md §13.2).
 
     Dense: ``d_ff``. MoE: dense layers' ``F`` and MoE layers' ``(k + E_s)·F_e``, averaged over layers.
     """
@@ -184,7 +184,7 @@ def attention_io_width(st: ModelStructure) -> tuple[sp.Expr, sp.Expr]:
     """Elements per token of the query and of the attention output moved by batch-sharded attention.
 
     GQA: the new token's ``N_q·H`` query plus its ``2·N_kv·H`` key and value
-    in, ``N_q·H`` out (THEORY.md 5.5, 13.3). MLA with absorbed projections: the
+    in, ``N_q·H`` out (docs/theory.md §5.5, §13.3). MLA with absorbed projections: the
     query in latent space ``N_q·(d_c + d_R)`` plus the new latent ``d_c + d_R``
     in, the latent output ``N_q·d_c`` out.
     """
@@ -206,7 +206,7 @@ def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:
 def prefill_attention_flops_per_sequence(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
     """Causal attention FLOPs to prefill ``tokens`` tokens of one sequence.
 
-    GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, THEORY.md 3.1).
+    GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, docs/theory.md §3.1).
     MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``. Windowed layers
     count the pairs of :func:`causal_pairs` instead of ``T²/2``.
     """

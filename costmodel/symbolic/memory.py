@@ -1,12 +1,12 @@
-"""HBM bytes per chip under a split (THEORY.md section 4.2).
+"""HBM bytes per chip under a split (docs/theory.md §4.2).
 
 Weights: non-expert parameters split ``tp·pp`` ways (replicated across expert
 groups), routed experts split ``tp·pp·ep`` ways. KV: the whole batch's cache
 split over stages, heads and expert groups, times the replication ``r_kv`` of
 head-sharded attention past the KV heads. Pipelining divides weights per chip
-but, at a fixed micro-batch, not KV per chip (THEORY.md 4.2): with the global
+but, at a fixed micro-batch, not KV per chip (docs/theory.md §4.2): with the global
 batch ``B = pp·b`` fixed, ``B/pp = b`` sequences' cache lands on each stage.
-Batch-sharded attention ([E], THEORY.md 13.3) stores each sequence's cache on
+Batch-sharded attention ([E], docs/theory.md §13.3) stores each sequence's cache on
 one chip of the tensor-parallel group: no replication.
 """
 
@@ -29,8 +29,8 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     Returns ``weight_bytes_per_chip``, ``kv_bytes_per_chip``,
     ``activation_bytes_per_chip``, their sum ``memory_bytes_per_chip``,
     ``usable_bytes_per_chip`` (``u·M``; ``1-u`` is the reserved fraction),
-    ``kv_replication`` (``r_kv``), and the capacity closed forms of THEORY.md
-    4.2 (continuous: floor them for a whole count; 0 when the weights alone do
+    ``kv_replication`` (``r_kv``), and the capacity closed forms of docs/theory.md
+    §4.2 (continuous: floor them for a whole count; 0 when the weights alone do
     not fit):
 
     * ``max_batch``: ``B_max = (u·M - W_chip)·B/(KV_chip + A_chip)``: the KV

@@ -1,4 +1,4 @@
-"""Every output of the model as one dict of SymPy expressions (THEORY.md sections 5-9).
+"""Every output of the model as one dict of SymPy expressions (docs/theory.md §5-9).
 
 ``outputs(structure, rules)`` is what the compile layer turns into one JAX
 function. Keys are unit-bearing names; all are per replica unless they say

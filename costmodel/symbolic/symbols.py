@@ -1,7 +1,7 @@
 """The symbol table: every input of the model, with its unit, LaTeX name and meaning.
 
 Symbol names equal the Python keyword names used by specs and the compiled
-functions, so inputs map one to one. THEORY.md section 1 defines the notation.
+functions, so inputs map one to one. docs/theory.md §1 defines the notation.
 """
 
 from __future__ import annotations
