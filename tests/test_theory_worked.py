@@ -45,9 +45,11 @@ def test_cost_table_llama3_70b(batch, step_ms, user_tps, usd_per_mtok):
 
 
 def test_memory_cap_llama3_70b_8k():
-    # docs/theory.md §7.4, §15.5: 499 GB free holds ~1.52M tokens, ~186 sequences at 8k (185.9 exactly)
-    assert decode("llama-3-70b", "h100-sxm", 185, 8192, tp=8).fits
-    p = decode("llama-3-70b", "h100-sxm", 187, 8192, tp=8)
+    # docs/theory.md §7.4, §15.5 count 80e9 bytes per H100: 499 GB free, ~186 sequences at 8k. The card
+    # holds 80 GiB: 8 x 68,260,919,296 B = 546 GB free, 1.67M tokens; per chip (85,899,345,920 B -
+    # 17,638,426,624 B of weights) / (335,544,320 B KV + 96,896 B activations) per sequence = 203.37
+    assert decode("llama-3-70b", "h100-sxm", 203, 8192, tp=8).fits
+    p = decode("llama-3-70b", "h100-sxm", 204, 8192, tp=8)
     assert not p.fits
 
 

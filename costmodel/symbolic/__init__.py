@@ -6,6 +6,8 @@ place where SymPy meets JAX.
 
 from .architecture import (
     ParamCounts,
+    attended_tokens,
+    causal_pairs,
     decode_attention_flops_per_token,
     expert_touch_fraction,
     fetched_params,
@@ -29,6 +31,8 @@ __all__ = [
     "all_gather_s",
     "all_reduce_s",
     "all_to_all_s",
+    "attended_tokens",
+    "causal_pairs",
     "decode_attention_flops_per_token",
     "expert_touch_fraction",
     "fetched_params",

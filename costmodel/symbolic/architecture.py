@@ -21,6 +21,8 @@ __all__ = [
     "expert_touch_fraction",
     "fetched_params",
     "kv_bytes_per_token",
+    "attended_tokens",
+    "causal_pairs",
     "decode_attention_flops_per_token",
     "prefill_attention_flops_per_sequence",
     "kv_heads_replication",
@@ -33,6 +35,7 @@ L, D, Nq, Nkv, H, V, F, m = sym("n_layers", "d_model", "n_heads", "n_kv_heads", 
 n_emb, bias = sym("n_embedding_matrices", "attention_bias")
 E, k, Es, Fe, Lmoe = sym("n_experts", "experts_per_token", "n_shared_experts", "d_ff_expert", "n_moe_layers")
 dcq, dc, dR, Hn, Hv = sym("q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+Lw, Wa = sym("n_window_layers", "attention_window")
 
 
 def attention_params_per_layer(st: ModelStructure, *, matmul_only: bool = False) -> sp.Expr:
@@ -123,6 +126,37 @@ def kv_bytes_per_token(st: ModelStructure) -> sp.Expr:
     return L * per_layer * bkv
 
 
+def attended_tokens(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
+    """Cached tokens per layer of a sequence of ``tokens`` tokens, averaged over layers.
+
+    Full attention: ``tokens``. With ``L_w`` windowed layers each keeps and
+    attends at most ``W_a`` tokens: ``((L - L_w)·S + L_w·min(S, W_a))/L``, so the
+    KV cache of a sequence is ``κ·attended_tokens`` and a decode step's attention
+    FLOPs ``A_att·attended_tokens``. For chunked layers ``min(S, W_a)`` is the
+    cache a sequence must hold (a chunk fills to ``W_a``) and an upper bound on
+    the keys of one step (``S mod W_a``; ``W_a/2`` on average).
+    """
+    if st.window == "none":
+        return tokens
+    return ((L - Lw) * tokens + Lw * sp.Min(tokens, Wa)) / L
+
+
+def causal_pairs(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
+    """(query, key) pairs of a causal prefill of ``tokens`` tokens, averaged over layers.
+
+    Full attention: ``T²/2`` (the ``T(T+1)/2`` of a causal mask for large ``T``).
+    A sliding window of ``W`` keys: ``m·(T - m/2)`` with ``m = min(T, W)``
+    (``T²/2`` up to the window, then ``W`` keys per query). Chunks of ``W``:
+    ``m·T/2`` (``T/W`` chunks of ``W²/2`` pairs; exact at multiples of ``W``).
+    """
+    full = tokens**2 / 2
+    if st.window == "none":
+        return full
+    m = sp.Min(tokens, Wa)
+    windowed = m * (tokens - m / 2) if st.window == "sliding" else m * tokens / 2
+    return ((L - Lw) * full + Lw * windowed) / L
+
+
 def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") -> sp.Expr:
     """KV replication factor ``r_kv`` under tensor parallelism (docs/theory.md §4.2, §13.3).
 
@@ -163,6 +197,7 @@ def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:
     """Attention FLOPs per generated token per cached token, summed over layers.
 
     GQA: ``4·N_q·H·L`` [S]. MLA with absorbed up-projections: ``2·N_q·(2·d_c + d_R)·L``.
+    Multiply by :func:`attended_tokens` (the context ``S`` without windowed layers).
     """
     per_layer = 4 * Nq * H if st.attention == "gqa" else 2 * Nq * (2 * dc + dR)
     return L * per_layer
@@ -172,7 +207,8 @@ def prefill_attention_flops_per_sequence(st: ModelStructure, tokens: sp.Expr) ->
     """Causal attention FLOPs to prefill ``tokens`` tokens of one sequence.
 
     GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, docs/theory.md §3.1).
-    MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``.
+    MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``. Windowed layers
+    count the pairs of :func:`causal_pairs` instead of ``T²/2``.
     """
     width = 2 * H if st.attention == "gqa" else Hn + dR + Hv
-    return Nq * width * tokens**2 * L
+    return 2 * Nq * width * causal_pairs(st, tokens) * L

@@ -47,7 +47,7 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     cached = S if rules.phase == "decode" else T
     r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
     kv_per_token = B * arch.kv_bytes_per_token(st) * r_kv / (tp * pp * ep)
-    kv = kv_per_token * cached
+    kv = kv_per_token * arch.attended_tokens(st, cached)
     # live activations of one layer: residual stream in and out, plus fp32 logits
     seqs = microbatch(rules) / ep
     rows = seqs if rules.phase == "decode" else seqs * T
@@ -67,5 +67,20 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
         "usable_bytes_per_chip": u * M,
         "kv_replication": r_kv,
         "max_batch": sp.Max(0, free * B / (kv + act)),
-        "max_context": sp.Max(0, free_for_context / growth_per_token),
+        "max_context": _max_context(st, free_for_context, growth_per_token, kv_per_token),
     }
+
+
+def _max_context(st: ModelStructure, free: sp.Expr, growth: sp.Expr, kv_per_token: sp.Expr) -> sp.Expr:
+    """The context at which memory reaches ``free``: ``free/growth`` without windowed layers.
+
+    With ``L_w`` of ``L`` layers capped at ``W_a`` tokens, memory is piecewise
+    linear and concave in the context: slope ``growth`` up to ``W_a``, then
+    ``growth - (L_w/L)·kv_per_token``. The crossing is the larger of the two
+    lines' crossings (each line lies below the other on the far side of ``W_a``).
+    """
+    if st.window == "none":
+        return sp.Max(0, free / growth)
+    L, Lw, Wa = sym("n_layers", "n_window_layers", "attention_window")
+    capped = Lw / L * kv_per_token
+    return sp.Max(0, free / growth, (free - capped * Wa) / (growth - capped))

@@ -42,7 +42,7 @@ def useful_flops(st: ModelStructure, rules: Rules, seqs: sp.Expr) -> sp.Expr:
     S, T = sym("context", "prompt")
     p = arch.param_counts(st)
     if rules.phase == "decode":
-        return seqs * (2 * p.matmul + arch.decode_attention_flops_per_token(st) * S)
+        return seqs * (2 * p.matmul + arch.decode_attention_flops_per_token(st) * arch.attended_tokens(st, S))
     return seqs * (2 * p.matmul * T + arch.prefill_attention_flops_per_sequence(st, T))
 
 
@@ -60,7 +60,7 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     nonrouted = (p.nonrouted_fetch - head) * gathered_chips(rules) + head
     weights = bw * (nonrouted / tp + routed) / (W * eta_m)
     # decode reads the cache of every sequence; prefill writes the prompt's cache
-    kv_tokens = microbatch(rules) * (S if rules.phase == "decode" else T)
+    kv_tokens = microbatch(rules) * arch.attended_tokens(st, S if rules.phase == "decode" else T)
     r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
     kv = kv_tokens * arch.kv_bytes_per_token(st) * r_kv / (tp * ep * W * eta_m)
     return {"weights_s": weights, "kv_s": kv}
