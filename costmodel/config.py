@@ -93,17 +93,25 @@ class Parallel:
 
 @dataclass(frozen=True)
 class Precision:
-    """Numeric formats of weights, KV cache, activations and the matrix math.
+    """Numeric formats of weights, KV cache, activations, the matrix math and the MoE dispatch.
 
     ``None`` means the default: weights in the model's native precision, KV in
     bf16, math in the weights' format for float formats and bf16 for integer
-    (weight-only) formats.
+    (weight-only) formats, dispatch in the activations' format.
+
+    ``dispatch`` is the format of the tokens the MoE dispatch all-to-all sends
+    to the experts; the combine returns expert outputs in ``activations``.
+    DeepSeek-V3 dispatches in fp8 and combines in bf16 (arXiv 2412.19437,
+    §3.3.2), as does DeepEP's dispatch kernel (github.com/deepseek-ai/DeepEP).
+    It is a format, a number of bytes per element, so it lives here and not in
+    ``Rules`` (docs/theory.md §5.5).
     """
 
     weights: str | None = None
     kv: str | None = None
     math: str | None = None
     activations: str = "bf16"
+    dispatch: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -24,6 +24,7 @@ class Scenario:
         workload, parallel, efficiency: the configuration.
         weights, kv, math, activations: resolved precision names.
         usd_per_chip_hour: the price used (the chip's default unless overridden).
+        dispatch: the MoE dispatch format (``None``: the activations').
     """
 
     model: ModelSpec
@@ -36,6 +37,7 @@ class Scenario:
     math: str
     activations: str
     usd_per_chip_hour: float
+    dispatch: str | None = None
 
     @property
     def mesh(self) -> tuple[int, int, int]:
@@ -52,6 +54,7 @@ class Scenario:
             weight_bytes=bytes_per_element(self.weights),
             kv_bytes=bytes_per_element(self.kv),
             activation_bytes=bytes_per_element(self.activations),
+            dispatch_bytes=bytes_per_element(self.dispatch or self.activations),
             batch=float(self.workload.batch),
             context=float(self.workload.context),
             prompt=float(self.workload.prompt),
@@ -93,4 +96,4 @@ def scenario(
         raise ConfigError(f"price must be a positive number of USD per chip-hour, got {price!r}")
     return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
                     weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
-                    usd_per_chip_hour=float(price))
+                    usd_per_chip_hour=float(price), dispatch=precision.dispatch)

@@ -124,9 +124,14 @@ def _moe_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         n_moe = base["n_layers"] // int(c.get("interleave_moe_layer_step") or 1)
         shared = 1
         dense_width = int(c.get("intermediate_size_mlp") or dense_width)
+    # node-limited routing: experts drawn from the best topk_group of n_group groups (DeepSeek-V3
+    # report, arXiv 2412.19437, §2.1.2; transformers configuration_deepseek_v3.py); absent: no limit
+    groups = int(c.get("n_group") or 1)
     return dict(
         mlp="moe",
         n_experts=int(n_experts),
+        n_expert_groups=groups,
+        expert_groups_per_token=int(c.get("topk_group") or groups),
         experts_per_token=int(c.get("num_experts_per_tok") or c.get("moe_top_k") or 2),
         n_shared_experts=int(shared),
         d_ff_expert=int(expert_width),

@@ -45,13 +45,19 @@ _INT_FIELDS = (
     "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "vocab_size", "d_ff",
     "mlp_matrices", "n_experts", "experts_per_token", "n_shared_experts", "d_ff_expert",
     "n_moe_layers", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
-    "v_head_dim", "n_window_layers", "attention_window",
+    "v_head_dim", "n_window_layers", "attention_window", "n_expert_groups", "expert_groups_per_token",
 )
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A transformer decoder, validated at construction.
+
+    Node-limited routing (DeepSeek-V3 report, arXiv 2412.19437, §2.1.2): the
+    router splits the ``n_experts`` into ``n_expert_groups`` groups (config.json
+    ``n_group``) and draws each token's experts from its best
+    ``expert_groups_per_token`` groups (``topk_group``); placed a group per node,
+    a token reaches at most that many nodes. ``1`` and ``1`` (the default) is no limit.
 
     Example:
         >>> from costmodel import load_model
@@ -80,6 +86,8 @@ class ModelSpec:
     n_shared_experts: int = 0
     d_ff_expert: int = 0
     n_moe_layers: int = 0
+    n_expert_groups: int = 1
+    expert_groups_per_token: int = 1
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -142,6 +150,9 @@ def _validate(m: ModelSpec) -> None:
     if m.n_heads % m.n_kv_heads:
         raise SpecError(f"{where}: n_kv_heads={m.n_kv_heads} must divide n_heads={m.n_heads}")
     check_precision(m.native_precision, f"{where} native_precision")
+    for f in ("n_expert_groups", "expert_groups_per_token"):
+        if getattr(m, f) < 1:
+            raise SpecError(f"{where}: {f} must be >= 1 (1 and 1: routing without a node limit), got {getattr(m, f)}")
     if m.mlp == "moe":
         _validate_moe(m, where)
     elif m.d_ff <= 0:
@@ -174,6 +185,11 @@ def _validate_moe(m: ModelSpec, where: str) -> None:
         raise SpecError(
             f"{where}: experts_per_token={m.experts_per_token} exceeds n_experts={m.n_experts}"
         )
+    if not 1 <= m.expert_groups_per_token <= m.n_expert_groups:
+        raise SpecError(f"{where}: expert_groups_per_token={m.expert_groups_per_token} must be between 1 and "
+                        f"n_expert_groups={m.n_expert_groups}")
+    if m.n_experts % m.n_expert_groups:
+        raise SpecError(f"{where}: n_expert_groups={m.n_expert_groups} must divide n_experts={m.n_experts}")
     if m.n_moe_layers > m.n_layers:
         raise SpecError(f"{where}: n_moe_layers={m.n_moe_layers} exceeds n_layers={m.n_layers}")
     if m.n_moe_layers < m.n_layers and m.d_ff <= 0:

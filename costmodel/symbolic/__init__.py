@@ -16,7 +16,15 @@ from .architecture import (
     param_counts,
     prefill_attention_flops_per_sequence,
 )
-from .collectives import all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s, reduce_scatter_s
+from .collectives import (
+    all_gather_s,
+    all_reduce_s,
+    all_to_all_s,
+    hierarchical_all_to_all_s,
+    point_to_point_s,
+    reduce_scatter_s,
+)
+from .dispatch import domains_spanned, expert_parallel_s, remote_domains_per_token
 from .memory import memory_terms
 from .outputs import OUTPUT_UNITS, fits_in_memory, outputs, usd_per_mtok
 from .rules import Rules
@@ -34,9 +42,12 @@ __all__ = [
     "attended_tokens",
     "causal_pairs",
     "decode_attention_flops_per_token",
+    "domains_spanned",
+    "expert_parallel_s",
     "expert_touch_fraction",
     "fetched_params",
     "fits_in_memory",
+    "hierarchical_all_to_all_s",
     "kv_bytes_per_token",
     "kv_heads_replication",
     "latex_names",
@@ -46,6 +57,7 @@ __all__ = [
     "point_to_point_s",
     "prefill_attention_flops_per_sequence",
     "reduce_scatter_s",
+    "remote_domains_per_token",
     "step_terms",
     "sym",
     "usd_per_mtok",

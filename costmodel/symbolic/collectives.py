@@ -37,6 +37,7 @@ __all__ = [
     "all_gather_s",
     "reduce_scatter_s",
     "all_to_all_s",
+    "hierarchical_all_to_all_s",
     "point_to_point_s",
 ]
 
@@ -132,9 +133,30 @@ def all_to_all_s(nbytes: sp.Expr, group: sp.Expr | Span, bw: sp.Expr | None = No
     of ``V`` divided by 4, ``(n-1)/n·V/(4W)`` [S]. Plus one pass of latency.
     """
     s = _as_span(group, bw)
-    torus = sym("is_torus") if isinstance(group, Span) else 0
+    return _latency(s, 1) + _all_to_all_bandwidth_s(nbytes, s, isinstance(group, Span))
+
+
+def _all_to_all_bandwidth_s(nbytes: sp.Expr, s: Span, on_mesh: bool = True) -> sp.Expr:
+    torus = sym("is_torus") if on_mesh else 0
     per_byte = (1 - torus) / s.chips + torus / 4
-    return _latency(s, 1) + (s.chips - 1) / s.chips * per_byte * nbytes / s.bytes_per_s
+    return (s.chips - 1) / s.chips * per_byte * nbytes / s.bytes_per_s
+
+
+def hierarchical_all_to_all_s(scale_out_bytes: sp.Expr, domain_bytes: sp.Expr, domain: Span, group: Span) -> sp.Expr:
+    """A two-stage all-to-all across scale-up domains, the stages pipelined (docs/theory.md §14).
+
+    Each chip first sends ``scale_out_bytes`` over its own scale-out link (one
+    copy per destination domain, to the chip of the same local rank there),
+    which forwards them inside its domain while the next chunk is in flight:
+    an all-to-all of ``domain_bytes`` over the ``domain`` span. The stages
+    overlap, so the slower one sets the time, plus one pass of the latency of
+    the whole ``group`` (DeepEP's normal kernels: RDMA to the peer GPU, then
+    NVLink forwarding; DeepSeek-V3 report, arXiv 2412.19437, §3.2.2)::
+
+        α + steps·α_step + max(V_out/(η_ici·W_out), T_A2A,bw(V_dom over the domain))
+    """
+    out = scale_out_bytes / (sym("comm_efficiency") * sym("scale_out_bytes_per_s"))
+    return _latency(group, 1) + sp.Max(out, _all_to_all_bandwidth_s(domain_bytes, domain))
 
 
 def point_to_point_s(nbytes: sp.Expr, bw: sp.Expr) -> sp.Expr:

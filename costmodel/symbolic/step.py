@@ -18,7 +18,8 @@ import sympy as sp
 
 from ..specs.model import ModelStructure
 from . import architecture as arch
-from .collectives import all_to_all_s, link_bytes_per_s, point_to_point_s, span
+from .collectives import link_bytes_per_s, point_to_point_s
+from .dispatch import expert_parallel_s
 from .layouts import attention_resharding_s, gathered_chips, tensor_parallel_s
 from .rules import Rules
 from .symbols import sym
@@ -80,17 +81,16 @@ def communication_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
 
     ``communication_tp_s``: the layout's tensor-parallel collectives plus, for
     batch-sharded attention, its all-to-alls; ``communication_ep_s``: MoE
-    dispatch and combine, ``2·L_moe`` all-to-alls of ``t·k·D·b_a`` over the
-    ``ep`` groups; ``communication_pp_s``: ``pp-1`` hops of ``t·D·b_a``.
+    dispatch (``b_d`` bytes per element) and combine (``b_a``), ``2·L_moe``
+    all-to-alls over the ``ep`` groups, flat inside one scale-up domain and
+    hierarchical across domains (:mod:`.dispatch`); ``communication_pp_s``:
+    ``pp-1`` hops of ``t·D·b_a``.
     """
     D, ba, tp, pp, ep = sym("d_model", "activation_bytes", "tp", "pp", "ep")
     tokens = tokens_in_flight(rules)
     t_tp = tensor_parallel_s(st, rules, tokens / ep) + attention_resharding_s(st, rules, tokens / ep)
     t_pp = (pp - 1) * point_to_point_s(tokens / ep * D * ba, link_bytes_per_s(tp * ep * pp))
-    t_ep = sp.Integer(0)
-    if st.mlp == "moe":
-        k, Lmoe = sym("experts_per_token", "n_moe_layers")
-        t_ep = Lmoe * 2 * all_to_all_s(tokens * k * D * ba, span((ep,), domain_chips=tp * ep))
+    t_ep = expert_parallel_s(tokens) if st.mlp == "moe" else sp.Integer(0)
     return {"communication_tp_s": t_tp, "communication_ep_s": t_ep, "communication_pp_s": t_pp}
 
 

@@ -1,0 +1,68 @@
+"""MoE dispatch and combine: the expert-parallel all-to-alls (docs/theory.md §5.5, §14).
+
+Each MoE layer sends every token to its ``k`` routed experts (dispatch) and
+brings the ``k`` outputs back (combine) across the ``n_ep`` expert-parallel
+ranks. ``t`` tokens per layer are spread evenly, ``t/n_ep`` per rank; the
+dispatch moves ``b_d`` bytes per element (fp8 in DeepEP), the combine ``b_a``.
+
+* Inside one scale-up domain (``n_tp·n_ep <= n_up``): a flat all-to-all of
+  ``t·k·D·b`` bytes over the ``n_ep`` ranks, as before.
+* Across ``G = min(n_ep, n_tp·n_ep/n_up)`` domains: hierarchical
+  (DeepSeek-V3 report, arXiv 2412.19437, §3.2.2; DeepEP's normal kernels).
+  A token crosses the scale-out network once per distinct remote domain its
+  experts land in, to the chip of the same local rank there, which forwards it
+  over the scale-up links to the experts of that domain. With uniform routing,
+  and node-limited routing that draws a token's experts from ``m_g`` of
+  ``n_g`` expert groups (one group per ``G/n_g`` domains, so at most
+  ``m = min(G, m_g·max(1, G/n_g))`` domains; §2.1.2), the expected number of
+  distinct remote domains per token is
+
+      R = (G-1)/G · m · (1 - (1 - 1/m)^k)
+
+  (each domain is among the token's ``m`` with probability ``m/G`` and then
+  receives at least one of the ``k`` experts; with no limit, ``m = G``:
+  ``(G-1)·(1-(1-1/G)^k)``). The ``k`` experts are drawn independently
+  (with replacement): real top-k picks distinct experts and spreads a little
+  wider (DeepSeek-V3 on 4 domains: 2.71 distinct remote domains, not 2.70),
+  so ``R`` errs low, the safe side for a bound. Stage one sends
+  ``t/n_ep·R·D·b`` bytes per chip over ``W_out``; stage two is an all-to-all
+  of the ``k`` copies inside each domain of ``n_ep/G`` ranks over ``W_up``;
+  the stages are pipelined and the slower one sets the time.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .collectives import all_to_all_s, hierarchical_all_to_all_s, span
+from .symbols import sym
+
+__all__ = ["domains_spanned", "remote_domains_per_token", "expert_parallel_s"]
+
+
+def domains_spanned() -> sp.Expr:
+    """``G``: scale-up domains the expert-parallel group spans, ``min(n_ep, n_tp·n_ep/n_up)`` (>= 1 beyond one)."""
+    tp, ep, n_up = sym("tp", "ep", "scale_up_domain_chips")
+    return sp.Min(ep, tp * ep / n_up)
+
+
+def remote_domains_per_token(domains: sp.Expr) -> sp.Expr:
+    """``R``: expected distinct remote domains a token's ``k`` experts land in, out of ``domains``."""
+    k, groups, chosen = sym("experts_per_token", "n_expert_groups", "expert_groups_per_token")
+    reach = sp.Min(domains, chosen * sp.Max(1, domains / groups))
+    return (domains - 1) / domains * reach * (1 - (1 - 1 / reach) ** k)
+
+
+def expert_parallel_s(tokens: sp.Expr) -> sp.Expr:
+    """Seconds per step of the dispatch and combine all-to-alls of all MoE layers, ``t = tokens`` per layer."""
+    D, ba, bd, tp, ep, n_up, k, Lmoe = sym("d_model", "activation_bytes", "dispatch_bytes", "tp", "ep",
+                                           "scale_up_domain_chips", "experts_per_token", "n_moe_layers")
+    group = span((ep,), domain_chips=tp * ep)
+    flat = sum(all_to_all_s(tokens * k * D * b, group) for b in (bd, ba))
+    G = domains_spanned()
+    per_domain = ep / G
+    inside = span((per_domain,), domain_chips=tp * per_domain)
+    R = remote_domains_per_token(G)
+    hier = sum(hierarchical_all_to_all_s(tokens / ep * R * D * b, tokens / G * k * D * b, inside, group)
+               for b in (bd, ba))
+    return Lmoe * sp.Piecewise((flat, tp * ep <= n_up), (hier, True))
