@@ -96,7 +96,7 @@ DEEPSEEK_V3_CONFIG = {
     "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128, "n_shared_experts": 1,
     "n_routed_experts": 256, "num_experts_per_tok": 8, "first_k_dense_replace": 3, "kv_lora_rank": 512,
     "q_lora_rank": 1536, "qk_rope_head_dim": 64, "v_head_dim": 128, "qk_nope_head_dim": 128,
-    "vocab_size": 129280, "tie_word_embeddings": False,
+    "vocab_size": 129280, "tie_word_embeddings": False, "n_group": 8, "topk_group": 4,
     "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8"},
 }
 
@@ -140,6 +140,13 @@ def test_spec_validation():
         m.replace(n_kv_heads=5)
     with pytest.raises(cm.SpecError, match="must be a non-negative integer"):
         m.replace(d_model=-1)
+    ds = cm.load_model("deepseek-v3")
+    with pytest.raises(cm.SpecError, match="expert_groups_per_token=9 must be between 1 and n_expert_groups=8"):
+        ds.replace(expert_groups_per_token=9)
+    with pytest.raises(cm.SpecError, match="n_expert_groups=3 must divide n_experts=256"):
+        ds.replace(n_expert_groups=3, expert_groups_per_token=1)
+    with pytest.raises(cm.SpecError, match="n_expert_groups must be >= 1"):
+        m.replace(n_expert_groups=0)
     h = cm.load_hardware("h100-sxm")
     with pytest.raises(cm.SpecError, match="hbm_bytes_per_s must be a positive number"):
         h.replace(hbm_bytes_per_s=math.nan)
