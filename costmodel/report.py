@@ -101,7 +101,8 @@ def _operating_points(sc: Scenario, tpot_s: float, rules) -> list:
     for label, b in cands.items():
         b = max(1.0, float(int(b)))
         p = evaluate(scenario(m, sc.hardware, Workload(batch=b, context=sc.workload.context), sc.parallel,
-                              Precision(sc.weights, sc.kv, sc.math), sc.efficiency, sc.usd_per_chip_hour), rules)
+                              Precision(sc.weights, sc.kv, sc.math, sc.activations, sc.dispatch), sc.efficiency,
+                              sc.usd_per_chip_hour), rules)
         rows.append([label, f"{b:,.0f}", f"{p.step_time_s * 1e3:.3g}", f"{p.tokens_per_s_per_user:,.0f}",
                      f"{p.usd_per_mtok:.3g}", p.bound, "yes" if p.fits else "no"])
     return [Heading("Predicted operating points", 2),

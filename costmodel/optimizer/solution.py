@@ -199,5 +199,6 @@ def predict_choice(problem: Problem, c: Choice) -> Prediction:
     prec = problem.precisions[c.prec]
     sc = scenario(b.model, b.hardware, Workload(batch=c.batch, context=b.workload.context, prompt=b.workload.prompt),
                   Parallel(tp=c.tp, pp=c.pp, ep=c.ep, replicas=int(c.metrics["replicas"])),
-                  Precision(prec.weights, prec.kv, prec.math), b.efficiency, b.usd_per_chip_hour)
+                  Precision(prec.weights, prec.kv, prec.math, b.activations, b.dispatch), b.efficiency,
+                  b.usd_per_chip_hour)
     return evaluate(sc, problem.rules)
