@@ -102,7 +102,8 @@ class Precision:
     ``dispatch`` is the format of the tokens the MoE dispatch all-to-all sends
     to the experts; the combine returns expert outputs in ``activations``.
     DeepSeek-V3 dispatches in fp8 and combines in bf16 (arXiv 2412.19437,
-    §3.3.2), as does DeepEP's dispatch kernel (github.com/deepseek-ai/DeepEP).
+    section 3.3.3, low-precision communication), as do DeepEP's kernels
+    (github.com/deepseek-ai/DeepEP).
     It is a format, a number of bytes per element, so it lives here and not in
     ``Rules`` (docs/theory.md §5.5).
     """

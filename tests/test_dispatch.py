@@ -29,37 +29,43 @@ def ep_seconds(tokens, **given):
 
 
 def test_remote_domains_of_deepseek_v3_by_hand():
-    # G = 4 nodes (ep = 32): the 4 chosen groups can cover all 4 nodes (two groups per node), so no limit:
-    # R = (G-1)·(1-(1-1/G)^k) = 3·(1 - (3/4)^8) = 3·(1 - 0.1001129150390625)
+    # G = 4 nodes (ep = 32), two of the 8 groups per node, 4 groups chosen: they fill m_d = 4·4/8 = 2 nodes'
+    # worth of experts; R = (3/4)·2·(1 - (1/2)^8) = 1.5·255/256
     r4 = value(remote_domains_per_token(sp.Integer(4)), **DSV3)
-    assert r4 == pytest.approx(3 * (1 - 0.1001129150390625), rel=1e-15)
-    assert r4 == pytest.approx(2.6996612548828125, rel=1e-15)
+    assert r4 == pytest.approx(1.5 * 255 / 256, rel=1e-15)
+    # ... a lower bound: with the 4 groups drawn uniformly, a node holds j of them with probability
+    # C(2,j)·C(6,4-j)/C(8,4) = 15/70, 40/70, 15/70 and is missed with probability (1 - j/4)^8, so
+    # R = 3·(1 - 15/70 - (40/70)·(3/4)^8 - (15/70)·(1/2)^8) = 2.183, and 3·(1 - (3/4)^8) = 2.700 without the limit
+    exact = 3 * (1 - 15 / 70 - 40 / 70 * 0.75**8 - 15 / 70 * 0.5**8)
+    assert exact == pytest.approx(2.1830095563616077, rel=1e-15)
+    assert r4 < exact < 3 * (1 - 0.75**8)
     # G = 8 (ep = 64, a group per node): a token reaches 4 of the 8 nodes; each node is chosen with
-    # probability 4/8 and then hit with probability 1 - (3/4)^8: R = 7·(1/2)·0.8998870849609375
+    # probability 4/8 and then hit with probability 1 - (3/4)^8: R = 7·(1/2)·0.8998870849609375 (exact)
     assert value(remote_domains_per_token(sp.Integer(8)), **DSV3) == pytest.approx(3.1496047973632812, rel=1e-15)
     # G = 16: each group spans 2 nodes, so 8 reachable: R = 15·(8/16)·(1 - (7/8)^8) = 7.5·0.6563910841941833
     assert value(remote_domains_per_token(sp.Integer(16)), **DSV3) == pytest.approx(4.922933131456375, rel=1e-15)
     # no node limit (n_group = topk_group = 1): G = 8 gives 7·(1 - (7/8)^8)
     free = {**DSV3, "n_expert_groups": 1, "expert_groups_per_token": 1}
     assert value(remote_domains_per_token(sp.Integer(8)), **free) == pytest.approx(7 * 0.6563910841941833, rel=1e-15)
+    assert value(remote_domains_per_token(sp.Integer(4)), **free) == pytest.approx(3 * (1 - 0.75**8), rel=1e-15)
 
 
 def test_deepseek_v3_prefill_on_32_h100_by_hand():
     # 32 prompts of 2,000 tokens over ep = 32 (4 nodes of 8): 2,000 tokens per GPU per MoE layer.
-    # Scale-out: 2,000·R·7,168 bytes per GPU per byte of element, R = 2.6996612548828125 (above):
-    # 38,702,343.75 B; fp8 dispatch 774.0469 µs, bf16 combine 1,548.0938 µs at 50 GB/s.
+    # Scale-out: 2,000·R·7,168 bytes per GPU per byte of element, R = 1.494140625 (above): 21,420,000 B;
+    # fp8 dispatch 428.4 µs, bf16 combine 856.8 µs at 50 GB/s.
     # NVLink forwarding: 2,000·8·7,168·(7/8) = 100,352,000 B per byte: 223.0 µs fp8, 446.0 µs bf16 at
     # 450 GB/s, hidden under the scale-out stage. Latency per all-to-all: 6.8 + 31·0.6 = 25.4 µs.
-    out_per_byte = 2000 * 2.6996612548828125 * 7168
-    assert out_per_byte == pytest.approx(38_702_343.75, rel=1e-15)
+    out_per_byte = 2000 * 1.494140625 * 7168
+    assert out_per_byte == pytest.approx(21_420_000, rel=1e-15)
     per_layer = (out_per_byte * 1 / 50e9 + 25.4e-6) + (out_per_byte * 2 / 50e9 + 25.4e-6)
     got = ep_seconds(64000, **H100, **DSV3, tp=1, ep=32, dispatch_bytes=1, activation_bytes=2)
     assert got == pytest.approx(58 * per_layer, rel=1e-12)
-    assert got == pytest.approx(0.137631, rel=1e-5)
+    assert got == pytest.approx(58 * (428.4e-6 + 856.8e-6 + 50.8e-6), rel=1e-12)
     # the flat formula sent all k = 8 copies over the scale-out link in bf16: 2·58·8·7168·2·(31/32) bytes
-    # per token per GPU, 12.89 MB, against 58·R·7168·(1 + 2) = 3.37 MB now
+    # per token per GPU, 12.89 MB, against 58·R·7168·(1 + 2) = 1.86 MB now
     assert 2 * 58 * 8 * 7168 * 2 * 31 / 32 == pytest.approx(12.89e6, rel=1e-3)
-    assert 58 * 2.6996612548828125 * 7168 * 3 == pytest.approx(3.367e6, rel=1e-3)
+    assert 58 * 1.494140625 * 7168 * 3 == pytest.approx(1.8635e6, rel=1e-4)
 
 
 @pytest.mark.parametrize("tp, ep", [(1, 8), (2, 4), (1, 4), (8, 1)])

@@ -125,7 +125,7 @@ def _moe_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         shared = 1
         dense_width = int(c.get("intermediate_size_mlp") or dense_width)
     # node-limited routing: experts drawn from the best topk_group of n_group groups (DeepSeek-V3
-    # report, arXiv 2412.19437, §2.1.2; transformers configuration_deepseek_v3.py); absent: no limit
+    # report, arXiv 2412.19437, section 2.1.2; transformers configuration_deepseek_v3.py); absent: no limit
     groups = int(c.get("n_group") or 1)
     return dict(
         mlp="moe",

@@ -53,7 +53,7 @@ _INT_FIELDS = (
 class ModelSpec:
     """A transformer decoder, validated at construction.
 
-    Node-limited routing (DeepSeek-V3 report, arXiv 2412.19437, §2.1.2): the
+    Node-limited routing (DeepSeek-V3 report, arXiv 2412.19437, section 2.1.2): the
     router splits the ``n_experts`` into ``n_expert_groups`` groups (config.json
     ``n_group``) and draws each token's experts from its best
     ``expert_groups_per_token`` groups (``topk_group``); placed a group per node,

@@ -151,7 +151,7 @@ def hierarchical_all_to_all_s(scale_out_bytes: sp.Expr, domain_bytes: sp.Expr, d
     an all-to-all of ``domain_bytes`` over the ``domain`` span. The stages
     overlap, so the slower one sets the time, plus one pass of the latency of
     the whole ``group`` (DeepEP's normal kernels: RDMA to the peer GPU, then
-    NVLink forwarding; DeepSeek-V3 report, arXiv 2412.19437, §3.2.2)::
+    NVLink forwarding; DeepSeek-V3 report, arXiv 2412.19437, section 3.2.2)::
 
         α + steps·α_step + max(V_out/(η_ici·W_out), T_A2A,bw(V_dom over the domain))
     """
