@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
+from .limits import check_in_range, check_number
 from .specs.precision import check_precision
 
 __all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
@@ -18,8 +19,11 @@ __all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
 def _positive(obj: object, names: tuple[str, ...], *, integer: bool = False, allow_zero: bool = False) -> None:
     for name in names:
         v = getattr(obj, name)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (v >= 0 if allow_zero else v > 0) and (not integer or float(v).is_integer())
+        try:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (v >= 0 if allow_zero else v > 0) and (not integer or float(v).is_integer())
+        except OverflowError:  # an int beyond float range
+            ok = False
         if not ok:
             kind = "an integer" if integer else "a number"
             bound = ">= 0" if allow_zero else "> 0"
@@ -43,8 +47,9 @@ class Workload:
     phase: str = "decode"
 
     def __post_init__(self) -> None:
-        _positive(self, ("batch", "context", "prompt"))
-        if self.phase not in ("decode", "prefill"):
+        for name in ("batch", "context", "prompt"):
+            check_number(name, getattr(self, name))
+        if not isinstance(self.phase, str) or self.phase not in ("decode", "prefill"):
             raise ConfigError(f"phase must be 'decode' or 'prefill', got {self.phase!r}")
 
 
@@ -72,9 +77,10 @@ class Parallel:
     mesh: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        _positive(self, ("tp", "pp", "ep", "replicas"), integer=True)
+        for name in ("tp", "pp", "ep", "replicas"):
+            object.__setattr__(self, name, int(check_number(name, getattr(self, name), integer=True)))
         if self.mesh is not None:
-            mesh = tuple(self.mesh)
+            mesh = tuple(self.mesh) if isinstance(self.mesh, (tuple, list)) else ()
             ok = 1 <= len(mesh) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
                                              for a in mesh)
             if not ok:
@@ -130,6 +136,8 @@ class Efficiency:
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"))
         _positive(self, ("kernel_overhead_s", "kernels_per_layer"), allow_zero=True)
+        check_in_range("kernel_overhead_s", self.kernel_overhead_s, 0, 1.0, "seconds")
+        check_in_range("kernels_per_layer", self.kernels_per_layer, 0, 10_000)
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
             if getattr(self, f) > 1:
                 raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")

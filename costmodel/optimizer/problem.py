@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
-from ..inputs import Scenario, scenario
+from ..inputs import Scenario, math_the_chip_runs, scenario
+from ..limits import check_number, check_type
 from ..parallel import valid_degrees
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision, load_hardware, load_model
 from ..symbolic import Rules
@@ -86,29 +86,36 @@ class Problem:
         }
 
 
-def _choices(option: str | tuple[str, ...] | list[str] | None, default: str) -> tuple[str, ...]:
+def _choices(name: str, option: str | tuple[str, ...] | list[str] | None, default: str) -> tuple[str, ...]:
     if option is None:
         return (default,)
     if isinstance(option, str):
         option = [o.strip() for o in option.split(",") if o.strip()]
+    if not isinstance(option, (tuple, list)) or not all(isinstance(o, str) for o in option):
+        raise ConfigError(f"{name} must be a precision name, a comma-separated string of them or a tuple of "
+                          f"them (e.g. 'bf16' or ('bf16', 'fp8')), got {option!r}")
     if not option:
-        raise ConfigError("a precision set must name at least one format, e.g. 'bf16' or 'bf16,fp8'")
+        raise ConfigError(f"{name}: a precision set must name at least one format, e.g. 'bf16' or 'bf16,fp8'")
     return tuple(dict.fromkeys(option))
 
 
-def _precisions(hw: HardwareSpec, model: ModelSpec, weights, kv) -> tuple[PrecisionChoice, ...]:
+def _precisions(hw: HardwareSpec, model: ModelSpec, weights, kv, math: str | None = None
+                ) -> tuple[PrecisionChoice, ...]:
     out, refused = [], []
-    for w, k in itertools.product(_choices(weights, model.native_precision), _choices(kv, "bf16")):
-        Precision(weights=w, kv=k)  # validates the names
-        math_p = default_math_precision(w)
+    for w, k in itertools.product(_choices("weights", weights, model.native_precision), _choices("kv", kv, "bf16")):
+        Precision(weights=w, kv=k, math=math)  # validates the names
+        math_p = math or default_math_precision(w)
+        if weights is None and math is None:  # the model's own format: fall back to a math the chip runs
+            math_p = math_the_chip_runs(hw, math_p)
         if math_p in hw.flops_per_s:
             out.append(PrecisionChoice(w, k, math_p))
         else:
             refused.append(w)
     if not out:
+        what = f"{math} math" if math else ", ".join(sorted(set(refused)))
         raise ConfigError(
-            f"{hw.name} cannot compute in {', '.join(sorted(set(refused)))}; it computes in "
-            f"{', '.join(hw.flops_per_s)}: choose --weights from those (int8/int4 weights run bf16 math)"
+            f"{hw.name} cannot compute in {what}; it computes in "
+            f"{', '.join(hw.flops_per_s)}: choose weights (or math) from those (int8/int4 weights run bf16 math)"
         )
     return tuple(out)
 
@@ -127,20 +134,22 @@ def make_problem(
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
     efficiency: Efficiency | str = IDEAL,
-    rules: Rules = Rules(),
+    rules: Rules | None = None,
+    math: str | None = None,
 ) -> Problem:
     """Validate the inputs of :func:`costmodel.optimize` and build a :class:`Problem`."""
     m, h = load_model(model), load_hardware(hardware)
     for name, v in (("tpot_s", tpot_s), ("ttft_s", ttft_s), ("demand_tokens_per_s", demand_tokens_per_s)):
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ConfigError(f"{name} must be a positive number of seconds or tokens/s, got {v!r}")
-    if not (isinstance(max_chips, int) and max_chips >= 1):
-        raise ConfigError(f"max_chips must be a whole number >= 1, got {max_chips!r}")
+        if v is not None:
+            check_number(name, v)
+    check_number("max_chips", max_chips, integer=True)
+    check_number("context", context)
+    rules = Rules() if rules is None else check_type("rules", rules, Rules)
     prompt = context if prompt is None else prompt
-    precisions = _precisions(h, m, weights, kv)
+    precisions = _precisions(h, m, weights, kv, math)
     first = precisions[0]
     base = scenario(m, h, Workload(batch=1, context=context, prompt=prompt), Parallel(),
                     Precision(first.weights, first.kv, first.math), efficiency, usd_per_chip_hour)
     degrees = {k: tuple(v) for k, v in valid_degrees(m).items()}
-    return Problem(base, float(tpot_s), ttft_s, max_chips, demand_tokens_per_s, precisions, degrees,
+    return Problem(base, float(tpot_s), ttft_s, int(max_chips), demand_tokens_per_s, precisions, degrees,
                    dataclasses.replace(rules, phase="decode"))

@@ -83,7 +83,7 @@ class HardwareSpec:
             raise PrecisionError(
                 f"{self.name} has no {math_precision} math; it computes in "
                 f"{', '.join(self.flops_per_s)}. Store weights in a format it computes in, "
-                "or set the math precision (math='bf16', or --math bf16, for weight-only quantisation)"
+                "or set the math precision (math='bf16' for weight-only quantisation)"
             )
         return self.flops_per_s[math_precision]
 
