@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError, CostModelError
 
-__all__ = ["RANGES", "MODEL_RANGES", "check_number", "check_in_range", "check_type"]
+__all__ = ["RANGES", "MODEL_RANGES", "check_number", "check_in_range", "check_type", "fmt_bound"]
 
 #: input name -> (lowest, highest allowed value, unit). Inclusive on both ends.
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -68,7 +68,7 @@ def check_in_range(name: str, v: Any, lo: float, hi: float, unit: str = "", *, i
     """
     label = label or name
     kind = "a whole number" if integer else "a number"
-    allowed = f"{kind} in [{lo:g}, {hi:g}]" + (f" {unit}" if unit else "")
+    allowed = f"{kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}]" + (f" {unit}" if unit else "")
     ok = isinstance(v, numbers.Integral) if integer else _is_number(v)
     if ok and not isinstance(v, bool):
         try:
@@ -81,6 +81,11 @@ def check_in_range(name: str, v: Any, lo: float, hi: float, unit: str = "", *, i
         shown = f"{v!r}" if not isinstance(v, numbers.Integral) or abs(v) < 10**30 else f"an integer of {len(str(v))} digits"
         raise error(f"{label} must be {allowed}, got {shown}")
     return v
+
+
+def fmt_bound(v: float) -> str:
+    """A range end as a person writes it: ``1048576``, ``1e+09``, ``0.0625``."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e7 else f"{v:g}"
 
 
 def check_number(name: str, v: Any, *, integer: bool = False, error: type[CostModelError] = ConfigError,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import derive
 from ._render import Figure_, Heading, Math, Para, Table, render
-from .config import Parallel, Precision, Workload
+from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError
 from .inputs import Scenario, scenario
 from .symbolic import SYMBOLS
@@ -119,7 +119,7 @@ def _optimiser(sc: Scenario, tpot_s: float, max_chips: int) -> list:
     if not hasattr(costmodel, "optimize"):
         return blocks + [Para("costmodel.optimize is not available in this installation.")]
     sol = costmodel.optimize(sc.model, sc.hardware, context=sc.workload.context, tpot_s=tpot_s,
-                             max_chips=max_chips, usd_per_chip_hour=sc.usd_per_chip_hour)
+                             max_chips=max_chips, usd_per_chip_hour=sc.usd_per_chip_hour, efficiency=sc.efficiency)
     blocks.append(Para(f"Cheapest configuration with at most {tpot_s * 1e3:g} ms per output token and at most "
                        f"{max_chips} chips: {sol.message}"))
     if sol.feasible:
@@ -156,7 +156,8 @@ def report_blocks(sc: Scenario, *, tpot_s: float = 0.05, max_chips: int = 64, fi
 
 def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", context: float = 8192, tp: int = 8,
                  tpot_s: float = 0.05, max_chips: int = 64, precision: Precision = Precision(),
-                 usd_per_chip_hour: float | None = None, figure_format: str = "png", optimise: bool = True) -> Path:
+                 usd_per_chip_hour: float | None = None, efficiency: Efficiency | str = IDEAL,
+                 figure_format: str = "png", optimise: bool = True) -> Path:
     """Write ``report.md`` (or ``report.tex``) and its figures into ``out_dir``; return the report's path.
 
     Raises:
@@ -167,10 +168,10 @@ def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", conte
     from .plot import KINDS, Setup
 
     sc = scenario(model, hardware, Workload(batch=1, context=context), Parallel(tp=tp), precision,
-                  usd_per_chip_hour=usd_per_chip_hour)
+                  efficiency, usd_per_chip_hour=usd_per_chip_hour)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setup = Setup(sc.model, sc.hardware, context=context, tp=tp, precision=precision,
+    setup = Setup(sc.model, sc.hardware, context=context, tp=tp, precision=precision, efficiency=efficiency,
                   usd_per_chip_hour=usd_per_chip_hour)
     figures = {}
     captions = {"batch": "Time per token and cost against batch", "pareto": "Cost-latency frontier over chip counts",

@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..errors import CostModelError
+from .common import cli_words
 
 __all__ = ["main", "COMMANDS"]
 
@@ -53,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CostModelError as e:
-        print(f"costmodel {args.command}: error: {e}", file=sys.stderr)
+        print(f"costmodel {args.command}: error: {cli_words(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
-    except OSError as e:  # an output file that cannot be written
+    except OSError as e:  # an output file or folder that cannot be created or written
         where = f" {e.filename}" if e.filename else ""
         print(f"costmodel {args.command}: error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
         return 2

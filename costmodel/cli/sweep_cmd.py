@@ -9,7 +9,7 @@ from ..config import Parallel, Workload
 from ..errors import ConfigError
 from ..sweeps.axes import parse_axis
 from ..pareto import FRONTIERS
-from .common import fmt_seconds, positive_int
+from .common import add_efficiency_argument, fmt_seconds, positive_int
 
 HELP = "evaluate a grid or random sample of configurations; write CSV/Parquet or the Pareto frontier"
 
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for opt, name in AXES.items():
         p.add_argument(f"--{opt.replace('_', '-')}", dest=f"axis_{opt}", default=None, metavar="AXIS",
                        help=f"sweep {name}: a list 1,2,4 or a range lo:hi:N / lo:hi:logN")
+    add_efficiency_argument(p)
     p.add_argument("--samples", type=positive_int, default=None,
                    help="draw N random configurations (each axis: a uniform choice among its values)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     result = sweep(
         [m.strip() for m in args.model.split(",")], [h.strip() for h in args.hardware.split(",")], axes,
         samples=args.samples, seed=args.seed, workload=Workload(phase=args.phase), parallel=Parallel(**split),
-        pareto=args.pareto, chunk_size=args.chunk, dtype="float64" if args.float64 else "float32",
+        efficiency=args.efficiency, pareto=args.pareto, chunk_size=args.chunk, dtype="float64" if args.float64 else "float32",
         progress=False if args.no_progress else None,
     )
     if args.out:

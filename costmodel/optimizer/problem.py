@@ -29,6 +29,9 @@ __all__ = ["Problem", "PrecisionChoice", "make_problem"]
 
 #: Largest batch per replica considered (sequences). Beyond it no chip has the memory at useful contexts.
 MAX_BATCH = 16384
+#: Most (tp, pp, ep) splits one search visits (catalog models within 1,024 chips have a few hundred);
+#: it bounds the work of models whose heads, layers and experts have many divisors.
+MAX_SPLITS = 200_000
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,17 @@ class Problem:
 
     def splits(self) -> np.ndarray:
         """Every admissible (tp, pp, ep) with ``tp·pp·ep <= max_chips``, as an int array (n, 3)."""
-        rows = [(t, p, e) for t, p, e in itertools.product(*self.degrees.values()) if t * p * e <= self.max_chips]
-        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+        tp, pp, ep = (np.asarray(self.degrees[k], dtype=np.int64) for k in ("tp", "pp", "ep"))
+        tp_pp = np.stack(np.meshgrid(tp, pp, indexing="ij"), axis=-1).reshape(-1, 2)
+        tp_pp = tp_pp[tp_pp[:, 0] * tp_pp[:, 1] <= self.max_chips]
+        ep = ep[ep <= self.max_chips]
+        rows = np.column_stack([np.repeat(tp_pp, len(ep), axis=0), np.tile(ep, len(tp_pp))]).reshape(-1, 3)
+        out = rows[rows.prod(axis=1) <= self.max_chips]  # in product order: tp, then pp, then ep
+        if len(out) > MAX_SPLITS:
+            raise ConfigError(f"{self.model.name} has {len(out):,} admissible (tp, pp, ep) splits within "
+                              f"max_chips={self.max_chips}, more than the {MAX_SPLITS:,} one search may "
+                              "visit; lower max_chips")
+        return out.reshape(-1, 3)
 
     def precision_inputs(self) -> dict[str, np.ndarray]:
         """Per-choice ``weight_bytes``, ``kv_bytes`` and ``flops_per_s`` arrays."""
