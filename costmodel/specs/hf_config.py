@@ -33,8 +33,8 @@ def model_from_hf_config(config: str | Path | dict[str, Any], name: str | None =
 
     Args:
         config: path to the file, or its parsed contents.
-        name: the model's name; defaults to the config's ``_name_or_path``, else the file's
-            name when it is not ``config.json``, else the path as given.
+        name: the model's name; defaults to the last part of the config's ``_name_or_path``
+            (lower case), else the path as given (a folder's name says little: ``cfgs/config.json``).
 
     Raises:
         SpecError: the file is unreadable, not JSON, or lacks a required field, or a field has
@@ -59,20 +59,21 @@ def model_from_hf_config(config: str | Path | dict[str, Any], name: str | None =
             raise SpecError(f"{source} is not valid JSON (line {e.lineno}: {e.msg})") from None
         except RecursionError:
             raise SpecError(f"{source} nests too deeply to be a config.json") from None
-        default_name = path.stem if path.stem.lower() != "config" else source
+        default_name = source
     if not isinstance(config, dict):
         raise SpecError(f"{source} must hold a JSON object of model fields, got a {type(config).__name__}")
     c = config
     hf_name = c.get("_name_or_path")
     if name is None:
-        name = hf_name.rstrip("/").split("/")[-1] if isinstance(hf_name, str) and hf_name.strip("/ ") else default_name
+        named = isinstance(hf_name, str) and hf_name.strip("/ ")
+        name = hf_name.rstrip("/").split("/")[-1].lower() if named else default_name
     if not isinstance(name, str):
         raise SpecError(f"a model's name must be a string, got {name!r}")
     fields = _common_fields(c, source)
     fields.update(_moe_fields(c, fields, source))
     fields.update(_mla_fields(c, fields, source))
     try:
-        return ModelSpec(name=name.lower(), source=source, **fields)
+        return ModelSpec(name=name, source=source, **fields)
     except SpecError as e:  # a relation between fields: speak the config's own keys
         raise SpecError(re.sub(r"\b(" + "|".join(_HF_NAME) + r")\b", lambda g: _HF_NAME[g.group(1)],
                                f"{source}: {e}")) from None
