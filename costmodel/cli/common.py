@@ -31,8 +31,9 @@ def ranged(name: str, *, integer: bool = False, scale: float = 1.0, unit: str | 
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, "
                                              f"got {text!r}") from None
-        if not (math.isfinite(v) and lo <= v <= hi):
-            raise argparse.ArgumentTypeError(f"must be {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, got {text}")
+        if not ((integer or math.isfinite(v)) and lo <= v <= hi):  # math.isfinite overflows on huge ints
+            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+            raise argparse.ArgumentTypeError(f"must be {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, got {shown}")
         return v
 
     parse.__name__ = name  # argparse names the type in some messages

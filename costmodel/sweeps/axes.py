@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..limits import RANGES, check_number
 
 #: the most values one axis may list (a grid's size is the product of its axes; sweeps run in chunks)
 MAX_AXIS_POINTS = 10_000_000
@@ -61,6 +62,8 @@ def _check_value(name: str, v: float) -> float:
     if not ok:
         bound = ">= 0" if name in ALLOW_ZERO else "> 0"
         raise ConfigError(f"swept {name} must be finite and {bound}, got {v!r}; fix the axis values")
+    if name in RANGES:  # the physical range of the input (costmodel.limits)
+        check_number(name, v, label=f"swept {name}")
     return v
 
 
