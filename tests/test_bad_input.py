@@ -268,3 +268,10 @@ def test_library_errors_speak_parameter_names_and_the_cli_translates(capsys):
     assert not s.feasible and "max_chips" in s.message and "--" not in s.message
     code, out, _ = cli(capsys, "optimize", "--model", "llama-3.1-405b", "--max-chips", "1")
     assert code == 0 and "--max-chips" in out and "max_chips" not in out
+
+
+def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
+    code, out, err = cli(capsys, "sweep", "--batch", "1:2:10000000", "--context", "1,2", "--no-progress")
+    assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err
+    code, _, err = cli(capsys, "sweep", "--price", "1e300", "--no-progress")
+    assert code == 2 and "--price: swept usd_per_chip_hour must be a number in [1e-06, 1000000]" in err
