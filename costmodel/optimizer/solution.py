@@ -53,7 +53,12 @@ def pick(cands: dict[str, np.ndarray], m: Metrics, mask: np.ndarray | None = Non
 def choice_at(cands: dict[str, np.ndarray], m: Metrics, i: int) -> Choice:
     """Candidate ``i`` as a :class:`Choice`, with its metrics as plain floats."""
     return Choice(int(cands["batch"][i]), int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]),
-                  int(cands["prec"][i]), {k: float(v[i]) for k, v in m.items()})
+                  int(cands["prec"][i]), {k: _plain(v[i]) for k, v in m.items()})
+
+
+def _plain(v) -> float:
+    """A metric as a Python float; a float32 one as its shortest decimal (7.2e10, not 71999995904.0)."""
+    return float(str(v)) if isinstance(v, np.float32) else float(v)
 
 
 def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: int) -> list[Choice]:

@@ -61,6 +61,10 @@ class HardwareSpec:
 
     def __post_init__(self) -> None:
         where = f"hardware {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"a chip's name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.flops_per_s, dict):
+            raise SpecError(f"{where}: flops_per_s must map precisions to FLOP/s, got {self.flops_per_s!r:.80}")
         for f in _POSITIVE:
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
