@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .efficiency import resolve_efficiency
 from .errors import ConfigError
 from .limits import check_number, check_type
 from .parallel import check_parallel, mesh_of
@@ -93,17 +94,14 @@ def scenario(
     """Resolve names and defaults and validate everything; raise a clear error on bad input.
 
     ``efficiency`` is an :class:`Efficiency`, or a profile: ``"ideal"``, ``"calibrated"`` or the
-    path of a profile JSON (:func:`costmodel.calibrate.resolve`; it may also set the chip's
-    collective latency).
+    path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
+    collective latency (``Efficiency.collective_latency_s``).
     """
     check_type("workload", workload, Workload)
     check_type("parallel", parallel, Parallel)
     check_type("precision", precision, Precision)
     m, h = load_model(model), load_hardware(hardware)
-    if not isinstance(efficiency, Efficiency):
-        from .calibrate.profile import resolve_efficiency  # JAX-free
-
-        efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
+    efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
     check_parallel(m, parallel)
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)
@@ -112,5 +110,6 @@ def scenario(
     h.flops_for(math)  # raises PrecisionError naming what the chip computes in
     price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
     check_number("usd_per_chip_hour", price)
-    return Scenario(m, h, workload, parallel, efficiency, weights, precision.kv or "bf16", math,
-                    precision.activations, float(price))
+    return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
+                    weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
+                    usd_per_chip_hour=float(price))

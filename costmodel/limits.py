@@ -51,7 +51,7 @@ MODEL_RANGES: dict[str, int] = {
     "experts_per_token": 1_000_000, "n_shared_experts": 1_000_000, "d_ff_expert": 100_000_000,
     "n_moe_layers": 100_000, "q_lora_rank": 10_000_000, "kv_lora_rank": 10_000_000,
     "qk_rope_head_dim": 1_000_000, "qk_nope_head_dim": 1_000_000, "v_head_dim": 1_000_000,
-    "mlp_matrices": 3,
+    "mlp_matrices": 3, "n_window_layers": 100_000, "attention_window": 1_000_000_000,
 }
 
 

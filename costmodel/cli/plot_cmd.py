@@ -7,10 +7,11 @@ import math
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..plot.kinds import FIGURES
 from .common import add_efficiency_argument, add_spec_arguments, precision_from, ranged
 
-HELP = "draw a figure: roofline, batch, pareto, breakdown or sensitivity (PNG or SVG)"
-KINDS = ("roofline", "batch", "pareto", "breakdown", "sensitivity")
+KINDS = tuple(FIGURES)
+HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

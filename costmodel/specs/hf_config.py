@@ -1,9 +1,11 @@
 """Read a Hugging Face ``config.json`` into a :class:`ModelSpec`.
 
 Handles the field names of Llama/Mistral/Qwen (dense, GQA), Mixtral and
-Qwen-MoE (MoE), DeepSeek-V2/V3 (MLA + MoE with shared experts) and GPT-2 style
-configs. Unknown extra fields are ignored; a missing required field is an error
-that names it.
+Qwen-MoE (MoE), DeepSeek-V2/V3 (MLA + MoE with shared experts), gpt-oss
+(sliding-window layers, MXFP4 experts), Llama 4 (``text_config``, MoE every
+``interleave_moe_layer_step``-th layer with a shared expert, chunked local
+attention) and GPT-2 style configs. Unknown extra fields are ignored; a missing
+required field, a value of the wrong type or out of range is an error that names it.
 """
 
 from __future__ import annotations
@@ -69,9 +71,12 @@ def model_from_hf_config(config: str | Path | dict[str, Any], name: str | None =
         name = hf_name.rstrip("/").split("/")[-1].lower() if named else default_name
     if not isinstance(name, str):
         raise SpecError(f"a model's name must be a string, got {name!r}")
+    if isinstance(c.get("text_config"), dict) and "num_hidden_layers" not in c:
+        c = {**c["text_config"], "quantization_config": c.get("quantization_config")}  # multimodal: the decoder
     fields = _common_fields(c, source)
     fields.update(_moe_fields(c, fields, source))
     fields.update(_mla_fields(c, fields, source))
+    fields.update(_window_fields(c, fields, source))
     try:
         return ModelSpec(name=name, source=source, **fields)
     except SpecError as e:  # a relation between fields: speak the config's own keys
@@ -138,7 +143,7 @@ def _common_fields(c: dict[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(quant, dict):
         raise SpecError(f"{source}: quantization_config must be an object, got {quant!r:.80}")
     native = "fp8" if "e4m3" in json.dumps(quant) or quant.get("quant_method") == "fp8" else (
-        "fp32" if "float32" in dtype else "bf16")
+        "mxfp4" if quant.get("quant_method") == "mxfp4" else "fp32" if "float32" in dtype else "bf16")
     kv_key, n_kv = _first(c, "num_key_value_heads")
     hd_key, d_head = _first(c, "head_dim")
     return dict(
@@ -178,14 +183,26 @@ def _moe_fields(c: dict[str, Any], base: dict[str, Any], source: str) -> dict[st
     top_k = _int(2 if top_k is None else top_k, top_key, source, "experts_per_token")
     if top_k > n_experts:
         raise SpecError(f"{source}: {top_key}={top_k} exceeds the {n_experts} experts of {experts_key}")
+    n_moe = base["n_layers"] - dense_layers
+    dense_width = base["d_ff"]
+    if str(c.get("model_type", "")).startswith("llama4"):
+        # Llama 4: MoE every interleave_moe_layer_step-th layer, one shared expert of the expert
+        # width, dense layers of width intermediate_size_mlp (transformers configuration_llama4.py)
+        step = _int(c.get("interleave_moe_layer_step") or 1, "interleave_moe_layer_step", source, "n_layers")
+        n_moe = base["n_layers"] // step
+        if n_moe == 0:
+            raise SpecError(f"{source}: interleave_moe_layer_step={step} leaves no MoE layer in "
+                            f"num_hidden_layers={base['n_layers']}")
+        shared = 1
+        dense_width = _int(c.get("intermediate_size_mlp") or dense_width, "intermediate_size_mlp", source, "d_ff")
     return dict(
         mlp="moe",
         n_experts=n_experts,
         experts_per_token=top_k,
         n_shared_experts=shared,
         d_ff_expert=expert_width,
-        n_moe_layers=base["n_layers"] - dense_layers,
-        d_ff=base["d_ff"] if dense_layers else 0,
+        n_moe_layers=n_moe,
+        d_ff=dense_width if n_moe < base["n_layers"] else 0,
     )
 
 
@@ -208,3 +225,24 @@ def _mla_fields(c: dict[str, Any], base: dict[str, Any], source: str) -> dict[st
         d_head=nope + rope,
         n_kv_heads=base["n_heads"],
     )
+
+
+def _window_fields(c: dict[str, Any], base: dict[str, Any], source: str) -> dict[str, Any]:
+    """Layers that attend a bounded span: sliding windows (``layer_types``) or Llama 4's chunks."""
+    layer_types = c.get("layer_types")
+    if isinstance(layer_types, list) and c.get("sliding_window") and "sliding_attention" in layer_types:
+        return dict(n_window_layers=min(layer_types.count("sliding_attention"), base["n_layers"]),
+                    attention_window=_int(c["sliding_window"], "sliding_window", source, "attention_window"),
+                    window_kind="sliding")
+    if c.get("attention_chunk_size"):
+        # RoPE layers attend within chunks; no_rope_layers[i] == 1 marks a RoPE layer, by default
+        # every layer but each no_rope_layer_interval-th (transformers configuration_llama4.py)
+        interval = _int(c.get("no_rope_layer_interval") or 4, "no_rope_layer_interval", source, "n_layers")
+        rope = c.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(base["n_layers"])]
+        if not (isinstance(rope, list) and all(v in (0, 1) and not isinstance(v, float) for v in rope)):
+            raise SpecError(f"{source}: no_rope_layers must be a list of 0s and 1s, got {rope!r:.80}")
+        return dict(n_window_layers=min(int(sum(rope)), base["n_layers"]),
+                    attention_window=_int(c["attention_chunk_size"], "attention_chunk_size", source,
+                                          "attention_window"),
+                    window_kind="chunked")
+    return {}
