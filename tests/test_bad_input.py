@@ -185,10 +185,15 @@ def test_default_precision_falls_back_to_a_math_the_chip_runs(capsys):
 
 
 def test_json_numbers_are_float64_and_counts_are_whole(capsys):
-    code, out, _ = cli(capsys, "predict", "--batch", "64", "--json")
+    import jax
+
+    with jax.enable_x64(False):  # as from the shell: JAX's default float32
+        code, out, _ = cli(capsys, "predict", "--batch", "64", "--json")
     d = json.loads(out)
-    # calibrated memory fraction 0.9 of 80 GB (h100-sxm.toml), exact in float64
-    assert d["usable_bytes_per_chip"] == 72e9
+    reference = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=64), efficiency="calibrated")  # float64
+    for k in ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip", "usable_bytes_per_chip", "mfu"):
+        assert d[k] == pytest.approx(reference.values[k], rel=1e-13), k  # float32 would differ at 1e-7
+    assert d["usable_bytes_per_chip"] == 0.9 * cm.load_hardware("h100-sxm").hbm_bytes  # calibrated fraction
     assert d["workload"]["batch"] == 64 and isinstance(d["workload"]["batch"], int)
 
 
@@ -274,4 +279,4 @@ def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
     code, out, err = cli(capsys, "sweep", "--batch", "1:2:10000000", "--context", "1,2", "--no-progress")
     assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err
     code, _, err = cli(capsys, "sweep", "--price", "1e300", "--no-progress")
-    assert code == 2 and "--price: swept usd_per_chip_hour must be a number in [1e-06, 1000000]" in err
+    assert code == 2 and "error: --price must be a number in [1e-06, 1000000] USD per chip-hour, got 1e+300" in err

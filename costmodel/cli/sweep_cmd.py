@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
             except ConfigError as e:  # the library names the input; say which flag it came from
                 flag = f"--{opt.replace('_', '-')}"
                 msg = str(e)
-                raise ConfigError(msg.replace(f"axis {name}: ", f"{flag} ", 1) if msg.startswith("axis ")
-                                  else f"{flag}: {msg}") from None
+                for prefix in (f"axis {name}: ", f"swept {name} "):
+                    if msg.startswith(prefix):
+                        raise ConfigError(f"{flag} {msg[len(prefix):]}") from None
+                raise ConfigError(f"{flag}: {msg}") from None
     if not axes:
         raise ConfigError("give at least one axis to sweep, e.g. --batch 1:1024:log11 --tp 1,2,4,8")
     models, chips = [m.strip() for m in args.model.split(",")], [h.strip() for h in args.hardware.split(",")]
