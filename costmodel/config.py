@@ -145,6 +145,7 @@ class Efficiency:
         check_in_range("kernels_per_layer", self.kernels_per_layer, 0, 10_000)
         if self.collective_latency_s is not None:
             _positive(self, ("collective_latency_s",), allow_zero=True)
+            check_in_range("collective_latency_s", self.collective_latency_s, 0, 1.0, "seconds")
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
             if getattr(self, f) > 1:
                 raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")
