@@ -280,3 +280,9 @@ def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
     assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err
     code, _, err = cli(capsys, "sweep", "--price", "1e300", "--no-progress")
     assert code == 2 and "error: --price must be a number in [1e-06, 1000000] USD per chip-hour, got 1e+300" in err
+
+
+def test_an_error_echoing_a_line_break_stays_on_one_line(capsys):
+    for argv in (["list", "-y\nz"], ["predict", "--model", "a\nb"]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "\\n" in err

@@ -29,7 +29,12 @@ COMMANDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage and exits 2: keep it one line
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (from a value echoed back) written as ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CostModelError as e:
-        print(f"costmodel {args.command}: error: {cli_words(str(e))}", file=sys.stderr)
+        print(f"costmodel {args.command}: error: {one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")
