@@ -16,6 +16,9 @@ from .specs.precision import check_precision
 
 __all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
 
+#: the smallest achievable fraction of peak an efficiency profile may set (tiny ones overflow the step time)
+MIN_FRACTION = 1e-3
+
 
 def _positive(obj: object, names: tuple[str, ...], *, integer: bool = False, allow_zero: bool = False) -> None:
     for name in names:
@@ -147,8 +150,8 @@ class Efficiency:
             _positive(self, ("collective_latency_s",), allow_zero=True)
             check_in_range("collective_latency_s", self.collective_latency_s, 0, 1.0, "seconds")
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
-            if getattr(self, f) > 1:
-                raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")
+            if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
+                raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 
     def inputs(self) -> dict[str, float]:
         """Numeric inputs of the symbolic model (symbol name -> value) this profile sets."""

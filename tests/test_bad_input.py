@@ -112,7 +112,9 @@ def test_divisors_factorise_instead_of_scanning():
     ({"name": "p", "parameters": {}}, "'parameters' must be a list"),
     ({"name": "p", "fixed": {"memory_fraction": "x"}, "parameters": []}, "'fixed' must map input names to finite"),
     ({"name": "p", "parameters": [{"field": "hbm_efficiency", "family": "*", "phase": "*", "value": 5}]},
-     r"hbm_efficiency is a fraction of peak and must be in \(0, 1\], got 5"),
+     r"hbm_efficiency is a fraction of peak and must be in \[0.001, 1\], got 5"),
+    ({"name": "p", "parameters": [{"field": "flops_efficiency", "family": "*", "phase": "*", "value": 5e-324}]},
+     r"flops_efficiency is a fraction of peak and must be in \[0.001, 1\], got 5e-324"),
 ])
 def test_malformed_profile_names_the_entry(tmp_path, capsys, profile, match):
     path = tmp_path / "profile.json"
