@@ -189,6 +189,8 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
             return _from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
         except json.JSONDecodeError as e:
             raise ConfigError(f"efficiency profile {path} is not valid JSON: {e}") from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise ConfigError(f"efficiency profile {path} cannot be read: {e}") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"efficiency profile {path} is not UTF-8 text (byte {e.start})") from None
         except RecursionError:

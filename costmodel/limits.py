@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError, CostModelError
 
-__all__ = ["RANGES", "MODEL_RANGES", "check_number", "check_in_range", "check_type", "fmt_bound"]
+__all__ = ["RANGES", "MODEL_RANGES", "check_number", "check_in_range", "check_type", "fmt_bound", "shown_value"]
 
 #: input name -> (lowest, highest allowed value, unit). Inclusive on both ends.
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -69,18 +69,21 @@ def check_in_range(name: str, v: Any, lo: float, hi: float, unit: str = "", *, i
     label = label or name
     kind = "a whole number" if integer else "a number"
     allowed = f"{kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}]" + (f" {unit}" if unit else "")
-    ok = isinstance(v, numbers.Integral) if integer else _is_number(v)
-    if ok and not isinstance(v, bool):
-        try:
-            ok = (math.isfinite(v) if not isinstance(v, numbers.Integral) else True) and lo <= v <= hi
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-    else:
+    ok = (isinstance(v, numbers.Integral) if integer else _is_number(v)) and not isinstance(v, bool)
+    try:  # integers compare exactly; math.isfinite would overflow on 10**400
+        ok = ok and (isinstance(v, numbers.Integral) or math.isfinite(v)) and lo <= v <= hi
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
-        shown = f"{v!r}" if not isinstance(v, numbers.Integral) or abs(v) < 10**30 else f"an integer of {len(str(v))} digits"
-        raise error(f"{label} must be {allowed}, got {shown}")
+        raise error(f"{label} must be {allowed}, got {shown_value(v)}")
     return v
+
+
+def shown_value(v: Any) -> str:
+    """``repr(v)``, except that a huge integer is described by its size (Python refuses to print 10**5000)."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of about {int(int(v).bit_length() * math.log10(2)) + 1} digits"
+    return f"{v!r}"
 
 
 def fmt_bound(v: float) -> str:

@@ -288,3 +288,17 @@ def test_an_error_echoing_a_line_break_stays_on_one_line(capsys):
     for argv in (["list", "-y\nz"], ["predict", "--model", "a\nb"]):
         code, _, err = cli(capsys, *argv)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "\\n" in err
+
+
+def test_numbers_beyond_python_int_conversion_are_refused(tmp_path, capsys):
+    huge = "1" + "0" * 5000  # more digits than Python converts between int and str
+    path = tmp_path / "config.json"
+    path.write_text('{"num_hidden_layers": ' + huge + "}")
+    with pytest.raises(cm.SpecError, match="cannot be read as a config.json"):
+        cm.load_model(str(path))
+    with pytest.raises(cm.ConfigError, match="cannot be read"):
+        cm.predict("llama-3-8b", "h100-sxm", efficiency=str(path))
+    with pytest.raises(cm.ConfigError, match="got an integer of about 5001 digits"):
+        cm.Workload(batch=10**5000)
+    code, _, err = cli(capsys, "predict", "--tp", huge)
+    assert code == 2 and "(5001 characters)" in err and len(err) < 200

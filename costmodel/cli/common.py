@@ -30,14 +30,19 @@ def ranged(name: str, *, integer: bool = False, scale: float = 1.0, unit: str | 
             v = int(text) if integer else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, "
-                                             f"got {text!r}") from None
+                                             f"got {_short(repr(text))}") from None
         if not ((integer or math.isfinite(v)) and lo <= v <= hi):  # math.isfinite overflows on huge ints
-            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
-            raise argparse.ArgumentTypeError(f"must be {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, got {shown}")
+            raise argparse.ArgumentTypeError(f"must be {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, "
+                                             f"got {_short(text)}")
         return v
 
     parse.__name__ = name  # argparse names the type in some messages
     return parse
+
+
+def _short(text: str) -> str:
+    """``text``, or its start and length when it is too long to echo."""
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def add_efficiency_argument(p: argparse.ArgumentParser) -> None:

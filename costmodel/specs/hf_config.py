@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..limits import MODEL_RANGES
+from ..limits import MODEL_RANGES, shown_value
 from .model import ModelSpec
 
 __all__ = ["model_from_hf_config"]
@@ -59,6 +59,8 @@ def model_from_hf_config(config: str | Path | dict[str, Any], name: str | None =
             raise SpecError(f"{source} is not UTF-8 text (byte {e.start}); is it a config.json?") from None
         except json.JSONDecodeError as e:
             raise SpecError(f"{source} is not valid JSON (line {e.lineno}: {e.msg})") from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise SpecError(f"{source} cannot be read as a config.json: {e}") from None
         except RecursionError:
             raise SpecError(f"{source} nests too deeply to be a config.json") from None
         default_name = source
@@ -109,8 +111,7 @@ def _int(v: Any, key: str, source: str, field: str, lo: int = 1) -> int:
     if ok and isinstance(v, float):
         ok = math.isfinite(v) and v.is_integer()
     if not ok or not lo <= v <= hi:
-        shown = repr(v) if not isinstance(v, int) or abs(v) < 10**30 else f"an integer of {len(str(v))} digits"
-        raise SpecError(f"{source}: {key} must be a whole number in [{lo}, {hi:,}], got {shown}")
+        raise SpecError(f"{source}: {key} must be a whole number in [{lo}, {hi:,}], got {shown_value(v)}")
     return int(v)
 
 
