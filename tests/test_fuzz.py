@@ -319,7 +319,8 @@ def fuzz(request):
             folder = Path(tempfile.mkdtemp(dir=tmp))
             o = run(to_argv(drawn, folder))
             counts["examples"] += 1
-            counts["slowest_s"] = max(counts["slowest_s"], o.seconds)
+            if o.seconds > counts["slowest_s"]:
+                counts["slowest_s"], counts["slowest_argv"] = o.seconds, o.argv
             bad = o.problems()
             if bad:
                 counts["tracebacks"] += bool(o.traceback)
