@@ -10,17 +10,24 @@ import math
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
+from .limits import check_in_range, check_number
 from .specs.hardware import HardwareSpec
 from .specs.precision import check_precision
 
 __all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
 
+#: the smallest achievable fraction of peak an efficiency profile may set (tiny ones overflow the step time)
+MIN_FRACTION = 1e-3
+
 
 def _positive(obj: object, names: tuple[str, ...], *, integer: bool = False, allow_zero: bool = False) -> None:
     for name in names:
         v = getattr(obj, name)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (v >= 0 if allow_zero else v > 0) and (not integer or float(v).is_integer())
+        try:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (v >= 0 if allow_zero else v > 0) and (not integer or float(v).is_integer())
+        except OverflowError:  # an int beyond float range
+            ok = False
         if not ok:
             kind = "an integer" if integer else "a number"
             bound = ">= 0" if allow_zero else "> 0"
@@ -44,8 +51,9 @@ class Workload:
     phase: str = "decode"
 
     def __post_init__(self) -> None:
-        _positive(self, ("batch", "context", "prompt"))
-        if self.phase not in ("decode", "prefill"):
+        for name in ("batch", "context", "prompt"):
+            check_number(name, getattr(self, name))
+        if not isinstance(self.phase, str) or self.phase not in ("decode", "prefill"):
             raise ConfigError(f"phase must be 'decode' or 'prefill', got {self.phase!r}")
 
 
@@ -73,9 +81,10 @@ class Parallel:
     mesh: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        _positive(self, ("tp", "pp", "ep", "replicas"), integer=True)
+        for name in ("tp", "pp", "ep", "replicas"):
+            object.__setattr__(self, name, int(check_number(name, getattr(self, name), integer=True)))
         if self.mesh is not None:
-            mesh = tuple(self.mesh)
+            mesh = tuple(self.mesh) if isinstance(self.mesh, (tuple, list)) else ()
             ok = 1 <= len(mesh) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
                                              for a in mesh)
             if not ok:
@@ -144,11 +153,14 @@ class Efficiency:
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"))
         _positive(self, ("kernel_overhead_s", "kernels_per_layer"), allow_zero=True)
+        check_in_range("kernel_overhead_s", self.kernel_overhead_s, 0, 1.0, "seconds")
+        check_in_range("kernels_per_layer", self.kernels_per_layer, 0, 10_000)
         if self.collective_latency_s is not None:
             _positive(self, ("collective_latency_s",), allow_zero=True)
+            check_in_range("collective_latency_s", self.collective_latency_s, 0, 1.0, "seconds")
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
-            if getattr(self, f) > 1:
-                raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")
+            if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
+                raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 
     def inputs(self) -> dict[str, float]:
         """Numeric inputs of the symbolic model (symbol name -> value) this profile sets."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -111,7 +112,8 @@ def list_profiles() -> list[str]:
     return sorted(["ideal"] + [p.name[:-5] for p in _DIR.iterdir() if p.name.endswith(".json")])
 
 
-def _from_json(d: dict[str, Any], where: str) -> Profile:
+def _from_json(d: Any, where: str) -> Profile:
+    _check_profile_json(d, where)
     try:
         return Profile(name=d["name"], fixed={k: float(v) for k, v in d.get("fixed", {}).items()},
                        parameters=tuple(d["parameters"]), fallback_family=d.get("fallback_family", ""),
@@ -119,6 +121,41 @@ def _from_json(d: dict[str, Any], where: str) -> Profile:
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"efficiency profile {where} is malformed ({e}); it needs 'name' and "
                           "'parameters' [{field, family, phase, value}]") from None
+
+
+def _is_finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_profile_json(d: Any, where: str) -> None:
+    """Raise a :class:`ConfigError` naming the first malformed entry of a profile's JSON."""
+    bad = f"efficiency profile {where}"
+    if not isinstance(d, dict):
+        raise ConfigError(f"{bad} must hold a JSON object with 'name' and 'parameters', got a {type(d).__name__}")
+    if not isinstance(d.get("name"), str):
+        raise ConfigError(f"{bad}: 'name' must be a string, got {d.get('name')!r:.80}")
+    fixed = d.get("fixed", {})
+    if not isinstance(fixed, dict) or not all(_is_finite_number(v) for v in fixed.values()):
+        raise ConfigError(f"{bad}: 'fixed' must map input names to finite numbers, got {fixed!r:.120}")
+    for key in ("fallback_family", "about"):
+        if not isinstance(d.get(key, ""), str):
+            raise ConfigError(f"{bad}: {key!r} must be a string, got {d[key]!r:.80}")
+    params = d.get("parameters")
+    if not isinstance(params, list):
+        raise ConfigError(f"{bad}: 'parameters' must be a list of {{field, family, phase, value}}, got {params!r:.80}")
+    allowed = EFFICIENCY_FIELDS
+    for i, p in enumerate(params):
+        at = f"{bad}: parameters[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{at} must be an object {{field, family, phase, value}}, got {p!r:.80}")
+        if p.get("field") not in allowed:
+            raise ConfigError(f"{at}: field must be one of {', '.join(allowed)}, got {p.get('field')!r:.80}")
+        if not isinstance(p.get("family"), str):
+            raise ConfigError(f"{at}: family must be a chip family name or '*', got {p.get('family')!r:.80}")
+        if p.get("phase") not in ("decode", "prefill", "*"):
+            raise ConfigError(f"{at}: phase must be 'decode', 'prefill' or '*', got {p.get('phase')!r:.80}")
+        if not _is_finite_number(p.get("value")):
+            raise ConfigError(f"{at}: value of {p['field']} must be a finite number, got {p.get('value')!r:.80}")
 
 
 @functools.cache
@@ -141,11 +178,25 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
     if s in list_profiles():
         return _packaged(s)
     path = Path(s)
-    if path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL byte
+        is_file = is_dir = False
+    if is_dir:
+        raise ConfigError(f"efficiency profile {path} is a directory; pass a profile JSON file")
+    if is_file:
         try:
-            return _from_json(json.loads(path.read_text()), str(path))
+            return _from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
         except json.JSONDecodeError as e:
             raise ConfigError(f"efficiency profile {path} is not valid JSON: {e}") from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise ConfigError(f"efficiency profile {path} cannot be read: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"efficiency profile {path} is not UTF-8 text (byte {e.start})") from None
+        except RecursionError:
+            raise ConfigError(f"efficiency profile {path} nests too deeply") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read efficiency profile {path}: {e.strerror or e}") from None
     raise unknown_name("efficiency profile", s, list_profiles(), "Or pass the path of a profile JSON file.")
 
 

@@ -8,11 +8,26 @@ from dataclasses import dataclass
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .efficiency import resolve_efficiency
 from .errors import ConfigError
+from .limits import check_number, check_type
 from .parallel import check_parallel, mesh_of
 from .specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision
 from .specs.catalog import load_hardware, load_model
 
-__all__ = ["Scenario", "scenario"]
+__all__ = ["Scenario", "scenario", "math_the_chip_runs"]
+
+#: Math precisions to fall back on, in order, when a model's native format has no math on a chip.
+_FALLBACK_MATH = ("bf16", "fp16", "fp32")
+
+
+def math_the_chip_runs(hardware: HardwareSpec, math: str) -> str:
+    """``math`` if ``hardware`` computes in it, else the first of bf16, fp16, fp32 it computes in.
+
+    Used only for the default precision: a model stored in fp8 served on a chip without fp8 math
+    (TPU v5e) is dequantised to bf16, as for weight-only quantisation (docs/theory.md §5.1).
+    """
+    if math in hardware.flops_per_s:
+        return math
+    return next((p for p in _FALLBACK_MATH if p in hardware.flops_per_s), math)
 
 
 @dataclass(frozen=True)
@@ -85,15 +100,19 @@ def scenario(
     path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
     collective latency (``Efficiency.collective_latency_s``).
     """
+    check_type("workload", workload, Workload)
+    check_type("parallel", parallel, Parallel)
+    check_type("precision", precision, Precision)
     m, h = load_model(model), load_hardware(hardware)
     efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
     check_parallel(m, parallel)
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)
+    if precision.weights is None and precision.math is None:
+        math = math_the_chip_runs(h, math)
     h.flops_for(math)  # raises PrecisionError naming what the chip computes in
     price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
-    if not (isinstance(price, (int, float)) and price > 0):
-        raise ConfigError(f"price must be a positive number of USD per chip-hour, got {price!r}")
+    check_number("usd_per_chip_hour", price)
     return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
                     weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
                     usd_per_chip_hour=float(price), dispatch=precision.dispatch)

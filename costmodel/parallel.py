@@ -6,6 +6,8 @@ degrees, e.g. ``tp=6 must divide 64 heads; valid: 1, 2, 4, 8, 16, 32, 64``.
 
 from __future__ import annotations
 
+import sympy
+
 from .config import Parallel
 from .errors import ConfigError
 from .specs import HardwareSpec, ModelSpec
@@ -14,8 +16,8 @@ __all__ = ["divisors", "check_parallel", "valid_degrees", "default_mesh", "mesh_
 
 
 def divisors(n: int) -> list[int]:
-    """All positive divisors of ``n``, ascending."""
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """All positive divisors of ``n``, ascending (:func:`sympy.divisors`: factorises, never scans to ``n``)."""
+    return [int(d) for d in sympy.divisors(int(n))]
 
 
 def valid_degrees(model: ModelSpec) -> dict[str, list[int]]:

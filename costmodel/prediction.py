@@ -9,6 +9,7 @@ from .compile import compiled
 from .errors import ConfigError
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
+from .limits import check_type
 from .specs import HardwareSpec, ModelSpec
 from .symbolic import Rules, fits_in_memory
 
@@ -104,7 +105,7 @@ class Prediction:
             "mfu": v["mfu"],
             "breakdown_s": self.breakdown_s,
             "memory_breakdown_bytes": {k: v[f"{k}_bytes_per_chip"] for k in ("weight", "kv", "activation")},
-            "workload": asdict(s.workload),
+            "workload": {k: _whole(v) for k, v in asdict(s.workload).items()},
             "max_batch": v["max_batch"],
             "max_context": v["max_context"],
             "parallel": self._parallel_dict(),
@@ -130,14 +131,30 @@ class Prediction:
         }
 
 
+def _whole(v: Any) -> Any:
+    """``v`` as an int when it is a whole float (a batch of 64.0 sequences is 64)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _gb(b: float) -> str:
     return f"{b / 1e9:.3g} GB"
 
 
 def evaluate(sc: Scenario, rules: Rules = Rules()) -> Prediction:
     """Evaluate a resolved :class:`Scenario` under ``rules``."""
-    out = compiled(sc.model.structure, rules)(sc.inputs())
-    return Prediction(sc, rules, {k: float(v) for k, v in out.items()})
+    check_type("scenario", sc, Scenario)
+    check_type("rules", rules, Rules)
+    with _float64():  # one configuration: float64 costs nothing and keeps JSON free of float32 artefacts
+        out = compiled(sc.model.structure, rules)(sc.inputs())
+        return Prediction(sc, rules, {k: float(v) for k, v in out.items()})
+
+
+def _float64():
+    import contextlib
+
+    import jax
+
+    return contextlib.nullcontext() if jax.config.jax_enable_x64 else jax.enable_x64(True)
 
 
 def predict(
@@ -178,6 +195,9 @@ def predict(
         >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (docs/theory.md §8)
         5.19
     """
+    check_type("workload", workload, Workload)
+    if rules is not None:
+        check_type("rules", rules, Rules)
     rules = rules or Rules(phase=workload.phase)
     if rules.phase != workload.phase:
         rules = replace(rules, phase=workload.phase)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import derive
 from ._render import Figure_, Heading, Math, Para, Table, render
-from .config import Parallel, Precision, Workload
+from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError
 from .inputs import Scenario, scenario
 from .symbolic import SYMBOLS
@@ -117,7 +117,7 @@ def _optimiser(sc: Scenario, tpot_s: float, max_chips: int) -> list:
 
     blocks: list = [Heading("The optimiser's answer", 2)]
     sol = costmodel.optimize(sc.model, sc.hardware, context=sc.workload.context, tpot_s=tpot_s,
-                             max_chips=max_chips, usd_per_chip_hour=sc.usd_per_chip_hour)
+                             max_chips=max_chips, usd_per_chip_hour=sc.usd_per_chip_hour, efficiency=sc.efficiency)
     blocks.append(Para(f"Cheapest configuration with at most {tpot_s * 1e3:g} ms per output token and at most "
                        f"{max_chips} chips: {sol.message}"))
     if sol.feasible:
@@ -154,7 +154,8 @@ def report_blocks(sc: Scenario, *, tpot_s: float = 0.05, max_chips: int = 64, fi
 
 def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", context: float = 8192, tp: int = 8,
                  tpot_s: float = 0.05, max_chips: int = 64, precision: Precision = Precision(),
-                 usd_per_chip_hour: float | None = None, figure_format: str = "png", optimise: bool = True) -> Path:
+                 usd_per_chip_hour: float | None = None, efficiency: Efficiency | str = IDEAL,
+                 figure_format: str = "png", optimise: bool = True) -> Path:
     """Write ``report.md`` (or ``report.tex``) and its figures into ``out_dir``; return the report's path.
 
     Raises:
@@ -165,10 +166,10 @@ def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", conte
     from .plot import FIGURES, KINDS, Setup
 
     sc = scenario(model, hardware, Workload(batch=1, context=context), Parallel(tp=tp), precision,
-                  usd_per_chip_hour=usd_per_chip_hour)
+                  efficiency, usd_per_chip_hour=usd_per_chip_hour)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setup = Setup(sc.model, sc.hardware, context=context, tp=tp, precision=precision,
+    setup = Setup(sc.model, sc.hardware, context=context, tp=tp, precision=precision, efficiency=efficiency,
                   usd_per_chip_hour=usd_per_chip_hour)
     figures = {}
     for kind, draw in KINDS.items():

@@ -3,3 +3,10 @@
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="run the command-line fuzz test with 10,000+ examples per command (tests/test_fuzz.py)")
+    parser.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                     help="with --fuzz-long: N examples per command instead of 10,000")

@@ -56,10 +56,10 @@ def test_not_fitting_is_reported(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "llama-3-8bb"], "did you mean 'llama-3-8b'"),
     (["--hardware", "h1000"], "Valid hardware names"),
-    (["--batch", "0"], "--batch: must be a finite number > 0"),
+    (["--batch", "0"], "--batch: must be a number in [1, 1e+08] sequences, got 0"),
     (["--batch", "-3"], "--batch"),
     (["--context", "0"], "--context"),
-    (["--tp", "0"], "--tp: must be >= 1"),
+    (["--tp", "0"], "--tp: must be a whole number in [1, 1048576] chips, got 0"),
     (["--tp", "3"], "tp=3 must divide 32 heads of llama-3-8b; valid: 1, 2, 4, 8, 16, 32"),
     (["--ep", "2"], "ep=2 must be 1 for a dense model"),
     (["--weights", "fp4"], "h100-sxm has no fp4 math"),

@@ -136,8 +136,11 @@ def test_critical_batch_kv_is_where_terms_cross():
 
 
 def test_critical_batch_no_kv_is_where_terms_cross():
-    # context -> 0: the compiled model at a tiny context crosses at R (B* moves by 1e-8 per token)
-    out = lambda b: model_at(b, 1e-6)[0]  # noqa: E731
+    # context -> 0: the compiled model at a tiny context crosses at R (B* moves by 1e-8 per token); the
+    # limit is below the one-token floor of a Workload, so it is set on the inputs directly
+    sc = cm.scenario(LLAMA, H100, cm.Workload(), cm.Parallel(tp=8))
+    f = compiled(sc.model.structure, Rules())
+    out = lambda b: {k: float(v) for k, v in f(sc.inputs() | {"batch": float(b), "context": 1e-6}).items()}  # noqa: E731
     root = bisect(lambda b: out(b)["compute_s"] - out(b)["weights_s"] - out(b)["kv_s"], 1, 1e4)
     assert d("critical_batch", LLAMA).value(LLAMA, H100, tp=8) == pytest.approx(root, rel=1e-7)
 

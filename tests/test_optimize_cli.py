@@ -47,7 +47,7 @@ def test_unwritable_output_is_one_line(tmp_path):
 
 
 def test_json_has_no_nan_or_infinity(capsys):
-    assert main(["predict", "--batch", "1e30", "--json"]) == 0
+    assert main(["predict", "--batch", "1e8", "--context", "1e9", "--json"]) == 0
     out = capsys.readouterr().out
     d = json.loads(out)  # strict JSON: NaN/Infinity would not appear as null
     assert "NaN" not in out and "Infinity" not in out and d["fits"] is False

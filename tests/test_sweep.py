@@ -187,6 +187,7 @@ def test_sharded_sweep_equals_single_device():
 def test_cli_writes_csv(tmp_path, capsys):
     out = tmp_path / "s.csv"
     code = main(["sweep", "--model", "llama-3-8b", "--batch", "1:64:log7", "--tp", "1,2", "--out", str(out),
+                 "--efficiency", "ideal",
                  "--float64", "--no-progress"])
     assert code == 0
     rows = list(csv.DictReader(out.open()))

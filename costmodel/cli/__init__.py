@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..errors import CostModelError
+from .common import cli_words
 
 __all__ = ["main", "COMMANDS"]
 
@@ -28,7 +29,12 @@ COMMANDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage and exits 2: keep it one line
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (from a value echoed back) written as ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CostModelError as e:
-        print(f"costmodel {args.command}: error: {e}", file=sys.stderr)
+        print(f"costmodel {args.command}: error: {one_line(cli_words(str(e)))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
-    except OSError as e:  # an output file that cannot be written
+    except OSError as e:  # an output file or folder that cannot be created or written
         where = f" {e.filename}" if e.filename else ""
         print(f"costmodel {args.command}: error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
         return 2

@@ -5,12 +5,64 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Precision
+from ..limits import RANGES, fmt_bound
 
-__all__ = ["add_spec_arguments", "add_parallel_arguments", "precision_from", "print_json", "fmt_seconds",
-           "fmt_bytes", "positive_int", "positive_float"]
+__all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "precision_from",
+           "print_json", "fmt_seconds", "fmt_bytes", "positive_int", "positive_float", "ranged", "cli_words"]
+
+
+def ranged(name: str, *, integer: bool = False, scale: float = 1.0, unit: str | None = None) -> Callable[[str], Any]:
+    """argparse type: a number in the physical range of input ``name`` (:data:`costmodel.limits.RANGES`).
+
+    ``scale`` converts the library's unit to the flag's (1e3 for a ``-ms`` flag given seconds).
+    """
+    lo, hi, lib_unit = RANGES[name]
+    lo, hi, unit = lo * scale, hi * scale, lib_unit if unit is None else unit
+    kind = "a whole number" if integer else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            v = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, "
+                                             f"got {_short(repr(text))}") from None
+        if not ((integer or math.isfinite(v)) and lo <= v <= hi):  # math.isfinite overflows on huge ints
+            raise argparse.ArgumentTypeError(f"must be {kind} in [{fmt_bound(lo)}, {fmt_bound(hi)}] {unit}, "
+                                             f"got {_short(text)}")
+        return v
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+def _short(text: str) -> str:
+    """``text``, or its start and length when it is too long to echo."""
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def add_efficiency_argument(p: argparse.ArgumentParser) -> None:
+    """``--efficiency``: the same option and default for every subcommand that evaluates the model."""
+    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
+                   help="efficiency profile: calibrated (fitted to published measurements, default; "
+                        "docs/calibration.md), ideal (the roofline lower bound) or a profile JSON file")
+
+
+#: library parameter -> command-line flag, for messages the library writes in its own words.
+_FLAGS = {"max_chips": "--max-chips", "weights": "--weights", "kv": "--kv", "math": "--math",
+          "usd_per_chip_hour": "--price", "demand_tokens_per_s": "--demand-tps"}
+_ASSIGN = re.compile(r"\b(" + "|".join(_FLAGS) + r")=('?)([^\s;,)']+(?:,[^\s;)']+)*)\2")
+_BARE = re.compile(r"\b(" + "|".join(k for k in _FLAGS if "_" in k) + r")\b(?!=)")
+
+
+def cli_words(text: str) -> str:
+    """``text`` with the library's parameter spellings (``max_chips``, ``weights='fp8'``) as flags."""
+    text = _ASSIGN.sub(lambda g: f"{_FLAGS[g.group(1)]} {g.group(3)}", text)
+    return _BARE.sub(lambda g: _FLAGS[g.group(1)], text)
 
 
 def positive_int(text: str) -> int:
@@ -42,7 +94,7 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, model: str, hardware: str)
                         "see `costmodel list models`)")
     p.add_argument("--hardware", default=hardware,
                    help=f"catalog chip (default {hardware}; see `costmodel list hardware`)")
-    p.add_argument("--price", type=positive_float, default=None,
+    p.add_argument("--price", type=ranged("usd_per_chip_hour"), default=None,
                    help="USD per chip-hour (default: the chip's catalog price)")
     p.add_argument("--math", default=None,
                    help="precision of the matrix math (default: the weights' float format, bf16 for int weights)")
@@ -50,10 +102,11 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, model: str, hardware: str)
 
 def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
     """``--tp``, ``--pp``, ``--ep`` and ``--replicas``."""
-    p.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel degree (default 1)")
-    p.add_argument("--pp", type=positive_int, default=1, help="pipeline stages (default 1)")
-    p.add_argument("--ep", type=positive_int, default=1, help="expert-parallel degree (default 1)")
-    p.add_argument("--replicas", type=positive_int, default=1, help="data-parallel replicas (default 1)")
+    p.add_argument("--tp", type=ranged("tp", integer=True), default=1, help="tensor-parallel degree (default 1)")
+    p.add_argument("--pp", type=ranged("pp", integer=True), default=1, help="pipeline stages (default 1)")
+    p.add_argument("--ep", type=ranged("ep", integer=True), default=1, help="expert-parallel degree (default 1)")
+    p.add_argument("--replicas", type=ranged("replicas", integer=True), default=1,
+                   help="data-parallel replicas (default 1)")
 
 
 def precision_from(args: argparse.Namespace) -> Precision:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .common import add_spec_arguments, fmt_bytes, fmt_seconds, positive_float, positive_int, print_json
+from .common import add_efficiency_argument, add_spec_arguments, cli_words, fmt_bytes, fmt_seconds, print_json, ranged
 
 if TYPE_CHECKING:
     from ..optimizer.solution import Solution
@@ -21,19 +21,22 @@ METHODS = ("gradient", "exhaustive")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_spec_arguments(p, model="llama-3-70b", hardware="h100-sxm")
-    p.add_argument("--context", type=positive_float, default=8192, help="cached tokens per sequence (default 8192)")
-    p.add_argument("--prompt", type=positive_float, default=None, help="prompt tokens for TTFT (default: --context)")
-    p.add_argument("--tpot-ms", type=positive_float, default=50.0, help="target time per output token (default 50)")
-    p.add_argument("--ttft-ms", type=positive_float, default=None, help="target time to first token (default none)")
-    p.add_argument("--max-chips", type=positive_int, default=64, help="chip budget over all replicas (default 64)")
-    p.add_argument("--demand-tps", type=positive_float, default=None,
-                   help="output tokens/s to serve; sets the replicas (default: one replica)")
+    p.add_argument("--context", type=ranged("context"), default=8192, help="cached tokens per sequence (default 8192)")
+    p.add_argument("--prompt", type=ranged("prompt"), default=None, help="prompt tokens for TTFT (default: --context)")
+    p.add_argument("--tpot-ms", type=ranged("tpot_s", scale=1e3, unit="ms"), default=50.0,
+                   help="target time per output token, in ms (default 50)")
+    p.add_argument("--ttft-ms", type=ranged("ttft_s", scale=1e3, unit="ms"), default=None,
+                   help="target time to first token, in ms (default none)")
+    p.add_argument("--max-chips", type=ranged("max_chips", integer=True), default=64,
+                   help="chip budget over all replicas (default 64)")
+    p.add_argument("--demand-tps", type=ranged("demand_tokens_per_s"), default=None,
+                   help="output tokens/s to serve; sets the replicas, and the cost is then the provisioned "
+                        "chips over the demanded tokens (JSON: usd_per_mtok; usd_per_mtok_at_capacity prices "
+                        "full throughput as predict does) (default: one replica)")
     p.add_argument("--weights", default=None,
                    help="weight precision or a comma-separated set to choose from (default: the model's)")
     p.add_argument("--kv", default=None, help="KV precision or a comma-separated set (default bf16)")
-    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
-                   help="efficiency profile: calibrated (fitted to published measurements, default), "
-                        "ideal (the roofline bound) or a profile JSON file")
+    add_efficiency_argument(p)
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -46,7 +49,7 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
         args.model, args.hardware, context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
         demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
-        efficiency=args.efficiency, method=method,
+        efficiency=args.efficiency, method=method, math=args.math,
     )
 
 
@@ -73,20 +76,22 @@ def render(d: dict) -> str:
     lines = [f"problem: {pr['model']} on {pr['hardware']}, context {pr['context']:g}, "
              f"TPOT <= {pr['tpot_s'] * 1e3:g} ms" + (f", TTFT <= {pr['ttft_s'] * 1e3:g} ms" if pr["ttft_s"] else "")
              + f", <= {pr['max_chips']} chips" + (f", {pr['demand_tokens_per_s']:g} tok/s" if pr["demand_tokens_per_s"] else ""),
-             ("answer: " if d["feasible"] else "INFEASIBLE: ") + d["message"]]
+             ("answer: " if d["feasible"] else "INFEASIBLE: ") + cli_words(d["message"])]
     c = d["config"]
     if c:
         lines += [
             f"  config      tp={c['tp']} pp={c['pp']} ep={c['ep']} replicas={c['replicas']} ({c['chips']} chips), "
             f"batch {c['batch']}, weights {c['weights']}, KV {c['kv']}",
-            f"  cost        ${d['usd_per_mtok']:.4g} per million output tokens",
+            f"  cost        ${d['usd_per_mtok']:.4g} per million output tokens"
+            + (f" demanded (${d['usd_per_mtok_at_capacity']:.4g} at full throughput)" if d["pricing"] == "demand" else ""),
             f"  TPOT        {fmt_seconds(d['step_time_s'])} ({d['bound']}-bound)   TTFT {fmt_seconds(d['ttft_s'])}",
             f"  throughput  {d['tokens_per_s']:,.0f} tok/s   memory {fmt_bytes(d['memory_bytes_per_chip'])}/chip",
             "  breakdown   " + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in d["breakdown_s"].items()),
         ]
         if d["feasible"]:
             lines.append(f"  binds       {d['binding']}; shadow price "
-                         f"{d['shadow_price_usd_per_mtok_per_ms']:.3g} $/Mtok per ms of TPOT target")
+                         f"{d['shadow_price_usd_per_mtok_per_ms']:.3g} $/Mtok per ms of latency target"
+                         + (" (negative: a looser target is cheaper)" if d["shadow_price_usd_per_mtok_per_ms"] < 0 else ""))
     for a in d["alternatives"]:
         lines.append(f"  alternative tp={a['tp']} pp={a['pp']} ep={a['ep']} x{a['replicas']}, batch {a['batch']}, "
                      f"{a['weights']}/{a['kv']}: ${a['usd_per_mtok']:.4g}/Mtok, {fmt_seconds(a['step_time_s'])}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..plot.kinds import FIGURES
-from .common import add_spec_arguments, positive_float, positive_int, precision_from
+from .common import add_efficiency_argument, add_spec_arguments, precision_from, ranged
 
 KINDS = tuple(FIGURES)
 HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
@@ -16,13 +17,14 @@ HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", choices=KINDS, help="which figure")
     add_spec_arguments(p, model="llama-3-70b", hardware="h100-sxm")
-    p.add_argument("--tp", type=positive_int, default=8, help="tensor-parallel degree (default 8)")
-    p.add_argument("--context", type=positive_float, default=8192, help="cached tokens per sequence (default 8192)")
-    p.add_argument("--batch", type=positive_float, default=64, help="batch for the sensitivity figure (default 64)")
+    p.add_argument("--tp", type=ranged("tp", integer=True), default=8, help="tensor-parallel degree (default 8)")
+    p.add_argument("--context", type=ranged("context"), default=8192, help="cached tokens per sequence (default 8192)")
+    p.add_argument("--batch", type=ranged("batch"), default=64, help="batch for the sensitivity figure (default 64)")
     p.add_argument("--weights", default=None, help="weight precision (default: the model's)")
     p.add_argument("--kv", default=None, help="KV-cache precision (default bf16)")
     p.add_argument("--price-tier", action="append", default=[], metavar="NAME=USD",
                    help="pareto: a price tier in USD per million tokens, e.g. fast=4.8 (repeatable)")
+    add_efficiency_argument(p)
     p.add_argument("--out", required=True, help="output file, .png or .svg")
 
 
@@ -34,6 +36,9 @@ def _tiers(items: list[str]) -> dict[str, float]:
             tiers[name] = float(price)
         except ValueError:
             raise ConfigError(f"--price-tier must look like NAME=USD (e.g. fast=4.8), got {item!r}") from None
+        if not (name and math.isfinite(tiers[name]) and 0 < tiers[name] <= 1e6):
+            raise ConfigError(f"--price-tier needs a name and a price in (0, 1e6] USD per million tokens, "
+                              f"got {item!r}")
     return tiers
 
 
@@ -44,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..plot import KINDS as FIGS, Setup
 
     setup = Setup(args.model, args.hardware, context=args.context, tp=args.tp, precision=precision_from(args),
-                  usd_per_chip_hour=args.price)
+                  usd_per_chip_hour=args.price, efficiency=args.efficiency)
     kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch}}.get(args.kind, {})
     fig = FIGS[args.kind](setup, **kw)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ import re
 from ..config import Parallel, Workload
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
-from .common import (add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds, positive_float,
-                     precision_from, print_json)
+from .common import (add_efficiency_argument, add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds,
+                     precision_from, print_json, ranged)
 
 HELP = "predict latency, throughput, memory and cost of one serving configuration"
 
@@ -17,10 +17,10 @@ HELP = "predict latency, throughput, memory and cost of one serving configuratio
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_spec_arguments(p, model="llama-3-8b", hardware="h100-sxm")
     add_parallel_arguments(p)
-    p.add_argument("--batch", type=positive_float, default=1, help="sequences per replica (default 1)")
-    p.add_argument("--context", type=positive_float, default=2048,
+    p.add_argument("--batch", type=ranged("batch"), default=1, help="sequences per replica (default 1)")
+    p.add_argument("--context", type=ranged("context"), default=2048,
                    help="cached tokens per sequence at each decode step (default 2048)")
-    p.add_argument("--prompt", type=positive_float, default=2048, help="prompt tokens for prefill (default 2048)")
+    p.add_argument("--prompt", type=ranged("prompt"), default=2048, help="prompt tokens for prefill (default 2048)")
     p.add_argument("--phase", choices=("decode", "prefill"), default="decode")
     p.add_argument("--weights", default=None, help="weight precision: bf16, fp8, int8, int4, fp4 (default: the model's)")
     p.add_argument("--kv", default=None, help="KV-cache precision (default bf16)")
@@ -38,9 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh", type=mesh_type, default=None,
                    help="tensor-parallel mesh XxYxZ with X*Y*Z = tp, e.g. 4x4x4 "
                         "(default: balanced over the chip's torus axes)")
-    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
-                   help="efficiency profile: calibrated (fitted to published measurements, default; "
-                        "docs/calibration.md), ideal (the roofline lower bound) or a profile JSON file")
+    add_efficiency_argument(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 

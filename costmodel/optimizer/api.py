@@ -69,8 +69,8 @@ def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
     hw, budget = problem.hardware.name, problem.max_chips
     if fast is None:
         msg = (f"{problem.model.name} does not fit on {budget} {hw} chips at context "
-               f"{problem.base.workload.context:g} in any allowed precision; allow more chips (--max-chips) "
-               f"or lower precision (--weights fp8,int8,int4)")
+               f"{problem.base.workload.context:g} in any allowed precision; allow more chips (max_chips) "
+               f"or lower precision (weights='fp8,int8,int4')")
         return Solution.infeasible(problem, None, "memory", msg, method=method, started=t0)
     fastest = fast.value("step_time_s")
     if fastest <= problem.tpot_s:  # TPOT is reachable: the first token or the demand is not
@@ -145,7 +145,7 @@ def _hints(problem: Problem) -> list[str]:
             variant = dataclasses.replace(problem, precisions=(PrecisionChoice(fmt, smallest.kv, fmt),))
             smaller = _fastest(variant, "gradient")
             if smaller is not None and smaller.value("step_time_s") <= problem.tpot_s:
-                hints.append(f"allow {fmt} weights (--weights {fmt}; "
+                hints.append(f"allow {fmt} weights (weights='{fmt}'; "
                              f"fastest there: {smaller.value('step_time_s') * 1e3:.3g} ms)")
                 break
     return hints
@@ -172,9 +172,10 @@ def optimize(
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
     efficiency: Efficiency | str = IDEAL,
-    rules: Rules = Rules(),
+    rules: Rules | None = None,
     method: str = "gradient",
     n_alternatives: int = 3,
+    math: str | None = None,
 ) -> Solution:
     """The cheapest configuration serving ``model`` on ``hardware`` within the targets.
 
@@ -194,10 +195,12 @@ def optimize(
         usd_per_chip_hour: price override.
         efficiency: achievable fractions of peak, or a profile name (``"ideal"``, ``"calibrated"``)
             or path (default: the ideal roofline).
-        rules: how roofline terms combine.
+        rules: how roofline terms combine (``None``: the defaults; the phase is always decode).
         method: ``"gradient"`` (relaxation + augmented Lagrangian + local exact search)
             or ``"exhaustive"`` (every admissible configuration).
         n_alternatives: how many runner-up configurations to report.
+        math: precision of the matrix math for every weight format (default: each format's own float
+            format; bf16 for integer weights, or when the chip has no math in the model's format).
 
     Returns:
         A :class:`Solution`: feasible or not, always with an actionable message.
@@ -211,14 +214,14 @@ def optimize(
         >>> s.feasible, s.step_time_s <= 0.02
         (True, True)
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not (isinstance(n_alternatives, int) and n_alternatives >= 0):
-        raise ConfigError(f"n_alternatives must be a whole number >= 0, got {n_alternatives!r}")
+    if not (isinstance(n_alternatives, int) and not isinstance(n_alternatives, bool) and 0 <= n_alternatives <= 1000):
+        raise ConfigError(f"n_alternatives must be a whole number in [0, 1000], got {n_alternatives!r}")
     t0 = time.perf_counter()
     problem = make_problem(model, hardware, context=context, prompt=prompt, tpot_s=tpot_s, ttft_s=ttft_s,
                            max_chips=max_chips, demand_tokens_per_s=demand_tokens_per_s, weights=weights, kv=kv,
-                           usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules)
+                           usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules, math=math)
     found = _solve(problem, method)
     if found is None:
         return _infeasible(problem, method, t0)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
-from ..inputs import Scenario, scenario
+from ..inputs import Scenario, math_the_chip_runs, scenario
+from ..limits import check_number, check_type
 from ..parallel import valid_degrees
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision, load_hardware, load_model
 from ..symbolic import Rules
@@ -29,6 +29,9 @@ __all__ = ["Problem", "PrecisionChoice", "make_problem"]
 
 #: Largest batch per replica considered (sequences). Beyond it no chip has the memory at useful contexts.
 MAX_BATCH = 16384
+#: Most (tp, pp, ep) splits one search visits (catalog models within 1,024 chips have a few hundred);
+#: it bounds the work of models whose heads, layers and experts have many divisors.
+MAX_SPLITS = 200_000
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,17 @@ class Problem:
 
     def splits(self) -> np.ndarray:
         """Every admissible (tp, pp, ep) with ``tp·pp·ep <= max_chips``, as an int array (n, 3)."""
-        rows = [(t, p, e) for t, p, e in itertools.product(*self.degrees.values()) if t * p * e <= self.max_chips]
-        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+        tp, pp, ep = (np.asarray(self.degrees[k], dtype=np.int64) for k in ("tp", "pp", "ep"))
+        tp_pp = np.stack(np.meshgrid(tp, pp, indexing="ij"), axis=-1).reshape(-1, 2)
+        tp_pp = tp_pp[tp_pp[:, 0] * tp_pp[:, 1] <= self.max_chips]
+        ep = ep[ep <= self.max_chips]
+        rows = np.column_stack([np.repeat(tp_pp, len(ep), axis=0), np.tile(ep, len(tp_pp))]).reshape(-1, 3)
+        out = rows[rows.prod(axis=1) <= self.max_chips]  # in product order: tp, then pp, then ep
+        if len(out) > MAX_SPLITS:
+            raise ConfigError(f"{self.model.name} has {len(out):,} admissible (tp, pp, ep) splits within "
+                              f"max_chips={self.max_chips}, more than the {MAX_SPLITS:,} one search may "
+                              "visit; lower max_chips")
+        return out.reshape(-1, 3)
 
     def precision_inputs(self) -> dict[str, np.ndarray]:
         """Per-choice ``weight_bytes``, ``kv_bytes`` and ``flops_per_s`` arrays."""
@@ -86,29 +98,36 @@ class Problem:
         }
 
 
-def _choices(option: str | tuple[str, ...] | list[str] | None, default: str) -> tuple[str, ...]:
+def _choices(name: str, option: str | tuple[str, ...] | list[str] | None, default: str) -> tuple[str, ...]:
     if option is None:
         return (default,)
     if isinstance(option, str):
         option = [o.strip() for o in option.split(",") if o.strip()]
+    if not isinstance(option, (tuple, list)) or not all(isinstance(o, str) for o in option):
+        raise ConfigError(f"{name} must be a precision name, a comma-separated string of them or a tuple of "
+                          f"them (e.g. 'bf16' or ('bf16', 'fp8')), got {option!r}")
     if not option:
-        raise ConfigError("a precision set must name at least one format, e.g. 'bf16' or 'bf16,fp8'")
+        raise ConfigError(f"{name}: a precision set must name at least one format, e.g. 'bf16' or 'bf16,fp8'")
     return tuple(dict.fromkeys(option))
 
 
-def _precisions(hw: HardwareSpec, model: ModelSpec, weights, kv) -> tuple[PrecisionChoice, ...]:
+def _precisions(hw: HardwareSpec, model: ModelSpec, weights, kv, math: str | None = None
+                ) -> tuple[PrecisionChoice, ...]:
     out, refused = [], []
-    for w, k in itertools.product(_choices(weights, model.native_precision), _choices(kv, "bf16")):
-        Precision(weights=w, kv=k)  # validates the names
-        math_p = default_math_precision(w)
+    for w, k in itertools.product(_choices("weights", weights, model.native_precision), _choices("kv", kv, "bf16")):
+        Precision(weights=w, kv=k, math=math)  # validates the names
+        math_p = math or default_math_precision(w)
+        if weights is None and math is None:  # the model's own format: fall back to a math the chip runs
+            math_p = math_the_chip_runs(hw, math_p)
         if math_p in hw.flops_per_s:
             out.append(PrecisionChoice(w, k, math_p))
         else:
             refused.append(w)
     if not out:
+        what = f"{math} math" if math else ", ".join(sorted(set(refused)))
         raise ConfigError(
-            f"{hw.name} cannot compute in {', '.join(sorted(set(refused)))}; it computes in "
-            f"{', '.join(hw.flops_per_s)}: choose --weights from those (int8/int4 weights run bf16 math)"
+            f"{hw.name} cannot compute in {what}; it computes in "
+            f"{', '.join(hw.flops_per_s)}: choose weights (or math) from those (int8/int4 weights run bf16 math)"
         )
     return tuple(out)
 
@@ -127,21 +146,23 @@ def make_problem(
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
     efficiency: Efficiency | str = IDEAL,
-    rules: Rules = Rules(),
+    rules: Rules | None = None,
+    math: str | None = None,
 ) -> Problem:
     """Validate the inputs of :func:`costmodel.optimize` and build a :class:`Problem`."""
     m, h = load_model(model), load_hardware(hardware)
     for name, v in (("tpot_s", tpot_s), ("ttft_s", ttft_s), ("demand_tokens_per_s", demand_tokens_per_s)):
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ConfigError(f"{name} must be a positive number of seconds or tokens/s, got {v!r}")
-    if not (isinstance(max_chips, int) and max_chips >= 1):
-        raise ConfigError(f"max_chips must be a whole number >= 1, got {max_chips!r}")
+        if v is not None:
+            check_number(name, v)
+    check_number("max_chips", max_chips, integer=True)
+    check_number("context", context)
+    rules = Rules() if rules is None else check_type("rules", rules, Rules)
     prompt = context if prompt is None else prompt
-    precisions = _precisions(h, m, weights, kv)
+    precisions = _precisions(h, m, weights, kv, math)
     first = precisions[0]
     base = scenario(m, h, Workload(batch=1, context=context, prompt=prompt), Parallel(),
                     Precision(first.weights, first.kv, first.math), efficiency, usd_per_chip_hour)
     degrees = {k: tuple(v) for k, v in valid_degrees(m).items()}
-    return Problem(base=base, tpot_s=float(tpot_s), ttft_s=ttft_s, max_chips=max_chips,
+    return Problem(base=base, tpot_s=float(tpot_s), ttft_s=ttft_s, max_chips=int(max_chips),
                    demand_tokens_per_s=demand_tokens_per_s, precisions=precisions, degrees=degrees,
                    rules=dataclasses.replace(rules, phase="decode"))

@@ -53,7 +53,12 @@ def pick(cands: dict[str, np.ndarray], m: Metrics, mask: np.ndarray | None = Non
 def choice_at(cands: dict[str, np.ndarray], m: Metrics, i: int) -> Choice:
     """Candidate ``i`` as a :class:`Choice`, with its metrics as plain floats."""
     return Choice(int(cands["batch"][i]), int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]),
-                  int(cands["prec"][i]), {k: float(v[i]) for k, v in m.items()})
+                  int(cands["prec"][i]), {k: _plain(v[i]) for k, v in m.items()})
+
+
+def _plain(v) -> float:
+    """A metric as a Python float; a float32 one as its shortest decimal (7.2e10, not 71999995904.0)."""
+    return float(str(v)) if isinstance(v, np.float32) else float(v)
 
 
 def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: int) -> list[Choice]:
@@ -111,7 +116,9 @@ class Solution:
             the cheapest one reaching the fastest achievable latency), or ``None`` if nothing fits.
         prediction: the full prediction of the chosen configuration (breakdown, memory, bound).
         binding: the constraint that stops a larger batch.
-        shadow_price_usd_per_mtok_per_ms: d(cost)/d(latency target), <= 0.
+        shadow_price_usd_per_mtok_per_ms: d(cost)/d(latency target), <= 0: a looser target allows a
+            larger batch, so each extra ms of target lowers the cost by this much (negative when the TPOT
+            or TTFT target binds; zero when memory or the batch limit binds).
         alternatives: the next cheapest configurations (other splits or precisions).
         fastest_step_time_s: the fastest TPOT achievable under the chip budget.
         message: a sentence a person can act on.
@@ -157,6 +164,19 @@ class Solution:
         return self.choice.metrics["usd_per_mtok"] if self.choice else None
 
     @property
+    def usd_per_mtok_at_capacity(self) -> float | None:
+        """USD per million tokens when the provisioned chips run at full throughput (as ``predict`` prices).
+
+        Without a demand this equals :attr:`usd_per_mtok`. With ``demand_tokens_per_s`` the objective
+        :attr:`usd_per_mtok` prices the provisioned replicas over the *demanded* tokens (idle capacity
+        is paid for), so it is at least this value.
+        """
+        if not self.choice:
+            return None
+        m = self.choice.metrics
+        return 1e6 * m["chips"] * self.problem.base.usd_per_chip_hour / (3600.0 * m["tokens_per_s"])
+
+    @property
     def step_time_s(self) -> float | None:
         return self.choice.metrics["step_time_s"] if self.choice else None
 
@@ -167,6 +187,8 @@ class Solution:
             "feasible": self.feasible,
             "config": self.config,
             "usd_per_mtok": c.metrics["usd_per_mtok"] if c else None,
+            "usd_per_mtok_at_capacity": self.usd_per_mtok_at_capacity,
+            "pricing": "demand" if self.problem.demand_tokens_per_s else "capacity",
             "step_time_s": c.metrics["step_time_s"] if c else None,
             "ttft_s": c.metrics["ttft_s"] if c else None,
             "tokens_per_s": c.metrics["tokens_per_s"] if c else None,

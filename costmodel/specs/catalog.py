@@ -48,11 +48,20 @@ def load_model(name_or_path: str | Path | ModelSpec) -> ModelSpec:
     """
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
+    if not isinstance(name_or_path, (str, Path)):
+        raise SpecError(f"model must be a catalog name, a config.json path or a ModelSpec, got "
+                        f"{type(name_or_path).__name__} {name_or_path!r:.80}")
     s = str(name_or_path)
     if s in list_models():
         return _load_builtin_model(s)
-    if s.endswith(".json") or Path(s).is_file():
-        if not Path(s).is_file():
+    try:
+        exists, is_dir = Path(s).exists(), Path(s).is_dir()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL byte
+        exists = is_dir = False
+    if is_dir:
+        raise SpecError(f"model config {s} is a directory; pass the config.json file inside it")
+    if s.endswith(".json") or exists:
+        if not exists:
             raise SpecError(f"model config file {s} does not exist")
         return model_from_hf_config(s)
     raise unknown_name("model", s, list_models(), "Or pass the path of a Hugging Face config.json.")
@@ -76,7 +85,7 @@ def load_hardware(name: str | HardwareSpec) -> HardwareSpec:
     """
     if isinstance(name, HardwareSpec):
         return name
-    if name not in list_hardware():
+    if not isinstance(name, str) or name not in list_hardware():
         raise unknown_name("hardware", str(name), list_hardware())
     return _load_builtin_hardware(name)
 

@@ -61,6 +61,10 @@ class HardwareSpec:
 
     def __post_init__(self) -> None:
         where = f"hardware {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"a chip's name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.flops_per_s, dict):
+            raise SpecError(f"{where}: flops_per_s must map precisions to FLOP/s, got {self.flops_per_s!r:.80}")
         for f in _POSITIVE:
             v = getattr(self, f)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
@@ -83,7 +87,7 @@ class HardwareSpec:
             raise PrecisionError(
                 f"{self.name} has no {math_precision} math; it computes in "
                 f"{', '.join(self.flops_per_s)}. Store weights in a format it computes in, "
-                "or set the math precision (math='bf16', or --math bf16, for weight-only quantisation)"
+                "or set the math precision (math='bf16' for weight-only quantisation)"
             )
         return self.flops_per_s[math_precision]
 

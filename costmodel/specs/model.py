@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import SpecError
+from ..limits import MODEL_RANGES
 from .precision import check_precision
 
 __all__ = ["ModelSpec", "ModelStructure"]
@@ -134,14 +135,21 @@ class ModelSpec:
 
 def _validate(m: ModelSpec) -> None:
     where = f"model {m.name!r}"
+    if not isinstance(m.name, str) or not m.name:
+        raise SpecError(f"a model's name must be a non-empty string, got {m.name!r}")
+    for f in ("tied_embeddings", "parallel_block", "attention_bias"):
+        if not isinstance(getattr(m, f), bool):
+            raise SpecError(f"{where}: {f} must be true or false, got {getattr(m, f)!r}")
+    if not isinstance(m.native_precision, str):
+        raise SpecError(f"{where}: native_precision must be a precision name, got {m.native_precision!r}")
     if m.attention not in ("gqa", "mla"):
         raise SpecError(f"{where}: attention must be 'gqa' or 'mla', got {m.attention!r}")
     if m.mlp not in ("dense", "moe"):
         raise SpecError(f"{where}: mlp must be 'dense' or 'moe', got {m.mlp!r}")
     for f in _INT_FIELDS:
         v = getattr(m, f)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise SpecError(f"{where}: {f} must be a non-negative integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MODEL_RANGES[f]:
+            raise SpecError(f"{where}: {f} must be a whole number in [0, {MODEL_RANGES[f]:,}], got {v!r}")
     for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "vocab_size"):
         if getattr(m, f) <= 0:
             raise SpecError(f"{where}: {f} must be positive, got {getattr(m, f)}")

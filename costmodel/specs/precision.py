@@ -33,7 +33,7 @@ _NATIVE_MATH = {"fp32": "fp32", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "f
 
 def check_precision(name: str, what: str = "precision") -> str:
     """Return ``name`` if it is a known format, else raise a :class:`PrecisionError`."""
-    if name not in BYTES_PER_ELEMENT:
+    if not isinstance(name, str) or name not in BYTES_PER_ELEMENT:
         raise PrecisionError(
             f"unknown {what} {name!r}; allowed: {', '.join(BYTES_PER_ELEMENT)}"
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..limits import RANGES, check_number
 
 #: the most values one axis may list (a grid's size is the product of its axes; sweeps run in chunks)
 MAX_AXIS_POINTS = 10_000_000
@@ -61,6 +62,8 @@ def _check_value(name: str, v: float) -> float:
     if not ok:
         bound = ">= 0" if name in ALLOW_ZERO else "> 0"
         raise ConfigError(f"swept {name} must be finite and {bound}, got {v!r}; fix the axis values")
+    if name in RANGES:  # the physical range of the input (costmodel.limits)
+        check_number(name, v, label=f"swept {name}")
     return v
 
 
@@ -114,13 +117,13 @@ def parse_axis(name: str, text: str) -> Values:
         else:
             vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"--{name.replace('_', '-')} {text!r} is not an axis; {hint}") from None
+        raise ConfigError(f"axis {name}: {text!r} is not an axis; {hint}") from None
     if ":" in text:
         if count > MAX_AXIS_POINTS:
-            raise ConfigError(f"--{name.replace('_', '-')} {text}: {count:,} points is more than one axis may "
-                              f"hold ({MAX_AXIS_POINTS:,}); use fewer points or a random sample (--samples)")
+            raise ConfigError(f"axis {name}: {text}: {count:,} points is more than one axis may "
+                              f"hold ({MAX_AXIS_POINTS:,}); use fewer points or a random sample")
         if log and (lo_f <= 0 or hi_f <= 0):
-            raise ConfigError(f"--{name.replace('_', '-')} {text}: a log range needs positive ends; {hint}")
+            raise ConfigError(f"axis {name}: {text}: a log range needs positive ends; {hint}")
         vals = np.geomspace(lo_f, hi_f, count) if log else np.linspace(lo_f, hi_f, count)
         if log:  # geomspace gives 2**k·(1 ± 1e-16); snap near-integers
             near = np.abs(vals - np.round(vals)) < 1e-9 * vals

@@ -24,7 +24,8 @@ class Rules:
         phase: ``"decode"`` (one token per sequence per step) or ``"prefill"``.
         combine: ``"max"``: ``max(T_comp, T_w + T_kv)`` ([R], [E]; the default);
             ``"sum"``: ``T_comp + T_w + T_kv`` (no overlap, an upper bound);
-            ``"scaling-book"``: ``T_kv + max(T_comp,matmul, T_w)`` ([S]).
+            ``"scaling-book"``: ``max(T_kv, T_comp,attn) + max(T_comp,matmul, T_w)`` ([S]'s
+            ``T_kv + max(T_comp,matmul, T_w)``, with the attention FLOPs kept: they dominate in prefill).
         comm_overlap: ``"none"`` adds communication to the step; ``"full"``
             hides it under the roofline time: ``max(T_roof, T_comm)``.
         expert_fetch: ``"expected"`` streams the expected fraction of routed

@@ -100,7 +100,10 @@ def _combine(rules: Rules, t: dict[str, sp.Expr]) -> sp.Expr:
         return sp.Max(t["compute_s"], mem)
     if rules.combine == "sum":
         return t["compute_s"] + mem
-    return t["kv_s"] + sp.Max(t["compute_matmul_s"], t["weights_s"])
+    # [S]: attention (its KV traffic, or its FLOPs when those take longer, as in prefill) is not
+    # overlapped with the weight-bound matmuls; dropping attention FLOPs would let MFU exceed 1.
+    attention_compute = t["compute_s"] - t["compute_matmul_s"]
+    return sp.Max(t["kv_s"], attention_compute) + sp.Max(t["compute_matmul_s"], t["weights_s"])
 
 
 def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:

@@ -1,0 +1,304 @@
+"""Each malformed or extreme input of issue-class reproducers is refused with the package's own error,
+naming the field, the value and what is allowed; the answers that remain are finite and right."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+
+import costmodel as cm
+from costmodel.cli import build_parser, main
+from costmodel.parallel import divisors
+
+LLAMA = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+         "num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 128256}
+DEEPSEEK = {"model_type": "deepseek_v3", "hidden_size": 7168, "intermediate_size": 18432,
+            "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128,
+            "num_key_value_heads": 128, "n_shared_experts": 1, "n_routed_experts": 256, "num_experts_per_tok": 8,
+            "first_k_dense_replace": 3, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64,
+            "v_head_dim": 128, "qk_nope_head_dim": 128, "vocab_size": 129280}
+
+
+def cli(capsys, *argv):
+    """``(exit status, stdout, stderr)`` of ``costmodel ARGV`` run in-process."""
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- Hugging Face config.json
+
+@pytest.mark.parametrize("base, change, match", [
+    (LLAMA, {"hidden_size": [4096]}, r"hidden_size must be a whole number in \[1, 10,000,000\], got \[4096\]"),
+    (LLAMA, {"num_hidden_layers": {"a": 1}}, "num_hidden_layers must be a whole number"),
+    (LLAMA, {"intermediate_size": float("nan")}, "intermediate_size must be a whole number .* got nan"),
+    (LLAMA, {"vocab_size": "128256"}, "vocab_size must be a whole number .* got '128256'"),
+    (LLAMA, {"num_attention_heads": 0}, r"num_attention_heads must be a whole number in \[1, "),
+    (LLAMA, {"num_hidden_layers": 2**63}, r"num_hidden_layers must be a whole number in \[1, 100,000\]"),
+    (LLAMA, {"num_attention_heads": 10**8}, "num_attention_heads must be a whole number"),
+    (LLAMA, {"tie_word_embeddings": "false"}, "tie_word_embeddings must be true or false"),
+    (LLAMA, {"num_local_experts": 7.5}, "num_local_experts must be a whole number .* got 7.5"),
+    (LLAMA, {"num_local_experts": 10**8}, "num_local_experts must be a whole number"),
+    (DEEPSEEK, {"qk_nope_head_dim": None}, "sets kv_lora_rank .* but lacks qk_nope_head_dim"),
+    (DEEPSEEK, {"first_k_dense_replace": 100}, "first_k_dense_replace=100 leaves no MoE layer"),
+    (DEEPSEEK, {"num_experts_per_tok": 300}, "num_experts_per_tok=300 exceeds the 256 experts"),
+    (LLAMA, {"num_key_value_heads": 5}, "num_key_value_heads=5 must divide num_attention_heads=32"),
+])
+def test_malformed_hf_config_names_its_key(tmp_path, base, change, match):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({k: v for k, v in (base | change).items() if v is not None}))
+    t0 = time.perf_counter()
+    with pytest.raises(cm.SpecError, match=match):
+        cm.load_model(str(path))
+    assert time.perf_counter() - t0 < 1.0  # huge sizes are refused, never enumerated
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (b"[1, 2]", "must hold a JSON object of model fields, got a list"),
+    (b'"config"', "must hold a JSON object of model fields, got a str"),
+])
+def test_hf_config_that_is_not_a_config(tmp_path, content, match):
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(cm.SpecError, match=match):
+        cm.load_model(str(path))
+
+
+def test_a_directory_or_an_overlong_name_is_named_as_such(tmp_path, capsys):
+    code, _, err = cli(capsys, "predict", "--model", str(tmp_path))
+    assert code == 2 and "is a directory; pass the config.json file inside it" in err
+    code, _, err = cli(capsys, "predict", "--model", "m" * 300)
+    assert code == 2 and "unknown model" in err and "cannot write" not in err
+    code, _, err = cli(capsys, "predict", "--efficiency", "p" * 300)
+    assert code == 2 and "unknown efficiency profile" in err and "cannot write" not in err
+
+
+def test_config_without_name_is_named_by_its_path(tmp_path):
+    path = tmp_path / "cfgs" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(LLAMA))
+    assert cm.load_model(str(path)).name == str(path)
+    path.write_text(json.dumps(LLAMA | {"_name_or_path": "meta-llama/Meta-Llama-3-8B"}))
+    assert cm.load_model(str(path)).name == "meta-llama-3-8b"
+
+
+def test_divisors_factorise_instead_of_scanning():
+    assert divisors(1) == [1]
+    assert divisors(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert divisors(61) == [1, 61]
+    assert divisors(360) == [d for d in range(1, 361) if 360 % d == 0]
+    t0 = time.perf_counter()
+    assert divisors(2**61 - 1) == [1, 2**61 - 1]  # a Mersenne prime: scanning would take years
+    assert time.perf_counter() - t0 < 1.0
+
+
+# ---------------------------------------------------------------- efficiency profiles
+
+@pytest.mark.parametrize("profile, match", [
+    ([], "must hold a JSON object with 'name' and 'parameters', got a list"),
+    ({"name": "p", "parameters": [{"field": "hbm_efficiency", "family": "*", "phase": "*", "value": "0.8"}]},
+     r"parameters\[0\]: value of hbm_efficiency must be a finite number, got '0.8'"),
+    ({"name": "p", "parameters": [{"field": "hbm_efficiency", "family": "*", "phase": 1, "value": 0.8}]},
+     r"parameters\[0\]: phase must be 'decode', 'prefill' or '\*', got 1"),
+    ({"name": "p", "parameters": [{"field": "speed", "family": "*", "phase": "*", "value": 0.8}]},
+     r"parameters\[0\]: field must be one of flops_efficiency"),
+    ({"name": "p", "parameters": {}}, "'parameters' must be a list"),
+    ({"name": "p", "fixed": {"memory_fraction": "x"}, "parameters": []}, "'fixed' must map input names to finite"),
+    ({"name": "p", "parameters": [{"field": "hbm_efficiency", "family": "*", "phase": "*", "value": 5}]},
+     r"hbm_efficiency is a fraction of peak and must be in \[0.001, 1\], got 5"),
+    ({"name": "p", "parameters": [{"field": "flops_efficiency", "family": "*", "phase": "*", "value": 5e-324}]},
+     r"flops_efficiency is a fraction of peak and must be in \[0.001, 1\], got 5e-324"),
+])
+def test_malformed_profile_names_the_entry(tmp_path, capsys, profile, match):
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(cm.ConfigError, match=match):
+        cm.predict("llama-3-8b", "h100-sxm", efficiency=str(path))
+    code, _, err = cli(capsys, "predict", "--efficiency", str(path))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- extreme numbers on the command line
+
+@pytest.mark.parametrize("argv, message", [
+    (["optimize", "--max-chips", "9223372036854775807"], "--max-chips: must be a whole number in [1, 1048576] chips"),
+    (["predict", "--context", "1e308"], "--context: must be a number in [1, 1e+09] tokens, got 1e308"),
+    (["search", "--context", "1e308"], "--context: must be a number in [1, 1e+09] tokens"),
+    (["predict", "--batch", "1e308"], "--batch: must be a number in [1, 1e+08] sequences"),
+    (["predict", "--batch", "5e-324"], "--batch: must be a number in [1, 1e+08] sequences, got 5e-324"),
+    (["predict", "--price", "1e300"], "--price: must be a number in [1e-06, 1000000] USD per chip-hour"),
+    (["predict", "--price", "1e-45"], "--price: must be a number in [1e-06, 1000000] USD per chip-hour"),
+    (["optimize", "--tpot-ms", "nan"], "--tpot-ms: must be a number in [0.0001, 8.64e+07] ms"),
+    (["report", "--tpot-ms", "inf"], "--tpot-ms: must be a number"),
+    (["plot", "pareto", "--price-tier", "fast=inf", "--out", "x.png"], "--price-tier needs a name and a price"),
+])
+def test_out_of_range_numbers_are_refused(capsys, argv, message):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert out == ""
+
+
+def test_extremes_of_the_ranges_give_finite_answers(capsys):
+    code, out, _ = cli(capsys, "predict", "--batch", "1e8", "--context", "1e9", "--price", "1e-6", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["usd_per_mtok"] > 0 and math.isfinite(d["step_time_s"]) and not d["fits"]
+    code, out, _ = cli(capsys, "predict", "--price", "1e6", "--json")
+    assert code == 0 and math.isfinite(json.loads(out)["usd_per_mtok"])
+
+
+def test_feasibility_does_not_depend_on_the_price():
+    # the reproducer priced at 1e300 (now out of range) said infeasible while exhaustive found an answer
+    for price in (None, 1e6):
+        kw = dict(tpot_s=0.2, max_chips=16, usd_per_chip_hour=price, efficiency="calibrated")
+        g = cm.optimize("llama-2-70b", "h100-sxm", **kw)
+        e = cm.optimize("llama-2-70b", "h100-sxm", method="exhaustive", **kw)
+        assert g.feasible and e.feasible
+        assert g.usd_per_mtok == pytest.approx(e.usd_per_mtok, rel=1e-3)
+
+
+# ---------------------------------------------------------------- answers that were wrong
+
+def test_scaling_book_prefill_keeps_attention_flops():
+    # prefill of a 131,072-token prompt is compute-bound; the step cannot be shorter than its FLOPs
+    p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(prompt=131072, phase="prefill"),
+                   rules=cm.Rules(phase="prefill", combine="scaling-book"))
+    assert p.step_time_s >= p.compute_s * (1 - 1e-12)
+    assert p.mfu <= 1 + 1e-12
+    assert p.step_time_s == pytest.approx(p.compute_s + p.overhead_s, rel=1e-9)  # attention + matmul FLOPs
+
+
+def test_default_precision_falls_back_to_a_math_the_chip_runs(capsys):
+    # DeepSeek-V3 ships fp8 weights; TPU v5e has no fp8 math: the weights are dequantised to bf16
+    code, out, err = cli(capsys, "optimize", "--model", "deepseek-v3", "--hardware", "tpu-v5e", "--max-chips", "256",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["weights"] == "fp8"
+    p = cm.predict("deepseek-v3", "tpu-v5e", parallel=cm.Parallel(ep=64))
+    assert (p.scenario.weights, p.scenario.math) == ("fp8", "bf16")
+    with pytest.raises(cm.PrecisionError, match="tpu-v5e has no fp8 math"):  # asked for explicitly: refused
+        cm.predict("deepseek-v3", "tpu-v5e", parallel=cm.Parallel(ep=64), precision=cm.Precision(weights="fp8"))
+
+
+def test_json_numbers_are_float64_and_counts_are_whole(capsys):
+    import jax
+
+    with jax.enable_x64(False):  # as from the shell: JAX's default float32
+        code, out, _ = cli(capsys, "predict", "--batch", "64", "--json")
+    d = json.loads(out)
+    reference = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=64), efficiency="calibrated")  # float64
+    for k in ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip", "usable_bytes_per_chip", "mfu"):
+        assert d[k] == pytest.approx(reference.values[k], rel=1e-13), k  # float32 would differ at 1e-7
+    assert d["usable_bytes_per_chip"] == 0.9 * cm.load_hardware("h100-sxm").hbm_bytes  # calibrated fraction
+    assert d["workload"]["batch"] == 64 and isinstance(d["workload"]["batch"], int)
+
+
+def test_demand_pricing_is_reported_both_ways(capsys):
+    code, out, _ = cli(capsys, "optimize", "--model", "llama-3-8b", "--demand-tps", "5000", "--tpot-ms", "30",
+                       "--json")
+    d = json.loads(out)
+    assert code == 0 and d["pricing"] == "demand"
+    chips, price, tps = d["config"]["chips"], d["problem"]["usd_per_chip_hour"], d["tokens_per_s"]
+    assert d["usd_per_mtok"] == pytest.approx(1e6 * chips * price / (3600 * 5000), rel=1e-5)
+    assert d["usd_per_mtok_at_capacity"] == pytest.approx(1e6 * chips * price / (3600 * tps), rel=1e-5)
+    assert d["usd_per_mtok"] >= d["usd_per_mtok_at_capacity"]
+    code, out, _ = cli(capsys, "optimize", "--model", "llama-3-8b", "--tpot-ms", "30", "--json")
+    d = json.loads(out)
+    assert d["pricing"] == "capacity" and d["usd_per_mtok"] == pytest.approx(d["usd_per_mtok_at_capacity"], rel=1e-5)
+
+
+def test_shadow_price_is_negative_when_the_latency_target_binds():
+    s = cm.optimize("llama-3-70b", "h100-sxm", context=8192, tpot_s=0.02, max_chips=32)
+    assert s.binding in ("tpot", "ttft") and s.shadow_price_usd_per_mtok_per_ms < 0
+
+
+# ---------------------------------------------------------------- the Python API
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", {"batch": 8}), "workload must be a Workload"),
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", "decode"), "workload must be a Workload"),
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", parallel={"tp": 2}), "parallel must be a Parallel"),
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", precision="fp8"), "precision must be a Precision"),
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", rules="max"), "rules must be a Rules"),
+    (lambda: cm.optimize("llama-3-8b", "h100-sxm", rules={"combine": "sum"}), "rules must be a Rules"),
+    (lambda: cm.Parallel(mesh=8), "mesh must be 1 to 3 whole numbers"),
+    (lambda: cm.optimize("llama-3-8b", "h100-sxm", weights=7), "weights must be a precision name"),
+    (lambda: cm.Workload(batch=10**400), r"batch must be a number in \[1, 1e\+08\] sequences, got an integer of about 401 digits"),
+    (lambda: cm.predict("llama-3-8b", "h100-sxm", usd_per_chip_hour=math.inf), "usd_per_chip_hour must be a number in"),
+    (lambda: cm.Parallel(tp=2.0), r"tp must be a whole number in \[1, 1048576\] chips, got 2.0"),
+    (lambda: cm.optimize("llama-3-8b", "h100-sxm", max_chips=2**63), "max_chips must be a whole number"),
+    (lambda: cm.Precision(weights=["fp8"]), "unknown weights precision"),
+    (lambda: cm.load_model(42), "model must be a catalog name, a config.json path or a ModelSpec"),
+    (lambda: cm.load_hardware(["h100-sxm"]), "unknown hardware"),
+])
+def test_python_api_raises_its_own_errors(call, match):
+    with pytest.raises(cm.CostModelError, match=match):
+        call()
+
+
+def test_optimize_accepts_rules_none_like_predict():
+    assert cm.optimize("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.02, max_chips=8, rules=None).feasible
+
+
+# ---------------------------------------------------------------- one command-line vocabulary
+
+def _options(command: str) -> dict:
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and isinstance(a.choices, dict))
+    return {s: a for a in sub.choices[command]._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["predict", "optimize", "search", "sweep", "plot", "report"])
+def test_every_evaluating_command_takes_the_same_efficiency(command):
+    assert _options(command)["--efficiency"].default == "calibrated"
+
+
+def test_latency_flags_carry_their_unit():
+    assert "--tpot-ms" in _options("report") and "--tpot" not in _options("report")
+    assert "--tpot-ms" in _options("optimize") and "--ttft-ms" in _options("optimize")
+
+
+def test_optimize_math_is_used():
+    s = cm.optimize("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.05, max_chips=8, weights="fp8", math="bf16")
+    assert s.prediction.scenario.math == "bf16"
+    with pytest.raises(cm.ConfigError, match="a100-80gb cannot compute in fp8 math"):
+        cm.optimize("llama-3-8b", "a100-80gb", math="fp8")
+
+
+def test_library_errors_speak_parameter_names_and_the_cli_translates(capsys):
+    s = cm.optimize("llama-3.1-405b", "h100-sxm", context=8192, tpot_s=0.05, max_chips=1)
+    assert not s.feasible and "max_chips" in s.message and "--" not in s.message
+    code, out, _ = cli(capsys, "optimize", "--model", "llama-3.1-405b", "--max-chips", "1")
+    assert code == 0 and "--max-chips" in out and "max_chips" not in out
+
+
+def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
+    code, out, err = cli(capsys, "sweep", "--batch", "1:2:10000000", "--context", "1,2", "--no-progress")
+    assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err
+    code, _, err = cli(capsys, "sweep", "--price", "1e300", "--no-progress")
+    assert code == 2 and "error: --price must be a number in [1e-06, 1000000] USD per chip-hour, got 1e+300" in err
+
+
+def test_an_error_echoing_a_line_break_stays_on_one_line(capsys):
+    for argv in (["list", "-y\nz"], ["predict", "--model", "a\nb"]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "\\n" in err
+
+
+def test_numbers_beyond_python_int_conversion_are_refused(tmp_path, capsys):
+    huge = "1" + "0" * 5000  # more digits than Python converts between int and str
+    path = tmp_path / "config.json"
+    path.write_text('{"num_hidden_layers": ' + huge + "}")
+    with pytest.raises(cm.SpecError, match="cannot be read as a config.json"):
+        cm.load_model(str(path))
+    with pytest.raises(cm.ConfigError, match="cannot be read"):
+        cm.predict("llama-3-8b", "h100-sxm", efficiency=str(path))
+    with pytest.raises(cm.ConfigError, match="got an integer of about 5001 digits"):
+        cm.Workload(batch=10**5000)
+    code, _, err = cli(capsys, "predict", "--tp", huge)
+    assert code == 2 and "characters)" in err and len(err) < 200

@@ -1,0 +1,393 @@
+"""Fuzz the command line: valid and adversarial arguments, malformed config and profile files.
+
+Every subcommand runs in-process (``main(argv)``) on arguments drawn by Hypothesis. Whatever the
+input, an answer must be an exit status of 0 or 2, no traceback, one line on stderr for an error,
+no NaN or infinity in the answer (text or JSON), no MFU above 1, and no example may run longer
+than the time limit. The CI run draws a few dozen to a few hundred examples per command (about a
+minute and a half in all); ``pytest tests/test_fuzz.py --fuzz-long`` draws 10,000+ per command and
+prints the count of each kind of failure instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from costmodel import list_hardware, list_models
+from costmodel.cli import common, main
+
+#: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
+CI_EXAMPLES = {"predict": 150, "optimize": 25, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
+               "hf-config": 120, "profile": 80}
+LONG_EXAMPLES = 10_000
+TIME_LIMIT_S = 60
+
+NONFINITE = re.compile(r"(?<![\w.-])[-+]?(nan|inf|infinity)(?![\w-])", re.I)
+
+
+# ---------------------------------------------------------------- running one command line
+
+class _Timeout(BaseException):
+    """Raised by the alarm inside a command that ran past the limit (not an Exception: nothing catches it)."""
+
+
+@dataclass
+class Outcome:
+    argv: list[str]
+    code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    traceback: str = ""
+    timed_out: bool = False
+    nonfinite_json: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def problems(self) -> list[str]:
+        """What is wrong with this outcome (empty when it is a correct answer or a clean refusal)."""
+        bad = []
+        if self.timed_out:
+            bad.append(f"ran over {TIME_LIMIT_S} s")
+        if self.traceback:
+            bad.append("traceback: " + self.traceback.strip().splitlines()[-1])
+        if self.code not in (0, 2, None) and not self.timed_out and not self.traceback:
+            bad.append(f"exit status {self.code}")
+        if self.code == 2 and self.stderr.strip() and len(self.stderr.strip().splitlines()) != 1:
+            bad.append(f"error of {len(self.stderr.strip().splitlines())} lines: {self.stderr[:300]!r}")
+        if self.nonfinite_json:
+            bad.append(f"non-finite numbers in JSON at {', '.join(self.nonfinite_json[:5])}")
+        if self.code == 0 and NONFINITE.search(self.stdout):
+            bad.append(f"non-finite number in the output: {NONFINITE.search(self.stdout).group(0)!r}")
+        if self.code == 0 and self.stdout.lstrip().startswith("{"):
+            bad += _json_invariants(json.loads(self.stdout))
+        return bad
+
+
+def _json_invariants(d: dict) -> list[str]:
+    """Physical sanity of a predict or optimize answer."""
+    bad = []
+    if d.get("mfu") is not None and d["mfu"] > 1 + 1e-9:
+        bad.append(f"MFU {d['mfu']:.3g} > 1")
+    for k in ("step_time_s", "usd_per_mtok", "tokens_per_s"):
+        if isinstance(d.get(k), (int, float)) and not d[k] > 0:
+            bad.append(f"{k} = {d[k]!r} is not positive")
+    return bad
+
+
+def _walk(obj, path: str, out: list[str]) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        out.append(path or "/")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _walk(v, f"{path}/{k}", out)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _walk(v, f"{path}/{i}", out)
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float):
+    def fire(*_):
+        raise _Timeout()
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run(argv: list[str]) -> Outcome:
+    """Run ``costmodel ARGV`` in this process as the shell would (float32 JAX), and record what happened."""
+    o = Outcome(list(argv))
+    out, err = io.StringIO(), io.StringIO()
+    real_finite = common._finite
+
+    def spy(obj):  # print_json's filter: record a non-finite number before it becomes null
+        _walk(obj, "", o.nonfinite_json)
+        return real_finite(obj)
+
+    t0 = time.perf_counter()
+    common._finite = spy
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), jax.enable_x64(False), \
+                _alarm(TIME_LIMIT_S):
+            try:
+                o.code = main(list(argv))
+            except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+                o.code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except _Timeout:
+        o.timed_out = True
+    except Exception:  # noqa: BLE001 - any escaping exception is what this test looks for
+        o.traceback = traceback.format_exc()
+    finally:
+        common._finite = real_finite
+        o.seconds = time.perf_counter() - t0
+    o.stdout, o.stderr = out.getvalue(), err.getvalue()
+    return o
+
+
+# ---------------------------------------------------------------- strategies
+
+ODD_TEXT = ["", " ", "-", "--", "0", "-1", "1e308", "-1e308", "5e-324", "1e-45", "1e300", "nan", "NaN", "inf",
+            "-inf", "Infinity", "9223372036854775807", "-9223372036854775808", "18446744073709551616",
+            "1" + "0" * 400, "1" + "0" * 5000, "1.5", "0.5", "abc", "0x10", "1_000", "1,2", "1:2", "1:2:log3", "x" * 300,
+            "\u00e9\u6f22", "1e9", "1e-9", "2.0", "3", "7", "1024", "65536", "1e6", "None", "null", "[]", "{}"]
+
+odd = st.one_of(st.sampled_from(ODD_TEXT), st.integers(-10**20, 10**20).map(str),
+                st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                st.text(max_size=12).filter(lambda s: "\x00" not in s))
+
+
+def number(*valid: str):
+    """A flag value: mostly a valid one, often an odd one."""
+    return st.one_of(st.sampled_from(valid), st.sampled_from(valid), odd)
+
+
+MODELS = list_models()
+HARDWARE = list_hardware()
+PRECISIONS = ["bf16", "fp16", "fp8", "int8", "int4", "fp4", "fp32"]
+models = st.one_of(st.sampled_from(MODELS), st.sampled_from(MODELS), odd)
+chips = st.one_of(st.sampled_from(HARDWARE), st.sampled_from(HARDWARE), odd)
+precisions = st.one_of(st.sampled_from(PRECISIONS), odd)
+efficiencies = st.one_of(st.sampled_from(["ideal", "calibrated"]), odd)
+
+SPEC = {"--model": models, "--hardware": chips, "--price": number("0.5", "2", "10", "1e-6", "1e6"),
+        "--math": precisions, "--weights": precisions, "--kv": precisions, "--efficiency": efficiencies}
+PARALLEL = {"--tp": number("1", "2", "4", "8"), "--pp": number("1", "2", "4"), "--ep": number("1", "2", "8"),
+            "--replicas": number("1", "2")}
+PREDICT = SPEC | PARALLEL | {
+    "--batch": number("1", "8", "64", "512", "1e8"), "--context": number("128", "2048", "32768", "1e9"),
+    "--prompt": number("1", "512", "8192", "131072"), "--phase": st.sampled_from(["decode", "prefill", "x"]),
+    "--combine": st.sampled_from(["max", "sum", "scaling-book", "x"]),
+    "--overlap": st.sampled_from(["none", "full"]), "--expert-fetch": st.sampled_from(["expected", "all"]),
+    "--layout": st.sampled_from(["1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz"]),
+    "--attention-sharding": st.sampled_from(["heads", "batch"]),
+    "--mesh": st.one_of(st.sampled_from(["2x2x2", "4x2", "8", "1x1x1"]), odd), "--json": None,
+}
+OPTIMIZE = SPEC | {
+    "--context": number("512", "8192", "131072"), "--prompt": number("512", "8192"),
+    "--tpot-ms": number("1", "20", "50", "200"), "--ttft-ms": number("100", "1000", "10000"),
+    "--max-chips": number("1", "8", "16", "64", "256"), "--demand-tps": number("100", "10000", "1e6"),
+    "--weights": st.one_of(st.sampled_from(["bf16,fp8", "fp8,int4", "bf16"]), precisions),
+    "--verify": None, "--json": None,
+}
+AXIS = st.one_of(st.sampled_from(["1,8,64", "1:64:log4", "512,2048", "1,2", "2:8:3", "0.5:1:2"]), odd)
+SWEEP = {"--model": st.one_of(st.sampled_from(MODELS + ["llama-3-8b,mixtral-8x7b"]), odd),
+         "--hardware": st.one_of(st.sampled_from(HARDWARE + ["h100-sxm,b200"]), odd),
+         "--phase": st.sampled_from(["decode", "prefill"]), "--batch": AXIS, "--context": AXIS,
+         "--tp": st.one_of(st.sampled_from(["1,2", "1,2,4,8", "3"]), odd), "--price": AXIS,
+         "--hbm-bytes-per-s": st.one_of(st.sampled_from(["1e12,3.35e12", "1e6:1e18:log3"]), odd),
+         "--samples": number("1", "10", "50"), "--pareto": st.sampled_from(["cost-latency",
+                                                                              "throughput-interactivity"]),
+         "--float64": None, "--efficiency": efficiencies}
+PLOT = {"--model": models, "--hardware": chips, "--tp": number("1", "2", "8"), "--context": number("2048", "8192"),
+        "--batch": number("1", "64"), "--weights": precisions, "--kv": precisions, "--efficiency": efficiencies,
+        "--price": number("1", "3"), "--price-tier": st.one_of(st.sampled_from(["fast=4.8", "x=1e400"]), odd)}
+REPORT = {"--model": models, "--hardware": chips, "--tp": number("1", "8"), "--context": number("2048", "8192"),
+          "--tpot-ms": number("20", "50"), "--max-chips": number("8", "64"), "--format": st.sampled_from(["md", "tex"]),
+          "--efficiency": efficiencies, "--figure-format": st.sampled_from(["png", "svg"])}
+LIST = {"--json": None}
+
+
+@st.composite
+def argv_for(draw, command: str, flags: dict, positional=None, fixed: tuple[str, ...] = ()):
+    """``[command, *positional, *flags]``: a random subset of ``flags`` with drawn values."""
+    names = draw(st.lists(st.sampled_from(sorted(flags)), unique=True, max_size=min(6, len(flags))))
+    argv = [command]
+    if positional is not None:
+        argv.append(draw(positional))
+    for name in names:
+        argv.append(name)
+        if flags[name] is not None:
+            argv.append(draw(flags[name]))
+    return argv + list(fixed)
+
+
+# ---------------------------------------------------------------- malformed files
+
+LLAMA = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+         "num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 128256, "torch_dtype": "bfloat16"}
+DEEPSEEK = {"model_type": "deepseek_v3", "hidden_size": 7168, "intermediate_size": 18432,
+            "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128,
+            "num_key_value_heads": 128, "n_shared_experts": 1, "n_routed_experts": 256, "num_experts_per_tok": 8,
+            "first_k_dense_replace": 3, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64,
+            "v_head_dim": 128, "qk_nope_head_dim": 128, "vocab_size": 129280,
+            "quantization_config": {"fmt": "e4m3", "quant_method": "fp8"}}
+MIXTRAL = {"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "num_hidden_layers": 32, "num_local_experts": 8, "num_experts_per_tok": 2,
+           "vocab_size": 32000}
+ODD_JSON = [0, -1, 1, 7.5, 1e308, -39, 2**63, 2**63 - 1, 10**8, 10**30, "12", "x", "", None, True, False, [],
+            [1, 2], {}, {"a": 1}, float("nan"), float("inf")]
+json_value = st.one_of(st.sampled_from(ODD_JSON), st.integers(-2**70, 2**70),
+                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5))
+
+
+@st.composite
+def hf_config(draw):
+    """A valid Hugging Face config with a few keys changed, deleted or added, or not a config at all."""
+    kind = draw(st.sampled_from(["mutated"] * 6 + ["not-object", "not-utf8", "not-json", "directory", "empty"]))
+    if kind == "not-object":
+        return json.dumps(draw(st.sampled_from([[1, 2], "config", 3, None, []])))
+    if kind == "not-utf8":
+        return b"\xff\xfe{\x00"
+    if kind == "not-json":
+        return draw(st.sampled_from(["{", "{'a': 1}", "", "nan"]))
+    if kind in ("directory", "empty"):
+        return kind
+    c = dict(draw(st.sampled_from([LLAMA, DEEPSEEK, MIXTRAL])))
+    keys = sorted(set(LLAMA) | set(DEEPSEEK) | set(MIXTRAL) | {"head_dim", "_name_or_path", "tie_word_embeddings",
+                                                               "shared_expert_intermediate_size", "num_experts"})
+    for key in draw(st.lists(st.sampled_from(keys), max_size=3)):
+        if draw(st.booleans()):
+            c.pop(key, None)
+        else:
+            c[key] = draw(json_value)
+    return json.dumps(c)  # NaN and Infinity as Python's json writes them
+
+
+with open(Path(__file__).parents[1] / "costmodel" / "calibrate" / "profiles" / "calibrated.json") as f:
+    PROFILE = json.load(f)
+
+
+@st.composite
+def profile_file(draw):
+    """The packaged profile with one part replaced, or not a profile at all."""
+    kind = draw(st.sampled_from(["param", "param", "top", "not-object", "not-utf8"]))
+    if kind == "not-object":
+        return json.dumps(draw(st.sampled_from([[], [PROFILE], "calibrated", 1])))
+    if kind == "not-utf8":
+        return b"\xff\xfe"
+    p = json.loads(json.dumps(PROFILE))
+    if kind == "top":
+        key = draw(st.sampled_from(["name", "fixed", "parameters", "fallback_family"]))
+        p[key] = draw(st.one_of(json_value, st.just({"memory_fraction": "x"})))
+    else:
+        i = draw(st.integers(0, len(p["parameters"]) - 1))
+        key = draw(st.sampled_from(["value", "phase", "field", "family"]))
+        p["parameters"][i][key] = draw(st.one_of(json_value, st.sampled_from(["decode", "prefill", "*", "tpu"])))
+    return json.dumps(p)
+
+
+def _write(folder: Path, content, name: str) -> str:
+    path = folder / name
+    if content == "directory":
+        path.mkdir(exist_ok=True)
+    elif content == "empty":
+        path.write_text("")
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return str(path)
+
+
+# ---------------------------------------------------------------- the tests
+
+@pytest.fixture(scope="module")
+def fuzz(request):
+    """``fuzz(name, strategy, to_argv)``: run the drawn command lines; fail on any problem."""
+    long = request.config.getoption("--fuzz-long")
+    tmp = Path(tempfile.mkdtemp(prefix="costmodel-fuzz-"))
+    log = os.environ.get("COSTMODEL_FUZZ_LOG")
+
+    def go(name: str, strategy, to_argv=lambda drawn, folder: drawn):
+        n = (request.config.getoption("--fuzz-examples") or LONG_EXAMPLES) if long else CI_EXAMPLES[name]
+        found: list[tuple[list[str], list[str], float]] = []
+        counts = {"examples": 0, "tracebacks": 0, "nonfinite": 0, "over_time": 0, "other": 0, "slowest_s": 0.0}
+
+        @settings(max_examples=n, deadline=None, derandomize=not long, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(strategy)
+        def one(drawn):
+            folder = Path(tempfile.mkdtemp(dir=tmp))
+            o = run(to_argv(drawn, folder))
+            counts["examples"] += 1
+            if o.seconds > counts["slowest_s"]:
+                counts["slowest_s"], counts["slowest_argv"] = o.seconds, o.argv
+            bad = o.problems()
+            if bad:
+                counts["tracebacks"] += bool(o.traceback)
+                counts["over_time"] += o.timed_out
+                counts["nonfinite"] += any("non-finite" in b for b in bad)
+                counts["other"] += not (o.traceback or o.timed_out or any("non-finite" in b for b in bad))
+                found.append((o.argv, bad, o.seconds))
+                if not long:
+                    raise AssertionError(f"costmodel {' '.join(map(repr, o.argv))}: {'; '.join(bad)}\n{o.traceback}")
+
+        one()
+        if log:
+            with open(log, "a") as f:
+                f.write(json.dumps({"command": name, **counts, "failures": [
+                    {"argv": a, "problems": b, "seconds": s} for a, b, s in found[:200]]}) + "\n")
+        assert not found, f"{len(found)} of {counts['examples']} {name} examples failed, e.g. {found[:3]}"
+
+    return go
+
+
+def test_predict(fuzz):
+    fuzz("predict", argv_for("predict", PREDICT))
+
+
+def test_optimize(fuzz):
+    fuzz("optimize", argv_for("optimize", OPTIMIZE))
+
+
+def test_search(fuzz):
+    fuzz("search", argv_for("search", OPTIMIZE))
+
+
+def test_sweep(fuzz):
+    def with_out(argv, folder):
+        return argv + ["--no-progress", "--out", str(folder / "s.csv")]
+
+    fuzz("sweep", argv_for("sweep", SWEEP), with_out)
+
+
+def test_plot(fuzz):
+    kinds = st.one_of(st.sampled_from(["roofline", "batch", "pareto", "breakdown", "sensitivity"]), odd)
+    fuzz("plot", st.tuples(argv_for("plot", PLOT, positional=kinds), st.sampled_from(["f.png", "f.svg", "f.jpg"])),
+         lambda d, folder: d[0] + ["--out", str(folder / d[1])])
+
+
+def test_report(fuzz):
+    fuzz("report", argv_for("report", REPORT), lambda argv, folder: argv + ["--out", str(folder / "r")])
+
+
+def test_list(fuzz):
+    fuzz("list", argv_for("list", LIST, positional=st.one_of(st.sampled_from(["models", "hardware"]), odd)))
+
+
+def test_hf_config_files(fuzz):
+    def to_argv(d, folder):
+        content, flags = d
+        return ["predict", "--model", _write(folder, content, "config.json"), *flags]
+
+    extra = st.lists(st.sampled_from(["--json", "--batch=64", "--tp=8", "--ep=8", "--phase=prefill"]), unique=True)
+    fuzz("hf-config", st.tuples(hf_config(), extra), to_argv)
+
+
+def test_profile_files(fuzz):
+    def to_argv(d, folder):
+        content, command = d
+        return [command, "--efficiency", _write(folder, content, "profile.json"), "--model", "llama-3-8b",
+                *(["--max-chips", "8"] if command == "optimize" else ["--json"])]
+
+    fuzz("profile", st.tuples(profile_file(), st.sampled_from(["predict", "predict", "predict", "optimize"])),
+         to_argv)
