@@ -113,6 +113,16 @@ def test_hf_config_matches_catalog(tmp_path, config, name):
     assert loaded.native_precision == builtin.native_precision
 
 
+@pytest.mark.parametrize("change, match", [
+    ({"topk_group": 9}, "topk_group=9 must be between 1 and n_group=8"),
+    ({"n_group": 3, "topk_group": 1}, "n_group=3 must divide"),
+    ({"n_group": 0.5}, "n_group must be a whole number"),
+])
+def test_hf_node_limited_routing_is_checked(change, match):
+    with pytest.raises(cm.SpecError, match=match):
+        cm.model_from_hf_config(DEEPSEEK_V3_CONFIG | change, name="deepseek-v3")
+
+
 def test_hf_mixtral_config():
     m = cm.model_from_hf_config({"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
                                  "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
