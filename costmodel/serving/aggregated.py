@@ -1,0 +1,118 @@
+"""Aggregated serving: prefill and decode share each replica (docs/serving.md §19.1-19.3).
+
+Per replica, with ``P = I·(1-h)`` prompt tokens prefilled per request,
+``D = (O-1)/E`` decode steps per request (the last prefill step emits the first
+token; ``E`` tokens per step, 1 without speculation), mean decode context
+``S̄ = I + O/2`` and mean attended length of a prefilled token ``Ā = I·(1+h)/2``:
+
+* **static batch** ``B``: ``TTFT = T_prefill(B, P)``; ``T_e2e = TTFT + Σ_{t=1..D} ℓ(B, I + E·t)``
+  in closed form (:func:`costmodel.symbolic.serving.static_decode_sum`).
+* **continuous batching with chunked prefill** (Sarathi-Serve): if ``X`` requests finish
+  per step, a step carries ``B = X·D`` decoding sequences and ``c = X·P`` prompt tokens
+  (``c <= C``, the chunk budget), and lasts ``τ(X) = ℓ_mixed(B, c)``. A prompt needs
+  ``k_p = ⌈P/C⌉`` steps. The most requests per step are ``X_cap = min(C/P, B_cap/D)``
+  with ``B_cap`` the batch that fits in memory at ``S̄`` (or the ``max_batch`` cap).
+
+  - *concurrency* ``N`` (closed loop): Little's law over the ``k_p + D`` steps of a
+    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ``, ``TPOT = τ/E``,
+    ``TTFT = T_e2e - D·τ`` (queue and prefill).
+  - *rate* ``R`` (open loop): ``X`` solves ``X/τ(X) = R`` (Little's law, bisection:
+    ``X/τ(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ(X_cap)``
+    and the utilisation ``R/R_max``. ``TTFT = p_busy·τ/2 + W + k_p·τ``: the rest of the
+    running step when the engine is busy (:func:`.queueing.busy_probability`), the
+    wait for the chunk budget (:func:`.queueing.kingman_wait_s` with service
+    ``(P/C)·τ``) and the prompt's own steps.
+  - *offline*: ``X = X_cap``.
+
+The chip-time of a step splits into decode work ``ℓ_mixed(B, 0)`` and prefill work
+(the rest), which prices input and output tokens (§19.7).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .queueing import busy_probability, kingman_wait_s
+from .replica import Replica, bisect_increasing
+from .workload import Load, Requests
+
+__all__ = ["aggregated"]
+
+
+def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float) -> dict:
+    """Serving figures of one replica (rates per replica) for ``load`` split over ``replicas``."""
+    I, O, h = req.input_tokens, req.output_tokens, req.prefix_hit
+    P, A = req.prefill_tokens, I * (1 + h) / 2
+    E = rep.tokens_per_step
+    D = max(O - 1.0, 0.0) / E
+    S = I + O / 2
+    k_p = math.ceil(P / chunk_tokens)
+    fits_cap = float(rep.max_batch(S))
+    cap = min(fits_cap, load.max_batch) if load.max_batch is not None else fits_cap
+    cap = max(cap, 1.0)  # a misfit still gets figures (flagged by `fits`)
+
+    if load.kind == "static":
+        return _static(rep, req, load.value / replicas, E, D, S, A)
+
+    def tau(X):
+        return rep.step(X * D, X * P, S, A)
+
+    X_cap = min(chunk_tokens / P, cap / D if D > 0 else math.inf)
+    tau_cap = float(tau(X_cap))
+    r_max = X_cap / tau_cap
+    out = {"max_rate_per_s": r_max, "utilisation": None, "saturated": False}
+    if load.kind == "offline":
+        X = X_cap
+    elif load.kind == "concurrency":
+        X = min(load.value / replicas / (k_p + D), X_cap)
+    else:
+        R = load.value / replicas
+        out["utilisation"] = R / r_max
+        if R >= r_max:
+            X, out["saturated"] = X_cap, True
+        else:
+            X = float(bisect_increasing(lambda x: x / tau(x), R, 0.0, X_cap))
+    t = float(tau(X))
+    B = X * D
+    if load.kind == "concurrency":
+        e2e = load.value / replicas / X * t
+        ttft = e2e - D * t
+    elif load.kind == "rate" and not out["saturated"]:
+        R = load.value / replicas
+        wait = kingman_wait_s(R, P / chunk_tokens * t, req.prefill_tokens_cv2)
+        ttft = busy_probability(R * (k_p + D) * t) * t / 2 + wait + k_p * t
+        e2e = ttft + D * t
+    elif load.kind == "rate":
+        ttft, e2e = math.inf, math.inf
+    else:  # offline: from admission
+        ttft = k_p * t
+        e2e = ttft + D * t
+    decode_only = float(rep.step(B, 0.0, S)) if B > 0 else 0.0
+    mem = rep.decode(max(B, 1.0), S)
+    out.update(
+        ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
+        step=rep.mixed(B, X * P, S, A), step_time_s=t, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
+        memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
+        fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
+        max_batch=fits_cap,
+    )
+    return out
+
+
+def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float, A: float) -> dict:
+    I, O, P = req.input_tokens, req.output_tokens, req.prefill_tokens
+    t_pf = float(rep.prefill(B, P)["step_time_s"])
+    t_dec = float(rep.static_decode_s(B, I, D)) if D > 0 else 0.0
+    e2e = t_pf + t_dec
+    step = rep.mixed(B, 0.0, S, 0.0)
+    mean_step = float(rep.step(B, 0.0, S))
+    mem = rep.decode(B, I + O)
+    return {
+        "ttft_s": t_pf, "tpot_s": t_dec / (O - 1) if O > 1 else mean_step / E, "e2e_latency_s": e2e,
+        "requests_per_s": B / e2e, "decode_batch": B, "step": step, "step_time_s": mean_step,
+        "prefill_share": t_pf / e2e, "utilisation": None, "saturated": False, "max_rate_per_s": None,
+        "memory_bytes_per_chip": float(mem["memory_bytes_per_chip"]),
+        "fits": bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]),
+        "max_batch": float(rep.max_batch(I + O)),
+    }
+
