@@ -8,20 +8,26 @@ token; ``E`` tokens per step, 1 without speculation), mean decode context
 * **static batch** ``B``: ``TTFT = T_prefill(B, P)``; ``T_e2e = TTFT + Σ_{t=1..D} ℓ(B, I + E·t)``
   in closed form (:func:`costmodel.symbolic.serving.static_decode_sum`).
 * **continuous batching with chunked prefill** (Sarathi-Serve): if ``X`` requests finish
-  per step, a step carries ``B = X·D`` decoding sequences and ``c = X·P`` prompt tokens
-  (``c <= C``, the chunk budget), and lasts ``τ(X) = ℓ_mixed(B, c)``. A prompt needs
-  ``k_p = ⌈P/C⌉`` steps. The most requests per step are ``X_cap = min(C/P, B_cap/D)``
-  with ``B_cap`` the batch that fits in memory at ``S̄`` (or the ``max_batch`` cap).
+  per step, a step carries ``B = X·D`` decoding sequences and, on average, ``X·P`` prompt
+  tokens, at most ``C`` (the chunk budget). Prompts arrive whole, so the prompt tokens come
+  in chunks: a fraction ``f = X·P/c₁`` of the steps carries a chunk of
+  ``c₁ = min(C, P·max(1, X))`` tokens and the rest none (one prompt per chunk step at low
+  load, every step full past one request per step). The mean step is
+  ``τ̄(X) = f·ℓ_mixed(B, c₁) + (1-f)·ℓ_mixed(B, 0)`` (a convex step time makes the mean of
+  the steps larger than the step of the mean). A prompt needs ``k_p = ⌈P/C⌉`` chunk steps.
+  The most requests per step are ``X_cap = min(C/P, B_cap/D)`` with ``B_cap`` the batch
+  that fits in memory at ``S̄`` (or the ``max_batch`` cap).
 
   - *concurrency* ``N`` (closed loop): Little's law over the ``k_p + D`` steps of a
-    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ``, ``TPOT = τ/E``,
-    ``TTFT = T_e2e - D·τ`` (queue and prefill).
-  - *rate* ``R`` (open loop): ``X`` solves ``X/τ(X) = R`` (Little's law, bisection:
-    ``X/τ(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ(X_cap)``
-    and the utilisation ``R/R_max``. ``TTFT = p_busy·τ/2 + W + k_p·τ``: the rest of the
-    running step when the engine is busy (:func:`.queueing.busy_probability`), the
-    wait for the chunk budget (:func:`.queueing.kingman_wait_s` with service
-    ``(P/C)·τ``) and the prompt's own steps.
+    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ̄``, ``TPOT = τ̄/E``,
+    ``TTFT = T_e2e - D·τ̄`` (queue and prefill).
+  - *rate* ``R`` (open loop): ``X`` solves ``X/τ̄(X) = R`` (Little's law, bisection:
+    ``X/τ̄(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ̄(X_cap)``
+    and the utilisation ``R/R_max``. ``TTFT = p_busy·E[τ²]/(2·τ̄) + W + k_p·ℓ_mixed(B, c₁)``:
+    the rest of the running step when the engine is busy (mean residual of the steps,
+    :func:`.queueing.busy_probability`), the wait for the chunk budget
+    (:func:`.queueing.kingman_wait_s` with service ``(P/C)·ℓ_mixed(B, c₁)``) and the
+    prompt's own chunk steps.
   - *offline*: ``X = X_cap``.
 
 The chip-time of a step splits into decode work ``ℓ_mixed(B, 0)`` and prefill work
@@ -31,6 +37,8 @@ The chip-time of a step splits into decode work ``ℓ_mixed(B, 0)`` and prefill 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .queueing import busy_probability, kingman_wait_s
 from .replica import Replica, bisect_increasing
@@ -54,12 +62,20 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     if load.kind == "static":
         return _static(rep, req, load.value / replicas, E, D, S, A)
 
+    def steps(X):
+        """Mean step, chunk step, decode-only step and the fraction of chunk steps at ``X``."""
+        X = np.asarray(X, dtype=float)
+        B = X * D
+        c1 = np.minimum(chunk_tokens, P * np.maximum(1.0, X))
+        f = X * P / c1
+        t1, t0 = rep.step(B, c1, S, A), rep.step(B, 0.0, S, A)
+        return f * t1 + (1 - f) * t0, t1, t0, f
+
     def tau(X):
-        return rep.step(X * D, X * P, S, A)
+        return steps(X)[0]
 
     X_cap = min(chunk_tokens / P, cap / D if D > 0 else math.inf)
-    tau_cap = float(tau(X_cap))
-    r_max = X_cap / tau_cap
+    r_max = float(X_cap / tau(X_cap))
     out = {"max_rate_per_s": r_max, "utilisation": None, "saturated": False}
     if load.kind == "offline":
         X = X_cap
@@ -72,31 +88,40 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
             X, out["saturated"] = X_cap, True
         else:
             X = float(bisect_increasing(lambda x: x / tau(x), R, 0.0, X_cap))
-    t = float(tau(X))
+    t, t_chunk, t_dec, f = (float(v) for v in steps(X))
     B = X * D
     if load.kind == "concurrency":
         e2e = load.value / replicas / X * t
         ttft = e2e - D * t
     elif load.kind == "rate" and not out["saturated"]:
         R = load.value / replicas
-        wait = kingman_wait_s(R, P / chunk_tokens * t, req.prefill_tokens_cv2)
-        ttft = busy_probability(R * (k_p + D) * t) * t / 2 + wait + k_p * t
+        wait = kingman_wait_s(R, P / chunk_tokens * t_chunk, req.prefill_tokens_cv2)
+        residual = (f * t_chunk**2 + (1 - f) * t_dec**2) / (2 * t)
+        ttft = busy_probability(R * (k_p * t_chunk + D * t)) * residual + wait + k_p * t_chunk
         e2e = ttft + D * t
     elif load.kind == "rate":
         ttft, e2e = math.inf, math.inf
     else:  # offline: from admission
-        ttft = k_p * t
+        ttft = k_p * t_chunk
         e2e = ttft + D * t
-    decode_only = float(rep.step(B, 0.0, S)) if B > 0 else 0.0
+    decode_only = t_dec if B > 0 else 0.0
     mem = rep.decode(max(B, 1.0), S)
     out.update(
         ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
-        step=rep.mixed(B, X * P, S, A), step_time_s=t, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
+        step=_mean_terms(rep, B, X, P, S, A, chunk_tokens), step_time_s=t, chunk_step_time_s=t_chunk, chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
         memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
         fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
         max_batch=fits_cap,
     )
     return out
+
+
+def _mean_terms(rep: Replica, B: float, X: float, P: float, S: float, A: float, chunk_tokens: float) -> dict:
+    """The mean step's breakdown: chunk steps and decode-only steps weighted by their fractions."""
+    c1 = min(chunk_tokens, P * max(1.0, X))
+    f = X * P / c1
+    with_chunk, without = rep.mixed(B, c1, S, A), rep.mixed(B, 0.0, S, A)
+    return {k: f * with_chunk[k] + (1 - f) * without[k] for k in with_chunk}
 
 
 def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float, A: float) -> dict:
