@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from .queueing import busy_probability, kingman_wait_s
+from .queueing import bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
 
@@ -88,16 +88,20 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
             X, out["saturated"] = X_cap, True
         else:
             X = float(bisect_increasing(lambda x: x / tau(x), R, 0.0, X_cap))
+    chain = None
+    if load.kind == "rate" and not out["saturated"]:
+        chain = _rate_chain(rep, R, P, D, S, A, chunk_tokens, k_p, cap)
+        out["saturated"] = not chain["stable"]
+        X = chain["batch"] / D if D > 0 else X
     t, t_chunk, t_dec, f = (float(v) for v in steps(X))
+    if chain is not None:
+        t = chain["mean_step_s"]
     B = X * D
     if load.kind == "concurrency":
         e2e = load.value / replicas / X * t
         ttft = e2e - D * t
     elif load.kind == "rate" and not out["saturated"]:
-        R = load.value / replicas
-        wait = kingman_wait_s(R, P / chunk_tokens * t_chunk, req.prefill_tokens_cv2)
-        residual = (f * t_chunk**2 + (1 - f) * t_dec**2) / (2 * t)
-        ttft = busy_probability(R * (k_p * t_chunk + D * t)) * residual + wait + k_p * t_chunk
+        ttft = chain["ttft_s"]
         e2e = ttft + D * t
     elif load.kind == "rate":
         ttft, e2e = math.inf, math.inf
@@ -114,6 +118,25 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         max_batch=fits_cap,
     )
     return out
+
+
+def _rate_chain(rep: Replica, R: float, P: float, D: float, S: float, A: float, chunk_tokens: float, k_p: int,
+                cap: float) -> dict:
+    """Open loop: the decode batch of Little's law, ``B = R·D·E[τ](B)``, with the mean step of the
+    prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`)."""
+    unit = P / k_p  # a prompt, or one of its k_p chunks
+    units_per_step = math.floor(chunk_tokens / unit + 1e-9) if k_p == 1 else 1
+    tokens = np.arange(units_per_step + 1) * unit
+
+    def chain(B):
+        return bulk_prefill_queue(rep.step(B, tokens, S, A), R, k_p)
+
+    if D == 0:
+        return chain(0.0) | {"batch": 0.0}
+    if cap - R * D * chain(cap)["mean_step_s"] < 0:
+        return {"stable": False, "batch": cap}
+    B = float(bisect_increasing(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, 0.0, cap, iterations=40))
+    return chain(B) | {"batch": B}
 
 
 def _mean_terms(rep: Replica, B: float, X: float, P: float, S: float, A: float, chunk_tokens: float) -> dict:
