@@ -83,19 +83,25 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         X = min(load.value / replicas / (k_p + D), X_cap)
     else:
         R = load.value / replicas
+        r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, P, D, S, A, chunk_tokens, k_p, cap)
         out["utilisation"] = R / r_max
-        if R >= r_max:
-            X, out["saturated"] = X_cap, True
-        else:
-            X = float(bisect_increasing(lambda x: x / tau(x), R, 0.0, X_cap))
+        X = X_cap
     chain = None
-    if load.kind == "rate" and not out["saturated"]:
+    if load.kind == "rate" and R < r_max:
         chain = _rate_chain(rep, R, P, D, S, A, chunk_tokens, k_p, cap)
-        out["saturated"] = not chain["stable"]
-        X = chain["batch"] / D if D > 0 else X
+        if chain["stable"]:
+            X = chain["batch"] / D if D > 0 else R * chain["mean_step_s"]
+        else:
+            chain = None
+    out["saturated"] = load.kind == "rate" and chain is None
     t, t_chunk, t_dec, f = (float(v) for v in steps(X))
     if chain is not None:
         t = chain["mean_step_s"]
+    elif out["saturated"]:  # flat out: the replica serves its largest sustainable rate
+        flat = _chain_at(rep, r_max, P, S, A, chunk_tokens, k_p)(B_cap := X_cap * D) if D > 0 else None
+        if flat is not None and flat["stable"] and B_cap > 0:
+            t = flat["mean_step_s"]
+        out["max_rate_per_s"] = X_cap / t
     B = X * D
     if load.kind == "concurrency":
         e2e = load.value / replicas / X * t
@@ -112,7 +118,8 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     mem = rep.decode(max(B, 1.0), S)
     out.update(
         ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
-        step=_mean_terms(rep, B, X, P, S, A, chunk_tokens), step_time_s=t, chunk_step_time_s=t_chunk, chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
+        step=_mean_terms(rep, B, X, P, S, A, chunk_tokens), step_time_s=t, chunk_step_time_s=t_chunk,
+        chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
         memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
         fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
         max_batch=fits_cap,
@@ -120,20 +127,43 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     return out
 
 
+def _rate_limit(rep: Replica, fluid_max: float, P: float, D: float, S: float, A: float, chunk_tokens: float,
+                k_p: int, cap: float) -> float:
+    """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
+
+    ``E[τ]`` grows with ``R``, so the iteration from the fluid limit decreases to the fixed point.
+    """
+    if D == 0:
+        return fluid_max
+    R = fluid_max
+    for _ in range(12):
+        chain = _chain_at(rep, R, P, S, A, chunk_tokens, k_p)(cap)
+        if not chain["stable"]:
+            R *= 0.98
+            continue
+        new = min(cap / (D * chain["mean_step_s"]), fluid_max)
+        if abs(new - R) <= 1e-6 * R:
+            return new
+        R = new
+    return R
+
+
+def _chain_at(rep: Replica, R: float, P: float, S: float, A: float, chunk_tokens: float, k_p: int):
+    unit = P / k_p  # a prompt, or one of its k_p chunks
+    units_per_step = math.floor(chunk_tokens / unit + 1e-9) if k_p == 1 else 1
+    tokens = np.arange(units_per_step + 1) * unit
+    return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, k_p)
+
+
 def _rate_chain(rep: Replica, R: float, P: float, D: float, S: float, A: float, chunk_tokens: float, k_p: int,
                 cap: float) -> dict:
     """Open loop: the decode batch of Little's law, ``B = R·D·E[τ](B)``, with the mean step of the
     prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`)."""
-    unit = P / k_p  # a prompt, or one of its k_p chunks
-    units_per_step = math.floor(chunk_tokens / unit + 1e-9) if k_p == 1 else 1
-    tokens = np.arange(units_per_step + 1) * unit
-
-    def chain(B):
-        return bulk_prefill_queue(rep.step(B, tokens, S, A), R, k_p)
-
+    chain = _chain_at(rep, R, P, S, A, chunk_tokens, k_p)
     if D == 0:
         return chain(0.0) | {"batch": 0.0}
-    if cap - R * D * chain(cap)["mean_step_s"] < 0:
+    at_cap = chain(cap)
+    if not at_cap["stable"] or cap - R * D * at_cap["mean_step_s"] < 0:
         return {"stable": False, "batch": cap}
     B = float(bisect_increasing(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, 0.0, cap, iterations=40))
     return chain(B) | {"batch": B}
