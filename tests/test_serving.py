@@ -40,7 +40,6 @@ def test_sum_of_max_of_lines_equals_the_sum(a1, b1, a2, b2, lo, hi):
     ("llama-3-70b", TP8, Rules()),
     ("llama-3-70b", TP8, Rules(combine="sum")),
     ("llama-3-70b", TP8, Rules(combine="scaling-book", comm_overlap="full")),
-    ("llama-3-70b", TP8, Rules(comm_overlap="full")),
     ("mixtral-8x7b", cm.Parallel(tp=2, pp=2), Rules()),
 ])
 @pytest.mark.parametrize("batch", [1.0, 96.0, 900.0])
