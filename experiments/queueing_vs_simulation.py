@@ -34,7 +34,7 @@ def compare(model, chip, parallel, req, chunk, u, n_requests, seed):
     s = cm.serve(model, chip, req, cm.Load.rate(u * rate), parallel=parallel, chunk_tokens=chunk)
     rep = replica_of(model, chip, parallel, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = req.input_tokens + req.output_tokens / 2, req.input_tokens * (1 + req.prefix_hit) / 2
-    sim = simulate(lambda B, c: float(rep.step(B, c, S, A)), req, u * rate, chunk_tokens=chunk,
+    sim = simulate(rep.step_function(S, A), req, u * rate, chunk_tokens=chunk,
                    max_batch=s.details["max_batch"], n_requests=n_requests, seed=seed)
     return s, sim
 
@@ -54,7 +54,7 @@ def main() -> None:
             if u <= 0.8:
                 worst = max(worst, abs(dt), abs(dp))
             print(f"  u={u:.1f}  TTFT {s.ttft_s * 1e3:9.2f} ms  sim {sim.ttft_s * 1e3:9.2f} ms ({dt:+6.1%})   "
-                  f"TPOT {s.tpot_s * 1e3:7.2f} ms  sim {sim.tpot_s * 1e3:7.2f} ms ({dp:+6.1%})")
+                  f"TPOT {s.tpot_s * 1e3:7.2f} ms  sim {sim.tpot_s * 1e3:7.2f} ms ({dp:+6.1%})", flush=True)
     print(f"worst |difference| up to 80% utilisation: {worst:.1%}")
 
 

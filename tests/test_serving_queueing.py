@@ -56,7 +56,7 @@ def test_ttft_and_tpot_within_10_percent_of_the_simulation(model, parallel, requ
     assert s.utilisation == pytest.approx(utilisation, rel=1e-9)
     rep = replica_of(model, "h100-sxm", parallel, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = requests.input_tokens + requests.output_tokens / 2, requests.input_tokens / 2
-    sim = simulate(lambda B, c: float(rep.step(B, c, S, A)), requests, rate, chunk_tokens=chunk,
+    sim = simulate(rep.step_function(S, A), requests, rate, chunk_tokens=chunk,
                    max_batch=s.details["max_batch"], n_requests=3000, seed=7)
     assert s.ttft_s == pytest.approx(sim.ttft_s, rel=0.10)
     assert s.tpot_s == pytest.approx(sim.tpot_s, rel=0.10)
