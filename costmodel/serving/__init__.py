@@ -12,9 +12,9 @@ the evaluating names load on first use.
 from .workload import LOAD_KINDS, Disaggregated, Load, Pool, Requests, Speculative
 
 __all__ = ["LOAD_KINDS", "Disaggregated", "Load", "Pool", "Requests", "ServingPrediction", "Speculative", "serve",
-           "simulate", "goodput_rate"]
+           "simulate", "goodput", "goodput_rate"]
 
-_LAZY = {"serve": "api", "ServingPrediction": "prediction", "simulate": "simulate", "goodput_rate": "queueing"}
+_LAZY = {"serve": "api", "goodput": "api", "ServingPrediction": "prediction", "simulate": "simulate", "goodput_rate": "queueing"}
 
 
 def __getattr__(name: str):

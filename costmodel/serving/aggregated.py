@@ -83,12 +83,12 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         X = min(load.value / replicas / (k_p + D), X_cap)
     else:
         R = load.value / replicas
-        r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, P, D, S, A, chunk_tokens, k_p, cap)
+        r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap)
         out["utilisation"] = R / r_max
         X = X_cap
     chain = None
     if load.kind == "rate" and R < r_max:
-        chain = _rate_chain(rep, R, P, D, S, A, chunk_tokens, k_p, cap)
+        chain = _rate_chain(rep, R, req, D, S, A, chunk_tokens, cap)
         if chain["stable"]:
             X = chain["batch"] / D if D > 0 else R * chain["mean_step_s"]
         else:
@@ -98,7 +98,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     if chain is not None:
         t = chain["mean_step_s"]
     elif out["saturated"]:  # flat out: the replica serves its largest sustainable rate
-        flat = _chain_at(rep, r_max, P, S, A, chunk_tokens, k_p)(B_cap := X_cap * D) if D > 0 else None
+        flat = _chain_at(rep, r_max, req, S, A, chunk_tokens)(B_cap := X_cap * D) if D > 0 else None
         if flat is not None and flat["stable"] and B_cap > 0:
             t = flat["mean_step_s"]
         out["max_rate_per_s"] = X_cap / t
@@ -127,8 +127,8 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     return out
 
 
-def _rate_limit(rep: Replica, fluid_max: float, P: float, D: float, S: float, A: float, chunk_tokens: float,
-                k_p: int, cap: float) -> float:
+def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
+                cap: float) -> float:
     """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
 
     ``R·D·E[τ](B_cap; R)`` grows with ``R``: bisection between 0 and the fluid limit, a rate counting
@@ -138,7 +138,7 @@ def _rate_limit(rep: Replica, fluid_max: float, P: float, D: float, S: float, A:
         return fluid_max
 
     def ok(R):
-        chain = _chain_at(rep, R, P, S, A, chunk_tokens, k_p)(cap)
+        chain = _chain_at(rep, R, req, S, A, chunk_tokens)(cap)
         return chain["stable"] and R * D * chain["mean_step_s"] <= cap
 
     if ok(fluid_max):
@@ -150,18 +150,34 @@ def _rate_limit(rep: Replica, fluid_max: float, P: float, D: float, S: float, A:
     return lo
 
 
-def _chain_at(rep: Replica, R: float, P: float, S: float, A: float, chunk_tokens: float, k_p: int):
-    unit = P / k_p  # a prompt, or one of its k_p chunks
-    units_per_step = math.floor(chunk_tokens / unit + 1e-9) if k_p == 1 else 1
-    tokens = np.arange(units_per_step + 1) * unit
-    return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, k_p)
+def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
+    """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
+    unit, mix = prompt_units(req, chunk_tokens)
+    tokens = np.arange(math.floor(chunk_tokens / unit + 1e-9) + 1) * unit
+    return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, mix)
 
 
-def _rate_chain(rep: Replica, R: float, P: float, D: float, S: float, A: float, chunk_tokens: float, k_p: int,
+def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[float, int]]]:
+    """The unit of prompt tokens the queue counts in, and ``(weight, units)`` of each request class.
+
+    One class: the prompt, or ``1/k_p`` of it when it needs ``k_p = ⌈P/C⌉`` chunks. A mix: the
+    smallest such piece divided by the first ``j <= 8`` that puts every class within 2% of a whole
+    number of units.
+    """
+    sizes = [(w, i * (1 - req.prefix_hit)) for w, i, _ in req.classes]
+    base = min(p / math.ceil(p / chunk_tokens) for _, p in sizes)
+    for j in range(1, 9):
+        unit = base / j
+        if all(abs(p / unit - round(p / unit)) <= 0.02 * (p / unit) for _, p in sizes):
+            break
+    return unit, [(w, max(int(round(p / unit)), 1)) for w, p in sizes]
+
+
+def _rate_chain(rep: Replica, R: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
                 cap: float) -> dict:
     """Open loop: the decode batch of Little's law, ``B = R·D·E[τ](B)``, with the mean step of the
     prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`)."""
-    chain = _chain_at(rep, R, P, S, A, chunk_tokens, k_p)
+    chain = _chain_at(rep, R, req, S, A, chunk_tokens)
     if D == 0:
         return chain(0.0) | {"batch": 0.0}
     at_cap = chain(cap)

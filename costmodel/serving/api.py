@@ -15,7 +15,7 @@ from .prediction import ServingPrediction
 from .replica import Replica
 from .workload import Disaggregated, Load, Requests, Speculative
 
-__all__ = ["serve", "replica_of"]
+__all__ = ["serve", "goodput", "replica_of"]
 
 _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
@@ -135,3 +135,20 @@ def serve(
         breakdown_s={k: float(step[f"{k}_s"]) for k in _BREAKDOWN},
         details=details,
     )
+
+
+def goodput(model: str | ModelSpec, hardware: str | HardwareSpec, requests: Requests, ttft_s: float,
+            **serve_kwargs) -> float:
+    """The largest request rate (requests/s) whose mean TTFT meets ``ttft_s`` (goodput, DistServe).
+
+    TTFT rises with the rate (docs/serving.md §19.3); bisection between 0 and the largest
+    sustainable rate. ``serve_kwargs`` are those of :func:`serve` (``parallel``, ``disagg``, ...).
+    Returns 0 when even a vanishing rate misses the target.
+    """
+    from .queueing import goodput_rate
+
+    if not (isinstance(ttft_s, (int, float)) and ttft_s > 0):
+        raise ConfigError(f"ttft_s must be a number of seconds > 0, got {ttft_s!r}")
+    r_max = serve(model, hardware, requests, Load.rate(1e-6), **serve_kwargs).max_rate_per_s
+    return goodput_rate(lambda r: serve(model, hardware, requests, Load.rate(r), **serve_kwargs).ttft_s,
+                        ttft_s, r_max, rtol=1e-3)
