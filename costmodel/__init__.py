@@ -11,6 +11,7 @@ Example:
     'memory'
 """
 
+from ._lazy import lazy_getattr
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
@@ -47,12 +48,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'costmodel' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "IDEAL",

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, fields
 
 from .errors import ConfigError
+from .specs.hardware import HardwareSpec
 from .specs.precision import check_precision
 
 __all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
@@ -61,7 +62,7 @@ class Parallel:
         mesh: the tensor-parallel group as a mesh ``(X, Y, Z)`` with
             ``X·Y·Z = tp`` (1 to 3 axes; missing axes are 1). It sets the torus
             axes a collective crosses and the 2D / weight-gathered layouts
-            (THEORY.md 13). ``None``: a balanced mesh over the chip's torus
+            (docs/theory.md §13). ``None``: a balanced mesh over the chip's torus
             axes (64 TPU v4 chips: 4x4x4), see :func:`costmodel.parallel.default_mesh`.
     """
 
@@ -113,10 +114,13 @@ class Precision:
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Achievable fractions of peak and fixed overheads (THEORY.md 5.6).
+    """Achievable fractions of peak and fixed overheads (docs/theory.md §5.6).
 
     The default is the ideal roofline: every peak reached, no kernel overhead,
     all of HBM usable. Calibrated profiles come from :mod:`costmodel.calibrate`.
+    ``collective_latency_s`` replaces the chip's spec value when set (a calibrated
+    profile fits it), so an efficiency taken from one prediction predicts the same
+    numbers when passed to another.
     """
 
     flops_efficiency: float = 1.0
@@ -126,17 +130,26 @@ class Efficiency:
     kernels_per_layer: float = 4.0
     memory_fraction: float = 1.0
     name: str = "ideal"
+    collective_latency_s: float | None = None
 
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"))
         _positive(self, ("kernel_overhead_s", "kernels_per_layer"), allow_zero=True)
+        if self.collective_latency_s is not None:
+            _positive(self, ("collective_latency_s",), allow_zero=True)
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
             if getattr(self, f) > 1:
                 raise ConfigError(f"{f} is a fraction of peak and must be in (0, 1], got {getattr(self, f)}")
 
     def inputs(self) -> dict[str, float]:
-        """Numeric inputs of the symbolic model (symbol name -> value)."""
-        return {f.name: float(getattr(self, f.name)) for f in fields(self) if f.name != "name"}
+        """Numeric inputs of the symbolic model (symbol name -> value) this profile sets."""
+        return {f.name: float(v) for f in fields(self) if f.name != "name" and (v := getattr(self, f.name)) is not None}
+
+    def hardware(self, hw: HardwareSpec) -> HardwareSpec:
+        """``hw`` with the chip numbers this profile replaces (the collective latency, when set)."""
+        if self.collective_latency_s is None:
+            return hw
+        return hw.replace(collective_latency_s=self.collective_latency_s)
 
 
 IDEAL = Efficiency()

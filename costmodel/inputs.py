@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .efficiency import resolve_efficiency
 from .errors import ConfigError
 from .parallel import check_parallel, mesh_of
 from .specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision
@@ -78,14 +79,11 @@ def scenario(
     """Resolve names and defaults and validate everything; raise a clear error on bad input.
 
     ``efficiency`` is an :class:`Efficiency`, or a profile: ``"ideal"``, ``"calibrated"`` or the
-    path of a profile JSON (:func:`costmodel.calibrate.resolve`; it may also set the chip's
-    collective latency).
+    path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
+    collective latency (``Efficiency.collective_latency_s``).
     """
     m, h = load_model(model), load_hardware(hardware)
-    if not isinstance(efficiency, Efficiency):
-        from .calibrate.profile import resolve_efficiency  # JAX-free
-
-        efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
+    efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
     check_parallel(m, parallel)
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)
@@ -93,5 +91,6 @@ def scenario(
     price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
     if not (isinstance(price, (int, float)) and price > 0):
         raise ConfigError(f"price must be a positive number of USD per chip-hour, got {price!r}")
-    return Scenario(m, h, workload, parallel, efficiency, weights, precision.kv or "bf16", math,
-                    precision.activations, float(price))
+    return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
+                    weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
+                    usd_per_chip_hour=float(price))

@@ -15,13 +15,30 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["pareto_mask", "dominated_by", "FRONTIERS"]
+__all__ = ["pareto_mask", "dominated_by", "minimised", "FRONTIERS"]
 
 #: named frontiers: name -> ((column, sense), (column, sense)), sense "min" or "max".
 FRONTIERS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "cost-latency": (("usd_per_mtok", "min"), ("step_time_s", "min")),
     "throughput-interactivity": (("tokens_per_s_per_chip", "max"), ("tokens_per_s_per_user", "max")),
 }
+
+
+def minimised(frontier: str, columns) -> tuple:
+    """The two objectives of the named frontier, signed so that both are minimised.
+
+    ``columns`` maps column names to arrays (NumPy or JAX); a ``"max"`` objective is negated.
+
+    Raises:
+        ConfigError: an unknown frontier name.
+
+    Example:
+        >>> minimised("throughput-interactivity", {"tokens_per_s_per_chip": 3.0, "tokens_per_s_per_user": 5.0})
+        (-3.0, -5.0)
+    """
+    if frontier not in FRONTIERS:
+        raise ConfigError(f"unknown frontier {frontier!r}; choose one of {', '.join(FRONTIERS)}")
+    return tuple(columns[c] if sense == "min" else -columns[c] for c, sense in FRONTIERS[frontier])
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray, feasible: np.ndarray | None = None) -> np.ndarray:

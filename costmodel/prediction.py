@@ -10,11 +10,16 @@ from .errors import ConfigError
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .specs import HardwareSpec, ModelSpec
-from .symbolic import Rules
+from .symbolic import Rules, fits_in_memory
 
-__all__ = ["Prediction", "predict", "evaluate", "bound_of"]
+__all__ = ["Prediction", "predict", "evaluate", "bound_of", "breakdown_of"]
 
 _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
+
+
+def breakdown_of(values: dict[str, float]) -> dict[str, float]:
+    """Seconds of each step-time term (compute, weights, kv, communication, overhead), before combining."""
+    return {k: values[f"{k}_s"] for k in _BREAKDOWN}
 
 
 def bound_of(values: dict[str, float]) -> str:
@@ -47,7 +52,7 @@ class Prediction:
     @property
     def fits(self) -> bool:
         """Whether weights, KV cache and activations fit in the usable HBM of each chip."""
-        return self.values["memory_bytes_per_chip"] <= self.values["usable_bytes_per_chip"]
+        return bool(fits_in_memory(self.values))
 
     def memory_message(self) -> str:
         """One line on memory per chip: what the split needs, what is usable, and how to fix a misfit."""
@@ -78,7 +83,7 @@ class Prediction:
     @property
     def breakdown_s(self) -> dict[str, float]:
         """Seconds of each step-time term, before combining."""
-        return {k: self.values[f"{k}_s"] for k in _BREAKDOWN}
+        return breakdown_of(self.values)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready answer (a stable contract for scripts)."""
@@ -169,7 +174,7 @@ def predict(
         >>> from costmodel import predict, Workload
         >>> p = predict("llama-3-70b", "h100-sxm", Workload(batch=1, context=8192),
         ...             parallel=Parallel(tp=8))
-        >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (THEORY.md 8)
+        >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (docs/theory.md §8)
         5.19
     """
     rules = rules or Rules(phase=workload.phase)

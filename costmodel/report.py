@@ -20,7 +20,6 @@ from .symbolic import SYMBOLS
 
 __all__ = ["write_report", "report_blocks"]
 
-_FIGURES = ("batch", "pareto", "roofline", "breakdown", "sensitivity")
 _SPEC_ROWS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "d_ff", "vocab_size", "n_experts",
               "experts_per_token", "flops_per_s", "hbm_bytes_per_s", "hbm_bytes", "scale_up_bytes_per_s",
               "usd_per_chip_hour", "weight_bytes", "kv_bytes")
@@ -116,8 +115,6 @@ def _optimiser(sc: Scenario, tpot_s: float, max_chips: int) -> list:
     import costmodel
 
     blocks: list = [Heading("The optimiser's answer", 2)]
-    if not hasattr(costmodel, "optimize"):
-        return blocks + [Para("costmodel.optimize is not available in this installation.")]
     sol = costmodel.optimize(sc.model, sc.hardware, context=sc.workload.context, tpot_s=tpot_s,
                              max_chips=max_chips, usd_per_chip_hour=sc.usd_per_chip_hour)
     blocks.append(Para(f"Cheapest configuration with at most {tpot_s * 1e3:g} ms per output token and at most "
@@ -140,7 +137,7 @@ def report_blocks(sc: Scenario, *, tpot_s: float = 0.05, max_chips: int = 64, fi
         Heading(f"Inference cost report: {sc.model.name} on {sc.hardware.name}", 1),
         Para(f"Decode at context {sc.workload.context:,.0f} on {sc.parallel.chips_per_replica} chips per replica "
              f"(tp={sc.parallel.tp}); weights {sc.weights}, KV {sc.kv}, math {sc.math}; "
-             f"USD {sc.usd_per_chip_hour:g} per chip-hour. Formulas follow THEORY.md; every closed form below was "
+             f"USD {sc.usd_per_chip_hour:g} per chip-hour. Formulas follow docs/theory.md; every closed form below was "
              "derived by SymPy from the model's own expressions."),
         Heading("Model and chip", 2), _spec_table(sc),
     ]
@@ -164,7 +161,7 @@ def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", conte
     """
     if fmt not in ("md", "tex"):
         raise ConfigError(f"report format must be 'md' or 'tex', got {fmt!r}")
-    from .plot import KINDS, Setup
+    from .plot import FIGURES, KINDS, Setup
 
     sc = scenario(model, hardware, Workload(batch=1, context=context), Parallel(tp=tp), precision,
                   usd_per_chip_hour=usd_per_chip_hour)
@@ -173,14 +170,10 @@ def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", conte
     setup = Setup(sc.model, sc.hardware, context=context, tp=tp, precision=precision,
                   usd_per_chip_hour=usd_per_chip_hour)
     figures = {}
-    captions = {"batch": "Time per token and cost against batch", "pareto": "Cost-latency frontier over chip counts",
-                "roofline": "Roofline with operating points", "breakdown": "Step-time breakdown",
-                "sensitivity": "Elasticities of cost and latency to hardware numbers"}
-    for kind in _FIGURES:
-        fig = KINDS[kind](setup)
+    for kind, draw in KINDS.items():
         name = f"{kind}.{figure_format}"
-        fig.savefig(out / name, dpi=110)
-        figures[captions[kind]] = name
+        draw(setup).savefig(out / name, dpi=110)
+        figures[FIGURES[kind][1]] = name
     text = render(report_blocks(sc, tpot_s=tpot_s, max_chips=max_chips, figures=figures, optimise=optimise), fmt)
     path = out / f"report.{fmt}"
     path.write_text(text, encoding="utf-8")

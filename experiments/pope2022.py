@@ -2,9 +2,9 @@
 
 Table 1: the longest context that fits at batch 128 and 512 when 30% of HBM
 holds the KV cache, for multihead attention (d_head 128), head-sharded
-multiquery and batch-sharded multiquery attention (THEORY.md 13.3).
+multiquery and batch-sharded multiquery attention (docs/theory.md §13.3).
 
-Table 2: prefill and decode, low-latency and high-throughput (THEORY.md 13.4;
+Table 2: prefill and decode, low-latency and high-throughput (docs/theory.md §13.4;
 records POPE-04, POPE-06, POPE-08 of the shared measurements file).
 
 The model is a roofline lower bound: predicted times at or below the published
@@ -23,14 +23,14 @@ import costmodel as cm
 CHIPS = 64
 MEASUREMENTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "measurements.json"
 
-# Table 1 of [E] via THEORY.md 13.3: maximum context (tokens) at batch 128 / 512
+# Table 1 of [E] via docs/theory.md §13.3: maximum context (tokens) at batch 128 / 512
 TABLE1 = {
     "multihead, d_head 128": (1320, 330),
     "multiquery, head-sharded": (660, 165),
     "multiquery, batch-sharded": (43000, 10700),
 }
 
-# Table 2 of [E] via THEORY.md 13.4 and the shared measurement records.
+# Table 2 of [E] via docs/theory.md §13.4 and the shared measurement records.
 # (label, record id, phase, batch, weights, layout, attention, published seconds, published MFU, tokens timed)
 TABLE2 = [
     ("low-latency prefill", "POPE-04", "prefill", 1, "int8", "2d-ws", "heads", 0.29, 0.43, 1),

@@ -1,4 +1,4 @@
-"""Collective cost formulas (THEORY.md 5.5, 14) against hand computations, and their invariants."""
+"""Collective cost formulas (docs/theory.md §5.5, §14) against hand computations, and their invariants."""
 
 import math
 
@@ -11,10 +11,10 @@ from costmodel.symbolic import sym
 from costmodel.symbolic.collectives import (all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s,
                                             reduce_scatter_s, span)
 
-ALPHA, STEP = 6.8e-6, 0.6e-6  # NCCL LL base and per-step latency (THEORY.md 5.5, [Ep])
+ALPHA, STEP = 6.8e-6, 0.6e-6  # NCCL LL base and per-step latency (docs/theory.md §5.5, [Ep])
 H100 = {"scale_up_bytes_per_s": 450e9, "scale_out_bytes_per_s": 50e9, "scale_up_domain_chips": 8,
         "comm_efficiency": 1.0, "collective_latency_s": ALPHA, "collective_step_latency_s": STEP, "is_torus": 0}
-# TPU v4: 9e10 B/s bidirectional per axis, ~1 us per hop, no fixed term (THEORY.md 2, 14, [S])
+# TPU v4: 9e10 B/s bidirectional per axis, ~1 us per hop, no fixed term (docs/theory.md §2, §14, [S])
 TPU = {"scale_up_bytes_per_s": 9e10, "scale_out_bytes_per_s": 6.25e9, "scale_up_domain_chips": 4096,
        "comm_efficiency": 1.0, "collective_latency_s": 0.0, "collective_step_latency_s": 1e-6, "is_torus": 1}
 
@@ -31,14 +31,14 @@ V = 1e6  # bytes
 
 
 def test_switch_all_reduce_matches_nccl_latency_and_ring_bandwidth():
-    # THEORY.md 5.5: alpha_AR ≈ 2·(n-1)·0.6 µs + 6.8 µs ≈ 15 µs at n = 8; bandwidth 2·(n-1)/n·V/W (§14)
+    # docs/theory.md §5.5: alpha_AR ≈ 2·(n-1)·0.6 µs + 6.8 µs ≈ 15 µs at n = 8; bandwidth 2·(n-1)/n·V/W (§14)
     t = value(all_reduce_s(V, switch(8)), H100)
     assert t == pytest.approx(6.8e-6 + 2 * 7 * 0.6e-6 + 2 * 7 / 8 * V / 450e9, rel=1e-12)
     assert value(all_reduce_s(0, switch(8)), H100) == pytest.approx(15.2e-6, rel=1e-12)
 
 
 def test_switch_all_gather_reduce_scatter_all_to_all_point_to_point():
-    # THEORY.md 14: AG = RS = V·(N-1)/(N·W); AllToAll = V·(N-1)/(N²·W); one send = V/W
+    # docs/theory.md §14: AG = RS = V·(N-1)/(N·W); AllToAll = V·(N-1)/(N²·W); one send = V/W
     ag = 6.8e-6 + 7 * 0.6e-6 + V * 7 / (8 * 450e9)
     assert value(all_gather_s(V, switch(8)), H100) == pytest.approx(ag, rel=1e-12)
     assert value(reduce_scatter_s(V, switch(8)), H100) == pytest.approx(ag, rel=1e-12)
@@ -48,13 +48,13 @@ def test_switch_all_gather_reduce_scatter_all_to_all_point_to_point():
 
 
 def test_switch_beyond_the_node_pays_scale_out_bandwidth():
-    # THEORY.md 2, 14: across H100 nodes ~50 GB/s per GPU instead of 450 GB/s
+    # docs/theory.md §2, §14: across H100 nodes ~50 GB/s per GPU instead of 450 GB/s
     t = value(all_gather_s(V, switch(16)), H100)
     assert t == pytest.approx(6.8e-6 + 15 * 0.6e-6 + V * 15 / (16 * 50e9), rel=1e-12)
 
 
 def test_torus_one_axis_hops_and_bandwidth():
-    # THEORY.md 14: AllGather over one axis = V/W_ici (here with the exact (X-1)/X);
+    # docs/theory.md §14: AllGather over one axis = V/W_ici (here with the exact (X-1)/X);
     # latency α·X/2 with α ≈ 1 µs per hop: 8 hops on an axis of 16
     t = value(all_gather_s(V, span((sp.Integer(16),))), TPU)
     assert t == pytest.approx(8e-6 + 15 / 16 * V / 9e10, rel=1e-12)
@@ -63,7 +63,7 @@ def test_torus_one_axis_hops_and_bandwidth():
 
 
 def test_torus_three_axes_use_three_links():
-    # THEORY.md 14: over n_axes axes V/(W_ici·n_axes); 3 x 9e10 = 270 GB/s, Pope et al.'s per-chip figure
+    # docs/theory.md §14: over n_axes axes V/(W_ici·n_axes); 3 x 9e10 = 270 GB/s, Pope et al.'s per-chip figure
     s = span((sp.Integer(4),) * 3)
     t = value(all_gather_s(V, s), TPU)
     assert t == pytest.approx(6 * 1e-6 + 63 / 64 * V / 2.7e11, rel=1e-12)
@@ -72,7 +72,7 @@ def test_torus_three_axes_use_three_links():
 
 
 def test_torus_all_to_all_is_a_quarter_of_all_gather():
-    # THEORY.md 14 ([S]): AllToAll on a bidirectional ring = AllGather/4 (bandwidth terms)
+    # docs/theory.md §14 ([S]): AllToAll on a bidirectional ring = AllGather/4 (bandwidth terms)
     s = span((sp.Integer(8),))
     ag = value(all_gather_s(V, s), TPU) - 4e-6
     a2a = value(all_to_all_s(V, s), TPU) - 4e-6

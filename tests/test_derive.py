@@ -1,9 +1,9 @@
-"""Closed forms of costmodel.derive, each checked two ways: against the numbers of THEORY.md and
+"""Closed forms of costmodel.derive, each checked two ways: against the worked numbers of docs/theory.md and
 against a numerical solve of the compiled JAX model (the expression SymPy solved is the model's own).
 
-Where THEORY.md and the model differ by construction the test says why: the model never streams or
-multiplies the input-embedding gather and counts no FLOPs for norms (THEORY.md 5.2, 17), and its
-compute term includes the decode attention FLOPs that THEORY.md's 7.3 form leaves out.
+Where a published figure and the model differ by construction the test says why: the model never streams or
+multiplies the input-embedding gather and counts no FLOPs for norms (docs/theory.md §5.2, §17), and its
+compute term includes the decode attention FLOPs that the published S_wall (docs/theory.md §7.3) leaves out.
 """
 
 import functools
@@ -50,12 +50,12 @@ def bisect(f, lo, hi, iters=200):
     return 0.5 * (lo + hi)
 
 
-# --- THEORY.md numbers ---------------------------------------------------------------------------
+# --- docs/theory.md numbers ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("hw, weights, expected, rel", [
-    ("h100-sxm", None, 295, 2e-3),        # THEORY.md 7.1: H100 bf16 R = 295
-    ("tpu-v5e", None, 240, 3e-3),         # THEORY.md 7.1: v5e bf16/bf16 240 [S]
-    ("tpu-v5e", "int8", 120, 3e-3),       # THEORY.md 7.1: v5e int8 weights, bf16 math 120 [S]
+    ("h100-sxm", None, 295, 2e-3),        # docs/theory.md §7.1: H100 bf16 R = 295
+    ("tpu-v5e", None, 240, 3e-3),         # docs/theory.md §7.1: v5e bf16/bf16 240 [S]
+    ("tpu-v5e", "int8", 120, 3e-3),       # docs/theory.md §7.1: v5e int8 weights, bf16 math 120 [S]
 ])
 def test_critical_batch_is_R(hw, weights, expected, rel):
     # P_w/P_mm = 1 + 2e-5 for LLaMA-3 70B (norms are fetched but not multiplied), so B* = R
@@ -64,7 +64,7 @@ def test_critical_batch_is_R(hw, weights, expected, rel):
 
 
 def test_critical_batch_moe_is_R_sigma():
-    # THEORY.md 7.2: DeepSeek-V3 fp8 on B200, sigma = 671/37: B* ~ 281 * 18.1 ~ 5,100. The model's
+    # docs/theory.md §7.2: DeepSeek-V3 fp8 on B200, sigma = 671/37: B* ~ 281 * 18.1 ~ 5,100. The model's
     # P_w/P_mm = 670.1B/36.7B (no input embedding in either, no norms in P_mm): 0.9% above.
     dv = d("critical_batch", "deepseek-v3")
     assert dv.value("deepseek-v3", "b200") == pytest.approx(5100, rel=0.012)
@@ -75,26 +75,28 @@ def test_critical_batch_moe_is_R_sigma():
 
 
 def test_context_wall_llama3_70b():
-    # THEORY.md 7.3: S_wall ~ 1,460 for LLaMA-3 70B on H100 bf16; the model adds the attention FLOPs
+    # docs/theory.md §7.3: S_wall ~ 1,460 for LLaMA-3 70B on H100 bf16; the model adds the attention FLOPs
     # to the compute slope (+2.7%) and multiplies P_mm = P_tot - embedding (-1.5%): 1,476
     assert d("context_wall", LLAMA).value(LLAMA, H100, tp=8) == pytest.approx(1460, rel=0.015)
 
 
 def test_weight_floor_llama3_70b():
-    # THEORY.md 8: 5.26 ms on 8xH100 bf16, computed with the input embedding; the model does not
-    # stream the embedding gather (THEORY.md 5.2, 17), 1.05B of 70.55B parameters: 1.5% lower
+    # docs/theory.md §8: 5.26 ms on 8xH100 bf16, computed with the input embedding; the model does not
+    # stream the embedding gather (docs/theory.md §5.2, §17), 1.05B of 70.55B parameters: 1.5% lower
     floor = d("latency_floor", LLAMA, kv=False, communication=False).value(LLAMA, H100, tp=8)
     assert floor == pytest.approx(5.26e-3 * (1 - 1.05 / 70.55), rel=2e-3)
     assert floor == pytest.approx(5.26e-3, rel=0.016)
 
 
 def test_max_batch_llama3_70b_8k():
-    # THEORY.md 7.4 / 15.5: ~186 sequences at 8k on 8xH100 (185.9); activations take 0.05%
-    assert d("max_batch", LLAMA).value(LLAMA, H100, tp=8, context=8192) == pytest.approx(185.9, rel=2e-3)
+    # docs/theory.md §7.4, §15.5 count 80e9 bytes per H100 (185.9 sequences at 8k); the card holds 80 GiB:
+    # (85,899,345,920 B of 80 GiB - 17,638,426,624 B of weights) / (335,544,320 B KV + 96,896 B
+    # activations) per sequence = 203.37; activations take 0.03%
+    assert d("max_batch", LLAMA).value(LLAMA, H100, tp=8, context=8192) == pytest.approx(203.37, rel=1e-4)
 
 
 def test_fast_mode_calibration_is_exact():
-    # THEORY.md 11.1: "6x the price for 2.5x the speed" solves to f = 5/14, exactly
+    # docs/theory.md §11.1: "6x the price for 2.5x the speed" solves to f = 5/14, exactly
     inv = d("fast_mode_floor_fraction")
     r, s = sp.Symbol("price_ratio", positive=True), sp.Symbol("speedup", positive=True)
     assert inv.expr.subs({r: 6, s: sp.Rational(5, 2)}) == sp.Rational(5, 14)
@@ -107,7 +109,7 @@ def test_fast_mode_calibration_is_exact():
 
 
 def test_speculative_tokens_per_step():
-    # THEORY.md 12: E[n] = (1 - a^(g+1))/(1 - a); a = 0.8, g = 4: 1 + .8 + .64 + .512 + .4096
+    # docs/theory.md §12: E[n] = (1 - a^(g+1))/(1 - a); a = 0.8, g = 4: 1 + .8 + .64 + .512 + .4096
     e = d("speculative_tokens_per_step")
     a, g = sp.Symbol("acceptance", positive=True), sp.Symbol("draft_tokens", positive=True)
     assert sp.simplify(e.expr - (1 - a ** (g + 1)) / (1 - a)) == 0
@@ -115,12 +117,12 @@ def test_speculative_tokens_per_step():
 
 
 def test_frontier_is_theory_hyperbola():
-    # THEORY.md 10: c(l) = (p S kappa / W)/(1 - l0/l); the derivation raises unless SymPy confirms it
+    # docs/theory.md §10: c(l) = (p S kappa / W)/(1 - l0/l); the derivation raises unless SymPy confirms it
     fr = d("cost_latency_frontier", LLAMA)
     ell = sp.Symbol("tpot_s", positive=True)
     assert sp.simplify(fr.compact.xreplace(fr.definitions) - fr.expr) == 0
     assert sp.limit(fr.compact, ell, sp.oo).free_symbols.isdisjoint({ell})
-    # large latency: the KV floor 1e6/3600 * p * S * kappa / W in USD/Mtok (THEORY.md 9, lower envelope)
+    # large latency: the KV floor 1e6/3600 * p * S * kappa / W in USD/Mtok (docs/theory.md §9, lower envelope)
     kv_floor = fr.value(LLAMA, H100, tp=8, context=8192, tpot_s=1e12)
     assert kv_floor == pytest.approx(1e6 / 3600 * 2.0 * 8192 * 327680 / 3.35e12, rel=1e-9)
 

@@ -55,7 +55,7 @@ def test_regions_match_derived_capacity():
     start = [lo for label, lo, _ in spans if label == "does not fit"][0]
     step = b[1] / b[0]
     assert cap < start <= cap * step * step
-    # beyond the context wall nothing is compute-bound (THEORY.md 7.3: 8,192 > 1,476)
+    # beyond the context wall nothing is compute-bound (docs/theory.md §7.3: 8,192 > 1,476)
     assert "compute-bound" not in {label for label, _, _ in spans}
 
 

@@ -53,7 +53,7 @@ def test_markdown_sections_and_numbers(md_report):
     for heading in ("## Model and chip", "## Derivations", "## Predicted operating points",
                     "## The optimiser's answer", "## Figures"):
         assert heading in text
-    # THEORY.md 7.1 (R = 295), 7.3 (S_wall ~ 1,460; the model: 1,476), 11.1 (f = 5/14 = 0.3571)
+    # docs/theory.md §7.1 (R = 295), §7.3 (S_wall ~ 1,460; the model: 1,476), §11.1 (f = 5/14 = 0.3571)
     assert "B^{*} = " in text and "= 295.3\n" in text
     assert "S_{wall}" in text and "= 1476\n" in text
     assert "= 0.3571\n" in text

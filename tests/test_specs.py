@@ -1,4 +1,4 @@
-"""Catalog specs: every number sourced, counts pinned to published figures (THEORY.md 3-4)."""
+"""Catalog specs: every number sourced, counts pinned to published figures (docs/theory.md §3-4)."""
 
 import json
 import math
@@ -22,14 +22,14 @@ def counts(name, kv_bytes=2.0):
 @pytest.mark.parametrize(
     "name, total, active, kv, rtol",
     [
-        # THEORY.md 3.1 worked counts and 4.1 KV table ([S], [D])
+        # docs/theory.md §3.1 worked counts and §4.1 KV table ([S], [D])
         ("llama-3-8b", 8.03e9, 8.03e9, 131_072, 1e-3),
         ("llama-3-70b", 70.55e9, 70.55e9, 327_680, 1e-3),
         ("llama-3.1-405b", 405.9e9, 405.9e9, 516_096, 1e-3),
         ("llama-2-13b", 13.0e9, 13.0e9, 819_200, 2e-3),
-        # THEORY.md 3.3 [DS, D]: 671.0B total, 37.6B active, 70,272 B/token (bf16)
+        # docs/theory.md §3.3 [DS, D]: 671.0B total, 37.6B active, 70,272 B/token (bf16)
         ("deepseek-v3", 671.0e9, 37.6e9, 70_272, 2e-3),
-        # THEORY.md 4.1 [E]: PaLM 540B multiquery, 120,832 B/token
+        # docs/theory.md §4.1 [E]: PaLM 540B multiquery, 120,832 B/token
         ("palm-540b", 540e9, 540e9, 120_832, 2e-3),
         # Mistral AI, "Mixtral of experts" (arXiv 2401.04088): 46.7B total, 12.9B active
         ("mixtral-8x7b", 46.7e9, 12.9e9, 131_072, 2e-3),
@@ -43,13 +43,13 @@ def test_counts_match_published(name, total, active, kv, rtol):
 
 
 def test_kv_quantised_halves():
-    # THEORY.md 4.1: LLaMA-3 70B 160 KiB in int8 ("160 kB" [S]); DeepSeek-V3 35,136 B in fp8
+    # docs/theory.md §4.1: LLaMA-3 70B 160 KiB in int8 ("160 kB" [S]); DeepSeek-V3 35,136 B in fp8
     assert counts("llama-3-70b", kv_bytes=1.0)[2] == 160 * 1024
     assert counts("deepseek-v3", kv_bytes=1.0)[2] == 35_136
 
 
 def test_palm_padding_adds_18b():
-    # Pope et al. 2022 (THEORY.md 13.4): padding 48 -> 64 heads adds about 18B parameters
+    # Pope et al. 2022 (docs/theory.md §13.4): padding 48 -> 64 heads adds about 18B parameters
     extra = counts("palm-540b-padded64")[0] - counts("palm-540b")[0]
     assert extra == pytest.approx(18e9, rel=0.02)
 
@@ -72,7 +72,7 @@ def test_every_model_cites_a_source():
 
 
 def test_h100_critical_batch():
-    # THEORY.md 7.1: R = C·b_w/(2W) ≈ 295 for H100 bf16 [S]
+    # docs/theory.md §7.1: R = C·b_w/(2W) ≈ 295 for H100 bf16 [S]
     h = cm.load_hardware("h100-sxm")
     assert h.flops_per_s["bf16"] * 2 / (2 * h.hbm_bytes_per_s) == pytest.approx(295, abs=1.5)
 

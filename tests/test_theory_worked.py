@@ -1,7 +1,7 @@
-"""The worked answers of THEORY.md (sections 8, 9, 15), pinned to their sources.
+"""The worked answers of docs/theory.md §8, §9, §15, pinned to their sources.
 
-Where THEORY.md and the code differ by construction, the test says why: the
-code never streams the input-embedding table (THEORY.md 5.2, 17), while some
+Where a published figure and the code differ by construction, the test says why: the
+code never streams the input-embedding table (docs/theory.md §5.2, §17), while some
 worked figures (5.26 ms floor, section 9 table) divide the full P_tot, so they
 sit about 1.5% above the code for LLaMA-3 70B (1.05B embedding parameters).
 """
@@ -21,7 +21,7 @@ def decode(model, hw, batch, context, tp=1, ep=1, weights=None, kv=None, rules=F
 
 
 def test_weight_floor_llama3_70b_8xh100():
-    # THEORY.md 8 / 15.5 [D]: 5.26 ms (bf16), 2.63 ms (fp8) on 8×H100 at batch 1
+    # docs/theory.md §8, §15.5 [D]: 5.26 ms (bf16), 2.63 ms (fp8) on 8×H100 at batch 1
     m = cm.load_model("llama-3-70b")
     p = decode("llama-3-70b", "h100-sxm", 1, 1, tp=8)
     fetched = 70.553706496e9 - m.vocab_size * m.d_model  # input embedding excluded
@@ -31,7 +31,7 @@ def test_weight_floor_llama3_70b_8xh100():
 
 
 @pytest.mark.parametrize("batch, step_ms, user_tps, usd_per_mtok", [
-    # THEORY.md 9, worked cost table: LLaMA-3 70B, 8×H100 at $2/GPU-h, bf16, S=8192, max model
+    # docs/theory.md §9, worked cost table: LLaMA-3 70B, 8×H100 at $2/GPU-h, bf16, S=8192, max model
     (1, 5.37, 186, 23.8),
     (16, 6.87, 146, 1.91),
     (64, 11.7, 86, 0.81),
@@ -45,14 +45,16 @@ def test_cost_table_llama3_70b(batch, step_ms, user_tps, usd_per_mtok):
 
 
 def test_memory_cap_llama3_70b_8k():
-    # THEORY.md 7.4 / 15.5: 499 GB free holds ~1.52M tokens, ~186 sequences at 8k (185.9 exactly)
-    assert decode("llama-3-70b", "h100-sxm", 185, 8192, tp=8).fits
-    p = decode("llama-3-70b", "h100-sxm", 187, 8192, tp=8)
+    # docs/theory.md §7.4, §15.5 count 80e9 bytes per H100: 499 GB free, ~186 sequences at 8k. The card
+    # holds 80 GiB: 8 x 68,260,919,296 B = 546 GB free, 1.67M tokens; per chip (85,899,345,920 B -
+    # 17,638,426,624 B of weights) / (335,544,320 B KV + 96,896 B activations) per sequence = 203.37
+    assert decode("llama-3-70b", "h100-sxm", 203, 8192, tp=8).fits
+    p = decode("llama-3-70b", "h100-sxm", 204, 8192, tp=8)
     assert not p.fits
 
 
 def test_tpu_v5e_17ms_step():
-    # THEORY.md 15.2 [S]: LLaMA-3 70B, int8 weights and KV, batch 32, 8k context, 4x2 v5e: ≈17 ms,
+    # docs/theory.md §15.2 [S]: LLaMA-3 70B, int8 weights and KV, batch 32, 8k context, 4x2 v5e: ≈17 ms,
     # 235 tok/s/chip ([D] roofline: 17.5 ms, 228 tok/s/chip, $1.46/Mtok at $1.2/chip-h)
     p = decode("llama-3-70b", "tpu-v5e", 32, 8192, tp=8, weights="int8", kv="int8")
     assert p.step_time_s == pytest.approx(17e-3, rel=0.04)
@@ -62,7 +64,7 @@ def test_tpu_v5e_17ms_step():
 
 
 def test_llama2_13b_on_8_v5e():
-    # THEORY.md 15.4 [S]: step 4.98 ms -> 249 ms and 201 -> 964 tok/s as batch goes 1 -> 240
+    # docs/theory.md §15.4 [S]: step 4.98 ms -> 249 ms and 201 -> 964 tok/s as batch goes 1 -> 240
     small = decode("llama-2-13b", "tpu-v5e", 1, 8192, tp=8)
     large = decode("llama-2-13b", "tpu-v5e", 240, 8192, tp=8)
     assert small.step_time_s == pytest.approx(4.98e-3, rel=0.02)
@@ -73,7 +75,7 @@ def test_llama2_13b_on_8_v5e():
 
 
 def test_30b_example_on_16_v5e():
-    # THEORY.md 15.3 [S]: a 30B dense model on v5e 4x4, int8 weights and KV, 100 kB/token KV, 8k context:
+    # docs/theory.md §15.3 [S]: a 30B dense model on v5e 4x4, int8 weights and KV, 100 kB/token KV, 8k context:
     # batch 4 ≈ 2.5 ms (weights + KV); batch 256 ≈ 21 ms ([S]'s rule: T_kv + max(T_matmul, T_w)).
     # Sizes chosen to give 30.0B parameters and exactly 100,000 KV bytes/token in int8, with
     # 16 KV heads so that 16-way tensor parallelism needs no KV replication.
@@ -88,7 +90,7 @@ def test_30b_example_on_16_v5e():
 
 
 def test_deepseek_v3_on_nvl72_terms():
-    # THEORY.md 15.6 [D]: DeepSeek-V3 on GB200 NVL72, S = 32k, B = 5,100: KV read 20.4 ms,
+    # docs/theory.md §15.6 [D]: DeepSeek-V3 on GB200 NVL72, S = 32k, B = 5,100: KV read 20.4 ms,
     # MLA attention FLOPs 8.8 ms, parameter FLOPs 1.2 ms (fp8 weights and math, bf16 latent), all
     # on 72 GPUs. Expert parallelism must divide the 256 experts, so 64 of the rack's GPUs serve here
     # and each term scales by 72/64.

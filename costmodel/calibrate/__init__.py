@@ -1,8 +1,9 @@
 """Calibration: fit the model's efficiency parameters to published measurements.
 
 * :mod:`.records`: the measurement set (``data/measurements.json``) mapped to configurations.
-* :mod:`.profile`: profiles as data (``profiles/*.json``) and :func:`resolve`, which gives the
-  :class:`~costmodel.config.Efficiency` (and collective latency) for a chip and a phase.
+* :mod:`costmodel.efficiency` (JAX-free, below this package): profiles as data (``profiles/*.json``)
+  and :func:`resolve`, which gives the :class:`~costmodel.config.Efficiency` (collective latency
+  included) for a chip and a phase.
 * :mod:`.fit`: the parameters, the optax fit on log-error and leave-one-source-out validation.
 * :mod:`.run`: :func:`calibrate`, which fits, cross-validates and writes a profile
   (``python -m costmodel.calibrate``).
@@ -10,7 +11,8 @@
 Importing this package does not import JAX; the fitting names load on first use.
 """
 
-from .profile import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
+from .._lazy import lazy_getattr
+from ..efficiency import Calibrated, Profile, family_of, list_profiles, load_profile, resolve, resolve_efficiency
 from .records import Case, load_cases, load_records
 
 _LAZY = {
@@ -24,12 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'costmodel.calibrate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["Calibrated", "Case", "CaseSet", "DEFAULT_PARAMS", "Param", "Profile", "calibrate",

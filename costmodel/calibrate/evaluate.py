@@ -17,6 +17,7 @@ import numpy as np
 from ..serving import load_to_batch as loadmodel
 from ..compile import compiled
 from ..config import Workload
+from ..efficiency import EFFICIENCY_FIELDS
 from ..errors import ConfigError
 from ..inputs import scenario
 from ..symbolic import Rules
@@ -25,8 +26,7 @@ from .records import Case
 __all__ = ["CaseSet", "TUNABLE"]
 
 #: Inputs whose values are set per case and phase by a profile or a fit.
-TUNABLE = ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "kernel_overhead_s",
-           "kernels_per_layer", "memory_fraction", "collective_latency_s")
+TUNABLE = EFFICIENCY_FIELDS
 _METRIC_CODE = {"step_s": 0, "user_tokens_per_s": 1, "prefill_s": 2, "system_tokens_per_s": 3}
 _LOAD_CODE = {"fixed": 0, "max": 1, "rate": 2}
 
@@ -71,10 +71,7 @@ class CaseSet:
 
     def ideal_values(self) -> dict[str, dict[str, np.ndarray]]:
         """Per-phase tunable inputs of the ideal roofline (spec collective latency)."""
-        ones = np.ones(len(self))
-        v = {"flops_efficiency": ones, "hbm_efficiency": ones, "comm_efficiency": ones,
-             "kernel_overhead_s": 0 * ones, "kernels_per_layer": 4 * ones, "memory_fraction": ones,
-             "collective_latency_s": self.base["collective_latency_s"]}
+        v = {k: self.base[k] for k in TUNABLE}  # the cases' scenarios take the default, ideal, efficiency
         return {"decode": v, "prefill": v}
 
     def predict(self, values: Mapping[str, Mapping[str, jnp.ndarray]]) -> jnp.ndarray:
@@ -116,9 +113,7 @@ class CaseSet:
         prompt, output = jnp.asarray(self.prompt[idx]), jnp.asarray(self.output[idx])
         load = self.load[idx]
         # five traces of the step functions per group (compile time is the cost of a fit)
-        mem = decode({**dec_in, "batch": jnp.stack([jnp.ones_like(prompt), 2 * jnp.ones_like(prompt)])})
-        b_max = loadmodel.batch_that_fits(mem["memory_bytes_per_chip"][0], mem["memory_bytes_per_chip"][1],
-                                          mem["usable_bytes_per_chip"][0])
+        b_max = loadmodel.max_batch(decode, dec_in)
         t_pf1 = prefill({**dec_in, "batch": jnp.ones_like(prompt), "prompt": prompt})["step_time_s"]
         b_low = loadmodel.little_batch(lambda b: decode({**dec_in, "batch": b})["step_time_s"],
                                        jnp.asarray(self.rate[idx]), t_pf1, output)

@@ -28,8 +28,8 @@ import numpy as np
 import optax
 
 from ..errors import ConfigError
+from ..efficiency import family_of, specificity
 from .evaluate import TUNABLE, CaseSet
-from .profile import family_of
 
 __all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "FitResult", "Calibration", "fit", "calibrate_cases",
            "values_for", "apply_params"]
@@ -77,11 +77,11 @@ class Param:
 #: The default parameters: few, each with a physical meaning (see docs/calibration.md).
 DEFAULT_PARAMS: tuple[Param, ...] = (
     Param("hbm_efficiency", "*", "*", 0.3, 1.0, 0.85,
-          "achievable fraction of peak HBM bandwidth (THEORY.md 5.6: 0.8-0.9)"),
+          "achievable fraction of peak HBM bandwidth (docs/theory.md §5.6: 0.8-0.9)"),
     Param("flops_efficiency", "nvidia-gpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on NVIDIA GPUs (THEORY.md 5.6: 0.4-0.8)"),
+          "achievable fraction of peak FLOP/s on NVIDIA GPUs (docs/theory.md §5.6: 0.4-0.8)"),
     Param("flops_efficiency", "tpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on TPUs (THEORY.md 5.6: 0.4-0.8)"),
+          "achievable fraction of peak FLOP/s on TPUs (docs/theory.md §5.6: 0.4-0.8)"),
     Param("kernel_overhead_s", "*", "*", 0.0, 30e-6, 1e-6,
           "fixed time per serial kernel, 4 per layer ([Ep]: 1 us per matmul)"),
     Param("collective_latency_s", "nvidia-gpu", "*", 1e-6, 50e-6, 10e-6,
@@ -90,18 +90,11 @@ DEFAULT_PARAMS: tuple[Param, ...] = (
 
 #: Inputs the calibrated profile sets without fitting them (not identifiable from the data).
 FIXED: dict[str, float] = {
-    "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (THEORY.md 2)
+    "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (docs/theory.md §2)
     "kernels_per_layer": 4.0,      # [Ep]: 4 serial matmuls per layer
     "memory_fraction": 0.9,        # HBM left to weights + KV after runtime buffers (TensorRT-LLM default
                                    # KV-cache fraction 0.9 of free memory)
 }
-
-
-def _applies(p: Param, family: str, phase: str) -> int:
-    """Specificity of ``p`` for a case's family and phase (-1: does not apply)."""
-    if p.family not in (family, "*") or p.phase not in (phase, "*"):
-        return -1
-    return 2 * (p.family == family) + (p.phase == phase)
 
 
 def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarray]]:
@@ -113,7 +106,7 @@ def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarr
         for f in TUNABLE:
             idx = np.full(len(cs), -1)
             for i, fam in enumerate(fams):
-                scores = [_applies(p, fam, phase) if p.field == f else -1 for p in params]
+                scores = [specificity(p.family, p.phase, fam, phase) if p.field == f else -1 for p in params]
                 if max(scores, default=-1) >= 0:
                     idx[i] = int(np.argmax(scores))
             out[phase][f] = idx
@@ -198,6 +191,12 @@ def _solve(cs, params, masks, iterations, learning_rate, prior_weight):
     return np.asarray(x), np.asarray(lv), np.asarray(pred)
 
 
+def _result(params, x, lv, pred, iterations: int, row: int) -> FitResult:
+    """Row ``row`` of a batched solve as a :class:`FitResult`."""
+    return FitResult(params=tuple(params), values=x[row], loss=float(lv[row]), predicted=pred[row],
+                     iterations=iterations)
+
+
 def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
         learning_rate: float = 0.05, prior_weight: float = 1e-3, weights: np.ndarray | None = None) -> FitResult:
     """Fit ``params`` to the cases of ``cs`` (all of them unless ``weights`` masks some out).
@@ -207,7 +206,7 @@ def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: in
     """
     w = np.ones(len(cs)) if weights is None else np.asarray(weights, dtype=float)
     x, lv, pred = _solve(cs, params, w[None], iterations, learning_rate, prior_weight)
-    return FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
+    return _result(params, x, lv, pred, iterations, 0)
 
 
 def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
@@ -233,5 +232,5 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
     for k, n in enumerate(names, start=1):
         held = np.array([g == n for g in groups])
         cv[held] = pred[k][held]
-    full = FitResult(tuple(params), x[0], float(lv[0]), pred[0], iterations)
-    return Calibration(full, cv, {n: x[k] for k, n in enumerate(names, start=1)}, groups)
+    return Calibration(fit=_result(params, x, lv, pred, iterations, 0), cv_predicted=cv,
+                       folds={n: x[k] for k, n in enumerate(names, start=1)}, groups=groups)

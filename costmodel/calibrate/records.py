@@ -5,6 +5,12 @@ record names its source). :func:`load_cases` turns every record into a
 :class:`Case`: model, chip, split, precision, phase, load and the metric the
 source measured, in SI units. Fields a source left unstated are filled here
 with a stated assumption (``Case.assumptions``), never silently.
+
+Not every record is a step-level measurement: whole requests of a static batch
+(phase ``e2e``), times to first token, serving-stack throughput with a
+scheduler-chosen batch, formats the model does not name and models of another
+structure than the fitted one are left out of the fit, each with its reason
+(:func:`excluded_records`); a serving model calibrates on them later.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from typing import Any
 
 from ..config import Parallel, Precision
 from ..errors import SpecError
+from ..specs import load_model
+from ..specs.model import ModelStructure
+from ..specs.precision import BYTES_PER_ELEMENT
 
-__all__ = ["Case", "METRICS", "load_records", "load_cases", "case_from_record", "SOURCES"]
+__all__ = ["Case", "METRICS", "load_records", "load_cases", "case_from_record", "SOURCES",
+           "FITTED_STRUCTURE", "exclusion_reason", "excluded_records"]
 
 #: metric kind -> (unit, meaning). Every record maps to one of these.
 METRICS: dict[str, tuple[str, str]] = {
@@ -33,6 +43,22 @@ SOURCES: dict[str, str] = {
     "TensorRT-LLM published performance overview": "tensorrt-llm",
     "Pope et al. 2022 'Efficiently Scaling Transformer Inference' (arXiv:2211.05102, MLSys 2023)": "pope-2022",
     "MLPerf Inference v4.1 closed division results": "mlperf-4.1",
+    "Intel Gaudi model performance data": "intel-gaudi",
+    "SGLang team (LMSYS) blog, prefill phase evaluation": "sglang",
+    "vLLM nightly performance benchmark CI (Buildkite)": "vllm-ci",
+    "TensorRT-LLM performance.md (v0.5/v0.6.1 reference tables)": "tensorrt-llm-v0.5",
+    "TensorRT-LLM performance overview (trtllm-bench, PyTorch backend)": "tensorrt-llm-pytorch",
+}
+
+#: The model structure every fitted case shares (the vectorised evaluator runs one compiled structure).
+FITTED_STRUCTURE = ModelStructure("gqa", "dense")
+
+#: Records whose figure is the output of a serving stack rather than of a stated configuration.
+_SERVING_STACK = {
+    "TRTQ3-01": "serving-stack figure: trtllm-bench max-throughput run with a scheduler-chosen batch, "
+                "attention data parallelism and an unstated expert-parallel size and KV precision",
+    "TRTQ3-02": "serving-stack figure: trtllm-bench max-throughput run with a scheduler-chosen batch, "
+                "attention data parallelism and an unstated expert-parallel size and KV precision",
 }
 
 _RECORD_METRIC = {
@@ -107,10 +133,44 @@ def load_records() -> list[dict[str, Any]]:
     return json.loads(text)["records"]
 
 
+def exclusion_reason(r: dict[str, Any]) -> str | None:
+    """Why record ``r`` is left out of the step-level fit, or ``None`` if it is fitted.
+
+    The checks run in a fixed order and the first that applies names the reason:
+    whole-request phase, time to first token, a metric without a step-level
+    mapping, a precision string the model does not name, a serving-stack
+    figure, a model structure other than :data:`FITTED_STRUCTURE`.
+    """
+    if r.get("phase") == "e2e":
+        return ("phase 'e2e': whole requests of a static batch (prefill plus every decode step, "
+                "batching policy of the stack); needs the serving model")
+    if r["metric"] == "ttft":
+        return ("metric 'ttft': time to first token (prefill, first decode step and the stack's scheduling) "
+                "has no step-level mapping; needs the serving model")
+    if r["metric"] not in _RECORD_METRIC:
+        return f"metric {r['metric']!r} has no step-level mapping (mapped: {', '.join(sorted(_RECORD_METRIC))})"
+    for field in ("weights_dtype", "kv_dtype"):
+        v = r.get(field)
+        if v is not None and v not in BYTES_PER_ELEMENT:
+            return f"{field} {v!r} is not a precision the model names (allowed: {', '.join(BYTES_PER_ELEMENT)})"
+    if r["id"] in _SERVING_STACK:
+        return _SERVING_STACK[r["id"]]
+    st = load_model(r["model"]).structure
+    if st != FITTED_STRUCTURE:
+        return (f"model structure {st.attention}/{st.mlp} differs from the fitted "
+                f"{FITTED_STRUCTURE.attention}/{FITTED_STRUCTURE.mlp} structure (one compiled structure per fit)")
+    return None
+
+
+def excluded_records() -> dict[str, str]:
+    """Record id -> the reason it is left out of the fit, for every excluded packaged record."""
+    return {r["id"]: why for r in load_records() if (why := exclusion_reason(r)) is not None}
+
+
 def _mapping(r: dict[str, Any]) -> dict[str, Any]:
     """Record-specific choices: model variant, split, load, lengths and assumptions."""
     rid = r["id"]
-    if rid.startswith("GF-"):
+    if rid.startswith(("GF-", "GF2-")):
         out = GPT_FAST_OUTPUT_TOKENS
         return dict(load="fixed", prompt=r["prompt_tokens"], output=out,
                     assumptions=(f"{out} generated tokens (gpt-fast's default max_new_tokens); "
@@ -133,7 +193,7 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
         # heads padded 48 -> 64 for these experiments (record POPE-04, Pope et al. section 5);
         # 64-way split on the default 4x4x4 mesh, with the paper's layouts. Communication is
         # not overlapped (the default rule): the paper's looped CollectiveEinsum hides part of
-        # it (1.4x over compiler scheduling, THEORY.md 13.1), the rest is left to calibration.
+        # it (1.4x over compiler scheduling, docs/theory.md §13.1), the rest is left to calibration.
         prompt = r["prompt_tokens"] or r["context_tokens"]
         context = r["context_tokens"] or prompt
         rules, layout_note = _pope_rules(r.get("layout", ""))
@@ -145,7 +205,7 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pope_rules(layout: str) -> tuple[dict[str, str], str]:
-    """:class:`~costmodel.symbolic.Rules` settings for a Pope et al. layout description (THEORY.md 13)."""
+    """:class:`~costmodel.symbolic.Rules` settings for a Pope et al. layout description (docs/theory.md §13)."""
     ffn = "wg-xyz" if "XYZ weight-gathered" in layout else "2d-ws" if "2D weight-stationary" in layout else "1d-ws"
     rules = {"layout": ffn, "attention_sharding": "batch" if "batch-sharded" in layout else "heads"}
     return rules, f"paper layout '{layout}' as Rules(" + ", ".join(f"{k}={v}" for k, v in rules.items()) + ")"
@@ -170,5 +230,5 @@ def case_from_record(r: dict[str, Any]) -> Case:
 
 
 def load_cases() -> list[Case]:
-    """Every packaged measurement as a :class:`Case`, in file order."""
-    return [case_from_record(r) for r in load_records()]
+    """Every fitted packaged measurement as a :class:`Case`, in file order (see :func:`excluded_records`)."""
+    return [case_from_record(r) for r in load_records() if exclusion_reason(r) is None]

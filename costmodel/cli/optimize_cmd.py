@@ -7,12 +7,16 @@ With no arguments it solves the default problem: Llama 3 70B on H100 SXM at
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..optimizer import METHODS, optimize
-from ..optimizer.solution import Solution
 from .common import add_spec_arguments, fmt_bytes, fmt_seconds, positive_float, positive_int, print_json
 
+if TYPE_CHECKING:
+    from ..optimizer.solution import Solution
+
 HELP = "find the cheapest serving configuration that meets a latency target"
+#: costmodel.optimizer.METHODS, spelled out: importing the optimizer loads JAX (tested equal).
+METHODS = ("gradient", "exhaustive")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def solve(args: argparse.Namespace, method: str) -> Solution:
+    from ..optimizer import optimize  # imports JAX: only when a search runs, not for `costmodel list`
+
     return optimize(
         args.model, args.hardware, context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,

@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..plot.kinds import FIGURES
 from .common import add_spec_arguments, positive_float, positive_int, precision_from
 
-HELP = "draw a figure: roofline, batch, pareto, breakdown or sensitivity (PNG or SVG)"
-KINDS = ("roofline", "batch", "pareto", "breakdown", "sensitivity")
+KINDS = tuple(FIGURES)
+HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,6 @@ import argparse
 import re
 
 from ..config import Parallel, Workload
-from ..prediction import predict
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
 from . import serve_args
@@ -57,6 +56,8 @@ def mesh_type(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     if serve_args.wanted(args):
         return serve_args.run(args)
+    from ..prediction import predict  # imports JAX: only when a prediction runs, not for `costmodel list`
+
     pred = predict(
         args.model, args.hardware,
         Workload(batch=args.batch, context=args.context, prompt=args.prompt, phase=args.phase),

@@ -1,4 +1,4 @@
-r"""Closed forms derived by SymPy from the model's own expressions (THEORY.md 7-12).
+r"""Closed forms derived by SymPy from the model's own expressions (docs/theory.md §7-12).
 
 Each function solves, simplifies or takes limits of the model's symbolic terms
 (:mod:`costmodel.symbolic`) and returns a :class:`Derivation`: the SymPy

@@ -37,7 +37,7 @@ def _names() -> dict[sp.Symbol, str]:
 
 
 def to_latex(obj: sp.Basic) -> str:
-    """LaTeX of an expression or equation, with the house symbol names (THEORY.md section 1)."""
+    """LaTeX of an expression or equation, with the house symbol names (docs/theory.md §1)."""
     return sp.latex(obj, symbol_names=_names(), mul_symbol="dot")
 
 
@@ -66,7 +66,7 @@ class Derivation:
         steps: the equations solved and simplified, in order.
         assumptions: what was set or neglected to get a closed form.
         unit: unit of the value.
-        source: where the formula is stated (THEORY.md section).
+        source: where the formula is stated (a docs/theory.md section, ``§N.M``).
         domain: conditions on the inputs (SymPy relations) under which the formula means something;
             evaluating outside them raises.
     """

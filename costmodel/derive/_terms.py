@@ -43,13 +43,13 @@ def single_replica(st: ModelStructure, e: sp.Expr) -> sp.Expr:
 
 
 def decode_terms(st: ModelStructure, *, expert_fetch: str = "all") -> dict[str, sp.Expr]:
-    """Decode step terms (THEORY.md 5.1-5.5) of one replica under :data:`ASSUME_SPLIT`."""
+    """Decode step terms (docs/theory.md §5.1-5.5) of one replica under :data:`ASSUME_SPLIT`."""
     rules = Rules("decode", "max", "none", expert_fetch)
     return {k: single_replica(st, v) for k, v in step_terms(st, rules).items()}
 
 
 def decode_memory(st: ModelStructure) -> dict[str, sp.Expr]:
-    """Bytes per chip in decode (THEORY.md 4.2) under :data:`ASSUME_SPLIT`."""
+    """Bytes per chip in decode (docs/theory.md §4.2) under :data:`ASSUME_SPLIT`."""
     return {k: single_replica(st, v) for k, v in memory_terms(st, Rules("decode")).items()}
 
 

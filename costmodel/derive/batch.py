@@ -4,7 +4,7 @@ Each function solves an equation between the model's own decode terms
 (:mod:`costmodel.derive._terms`) with :func:`sympy.solve` and returns a
 :class:`~costmodel.derive.Derivation`.
 
-Maths (THEORY.md 7): with ``T_comp = B·(2·P_mm + A_att·S)/(n·C·η_c)``,
+Maths (docs/theory.md §7): with ``T_comp = B·(2·P_mm + A_att·S)/(n·C·η_c)``,
 ``T_w = b_w·P_w/(n·W·η_m)`` and ``T_kv = B·S·κ/(n·W·η_m)``, the balance
 ``T_comp = T_w + T_kv`` gives the critical batch; it diverges at the context
 ``S_wall`` where the compute and KV slopes in ``B`` are equal.
@@ -36,7 +36,7 @@ def _solve_one(eq: sp.Equality, x: sp.Symbol) -> sp.Expr:
 
 
 def critical_batch(model: Model, *, kv: bool = False) -> Derivation:
-    """The decode batch at which compute time equals memory time (THEORY.md 7.1-7.3).
+    """The decode batch at which compute time equals memory time (docs/theory.md §7.1-7.3).
 
     Without KV (``kv=False``, context 0): ``B* = C·η_c·b_w·P_w/(2·W·η_m·P_mm)``, which is
     ``R = C·b_w/(2W)`` for a dense model (``P_w ≈ P_mm``) and ``R·σ`` for a MoE model.
@@ -59,25 +59,25 @@ def critical_batch(model: Model, *, kv: bool = False) -> Derivation:
     sol = _solve_one(eq, B)
     lhs = extra_symbol("critical_batch_kv" if kv else "critical_batch", "B^{*}_{KV}" if kv else "B^{*}",
                        "critical batch")
-    steps = T.term_steps(terms, names, aggs, "The model's decode terms (THEORY.md 5.1-5.3)")
+    steps = T.term_steps(terms, names, aggs, "The model's decode terms (docs/theory.md §5.1-5.3)")
     steps.append(Step("Balance compute against memory and solve for B", T.show(eq, aggs)))
     steps.append(Step("Solution", sp.Eq(lhs, T.show(sol, aggs), evaluate=False)))
-    assumptions = [T.ASSUME_SPLIT, "roofline max(T_comp, T_w + T_kv) (THEORY.md 5.4)"]
+    assumptions = [T.ASSUME_SPLIT, "roofline max(T_comp, T_w + T_kv) (docs/theory.md §5.4)"]
     if not kv:
-        assumptions.append("context S = 0: no KV fetch, no attention FLOPs (THEORY.md 7.1)")
+        assumptions.append("context S = 0: no KV fetch, no attention FLOPs (docs/theory.md §7.1)")
     if st.mlp == "moe":
         assumptions.append(_MOE_NOTE)
     return Derivation("critical_batch_kv" if kv else "critical_batch", lhs, sol, tuple(steps),
                       T.show(sol, aggs), aggs, tuple(assumptions), "sequences",
-                      "THEORY.md 7.3" if kv else "THEORY.md 7.1-7.2")
+                      "docs/theory.md §7.3" if kv else "docs/theory.md §7.1-7.2")
 
 
 def context_wall(model: Model) -> Derivation:
-    """The context beyond which decode is memory-bound at every batch (THEORY.md 7.3).
+    """The context beyond which decode is memory-bound at every batch (docs/theory.md §7.3).
 
     ``T_w + T_kv − T_comp`` is affine in ``B`` and positive at ``B = 0``; it stays positive
     for all ``B`` iff its slope is ``>= 0``. Solving ``∂T_comp/∂B = ∂T_kv/∂B`` for ``S``:
-    ``S_wall = 2·P_mm·W·η_m/(C·η_c·κ − A_att·W·η_m)`` (THEORY.md: ``2·P_act·W/(C·κ)``).
+    ``S_wall = 2·P_mm·W·η_m/(C·η_c·κ − A_att·W·η_m)`` (docs/theory.md §7.3: ``2·P_act·W/(C·κ)``).
     """
     st = T.structure_of(model)
     terms = T.decode_terms(st)
@@ -87,19 +87,19 @@ def context_wall(model: Model) -> Derivation:
     sol = _solve_one(eq, S)
     lhs = extra_symbol("context_wall", r"S_{wall}", "context wall")
     steps = T.term_steps(terms, ("compute_s", "weights_s", "kv_s"), aggs,
-                         "The model's decode terms (THEORY.md 5.1-5.3)")
+                         "The model's decode terms (docs/theory.md §5.1-5.3)")
     steps += [
         Step("T_w + T_kv - T_comp is affine in B and equals T_w > 0 at B = 0; it is positive at every B "
              "iff the KV slope is at least the compute slope. Equal slopes:", T.show(eq, aggs)),
         Step("Solve for S", sp.Eq(lhs, T.show(sol, aggs), evaluate=False)),
     ]
-    assumptions = (T.ASSUME_SPLIT, "roofline max(T_comp, T_w + T_kv) (THEORY.md 5.4)")
+    assumptions = (T.ASSUME_SPLIT, "roofline max(T_comp, T_w + T_kv) (docs/theory.md §5.4)")
     return Derivation("context_wall", lhs, sol, tuple(steps), T.show(sol, aggs), aggs, assumptions,
-                      "tokens", "THEORY.md 7.3")
+                      "tokens", "docs/theory.md §7.3")
 
 
 def max_batch(model: Model) -> Derivation:
-    """The largest decode batch whose weights, KV cache and activations fit (THEORY.md 4.2, 7.4).
+    """The largest decode batch whose weights, KV cache and activations fit (docs/theory.md §4.2, §7.4).
 
     Solves ``weights + KV + activations = u·M`` per chip for ``B``; the answer is real-valued
     (take the floor for whole sequences).
@@ -112,20 +112,20 @@ def max_batch(model: Model) -> Derivation:
     lhs = extra_symbol("max_batch", r"B_{max}", "largest batch that fits")
     used = extra_symbol("bytes_per_chip", r"M_{used}", "bytes per chip")
     steps = [
-        Step("Bytes per chip: weights, KV cache, activations (THEORY.md 4.2)",
+        Step("Bytes per chip: weights, KV cache, activations (docs/theory.md §4.2)",
              sp.Eq(used, T.show(mem["memory_bytes_per_chip"], aggs), evaluate=False)),
         Step("Fill the usable HBM and solve for B", T.show(eq, aggs)),
         Step("Solution", sp.Eq(lhs, T.show(sol, aggs), evaluate=False)),
     ]
     return Derivation("max_batch", lhs, sol, tuple(steps), T.show(sol, aggs), aggs,
                       (T.ASSUME_SPLIT, "take the floor for a whole number of sequences"), "sequences",
-                      "THEORY.md 4.2, 7.4")
+                      "docs/theory.md §4.2, §7.4")
 
 
 def cheapest_batch(model: Model) -> Derivation:
     """The cheapest decode batch whose step time meets a latency target ``ℓ`` (``tpot_s``).
 
-    Cost per token ``T_step/B`` never rises with ``B`` (THEORY.md 7.5), so the cheapest batch
+    Cost per token ``T_step/B`` never rises with ``B`` (docs/theory.md §7.5), so the cheapest batch
     is the largest that meets the target and fits: ``min(B_mem(ℓ), B_comp(ℓ), B_max)`` where
     ``B_mem`` and ``B_comp`` solve ``T_w + T_kv + T_comm + T_oh = ℓ`` and
     ``T_comp + T_comm + T_oh = ℓ``. A value below 1 means ``ℓ`` is under the latency floor.
@@ -150,7 +150,7 @@ def cheapest_batch(model: Model) -> Derivation:
     compact = sp.Min(_solve_one(eq_mem, B), _solve_one(eq_comp, B), bmax_sym, evaluate=False)
     sol = sp.Min(*(a.xreplace(defs) for a in compact.args))
     steps = [
-        Step("Every decode term is affine in B (THEORY.md 5.1-5.5): T_x = T_x(0) + k_x B, with "
+        Step("Every decode term is affine in B (docs/theory.md §5.1-5.5): T_x = T_x(0) + k_x B, with "
              "T_w and T_oh constant", sp.Eq(T.term_symbols()["kv_s"], k["kv_s"] * B, evaluate=False)),
         Step("Memory side meets the target", eq_mem),
         Step("Compute side meets the target", eq_comp),
@@ -158,6 +158,6 @@ def cheapest_batch(model: Model) -> Derivation:
              sp.Eq(lhs, compact, evaluate=False)),
     ]
     assumptions = (T.ASSUME_SPLIT, T.ASSUME_LINK, "roofline max(T_comp, T_w + T_kv) plus communication "
-                   "and overhead, not overlapped (THEORY.md 5.4)", "MoE: every routed expert is fetched")
+                   "and overhead, not overlapped (docs/theory.md §5.4)", "MoE: every routed expert is fetched")
     return Derivation("cheapest_batch", lhs, sol, tuple(steps), compact, defs, assumptions, "sequences",
-                      "THEORY.md 7.4-7.5, 10")
+                      "docs/theory.md §7.4-7.5, §10")

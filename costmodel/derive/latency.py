@@ -1,10 +1,10 @@
 """Closed forms in the latency: the floor, the cost-latency frontier, and the floor fraction.
 
 Maths: the latency floor is the step at one sequence,
-``ℓ_min = T_w(B=1) + T_kv(B=1) + T_comm(B=1) + T_oh`` (THEORY.md 8). In the memory-bound
+``ℓ_min = T_w(B=1) + T_kv(B=1) + T_comm(B=1) + T_oh`` (docs/theory.md §8). In the memory-bound
 region ``ℓ = T_w + B·S·κ/(n·W·η_m)`` and ``c = 10⁶·n·p·ℓ/(3600·B)``; eliminating ``B``
 gives the frontier ``c(ℓ) = (p·S·κ/W)/(1 − ℓ₀/ℓ)`` (in USD per token-second units,
-THEORY.md 10).
+docs/theory.md §10).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Model = str | ModelSpec | ModelStructure
 
 def latency_floor(model: Model, *, kv: bool = True, communication: bool = True,
                   expert_fetch: str = "expected") -> Derivation:
-    """The smallest time per output token: the step at batch 1 (THEORY.md 8).
+    """The smallest time per output token: the step at batch 1 (docs/theory.md §8).
 
     ``ℓ_min = T_w + T_kv + T_comm + T_oh`` at ``B = 1``, memory-bound (valid while
     ``1 < B*``). With ``expert_fetch="expected"`` a MoE step at one token streams
@@ -33,7 +33,7 @@ def latency_floor(model: Model, *, kv: bool = True, communication: bool = True,
     Args:
         model: catalog name, spec or structure.
         kv: include the KV read of the one sequence (context ``S``); False gives the
-            weight-only floor of THEORY.md 8.
+            weight-only floor of docs/theory.md §8.
         communication: include the collectives and fixed overheads.
         expert_fetch: ``"expected"`` or ``"all"`` (MoE only).
     """
@@ -45,7 +45,7 @@ def latency_floor(model: Model, *, kv: bool = True, communication: bool = True,
     at_one = {n: terms[n].xreplace({B: sp.Integer(1)}) for n in names}
     floor = sp.Add(*at_one.values())
     lhs = extra_symbol("latency_floor", r"\ell_{min}", "latency floor")
-    steps = [Step("Memory-bound step at one sequence (THEORY.md 8)",
+    steps = [Step("Memory-bound step at one sequence (docs/theory.md §8)",
                   sp.Eq(lhs, sp.Add(*(tsym[n] for n in names)), evaluate=False))]
     shown = {}
     for n in names:
@@ -62,15 +62,15 @@ def latency_floor(model: Model, *, kv: bool = True, communication: bool = True,
     if st.mlp == "moe":
         assumptions.append(f"MoE expert fetch: {expert_fetch}")
     return Derivation("latency_floor", lhs, floor, tuple(steps), compact, defs, tuple(assumptions), "s",
-                      "THEORY.md 8")
+                      "docs/theory.md §8")
 
 
 def cost_latency_frontier(model: Model) -> Derivation:
-    """USD per million output tokens as a function of the time per token ``ℓ`` (THEORY.md 10).
+    """USD per million output tokens as a function of the time per token ``ℓ`` (docs/theory.md §10).
 
     Eliminates the batch from ``ℓ = T_w + T_kv(B)`` and ``c = 10⁶·n·p·ℓ/(3600·B)``:
     ``c(ℓ) = (10⁶/3600)·(p·S·κ/(W·η_m))/(1 − ℓ₀/ℓ)`` with ``ℓ₀ = T_w``. Memory-bound, no
-    communication (the THEORY.md 10 closed form); clip it below by the compute floor.
+    communication (the docs/theory.md §10 closed form); clip it below by the compute floor.
     """
     st = T.structure_of(model)
     terms = T.decode_terms(st)
@@ -89,12 +89,12 @@ def cost_latency_frontier(model: Model) -> Derivation:
     defs = dict(aggs)
     defs[ell0] = terms["weights_s"]
     if sp.simplify(theory.xreplace(defs) - c_of_l) != 0:
-        raise RuntimeError("the frontier does not reduce to THEORY.md 10's hyperbola")
+        raise RuntimeError("the frontier does not reduce to docs/theory.md §10's hyperbola")
     steps = [
-        Step("Memory-bound time per token (THEORY.md 10)", T.show(eq_l, aggs)),
+        Step("Memory-bound time per token (docs/theory.md §10)", T.show(eq_l, aggs)),
         Step("Solve for the batch", sp.Eq(B, T.show(b_of_l, aggs), evaluate=False)),
         Step("Cost per million tokens at that batch", sp.Eq(cost_sym, T.show(c_of_l, aggs), evaluate=False)),
-        Step("With the weight floor T_w named, SymPy confirms THEORY.md 10's hyperbola",
+        Step("With the weight floor T_w named, SymPy confirms docs/theory.md §10's hyperbola",
              sp.Eq(cost_sym, theory, evaluate=False)),
         Step("Large latency: the KV floor", sp.Eq(sp.Limit(cost_sym, ell, sp.oo),
                                                  sp.limit(theory, ell, sp.oo), evaluate=False)),
@@ -103,11 +103,11 @@ def cost_latency_frontier(model: Model) -> Derivation:
     ]
     return Derivation("cost_latency_frontier", cost_sym, c_of_l, tuple(steps), theory, defs,
                       (T.ASSUME_SPLIT, "memory-bound (B < B*), no communication or overhead",
-                       "MoE: every routed expert is fetched"), "USD/Mtok", "THEORY.md 10")
+                       "MoE: every routed expert is fetched"), "USD/Mtok", "docs/theory.md §10")
 
 
 def floor_fraction(model: Model) -> Derivation:
-    """The weight floor's share of a memory-bound step, ``f = T_w/(T_w + T_kv)`` (THEORY.md 11.1).
+    """The weight floor's share of a memory-bound step, ``f = T_w/(T_w + T_kv)`` (docs/theory.md §11.1).
 
     The input of :func:`~costmodel.derive.fast_mode_cost_ratio` at a model's operating point.
     """
@@ -117,8 +117,8 @@ def floor_fraction(model: Model) -> Derivation:
     f = extra_symbol("floor_fraction", "f", "weight floor over step time")
     tsym = T.term_symbols()
     expr = sp.factor_terms(sp.cancel(terms["weights_s"] / (terms["weights_s"] + terms["kv_s"])))
-    steps = [Step("Floor fraction of a memory-bound step (THEORY.md 11.1)",
+    steps = [Step("Floor fraction of a memory-bound step (docs/theory.md §11.1)",
                   sp.Eq(f, tsym["weights_s"] / (tsym["weights_s"] + tsym["kv_s"]), evaluate=False)),
              Step("With the model's terms", sp.Eq(f, T.show(expr, aggs), evaluate=False))]
     return Derivation("floor_fraction", f, expr, tuple(steps), T.show(expr, aggs), aggs,
-                      (T.ASSUME_SPLIT, "memory-bound step (B < B*)"), "1", "THEORY.md 11.1")
+                      (T.ASSUME_SPLIT, "memory-bound step (B < B*)"), "1", "docs/theory.md §11.1")

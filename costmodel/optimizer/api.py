@@ -5,21 +5,40 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..config import IDEAL, Efficiency
 from ..errors import ConfigError
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element
 from ..symbolic import Rules
-from .exact import exact_metrics
+from .exact import Metrics, exact_metrics
 from .exhaustive import exhaustive_metrics
 from .gradient import relaxed_solve
 from .problem import PrecisionChoice, Problem, make_problem
 from .search import local_search, round_to_lattice
-from .solution import Solution, alternatives, binding_of, choice_at, pick, shadow_price
+from .solution import Choice, Solution, alternatives, binding_of, choice_at, pick, shadow_price
 
 __all__ = ["optimize", "METHODS"]
 
 METHODS = ("gradient", "exhaustive")
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Evaluated candidates, their exact metrics, and the index of the one picked."""
+
+    cands: dict[str, np.ndarray]
+    metrics: Metrics
+    index: int
+
+    def value(self, key: str) -> float:
+        """Metric ``key`` of the picked candidate."""
+        return float(self.metrics[key][self.index])
+
+    def choice(self) -> Choice:
+        return choice_at(self.cands, self.metrics, self.index)
 
 
 def _gradient_candidates(problem: Problem, objective: str, tpot_s: float | None = None,
@@ -31,44 +50,45 @@ def _gradient_candidates(problem: Problem, objective: str, tpot_s: float | None 
     return local_search(problem, start, objective, tpot_s=tpot_s, budget=budget)
 
 
-def _fastest(problem: Problem, method: str, budget: int | None = None):
-    """The fastest configuration (min TPOT) that fits within the chip budget: (cands, metrics, index)."""
+def _fastest(problem: Problem, method: str, budget: int | None = None) -> _Found | None:
+    """The fastest configuration (min TPOT) that fits within the chip budget, or ``None``."""
     budget = budget or problem.max_chips
     if method == "exhaustive" and budget == problem.max_chips:
         cands, m = exhaustive_metrics(problem)
     else:
         cands, m = _gradient_candidates(problem, "latency", budget=budget)
     if not m:
-        return None, None, None
+        return None
     per_replica = m["chips"] / m["replicas"]
     i = pick(cands, m, m["fits"] & (per_replica <= budget), key="step_time_s")
-    return (None, None, None) if i is None else (cands, m, i)
+    return None if i is None else _Found(cands, m, i)
 
 
 def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
-    cands, m, i = _fastest(problem, method)
+    fast = _fastest(problem, method)
     hw, budget = problem.hardware.name, problem.max_chips
-    if i is None:
+    if fast is None:
         msg = (f"{problem.model.name} does not fit on {budget} {hw} chips at context "
                f"{problem.base.workload.context:g} in any allowed precision; allow more chips (--max-chips) "
                f"or lower precision (--weights fp8,int8,int4)")
-        return Solution(problem, False, None, "memory", 0.0, [], method, time.perf_counter() - t0, None, msg)
-    fastest = float(m["step_time_s"][i])
+        return Solution.infeasible(problem, None, "memory", msg, method=method, started=t0)
+    fastest = fast.value("step_time_s")
     if fastest <= problem.tpot_s:  # TPOT is reachable: the first token or the demand is not
-        return _ttft_or_demand_infeasible(problem, method, cands, m, t0)
+        return _ttft_or_demand_infeasible(problem, method, fast.cands, fast.metrics, t0)
     target = fastest * (1 + 1e-6)  # the cheapest configuration reaching the fastest latency
+    cands = fast.cands
     if method == "exhaustive":
         c2, m2 = cands, exact_metrics(problem, *(cands[k] for k in ("tp", "pp", "ep", "batch")), cands["prec"],
                                       tpot_s=target)
     else:
-        fast_pt = {tuple(int(cands[k][i]) for k in ("tp", "pp", "ep", "prec"))}
+        fast_pt = {tuple(int(cands[k][fast.index]) for k in ("tp", "pp", "ep", "prec"))}
         c2, m2 = _gradient_candidates(problem, "cost", tpot_s=target, extra=fast_pt)
     j = pick(c2, m2, m2["fits"] & m2["ok_tpot"] & m2["ok_chips"] & (c2["batch"] > 0)) if m2 else None
-    chosen = choice_at(c2, m2, j) if j is not None else choice_at(cands, m, i)
+    chosen = choice_at(c2, m2, j) if j is not None else fast.choice()
     hints = _hints(problem) + [f"relax the target to {fastest * 1e3:.3g} ms"]
     msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms: the fastest possible is "
            f"{fastest * 1e3:.3g} ms on {int(chosen.metrics['chips'])} {hw} chips; " + " or ".join(hints))
-    return Solution(problem, False, chosen, "tpot", 0.0, [], method, time.perf_counter() - t0, fastest, msg)
+    return Solution.infeasible(problem, chosen, "tpot", msg, method=method, started=t0, fastest_step_time_s=fastest)
 
 
 def _ttft_or_demand_infeasible(problem: Problem, method: str, cands: dict, m: dict, t0: float) -> Solution:
@@ -82,14 +102,14 @@ def _ttft_or_demand_infeasible(problem: Problem, method: str, cands: dict, m: di
         msg = (f"no configuration meets TTFT {problem.ttft_s * 1e3:.3g} ms for {problem.base.workload.prompt:g}-token "
                f"prompts: the fastest first token is {first * 1e3:.3g} ms on {int(c.metrics['chips'] / c.metrics['replicas'])} "
                f"{hw} chips; relax the TTFT target to {first * 1e3:.3g} ms, shorten the prompt or allow more chips")
-        return Solution(problem, False, c, "ttft", 0.0, [], method, time.perf_counter() - t0, None, msg)
+        return Solution.infeasible(problem, c, "ttft", msg, method=method, started=t0)
     one = _solve(dataclasses.replace(problem, demand_tokens_per_s=None), method)
     if one is None:  # no split meets TPOT and TTFT together within the budget
         c = choice_at(cands, m, k) if k is not None else None
         msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms and TTFT together on {budget} {hw} chips; "
                "relax one of the targets or allow more chips")
-        return Solution(problem, False, c, "ttft", 0.0, [], method, time.perf_counter() - t0, None, msg)
-    c = choice_at(*one)
+        return Solution.infeasible(problem, c, "ttft", msg, method=method, started=t0)
+    c = one.choice()
     per_replica, tps = int(c.metrics["chips"]), c.metrics["tokens_per_s"]
     replicas = math.ceil(problem.demand_tokens_per_s / tps)
     most = (budget // per_replica) * tps
@@ -98,23 +118,24 @@ def _ttft_or_demand_infeasible(problem: Problem, method: str, cands: dict, m: di
            f"({replicas} replicas of tp={cfg['tp']} pp={cfg['pp']} ep={cfg['ep']} at batch {cfg['batch']}, "
            f"{tps:,.0f} tok/s each) but the budget is {budget}; allow {replicas * per_replica} chips or lower the "
            f"demand to {most:,.0f} tok/s")
-    return Solution(problem, False, c, "chips", 0.0, [], method, time.perf_counter() - t0, None, msg)
+    return Solution.infeasible(problem, c, "chips", msg, method=method, started=t0)
 
 
-def _solve(problem: Problem, method: str):
+def _solve(problem: Problem, method: str) -> _Found | None:
     """Candidates, their exact metrics and the index of the cheapest feasible one, or ``None``."""
     cands, m = exhaustive_metrics(problem) if method == "exhaustive" else _gradient_candidates(problem, "cost")
     i = pick(cands, m) if m else None
-    return None if i is None else (cands, m, i)
+    return None if i is None else _Found(cands, m, i)
 
 
 def _hints(problem: Problem) -> list[str]:
     """What would make the target reachable: a bigger chip budget, or smaller weights."""
     hints = []
     for factor in (2, 4, 8):
-        _, bm, bi = _fastest(problem, "gradient", budget=problem.max_chips * factor)
-        if bi is not None and bm["step_time_s"][bi] <= problem.tpot_s:
-            hints.append(f"allow {problem.max_chips * factor} chips (fastest there: {bm['step_time_s'][bi] * 1e3:.3g} ms)")
+        bigger = _fastest(problem, "gradient", budget=problem.max_chips * factor)
+        if bigger is not None and bigger.value("step_time_s") <= problem.tpot_s:
+            hints.append(f"allow {problem.max_chips * factor} chips "
+                         f"(fastest there: {bigger.value('step_time_s') * 1e3:.3g} ms)")
             break
     allowed = {c.weights for c in problem.precisions}
     smallest = min(problem.precisions, key=lambda c: bytes_per_element(c.weights))
@@ -122,9 +143,10 @@ def _hints(problem: Problem) -> list[str]:
         if fmt in problem.hardware.flops_per_s and fmt not in allowed and \
                 bytes_per_element(fmt) < bytes_per_element(smallest.weights):
             variant = dataclasses.replace(problem, precisions=(PrecisionChoice(fmt, smallest.kv, fmt),))
-            _, fm, fi = _fastest(variant, "gradient")
-            if fi is not None and fm["step_time_s"][fi] <= problem.tpot_s:
-                hints.append(f"allow {fmt} weights (--weights {fmt}; fastest there: {fm['step_time_s'][fi] * 1e3:.3g} ms)")
+            smaller = _fastest(variant, "gradient")
+            if smaller is not None and smaller.value("step_time_s") <= problem.tpot_s:
+                hints.append(f"allow {fmt} weights (--weights {fmt}; "
+                             f"fastest there: {smaller.value('step_time_s') * 1e3:.3g} ms)")
                 break
     return hints
 
@@ -200,12 +222,14 @@ def optimize(
     found = _solve(problem, method)
     if found is None:
         return _infeasible(problem, method, t0)
-    cands, m, i = found
-    chosen = choice_at(cands, m, i)
+    chosen = found.choice()
     binding = binding_of(problem, chosen)
     sol_cfg = chosen.config(problem)
     return Solution(
-        problem, True, chosen, binding, shadow_price(chosen, binding),
-        alternatives(cands, m, chosen, n_alternatives), method, time.perf_counter() - t0, None,
-        _feasible_message(problem, sol_cfg, chosen.metrics["usd_per_mtok"], chosen.metrics["step_time_s"], binding),
+        problem=problem, feasible=True, choice=chosen, binding=binding,
+        shadow_price_usd_per_mtok_per_ms=shadow_price(chosen, binding),
+        alternatives=alternatives(found.cands, found.metrics, chosen, n_alternatives), method=method,
+        wall_time_s=time.perf_counter() - t0, fastest_step_time_s=None,
+        message=_feasible_message(problem, sol_cfg, chosen.metrics["usd_per_mtok"], chosen.metrics["step_time_s"],
+                                  binding),
     )

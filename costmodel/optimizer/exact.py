@@ -17,6 +17,7 @@ import numpy as np
 
 from ..compile import compiled
 from ..config import Parallel
+from ..symbolic import fits_in_memory, usd_per_mtok
 from .problem import MAX_BATCH, Problem
 
 __all__ = ["candidate_inputs", "exact_metrics", "largest_feasible_batch", "Metrics"]
@@ -79,18 +80,17 @@ def _fns(problem_key):
         replicas = jnp.maximum(jnp.where(demand > 0, jnp.ceil(demand / per_replica_tps - 1e-9), 1.0), 1.0)
         chips = d["chips_per_replica"] * replicas
         served = jnp.where(demand > 0, demand, per_replica_tps)
-        usd_per_mtok = jnp.where(demand > 0, 1e6 * chips * x["usd_per_chip_hour"] / (3600.0 * served),
-                                 d["usd_per_mtok"])
-        fits = d["memory_bytes_per_chip"] <= d["usable_bytes_per_chip"]
+        cost = jnp.where(demand > 0, usd_per_mtok(chips, x["usd_per_chip_hour"], served), d["usd_per_mtok"])
+        fits = fits_in_memory(d)
         ok_tpot, ok_ttft, ok_chips = step <= tpot, ttft <= ttft_target, chips <= max_chips
         shape = jnp.shape(x["batch"])
         out = {
-            "step_time_s": step, "ttft_s": ttft, "usd_per_mtok": usd_per_mtok, "replicas": replicas,
+            "step_time_s": step, "ttft_s": ttft, "usd_per_mtok": cost, "replicas": replicas,
             "chips": chips, "tokens_per_s": per_replica_tps * replicas, "fits": fits,
             "ok_tpot": ok_tpot, "ok_ttft": ok_ttft, "ok_chips": ok_chips,
             "feasible": fits & ok_tpot & ok_ttft & ok_chips,
             "memory_bytes_per_chip": d["memory_bytes_per_chip"],
-            "usable_bytes_per_chip": d["usable_bytes_per_chip"],
+            "usable_bytes_per_chip": d["usable_bytes_per_chip"], "max_batch": d["max_batch"],
             "dcost_dbatch": slope["usd_per_mtok"], "dstep_dbatch": slope["step_time_s"],
         }
         out.update({k: d[k] for k in BREAKDOWN})

@@ -145,7 +145,7 @@ def _solver(structure, rules, has_ttft: bool, objective: str):
                 u, s, _, _ = state
                 (_, (f, g)), grad = jax.value_and_grad(lagrangian, has_aux=True)(u)
                 upd, s = opt.update(grad * active, s)
-                return (jnp.clip(u + upd, lo, hi), s, f, g), None
+                return (optax.projections.projection_box(optax.apply_updates(u, upd), lo, hi), s, f, g), None
 
             rows = u.shape[0]
             init = (u, opt.init(u), jnp.zeros(rows), jnp.zeros((rows, N_CONSTRAINTS)))

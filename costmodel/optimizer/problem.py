@@ -6,7 +6,7 @@ output tokens. Constraints: time per output token (TPOT) <= target; optional
 time to first token (TTFT) <= target; memory fits; chips <= budget.
 
 TTFT is the prefill of one prompt on the replica plus its first decode step
-(no queueing; THEORY.md 6).
+(no queueing; docs/theory.md §6).
 """
 
 from __future__ import annotations
@@ -142,5 +142,6 @@ def make_problem(
     base = scenario(m, h, Workload(batch=1, context=context, prompt=prompt), Parallel(),
                     Precision(first.weights, first.kv, first.math), efficiency, usd_per_chip_hour)
     degrees = {k: tuple(v) for k, v in valid_degrees(m).items()}
-    return Problem(base, float(tpot_s), ttft_s, max_chips, demand_tokens_per_s, precisions, degrees,
-                   dataclasses.replace(rules, phase="decode"))
+    return Problem(base=base, tpot_s=float(tpot_s), ttft_s=ttft_s, max_chips=max_chips,
+                   demand_tokens_per_s=demand_tokens_per_s, precisions=precisions, degrees=degrees,
+                   rules=dataclasses.replace(rules, phase="decode"))

@@ -6,19 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import functools
+import time
 
 import numpy as np
 
 from ..config import Parallel, Precision, Workload
 from ..inputs import scenario
-from ..prediction import Prediction, bound_of, evaluate
+from ..prediction import Prediction, bound_of, breakdown_of, evaluate
 from .exact import Metrics, exact_metrics
 from .problem import MAX_BATCH, Problem
 
 __all__ = ["Solution", "Choice", "pick", "choice_at", "binding_of", "shadow_price"]
 
 _CONSTRAINT_ORDER = (("ok_tpot", "tpot"), ("ok_ttft", "ttft"), ("fits", "memory"))
-_BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,16 @@ class Solution:
     fastest_step_time_s: float | None
     message: str
 
+    @classmethod
+    def infeasible(cls, problem: Problem, choice: Choice | None, binding: str, message: str, *, method: str,
+                   started: float, fastest_step_time_s: float | None = None) -> "Solution":
+        """The answer when no configuration meets every constraint; ``choice`` is the closest one
+        (or ``None``) and ``started`` the ``time.perf_counter()`` at which the search began."""
+        return cls(problem=problem, feasible=False, choice=choice, binding=binding,
+                   shadow_price_usd_per_mtok_per_ms=0.0, alternatives=[], method=method,
+                   wall_time_s=time.perf_counter() - started, fastest_step_time_s=fastest_step_time_s,
+                   message=message)
+
     @functools.cached_property
     def prediction(self) -> Prediction | None:
         """The full :class:`~costmodel.Prediction` of the chosen configuration."""
@@ -163,7 +173,7 @@ class Solution:
             "binding": self.binding,
             "bound": self.bound,
             "memory_bytes_per_chip": c.metrics["memory_bytes_per_chip"] if c else None,
-            "breakdown_s": {k: c.metrics[f"{k}_s"] for k in _BREAKDOWN} if c else None,
+            "breakdown_s": breakdown_of(c.metrics) if c else None,
             "mfu": c.metrics["mfu"] if c else None,
             "shadow_price_usd_per_mtok_per_ms": self.shadow_price_usd_per_mtok_per_ms,
             "fastest_step_time_s": self.fastest_step_time_s,

@@ -4,18 +4,18 @@ Example:
     >>> from costmodel.plot import Setup, batch_sweep
     >>> fig = batch_sweep(Setup("llama-3-70b", "h100-sxm", context=8192, tp=8))
     >>> fig.savefig("batch.png")  # doctest: +SKIP
+
+Importing this package loads neither matplotlib nor JAX (``costmodel.plot.kinds`` names the
+figures for the CLI); the names below load on first use.
 """
 
-from ._data import Setup
-from .figures import batch_sweep, pareto, roofline, sensitivity_bars, step_breakdown
+from .._lazy import lazy_getattr
+from .kinds import FIGURES
 
-#: Figure kinds by the name the CLI uses.
-KINDS = {
-    "roofline": roofline,
-    "batch": batch_sweep,
-    "pareto": pareto,
-    "breakdown": step_breakdown,
-    "sensitivity": sensitivity_bars,
-}
+_LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures",
+         "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures"}
 
-__all__ = ["KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
+__getattr__ = lazy_getattr(__name__, _LAZY)
+
+
+__all__ = ["FIGURES", "KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]

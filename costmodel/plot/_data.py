@@ -9,7 +9,7 @@ import numpy as np
 from ..compile import compiled
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..inputs import Scenario, scenario
-from ..symbolic import Rules
+from ..symbolic import Rules, fits_in_memory
 
 __all__ = ["Setup", "batch_grid", "sweep", "regions"]
 
@@ -55,7 +55,7 @@ def sweep(setup: Setup, batches: np.ndarray, tp: int | None = None) -> dict[str,
 
 def regions(batches: np.ndarray, out: dict[str, np.ndarray]) -> list[tuple[str, float, float]]:
     """Contiguous batch ranges labelled memory-bound, compute-bound or does-not-fit."""
-    fits = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
+    fits = fits_in_memory(out)
     compute = out["compute_s"] > out["weights_s"] + out["kv_s"]
     label = np.where(~fits, "does not fit", np.where(compute, "compute-bound", "memory-bound"))
     spans: list[tuple[str, float, float]] = []

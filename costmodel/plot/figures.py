@@ -12,9 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from ..errors import ConfigError, CostModelError
+from ..symbolic import fits_in_memory
 from ._data import Setup, batch_grid, regions, sweep
+from .kinds import FIGURES
 
-__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "sensitivity_bars"]
+__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "sensitivity_bars", "KINDS"]
 
 _SHADE = {"memory-bound": "#dbe9f6", "compute-bound": "#fde0c5", "does not fit": "#e6e6e6"}
 _TERMS = (("weights_s", "weight fetch", "#1f77b4"), ("kv_s", "KV fetch", "#17becf"),
@@ -90,7 +92,7 @@ def pareto(setup: Setup, chips=(1, 2, 4, 8), price_tiers: dict[str, float] | Non
     """Cost per million tokens against time per token, one curve per tensor-parallel size.
 
     Each curve sweeps the batch up to what fits; the black line is the lower envelope
-    over all chip counts (the "fast mode" curve, THEORY.md 10). ``price_tiers`` maps a
+    over all chip counts (the "fast mode" curve, docs/theory.md §10). ``price_tiers`` maps a
     label to a price in USD per million tokens, drawn as horizontal lines.
     """
     fig = Figure(figsize=(7, 4.5), layout="constrained")
@@ -101,7 +103,7 @@ def pareto(setup: Setup, chips=(1, 2, 4, 8), price_tiers: dict[str, float] | Non
             out = sweep(setup, batch_grid(), tp=n)
         except CostModelError:
             continue  # a split the model does not allow (e.g. tp not dividing the heads)
-        ok = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
+        ok = fits_in_memory(out)
         if not ok.any():
             continue
         lat, cost = out["step_time_s"][ok] * 1e3, out["usd_per_mtok"][ok]
@@ -139,7 +141,7 @@ def step_breakdown(setup: Setup, batches=(1, 16, 64, 256)) -> Figure:
         bottom += out[key] * 1e3
     ax.bar(pos + 0.18, out["compute_s"] * 1e3, 0.34, color="#ff7f0e", hatch="//", label="compute (overlaps memory)")
     ax.scatter(pos, out["step_time_s"] * 1e3, marker="_", s=600, color="black", zorder=3, label="step time")
-    fits = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
+    fits = fits_in_memory(out)
     ax.set_xticks(pos, [f"B={x:g}" + ("" if ok else "\n(does not fit)") for x, ok in zip(b, fits)])
     ax.set_xlabel("batch (sequences per replica)")
     ax.set_ylabel("time per decode step (ms)")
@@ -178,3 +180,7 @@ def sensitivity_bars(setup: Setup, batch: float = 64) -> Figure:
     ax.set_title(f"Sensitivities to hardware numbers at batch {batch:g}\n{setup.title()}", fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+#: Figure kinds by the name the CLI uses -> the function that draws them (see :data:`.kinds.FIGURES`).
+KINDS = {kind: globals()[fn] for kind, (fn, _) in FIGURES.items()}

@@ -18,7 +18,7 @@ using compiled step functions, so they stay differentiable and vectorised:
   requests costs one prefill of ``B`` prompts plus ``T_out`` decode steps and
   emits ``B·T_out`` tokens: ``replicas·B·T_out / (T_prefill(B) + T_out·ℓ(B))``.
 * **TTFT** at low load: prefill of one prompt plus the first decode step
-  (THEORY.md section 6, without queue wait or KV transfer).
+  (docs/theory.md §6, without queue wait or KV transfer).
 
 Each function takes ``decode`` and ``prefill``: callables mapping an input dict
 to the output dict of :func:`costmodel.compile.compiled` (``.raw`` inside
@@ -35,18 +35,12 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["max_batch", "low_load_batch", "offline_tokens_per_s", "user_tokens_per_s", "ttft_s",
-           "batch_that_fits", "little_batch", "offline_rate", "user_rate"]
+           "little_batch", "offline_rate", "user_rate"]
 
 Fn = Callable[[Mapping[str, Any]], Mapping[str, jax.Array]]
 
 
 # Formulas on already computed times (shared by the callable forms below and by calibration).
-
-def batch_that_fits(memory_at_1: Any, memory_at_2: Any, usable: Any) -> jax.Array:
-    """``B_max = (u·M − M₀)/M₁`` (at least 1) from bytes per chip at batch 1 and 2."""
-    slope = memory_at_2 - memory_at_1
-    return jnp.maximum((usable - (memory_at_1 - slope)) / slope, 1.0)
-
 
 def little_batch(step_of_batch: Callable[[jax.Array], jax.Array], rate_per_s: Any, t_prefill_one: Any,
                  output: Any, iterations: int = 24) -> jax.Array:
@@ -72,13 +66,12 @@ def user_rate(t_prefill_one: Any, step: Any, output: Any) -> jax.Array:
 def max_batch(decode: Fn, inputs: Mapping[str, Any]) -> jax.Array:
     """Largest decode batch that fits in usable HBM at ``inputs["context"]`` (at least 1).
 
-    Math: ``B_max = (u·M − M₀)/M₁`` from ``M(B) = M₀ + M₁·B`` evaluated at B = 1, 2.
+    Math: ``B_max = (u·M − M₀)/M₁`` from ``M(B) = M₀ + M₁·B``: the model's ``max_batch`` output.
 
     Returns:
         Sequences per replica (continuous).
     """
-    one, two = decode({**inputs, "batch": 1.0}), decode({**inputs, "batch": 2.0})
-    return batch_that_fits(one["memory_bytes_per_chip"], two["memory_bytes_per_chip"], one["usable_bytes_per_chip"])
+    return jnp.maximum(decode({**inputs, "batch": 1.0})["max_batch"], 1.0)
 
 
 def low_load_batch(decode: Fn, prefill: Fn, inputs: Mapping[str, Any], rate_per_s: Any, prompt: Any,

@@ -1,9 +1,11 @@
 """Read a Hugging Face ``config.json`` into a :class:`ModelSpec`.
 
 Handles the field names of Llama/Mistral/Qwen (dense, GQA), Mixtral and
-Qwen-MoE (MoE), DeepSeek-V2/V3 (MLA + MoE with shared experts) and GPT-2 style
-configs. Unknown extra fields are ignored; a missing required field is an error
-that names it.
+Qwen-MoE (MoE), DeepSeek-V2/V3 (MLA + MoE with shared experts), gpt-oss
+(sliding-window layers, MXFP4 experts), Llama 4 (``text_config``, MoE every
+``interleave_moe_layer_step``-th layer with a shared expert, chunked local
+attention) and GPT-2 style configs. Unknown extra fields are ignored; a missing
+required field is an error that names it.
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ def model_from_hf_config(config: str | Path | dict[str, Any], name: str | None =
         name = name or config.get("_name_or_path") or path.resolve().parent.name
     c = config
     name = name or c.get("_name_or_path") or "custom"
+    if isinstance(c.get("text_config"), dict) and "num_hidden_layers" not in c:
+        c = {**c["text_config"], "quantization_config": c.get("quantization_config")}  # multimodal: the decoder
     fields = _common_fields(c, source)
     fields.update(_moe_fields(c, fields))
     fields.update(_mla_fields(c, fields))
+    fields.update(_window_fields(c, fields))
     try:
         return ModelSpec(name=str(name).split("/")[-1].lower(), source=source, **fields)
     except TypeError as e:  # wrong value type in the file
@@ -84,7 +89,7 @@ def _common_fields(c: dict[str, Any], source: str) -> dict[str, Any]:
     dtype = str(c.get("torch_dtype") or c.get("dtype") or "bfloat16")
     quant = c.get("quantization_config") or {}
     native = "fp8" if "e4m3" in json.dumps(quant) or quant.get("quant_method") == "fp8" else (
-        "fp32" if "float32" in dtype else "bf16")
+        "mxfp4" if quant.get("quant_method") == "mxfp4" else "fp32" if "float32" in dtype else "bf16")
     return dict(
         attention="gqa",
         mlp="dense",
@@ -112,6 +117,13 @@ def _moe_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         shared = max(1, round(c["shared_expert_intermediate_size"] / expert_width))
     dense_layers = int(c.get("first_k_dense_replace") or 0)
     n_moe = base["n_layers"] - dense_layers
+    dense_width = base["d_ff"]
+    if str(c.get("model_type", "")).startswith("llama4"):
+        # Llama 4: MoE every interleave_moe_layer_step-th layer, one shared expert of the expert
+        # width, dense layers of width intermediate_size_mlp (transformers configuration_llama4.py)
+        n_moe = base["n_layers"] // int(c.get("interleave_moe_layer_step") or 1)
+        shared = 1
+        dense_width = int(c.get("intermediate_size_mlp") or dense_width)
     return dict(
         mlp="moe",
         n_experts=int(n_experts),
@@ -119,7 +131,7 @@ def _moe_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         n_shared_experts=int(shared),
         d_ff_expert=int(expert_width),
         n_moe_layers=n_moe,
-        d_ff=base["d_ff"] if dense_layers else 0,
+        d_ff=dense_width if n_moe < base["n_layers"] else 0,
     )
 
 
@@ -137,3 +149,19 @@ def _mla_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         d_head=nope + rope,
         n_kv_heads=base["n_heads"],
     )
+
+
+def _window_fields(c: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Layers that attend a bounded span: sliding windows (``layer_types``) or Llama 4's chunks."""
+    layer_types = c.get("layer_types")
+    if isinstance(layer_types, list) and c.get("sliding_window") and "sliding_attention" in layer_types:
+        return dict(n_window_layers=layer_types.count("sliding_attention"),
+                    attention_window=int(c["sliding_window"]), window_kind="sliding")
+    if c.get("attention_chunk_size"):
+        # RoPE layers attend within chunks; no_rope_layers[i] == 1 marks a RoPE layer, by default
+        # every layer but each no_rope_layer_interval-th (transformers configuration_llama4.py)
+        interval = int(c.get("no_rope_layer_interval") or 4)
+        rope = c.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(base["n_layers"])]
+        return dict(n_window_layers=int(sum(rope)), attention_window=int(c["attention_chunk_size"]),
+                    window_kind="chunked")
+    return {}

@@ -18,6 +18,7 @@ __all__ = ["ModelSpec", "ModelStructure"]
 
 Attention = Literal["gqa", "mla"]
 Mlp = Literal["dense", "moe"]
+Window = Literal["none", "sliding", "chunked"]
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,23 @@ class ModelStructure:
         attention: ``"gqa"`` (multi-head, grouped-query or multi-query) or ``"mla"``.
         mlp: ``"dense"`` or ``"moe"``.
         q_compressed: MLA only; whether queries go through a low-rank latent.
+        window: ``"none"`` (every layer attends the whole context), ``"sliding"``
+            (``n_window_layers`` layers attend the last ``attention_window`` tokens)
+            or ``"chunked"`` (those layers attend within chunks of ``attention_window``
+            tokens, as Llama 4's local layers).
     """
 
     attention: Attention
     mlp: Mlp
     q_compressed: bool = False
+    window: Window = "none"
 
 
 _INT_FIELDS = (
     "n_layers", "d_model", "n_heads", "n_kv_heads", "d_head", "vocab_size", "d_ff",
     "mlp_matrices", "n_experts", "experts_per_token", "n_shared_experts", "d_ff_expert",
     "n_moe_layers", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
-    "v_head_dim",
+    "v_head_dim", "n_window_layers", "attention_window",
 )
 
 
@@ -79,6 +85,9 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    n_window_layers: int = 0
+    attention_window: int = 0
+    window_kind: Literal["sliding", "chunked"] = "sliding"
     display_name: str = ""
     source: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -89,7 +98,8 @@ class ModelSpec:
     @property
     def structure(self) -> ModelStructure:
         """The discrete structure that selects the compiled function."""
-        return ModelStructure(self.attention, self.mlp, self.attention == "mla" and self.q_lora_rank > 0)
+        window = self.window_kind if self.n_window_layers > 0 else "none"
+        return ModelStructure(self.attention, self.mlp, self.attention == "mla" and self.q_lora_rank > 0, window)
 
     @property
     def n_embedding_matrices(self) -> int:
@@ -140,6 +150,20 @@ def _validate(m: ModelSpec) -> None:
         for f in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
             if getattr(m, f) <= 0:
                 raise SpecError(f"{where}: an MLA model needs {f} > 0")
+    if m.n_window_layers:
+        _validate_window(m, where)
+
+
+def _validate_window(m: ModelSpec, where: str) -> None:
+    if m.window_kind not in ("sliding", "chunked"):
+        raise SpecError(f"{where}: window_kind must be 'sliding' or 'chunked', got {m.window_kind!r}")
+    if m.attention_window <= 0:
+        raise SpecError(f"{where}: n_window_layers={m.n_window_layers} needs attention_window > 0 (tokens)")
+    if m.n_window_layers >= m.n_layers:
+        raise SpecError(f"{where}: n_window_layers={m.n_window_layers} must be below n_layers={m.n_layers} "
+                        "(at least one layer attends the whole context)")
+    if m.attention != "gqa":
+        raise SpecError(f"{where}: windowed attention is modelled for attention='gqa' only, got {m.attention!r}")
 
 
 def _validate_moe(m: ModelSpec, where: str) -> None:

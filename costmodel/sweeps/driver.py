@@ -7,6 +7,7 @@ import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 from ..inputs import scenario
 from ..parallel import check_parallel
 from ..specs import HardwareSpec, ModelSpec
+from ..specs.model import ModelStructure
 from ..symbolic import Rules
 from ..symbolic.outputs import OUTPUT_UNITS
 from .axes import LogUniform, Uniform, Values, as_axis
@@ -34,6 +36,20 @@ DEFAULT_OUTPUTS = ("step_time_s", "usd_per_mtok", "tokens_per_s", "tokens_per_s_
 _SPLIT = ("tp", "pp", "ep", "replicas")
 _MAX_INDEX = 2**31 - 1  # the flat index is an int32 inside the jitted chunk
 _ANCHORS = 8  # frontier points the device pre-filter compares each configuration with
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What one group's compiled chunk function is specialised to."""
+
+    structure: ModelStructure
+    rules: Rules
+    names: tuple[str, ...]  #: swept inputs, in axis order
+    sizes: tuple[int, ...]  #: values per axis (2 for a distribution: its low and high)
+    columns: tuple[str, ...]  #: outputs to return
+    dtype: str
+    devices: tuple | None
+    pareto: str | None  #: the frontier the device pre-filter keeps, if any
 
 
 def _as_list(x) -> list:
@@ -188,7 +204,7 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
                 base = sc.inputs()
                 consts = {k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, rules).input_names
                           if k not in axes}
-                layout = (sc.model.structure, rules, names, sizes, columns, dtype, devices, pareto)
+                layout = _Layout(sc.model.structure, rules, names, sizes, columns, dtype, devices, pareto)
                 calls = _grid_calls(layout, plan, axes) if samples is None else \
                     _random_calls(layout, kinds, chunk, per_group, axes, seed)
                 pending = None
@@ -206,20 +222,22 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
                        {"dtype": dtype, "devices": n_dev, "chunk": chunk, "mode": "random" if samples else "grid"})
 
 
-def _grid_calls(layout: tuple, plan, axes: dict):
+def _grid_calls(layout: _Layout, plan, axes: dict):
     """``(fn, args before consts, args after, valid rows)`` per chunk of a grid (outer products)."""
-    structure, rules, names, sizes, columns, dtype, devices, pareto = layout
-    fn = grid_function(structure, rules, names, sizes, columns, plan, dtype, devices, pareto)
+    dtype = layout.dtype
+    fn = grid_function(layout.structure, layout.rules, layout.names, layout.sizes, layout.columns, plan, dtype,
+                       layout.devices, layout.pareto)
     tables = [np.asarray(a.values) for a in axes.values()]
     trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
     for leading, block, n in grid_chunks(tables, plan, dtype):
         yield fn, (jnp.asarray(leading), jnp.asarray(block)), (trailing,), n
 
 
-def _random_calls(layout: tuple, kinds: tuple, chunk: int, per_group: int, axes: dict, seed: int):
+def _random_calls(layout: _Layout, kinds: tuple, chunk: int, per_group: int, axes: dict, seed: int):
     """``(fn, args before consts, args after, valid rows)`` per chunk of a random sweep (flat index)."""
-    structure, rules, names, sizes, columns, dtype, devices, pareto = layout
-    fn = chunk_function(structure, rules, names, kinds, sizes, columns, chunk, dtype, devices, pareto)
+    dtype = layout.dtype
+    fn = chunk_function(layout.structure, layout.rules, layout.names, kinds, layout.sizes, layout.columns, chunk,
+                        dtype, layout.devices, layout.pareto)
     tables = tuple(jnp.asarray(a.values if isinstance(a, Values) else (a.low, a.high), dtype) for a in axes.values())
     key = jnp.uint32(seed & 0xFFFFFFFF)
     for start in range(0, per_group, chunk):

@@ -2,16 +2,12 @@
 
 One chunk is ``chunk`` consecutive configurations ``start, start+1, ...``.
 Their inputs are generated inside the jitted function from the flat index, so
-a sweep of 10^8 configurations never holds 10^8 inputs:
-
-- grid: the index is a mixed-radix number whose digits select each axis's
-  value, ``digit_k = (i // prod(sizes after k)) mod size_k`` (the last axis
-  varies fastest, as in ``itertools.product``);
-- random: each axis draws ``u = (h(i, seed, k) + 0.5) / 2^24`` from a 32-bit
-  integer hash of the index (the "lowbias32" mixer), so a sample depends on
-  its index and the seed only, never on the chunk size or device count.
-  Uniform axes take ``low + u (high - low)``, log-uniform ``low (high/low)^u``,
-  value lists the ``floor(u n)``-th value.
+a sweep of 10^8 configurations never holds 10^8 inputs. Axis ``k`` of
+configuration ``i`` takes ``u``, the ``k``-th of the uniform numbers in [0, 1)
+that ``jax.random`` draws for the key ``fold_in(key(seed), i)``, so a sample
+depends on its index and the seed only, never on the chunk size or device
+count. Uniform axes take ``low + u (high - low)``, log-uniform
+``low (high/low)^u``, value lists the ``floor(u n)``-th value.
 
 The index vector is sharded over a 1-D mesh of every JAX device
 (``jax.sharding.NamedSharding``), so XLA splits each chunk across the devices
@@ -30,14 +26,23 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..compile import compiled
-from ..pareto import FRONTIERS
+from ..pareto import minimised
 from ..specs.model import ModelStructure
-from ..symbolic import Rules
+from ..symbolic import Rules, fits_in_memory
 
-__all__ = ["chunk_function", "DERIVED", "device_mesh"]
+__all__ = ["chunk_function", "DERIVED", "device_mesh", "with_derived"]
 
 #: outputs computed here from the model's outputs.
 DERIVED = ("fits", "tokens_per_s_per_chip")
+
+
+def with_derived(out: dict, columns: tuple[str, ...]) -> dict:
+    """The model's outputs plus the :data:`DERIVED` ones among ``columns``."""
+    if "fits" in columns:
+        out["fits"] = fits_in_memory(out)
+    if "tokens_per_s_per_chip" in columns:
+        out["tokens_per_s_per_chip"] = out["tokens_per_s"] / out["chips"]
+    return out
 
 
 def device_mesh(devices: tuple | None = None) -> Mesh:
@@ -45,33 +50,17 @@ def device_mesh(devices: tuple | None = None) -> Mesh:
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("configs",))
 
 
-def _mix32(x: jax.Array) -> jax.Array:
-    """The lowbias32 integer hash (C. Wellons, "Prospecting for hash functions", 2018)."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _uniform(idx: jax.Array, seed: jax.Array, k: int, dtype: Any) -> jax.Array:
-    """``u`` in (0, 1) from the index, the seed and the axis number (24 random bits)."""
-    key = _mix32(seed + jnp.uint32((0x9E3779B9 * (k + 1)) & 0xFFFFFFFF))
-    h = _mix32(idx.astype(jnp.uint32) ^ key)
-    return ((h >> 8).astype(dtype) + 0.5) * (1.0 / (1 << 24))
+def _uniform(idx: jax.Array, seed: jax.Array, n_axes: int, dtype: Any) -> jax.Array:
+    """``u`` in [0, 1), ``(len(idx), n_axes)``: row ``i`` from the seed and the index only."""
+    key = jax.random.key(seed)
+    return jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (n_axes,), dtype))(idx)
 
 
 def _axis_values(idx, seed, kinds, sizes, tables, dtype) -> list[jax.Array]:
     """Each axis's values for the index vector (see the module docstring)."""
-    if kinds[0] == "grid":
-        vals, r = [None] * len(sizes), idx
-        for k in reversed(range(len(sizes))):
-            vals[k] = tables[k][r % sizes[k]]
-            r = r // sizes[k]
-        return vals
-    vals = []
+    vals, draws = [], _uniform(idx, seed, len(kinds), dtype)
     for k, (kind, table) in enumerate(zip(kinds, tables)):
-        u = _uniform(idx, seed, k, dtype)
+        u = draws[:, k]
         if kind == "uniform":
             vals.append(table[0] + u * (table[1] - table[0]))
         elif kind == "log":
@@ -88,9 +77,7 @@ def _candidates(cols: dict, frontier: str, anchors: jax.Array) -> jax.Array:
     with ``a_x <= x``, the last has the smallest ``a_y``, so one count and one lookup decide:
     ``p`` is dominated iff that anchor has ``a_y <= y`` and is not ``p`` itself.
     """
-    (cx, sx), (cy, sy) = FRONTIERS[frontier]
-    x = cols[cx] if sx == "min" else -cols[cx]
-    y = cols[cy] if sy == "min" else -cols[cy]
+    x, y = minimised(frontier, cols)
     last = sum((anchors[0, a] <= x).astype(jnp.int32) for a in range(anchors.shape[1])) - 1
     ax, ay = anchors[0][jnp.maximum(last, 0)], anchors[1][jnp.maximum(last, 0)]
     dominated = (last >= 0) & (ay <= y) & ((ax < x) | (ay < y))
@@ -105,8 +92,8 @@ def chunk_function(structure: ModelStructure, rules: Rules, names: tuple[str, ..
 
     Args:
         structure, rules: select the compiled model.
-        names: swept input names; kinds: ``"grid"`` for every axis of a grid,
-            else ``"uniform"``, ``"log"`` or ``"choice"`` per axis; sizes: number of values per axis.
+        names: swept input names; kinds: ``"uniform"``, ``"log"`` or ``"choice"`` per axis;
+            sizes: number of values per axis.
         columns: the model outputs (or :data:`DERIVED` names) to return, besides the swept inputs.
         chunk: configurations per call (a multiple of the device count).
         dtype: ``"float32"`` or ``"float64"`` (the latter needs x64 enabled while tracing).
@@ -132,11 +119,7 @@ def chunk_function(structure: ModelStructure, rules: Rules, names: tuple[str, ..
         idx = jax.lax.with_sharding_constraint(idx, sharded)
         x = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
         swept = dict(zip(names, _axis_values(idx, seed, kinds, sizes, tables, dtype)))
-        out = model.raw(x | swept)
-        if "fits" in columns:
-            out["fits"] = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
-        if "tokens_per_s_per_chip" in columns:
-            out["tokens_per_s_per_chip"] = out["tokens_per_s"] / out["chips"]
+        out = with_derived(model.raw(x | swept), columns)
         cols = {n: swept[n] for n in names}
         for c in want + [c for c in DERIVED if c in columns]:
             v = out[c]

@@ -24,7 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ..compile import compiled
 from ..specs.model import ModelStructure
 from ..symbolic import Rules
-from .engine import _candidates, device_mesh
+from .engine import _candidates, device_mesh, with_derived
 
 __all__ = ["GridPlan", "grid_plan", "grid_chunks", "grid_function"]
 
@@ -75,11 +75,7 @@ def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...
 
     def one(leading, consts, *values):
         x = consts | {names[k]: leading[k] for k in range(s)} | dict(zip(names[s:], values))
-        out = model.raw({k: jnp.asarray(v, dtype) for k, v in x.items()})
-        if "fits" in columns:
-            out["fits"] = out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]
-        if "tokens_per_s_per_chip" in columns:
-            out["tokens_per_s_per_chip"] = out["tokens_per_s"] / out["chips"]
+        out = with_derived(model.raw({k: jnp.asarray(v, dtype) for k, v in x.items()}), columns)
         return {n: x[n] for n in names} | {c: out[c] for c in columns}
 
     def run(leading, block, consts, trailing, anchors=None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..pareto import FRONTIERS, dominated_by, pareto_mask
+from ..pareto import FRONTIERS, dominated_by, minimised, pareto_mask
 
 __all__ = ["make_reducer", "ParetoReducer", "TopKReducer"]
 
@@ -29,12 +29,11 @@ class ParetoReducer:
     """Keeps the running exact frontier of feasible rows."""
 
     def __init__(self, frontier: str):
-        (self.cx, sx), (self.cy, sy) = FRONTIERS[frontier]
-        self.sx, self.sy = (1 if sx == "min" else -1), (1 if sy == "min" else -1)
+        self.frontier = frontier
         self.kept: dict | None = None
 
     def _front(self, cols: dict) -> dict:
-        x, y = self.sx * cols[self.cx], self.sy * cols[self.cy]
+        x, y = minimised(self.frontier, cols)
         idx = np.flatnonzero(pareto_mask(x, y, cols["fits"]))
         return _take(cols, idx[np.lexsort((y[idx], x[idx]))])
 
@@ -43,17 +42,16 @@ class ParetoReducer:
         out = np.full((2, count), np.inf, dtype=dtype)
         if self.kept is not None and len(self.kept["fits"]):
             pick = np.unique(np.linspace(0, len(self.kept["fits"]) - 1, count).round().astype(int))
-            out[0, :pick.size] = self.sx * self.kept[self.cx][pick]
-            out[1, :pick.size] = self.sy * self.kept[self.cy][pick]
+            out[:, :pick.size] = [v[pick] for v in minimised(self.frontier, self.kept)]
         return out
 
     def add(self, cols: dict) -> None:
         """Merge a chunk; a ``_candidate`` column (the device pre-filter) narrows it first."""
         idx = np.flatnonzero(cols.pop("_candidate")) if "_candidate" in cols else np.arange(len(cols["fits"]))
-        x, y = self.sx * cols[self.cx][idx], self.sy * cols[self.cy][idx]
+        x, y = (v[idx] for v in minimised(self.frontier, cols))
         ok = cols["fits"][idx] & np.isfinite(x) & np.isfinite(y)
         if self.kept is not None:  # exact pre-filter: drop what the running frontier dominates
-            ok &= ~dominated_by(self.sx * self.kept[self.cx], self.sy * self.kept[self.cy], x, y)
+            ok &= ~dominated_by(*minimised(self.frontier, self.kept), x, y)
         self.kept = self._front(_cat(self.kept, _take(cols, idx[ok])))
 
     def finish(self) -> dict:

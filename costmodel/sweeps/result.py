@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..pareto import FRONTIERS, pareto_mask
+from ..pareto import minimised, pareto_mask
 
 __all__ = ["SweepResult", "LABELS"]
 
@@ -73,11 +73,7 @@ class SweepResult:
         ``"throughput-interactivity"`` maximises ``tokens_per_s_per_chip`` and
         ``tokens_per_s_per_user``. Rows come back sorted by the first objective.
         """
-        if frontier not in FRONTIERS:
-            raise ConfigError(f"unknown frontier {frontier!r}; choose one of {', '.join(FRONTIERS)}")
-        (cx, sx), (cy, sy) = FRONTIERS[frontier]
-        x = self[cx] if sx == "min" else -self[cx]
-        y = self[cy] if sy == "min" else -self[cy]
+        x, y = minimised(frontier, self)
         keep = np.flatnonzero(pareto_mask(x, y, self["fits"]))
         return self.select(keep[np.lexsort((y[keep], x[keep]))])
 

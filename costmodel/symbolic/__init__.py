@@ -6,6 +6,8 @@ place where SymPy meets JAX.
 
 from .architecture import (
     ParamCounts,
+    attended_tokens,
+    causal_pairs,
     decode_attention_flops_per_token,
     expert_touch_fraction,
     fetched_params,
@@ -16,7 +18,7 @@ from .architecture import (
 )
 from .collectives import all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s, reduce_scatter_s
 from .memory import memory_terms
-from .outputs import OUTPUT_UNITS, outputs
+from .outputs import OUTPUT_UNITS, fits_in_memory, outputs, usd_per_mtok
 from .rules import Rules
 from .step import step_terms
 from .symbols import SYMBOLS, latex_names, sym
@@ -29,9 +31,12 @@ __all__ = [
     "all_gather_s",
     "all_reduce_s",
     "all_to_all_s",
+    "attended_tokens",
+    "causal_pairs",
     "decode_attention_flops_per_token",
     "expert_touch_fraction",
     "fetched_params",
+    "fits_in_memory",
     "kv_bytes_per_token",
     "kv_heads_replication",
     "latex_names",
@@ -43,4 +48,5 @@ __all__ = [
     "reduce_scatter_s",
     "step_terms",
     "sym",
+    "usd_per_mtok",
 ]

@@ -1,4 +1,4 @@
-"""Parameter, FLOP and KV-cache counts of a transformer decoder (THEORY.md sections 3-4).
+"""Parameter, FLOP and KV-cache counts of a transformer decoder (docs/theory.md §3-4).
 
 Every function returns a SymPy expression in the symbols of
 :mod:`costmodel.symbolic.symbols`; the structure (attention kind, dense or MoE)
@@ -21,6 +21,8 @@ __all__ = [
     "expert_touch_fraction",
     "fetched_params",
     "kv_bytes_per_token",
+    "attended_tokens",
+    "causal_pairs",
     "decode_attention_flops_per_token",
     "prefill_attention_flops_per_sequence",
     "kv_heads_replication",
@@ -33,13 +35,14 @@ L, D, Nq, Nkv, H, V, F, m = sym("n_layers", "d_model", "n_heads", "n_kv_heads", 
 n_emb, bias = sym("n_embedding_matrices", "attention_bias")
 E, k, Es, Fe, Lmoe = sym("n_experts", "experts_per_token", "n_shared_experts", "d_ff_expert", "n_moe_layers")
 dcq, dc, dR, Hn, Hv = sym("q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+Lw, Wa = sym("n_window_layers", "attention_window")
 
 
 def attention_params_per_layer(st: ModelStructure, *, matmul_only: bool = False) -> sp.Expr:
     """Attention parameters of one layer, with its two layer norms unless ``matmul_only``.
 
     GQA/MHA/MQA: ``D·H·(2·N_q + 2·N_kv)`` [S]. MLA: the DeepSeek projections of
-    THEORY.md section 3.3, with the latent norms.
+    docs/theory.md §3.3, with the latent norms.
     """
     if st.attention == "gqa":
         mm = D * H * (2 * Nq + 2 * Nkv)
@@ -73,7 +76,7 @@ class ParamCounts:
 
 
 def param_counts(st: ModelStructure) -> ParamCounts:
-    """Total, active, matmul and fetched parameter counts (THEORY.md sections 3.1-3.3)."""
+    """Total, active, matmul and fetched parameter counts (docs/theory.md §3.1-3.3)."""
     attn, attn_mm = attention_params_per_layer(st), attention_params_per_layer(st, matmul_only=True)
     if st.mlp == "dense":
         mlp = L * m * D * F
@@ -98,7 +101,7 @@ def param_counts(st: ModelStructure) -> ParamCounts:
 def expert_touch_fraction(tokens: sp.Expr) -> sp.Expr:
     """Expected fraction of routed experts a step of ``tokens`` tokens touches.
 
-    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; THEORY.md section 3.2): ``k/E`` at
+    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; docs/theory.md §3.2): ``k/E`` at
     one token, tending to 1 for large batches.
     """
     return 1 - (1 - k / E) ** tokens
@@ -123,8 +126,39 @@ def kv_bytes_per_token(st: ModelStructure) -> sp.Expr:
     return L * per_layer * bkv
 
 
+def attended_tokens(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
+    """Cached tokens per layer of a sequence of ``tokens`` tokens, averaged over layers.
+
+    Full attention: ``tokens``. With ``L_w`` windowed layers each keeps and
+    attends at most ``W_a`` tokens: ``((L - L_w)·S + L_w·min(S, W_a))/L``, so the
+    KV cache of a sequence is ``κ·attended_tokens`` and a decode step's attention
+    FLOPs ``A_att·attended_tokens``. For chunked layers ``min(S, W_a)`` is the
+    cache a sequence must hold (a chunk fills to ``W_a``) and an upper bound on
+    the keys of one step (``S mod W_a``; ``W_a/2`` on average).
+    """
+    if st.window == "none":
+        return tokens
+    return ((L - Lw) * tokens + Lw * sp.Min(tokens, Wa)) / L
+
+
+def causal_pairs(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
+    """(query, key) pairs of a causal prefill of ``tokens`` tokens, averaged over layers.
+
+    Full attention: ``T²/2`` (the ``T(T+1)/2`` of a causal mask for large ``T``).
+    A sliding window of ``W`` keys: ``m·(T - m/2)`` with ``m = min(T, W)``
+    (``T²/2`` up to the window, then ``W`` keys per query). Chunks of ``W``:
+    ``m·T/2`` (``T/W`` chunks of ``W²/2`` pairs; exact at multiples of ``W``).
+    """
+    full = tokens**2 / 2
+    if st.window == "none":
+        return full
+    m = sp.Min(tokens, Wa)
+    windowed = m * (tokens - m / 2) if st.window == "sliding" else m * tokens / 2
+    return ((L - Lw) * full + Lw * windowed) / L
+
+
 def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") -> sp.Expr:
-    """KV replication factor ``r_kv`` under tensor parallelism (THEORY.md 4.2, 13.3).
+    """KV replication factor ``r_kv`` under tensor parallelism (docs/theory.md §4.2, §13.3).
 
     Head-sharded attention: GQA ``max(1, tp/N_kv)`` (MQA: ``tp``, [E]'s
     "baseline multiquery" trap); MLA's single latent is replicated on every TP
@@ -137,7 +171,7 @@ def kv_heads_replication(st: ModelStructure, attention_sharding: str = "heads") 
 
 
 def layer_hidden_width(st: ModelStructure) -> sp.Expr:
-    """Mean feed-forward hidden width a token sees per layer (``F`` of THEORY.md 13.2).
+    """Mean feed-forward hidden width a token sees per layer (``F`` of docs/theory.md §13.2).
 
     Dense: ``d_ff``. MoE: dense layers' ``F`` and MoE layers' ``(k + E_s)·F_e``, averaged over layers.
     """
@@ -150,7 +184,7 @@ def attention_io_width(st: ModelStructure) -> tuple[sp.Expr, sp.Expr]:
     """Elements per token of the query and of the attention output moved by batch-sharded attention.
 
     GQA: the new token's ``N_q·H`` query plus its ``2·N_kv·H`` key and value
-    in, ``N_q·H`` out (THEORY.md 5.5, 13.3). MLA with absorbed projections: the
+    in, ``N_q·H`` out (docs/theory.md §5.5, §13.3). MLA with absorbed projections: the
     query in latent space ``N_q·(d_c + d_R)`` plus the new latent ``d_c + d_R``
     in, the latent output ``N_q·d_c`` out.
     """
@@ -163,6 +197,7 @@ def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:
     """Attention FLOPs per generated token per cached token, summed over layers.
 
     GQA: ``4·N_q·H·L`` [S]. MLA with absorbed up-projections: ``2·N_q·(2·d_c + d_R)·L``.
+    Multiply by :func:`attended_tokens` (the context ``S`` without windowed layers).
     """
     per_layer = 4 * Nq * H if st.attention == "gqa" else 2 * Nq * (2 * dc + dR)
     return L * per_layer
@@ -171,8 +206,9 @@ def decode_attention_flops_per_token(st: ModelStructure) -> sp.Expr:
 def prefill_attention_flops_per_sequence(st: ModelStructure, tokens: sp.Expr) -> sp.Expr:
     """Causal attention FLOPs to prefill ``tokens`` tokens of one sequence.
 
-    GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, THEORY.md 3.1).
-    MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``.
+    GQA: ``2·N_q·H·T²·L`` (half of the unskipped ``4·N_q·H·T²·L``, docs/theory.md §3.1).
+    MLA (not absorbed in prefill): ``N_q·(H_n + d_R + H_v)·T²·L``. Windowed layers
+    count the pairs of :func:`causal_pairs` instead of ``T²/2``.
     """
     width = 2 * H if st.attention == "gqa" else Hn + dR + Hv
-    return Nq * width * tokens**2 * L
+    return 2 * Nq * width * causal_pairs(st, tokens) * L

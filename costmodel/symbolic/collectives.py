@@ -1,4 +1,4 @@
-"""Collective communication costs (THEORY.md section 14): a latency term plus a bandwidth term.
+"""Collective communication costs (docs/theory.md §14): a latency term plus a bandwidth term.
 
 A collective runs over a :class:`Span`: its group of ``n`` chips, the per-chip
 bandwidth it sees and the number of latency steps of one pass. Two fabrics
@@ -8,7 +8,7 @@ compiled function serves GPUs and TPUs:
 * switched fabric (NVLink/NVSwitch, then the scale-out network): bandwidth
   ``W`` is per-chip egress; a ring pass takes ``n-1`` steps. NCCL's LL
   all-reduce latency ``α + 2·(n-1)·α_step`` is ≈15 µs at ``n = 8`` with
-  ``α = 6.8 µs``, ``α_step = 0.6 µs`` (THEORY.md 5.5, [Ep]);
+  ``α = 6.8 µs``, ``α_step = 0.6 µs`` (docs/theory.md §5.5, [Ep]);
 * torus (TPU ICI): ``W`` is the bidirectional bandwidth of ONE axis; a group
   spanning ``a`` axes sees ``a·W`` and a pass takes ``Σ min(X_i/2, X_i-1)``
   hops of ``α_step ≈ 1 µs`` ([S]).

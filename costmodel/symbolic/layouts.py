@@ -1,4 +1,4 @@
-"""Tensor-parallel layouts of Pope et al. 2022 ([E]; THEORY.md 13.2-13.3) and their communication.
+"""Tensor-parallel layouts of Pope et al. 2022 ([E]; docs/theory.md §13.2-13.3) and their communication.
 
 The tensor-parallel group of ``n = tp`` chips is a mesh ``X × Y × Z`` with
 ``X = tp^ξ_x``, ``Y = tp^ξ_y`` and ``Z = tp/(X·Y)`` (inputs ``mesh_x_share``,

@@ -1,12 +1,12 @@
-"""HBM bytes per chip under a split (THEORY.md section 4.2).
+"""HBM bytes per chip under a split (docs/theory.md §4.2).
 
 Weights: non-expert parameters split ``tp·pp`` ways (replicated across expert
 groups), routed experts split ``tp·pp·ep`` ways. KV: the whole batch's cache
 split over stages, heads and expert groups, times the replication ``r_kv`` of
 head-sharded attention past the KV heads. Pipelining divides weights per chip
-but, at a fixed micro-batch, not KV per chip (THEORY.md 4.2): with the global
+but, at a fixed micro-batch, not KV per chip (docs/theory.md §4.2): with the global
 batch ``B = pp·b`` fixed, ``B/pp = b`` sequences' cache lands on each stage.
-Batch-sharded attention ([E], THEORY.md 13.3) stores each sequence's cache on
+Batch-sharded attention ([E], docs/theory.md §13.3) stores each sequence's cache on
 one chip of the tensor-parallel group: no replication.
 """
 
@@ -29,8 +29,8 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     Returns ``weight_bytes_per_chip``, ``kv_bytes_per_chip``,
     ``activation_bytes_per_chip``, their sum ``memory_bytes_per_chip``,
     ``usable_bytes_per_chip`` (``u·M``; ``1-u`` is the reserved fraction),
-    ``kv_replication`` (``r_kv``), and the capacity closed forms of THEORY.md
-    4.2 (continuous: floor them for a whole count; 0 when the weights alone do
+    ``kv_replication`` (``r_kv``), and the capacity closed forms of docs/theory.md
+    §4.2 (continuous: floor them for a whole count; 0 when the weights alone do
     not fit):
 
     * ``max_batch``: ``B_max = (u·M - W_chip)·B/(KV_chip + A_chip)``: the KV
@@ -47,7 +47,7 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     cached = S if rules.phase == "decode" else T
     r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
     kv_per_token = B * arch.kv_bytes_per_token(st) * r_kv / (tp * pp * ep)
-    kv = kv_per_token * cached
+    kv = kv_per_token * arch.attended_tokens(st, cached)
     # live activations of one layer: residual stream in and out, plus fp32 logits
     seqs = microbatch(rules) / ep
     rows = seqs if rules.phase == "decode" else seqs * T
@@ -67,5 +67,20 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
         "usable_bytes_per_chip": u * M,
         "kv_replication": r_kv,
         "max_batch": sp.Max(0, free * B / (kv + act)),
-        "max_context": sp.Max(0, free_for_context / growth_per_token),
+        "max_context": _max_context(st, free_for_context, growth_per_token, kv_per_token),
     }
+
+
+def _max_context(st: ModelStructure, free: sp.Expr, growth: sp.Expr, kv_per_token: sp.Expr) -> sp.Expr:
+    """The context at which memory reaches ``free``: ``free/growth`` without windowed layers.
+
+    With ``L_w`` of ``L`` layers capped at ``W_a`` tokens, memory is piecewise
+    linear and concave in the context: slope ``growth`` up to ``W_a``, then
+    ``growth - (L_w/L)·kv_per_token``. The crossing is the larger of the two
+    lines' crossings (each line lies below the other on the far side of ``W_a``).
+    """
+    if st.window == "none":
+        return sp.Max(0, free / growth)
+    L, Lw, Wa = sym("n_layers", "n_window_layers", "attention_window")
+    capped = Lw / L * kv_per_token
+    return sp.Max(0, free / growth, (free - capped * Wa) / (growth - capped))

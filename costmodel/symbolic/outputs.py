@@ -1,4 +1,4 @@
-"""Every output of the model as one dict of SymPy expressions (THEORY.md sections 5-9).
+"""Every output of the model as one dict of SymPy expressions (docs/theory.md §5-9).
 
 ``outputs(structure, rules)`` is what the compile layer turns into one JAX
 function. Keys are unit-bearing names; all are per replica unless they say
@@ -18,7 +18,7 @@ from .rules import Rules
 from .step import step_terms, useful_flops
 from .symbols import sym
 
-__all__ = ["outputs", "OUTPUT_UNITS"]
+__all__ = ["outputs", "OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok"]
 
 OUTPUT_UNITS: dict[str, str] = {
     "step_time_s": "s", "compute_s": "s", "weights_s": "s", "kv_s": "s",
@@ -33,6 +33,22 @@ OUTPUT_UNITS: dict[str, str] = {
     "communication_tp_s": "s", "communication_ep_s": "s", "communication_pp_s": "s",
     "kv_replication": "1", "max_batch": "sequences", "max_context": "tokens",
 }
+
+
+def fits_in_memory(values):
+    """Whether weights, KV cache and activations fit in the usable HBM of each chip.
+
+    ``values`` maps output names to numbers or arrays (NumPy or JAX, elementwise).
+    """
+    return values["memory_bytes_per_chip"] <= values["usable_bytes_per_chip"]
+
+
+def usd_per_mtok(chips, usd_per_chip_hour, tokens_per_s):
+    """USD per million output tokens of ``chips`` priced per chip-hour serving ``tokens_per_s``.
+
+    Works on SymPy expressions, numbers and arrays alike.
+    """
+    return 10**6 * chips * usd_per_chip_hour / (3600 * tokens_per_s)
 
 
 @functools.cache
@@ -60,7 +76,7 @@ def outputs(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp.Expr]:
         tokens_per_s=reps * tokens / step,
         tokens_per_s_per_user=(1 if rules.phase == "decode" else T) / step,
         usd_per_hour=reps * n * price,
-        usd_per_mtok=sp.Integer(10**6) * n * price * step / (3600 * tokens),
+        usd_per_mtok=usd_per_mtok(n, price, tokens / step),
         flops_per_step=flops,
         mfu=flops / (n * C * step),
         chips_per_replica=n,

@@ -1,4 +1,4 @@
-"""Modelling rules: the discrete choices that select a formula (THEORY.md 5.4-5.6)."""
+"""Modelling rules: the discrete choices that select a formula (docs/theory.md §5.4-5.6)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Rules:
         expert_fetch: ``"expected"`` streams the expected fraction of routed
             experts a step touches; ``"all"`` streams every expert ([R]).
         layout: how the tensor-parallel group of ``tp`` chips (a mesh
-            ``X·Y·Z``) shards the layer weights (THEORY.md 13.2, [E]):
+            ``X·Y·Z``) shards the layer weights (docs/theory.md §13.2, [E]):
             ``"1d-ws"`` 1D weight-stationary (Megatron: one all-reduce per
             block; the default); ``"2d-ws"`` 2D weight-stationary (weights
             ``E_x F_yz``); ``"wg-x"``, ``"wg-xy"``, ``"wg-xyz"`` weight-gathered
@@ -39,7 +39,7 @@ class Rules:
             heads (replicated past the KV heads: ``r_kv = max(1, tp/N_kv)``,
             MLA ``tp``); ``"batch"`` shards them over sequences (``r_kv = 1``)
             at the price of two all-to-alls per layer of the small Q and output
-            tensors ([E]'s multiquery layout, THEORY.md 13.3).
+            tensors ([E]'s multiquery layout, docs/theory.md §13.3).
     """
 
     phase: str = "decode"

@@ -4,7 +4,7 @@ A replica of ``n = tp·pp·ep`` chips serves ``B`` sequences. Pipeline stages
 hold ``L/pp`` layers on ``g = tp·ep`` chips; in decode ``pp`` micro-batches of
 ``b = B/pp`` sequences are in flight, so a token crosses every stage once per
 step and the step (the time per output token) is ``pp`` stage times plus
-``pp-1`` hops (THEORY.md 5.5). Non-expert weights are split ``tp`` ways and
+``pp-1`` hops (docs/theory.md §5.5). Non-expert weights are split ``tp`` ways and
 replicated over the ``ep`` groups; routed experts are split ``tp·ep`` ways; the
 KV cache is split over heads (``tp``, replicated past the KV heads) and over
 sequences (``ep``: attention is data-parallel across expert groups), or over
@@ -42,7 +42,7 @@ def useful_flops(st: ModelStructure, rules: Rules, seqs: sp.Expr) -> sp.Expr:
     S, T = sym("context", "prompt")
     p = arch.param_counts(st)
     if rules.phase == "decode":
-        return seqs * (2 * p.matmul + arch.decode_attention_flops_per_token(st) * S)
+        return seqs * (2 * p.matmul + arch.decode_attention_flops_per_token(st) * arch.attended_tokens(st, S))
     return seqs * (2 * p.matmul * T + arch.prefill_attention_flops_per_sequence(st, T))
 
 
@@ -60,7 +60,7 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     nonrouted = (p.nonrouted_fetch - head) * gathered_chips(rules) + head
     weights = bw * (nonrouted / tp + routed) / (W * eta_m)
     # decode reads the cache of every sequence; prefill writes the prompt's cache
-    kv_tokens = microbatch(rules) * (S if rules.phase == "decode" else T)
+    kv_tokens = microbatch(rules) * arch.attended_tokens(st, S if rules.phase == "decode" else T)
     r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
     kv = kv_tokens * arch.kv_bytes_per_token(st) * r_kv / (tp * ep * W * eta_m)
     return {"weights_s": weights, "kv_s": kv}
@@ -76,7 +76,7 @@ def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
 
 
 def communication_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
-    """Seconds per step of each parallelism's collectives (THEORY.md 5.5, 13, 14).
+    """Seconds per step of each parallelism's collectives (docs/theory.md §5.5, §13, §14).
 
     ``communication_tp_s``: the layout's tensor-parallel collectives plus, for
     batch-sharded attention, its all-to-alls; ``communication_ep_s``: MoE

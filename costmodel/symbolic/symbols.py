@@ -1,7 +1,7 @@
 """The symbol table: every input of the model, with its unit, LaTeX name and meaning.
 
 Symbol names equal the Python keyword names used by specs and the compiled
-functions, so inputs map one to one. THEORY.md section 1 defines the notation.
+functions, so inputs map one to one. docs/theory.md §1 defines the notation.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("qk_rope_head_dim", "elements", "d_R", "MLA decoupled RoPE key width", "model"),
     ("qk_nope_head_dim", "elements", "H_n", "MLA per-head no-RoPE q/k width", "model"),
     ("v_head_dim", "elements", "H_v", "MLA per-head value width", "model"),
+    ("n_window_layers", "1", "L_{w}", "layers attending at most W_a tokens (sliding window or chunk)", "model"),
+    ("attention_window", "tokens", "W_{a}", "attention window (sliding) or chunk (chunked) length", "model"),
     ("weight_bytes", "bytes", "b_w", "bytes per weight", "precision"),
     ("kv_bytes", "bytes", "b_{kv}", "bytes per KV-cache element", "precision"),
     ("activation_bytes", "bytes", "b_a", "bytes per activation element", "precision"),

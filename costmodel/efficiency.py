@@ -1,4 +1,8 @@
-"""Calibration profiles: fitted efficiency parameters stored as data, and their resolution.
+"""Efficiency parameters: which exist, and how a profile sets them for a chip and a phase.
+
+The parameters are the fields of :class:`~costmodel.config.Efficiency`
+(:data:`EFFICIENCY_FIELDS`); a calibrated profile fits some of them. Profiles
+are stored as data.
 
 A profile is a JSON file (``profiles/calibrated.json`` is the packaged one)::
 
@@ -8,32 +12,32 @@ A profile is a JSON file (``profiles/calibrated.json`` is the packaged one)::
 
 :func:`resolve` picks, for a chip and a phase, the most specific parameter of
 each field (exact family beats ``"*"``, exact phase beats ``"*"``) and returns
-the model inputs they set. Importing this module does not import JAX.
+the model inputs they set (:func:`specificity` is that rule). Importing this
+module does not import JAX; :mod:`costmodel.inputs` resolves profile names with it.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import IDEAL, Efficiency
-from ..errors import ConfigError, unknown_name
-from ..specs import HardwareSpec
-from ..specs.catalog import load_hardware
+from .config import IDEAL, Efficiency
+from .errors import ConfigError, unknown_name
+from .specs import HardwareSpec
+from .specs.catalog import load_hardware
 
 __all__ = ["Profile", "Calibrated", "load_profile", "resolve", "resolve_efficiency", "family_of",
-           "list_profiles", "EFFICIENCY_FIELDS"]
+           "list_profiles", "specificity", "EFFICIENCY_FIELDS"]
 
-#: Fields of :class:`~costmodel.config.Efficiency` a profile may set.
-EFFICIENCY_FIELDS = ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "kernel_overhead_s",
-                     "kernels_per_layer", "memory_fraction")
-#: Inputs outside :class:`Efficiency` a profile may set (they replace the chip's spec value).
-HARDWARE_FIELDS = ("collective_latency_s",)
-_DIR = resources.files(__package__) / "profiles"
+#: The model inputs a profile (or a fit) may set: every numeric field of
+#: :class:`~costmodel.config.Efficiency`, ``collective_latency_s`` included (it replaces the
+#: chip's spec value).
+EFFICIENCY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Efficiency) if f.name != "name")
+_DIR = resources.files(__package__) / "calibrate" / "profiles"
 
 
 def family_of(hw: HardwareSpec) -> str:
@@ -44,6 +48,20 @@ def family_of(hw: HardwareSpec) -> str:
     if vendor == "google" or hw.topology == "torus":
         return "tpu"
     return "amd-gpu" if vendor == "amd" else "other"
+
+
+def specificity(family: str, phase: str, for_family: str, for_phase: str) -> int:
+    """How specifically a parameter keyed by ``family`` and ``phase`` applies to a chip family and
+    phase: an exact family beats ``"*"``, then an exact phase beats ``"*"`` (3, 2, 1 or 0); -1 when
+    it does not apply.
+
+    Example:
+        >>> [specificity(f, p, "tpu", "decode") for f, p in (("tpu", "*"), ("*", "decode"), ("nvidia-gpu", "*"))]
+        [2, 1, -1]
+    """
+    if family not in (for_family, "*") or phase not in (for_phase, "*"):
+        return -1
+    return 2 * (family == for_family) + (phase == for_phase)
 
 
 @dataclass(frozen=True)
@@ -61,9 +79,7 @@ class Profile:
         """The most specific value of ``field`` for ``family`` and ``phase``, or ``None``."""
         best, score = None, -1
         for p in self.parameters:
-            if p["field"] != field or p["family"] not in (family, "*") or p["phase"] not in (phase, "*"):
-                continue
-            s = 2 * (p["family"] == family) + (p["phase"] == phase)
+            s = specificity(p["family"], p["phase"], family, phase) if p["field"] == field else -1
             if s > score:
                 best, score = float(p["value"]), s
         return best
@@ -74,7 +90,7 @@ class Calibrated:
     """What a profile sets for one chip and phase.
 
     Attributes:
-        efficiency: the :class:`Efficiency` to predict with.
+        efficiency: the :class:`Efficiency` to predict with (it carries the collective latency too).
         collective_latency_s: replaces the chip's spec value when not ``None``.
     """
 
@@ -83,14 +99,11 @@ class Calibrated:
 
     def hardware(self, hw: HardwareSpec) -> HardwareSpec:
         """``hw`` with the calibrated collective latency (unchanged when the profile sets none)."""
-        if self.collective_latency_s is None:
-            return hw
-        return hw.replace(collective_latency_s=self.collective_latency_s)
+        return replace(self.efficiency, collective_latency_s=self.collective_latency_s).hardware(hw)
 
     def inputs(self, hw: HardwareSpec) -> dict[str, float]:
         """Model inputs (symbol name -> value) this calibration sets for ``hw``."""
-        lat = hw.collective_latency_s if self.collective_latency_s is None else self.collective_latency_s
-        return self.efficiency.inputs() | {"collective_latency_s": float(lat)}
+        return self.efficiency.inputs() | {"collective_latency_s": float(self.hardware(hw).collective_latency_s)}
 
 
 def list_profiles() -> list[str]:
@@ -161,19 +174,19 @@ def resolve(profile: str | Path | Profile, hardware: str | HardwareSpec, phase: 
     if p.fallback_family and not any(q["family"] == family for q in p.parameters):
         family = p.fallback_family
     vals: dict[str, Any] = dict(p.fixed)
-    for f in EFFICIENCY_FIELDS + HARDWARE_FIELDS:
+    for f in EFFICIENCY_FIELDS:
         v = p.lookup(f, family, phase)
         if v is not None:
             vals[f] = v
-    lat = vals.pop("collective_latency_s", None)
     eff = replace(IDEAL, name=p.name, **{k: v for k, v in vals.items() if k in EFFICIENCY_FIELDS})
-    return Calibrated(eff, lat)
+    return Calibrated(eff, eff.collective_latency_s)
 
 
 def resolve_efficiency(efficiency: str | Path | Profile | Efficiency, hardware: HardwareSpec,
                        phase: str) -> tuple[Efficiency, HardwareSpec]:
-    """``(Efficiency, HardwareSpec)`` to predict with; an :class:`Efficiency` passes through unchanged."""
-    if isinstance(efficiency, Efficiency):
-        return efficiency, hardware
-    c = resolve(efficiency, hardware, phase)
-    return c.efficiency, c.hardware(hardware)
+    """``(Efficiency, HardwareSpec)`` to predict with: a profile resolved for the chip and phase, or an
+    :class:`Efficiency` as given; the chip carries the overrides the efficiency sets
+    (:meth:`Efficiency.hardware`)."""
+    if not isinstance(efficiency, Efficiency):
+        efficiency = resolve(efficiency, hardware, phase).efficiency
+    return efficiency, efficiency.hardware(hardware)
