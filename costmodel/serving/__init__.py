@@ -9,6 +9,7 @@ Importing this package does not import JAX: the workload types are plain data,
 the evaluating names load on first use.
 """
 
+from .._lazy import lazy_getattr
 from .workload import LOAD_KINDS, Disaggregated, Load, Pool, Requests, Speculative
 
 __all__ = ["LOAD_KINDS", "Disaggregated", "Load", "Pool", "Requests", "ServingPrediction", "Speculative", "serve",
@@ -17,9 +18,4 @@ __all__ = ["LOAD_KINDS", "Disaggregated", "Load", "Pool", "Requests", "ServingPr
 _LAZY = {"serve": "api", "goodput": "api", "ServingPrediction": "prediction", "simulate": "simulate", "goodput_rate": "queueing"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'costmodel.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -124,7 +124,13 @@ class Replica:
     def static_decode_s(self, batch: Any, context: Any, steps: Any) -> np.ndarray:
         """``Σ_{t=1..n} ℓ(B, S + E·t)`` in closed form, plus the draft steps at the mean context."""
         x = self.inputs(batch=batch, context=context, steps=np.maximum(steps, 0.0))
-        total = np.asarray(self._serving(x)["static_decode_s"], dtype=float)
+        out = self._serving(x)
+        if "static_decode_s" in out:
+            total = np.asarray(out["static_decode_s"], dtype=float)
+        else:  # windowed attention: the compiled steps summed, vectorised over t
+            t = np.arange(1, int(np.ceil(float(np.max(steps)))) + 1, dtype=float)
+            E = float(out["tokens_per_step"])
+            total = float(np.sum(self.mixed(batch, 0.0, float(context) + E * t)["step_time_s"]))
         if self.draft_length:
             mean_ctx = np.asarray(context) + self.tokens_per_step * (np.asarray(steps) + 1) / 2
             total = total + steps * self.draft_length * self._draft(batch, mean_ctx)

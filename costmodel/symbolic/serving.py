@@ -29,6 +29,7 @@ serving symbols (:data:`SERVING_SYMBOLS`); :func:`serving_outputs` is what
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import sympy as sp
 
@@ -98,10 +99,11 @@ def mixed_step_terms(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp
     decode = step_terms(st, rules)
     tokens = B * (g + 1) + c  # tokens through the layers this step
     p = arch.param_counts(st)
-    # attention FLOPs per prefilled token per attended position: Nq·width·L·T² over T·T/2 pairs
-    per_position = 2 * arch.prefill_attention_flops_per_sequence(st, sp.Integer(1))
-    flops = (tokens * 2 * p.matmul + B * (g + 1) * arch.decode_attention_flops_per_token(st) * S
-             + c * per_position * A)
+    # attention FLOPs per prefilled token per attended position: 2·Nq·width·L (full attention)
+    per_position = 2 * arch.prefill_attention_flops_per_sequence(replace(st, window="none"), sp.Integer(1))
+    flops = (tokens * 2 * p.matmul
+             + B * (g + 1) * arch.decode_attention_flops_per_token(st) * arch.attended_tokens(st, S)
+             + c * per_position * arch.attended_tokens(st, A))
     denom = pp * tp * ep * C * eta_c
     t = {
         "compute_s": flops / denom,
@@ -167,7 +169,7 @@ def _lines(rules: Rules, t: dict[str, sp.Expr]) -> tuple[sp.Expr, sp.Expr]:
     return t["kv_s"] + t["compute_matmul_s"], t["kv_s"] + t["weights_s"]
 
 
-def static_decode_sum(st: ModelStructure, rules: Rules = Rules()) -> sp.Expr:
+def static_decode_sum(st: ModelStructure, rules: Rules = Rules()) -> sp.Expr | None:
     """``Σ_{t=1..n} ℓ(S + E·t)``: ``n`` decode steps of a static batch, in closed form (seconds).
 
     ``S`` (``context``) is the context before the first step, ``E``
@@ -177,7 +179,12 @@ def static_decode_sum(st: ModelStructure, rules: Rules = Rules()) -> sp.Expr:
     overhead do not depend on ``t``. With overlapped communication the step is
     ``max(roofline, T_comm)``: the roofline is nondecreasing in ``t``, so the constant
     wins before the first ``t`` where either line reaches it and the roofline after.
+
+    ``None`` for windowed attention (``min(S + E·t, W_a)`` bends the lines): the serving
+    layer then sums the compiled steps, vectorised over ``t``.
     """
+    if st.window != "none":
+        return None
     S = sym("context")
     n = serving_sym("steps")
     t = sp.Symbol("t", integer=True, positive=True)
@@ -205,10 +212,12 @@ def serving_outputs(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp.
     """The serving closed forms of one replica, as SymPy expressions (what the compile layer compiles).
 
     Keys: the :func:`mixed_step_terms` (``step_time_s``, ``compute_s``, ...),
-    ``static_decode_s`` (:func:`static_decode_sum`) and ``tokens_per_step``
+    ``static_decode_s`` (:func:`static_decode_sum`; absent for windowed attention) and ``tokens_per_step``
     (:func:`speculative_tokens_per_step`).
     """
     out = dict(mixed_step_terms(st, rules))
-    out["static_decode_s"] = static_decode_sum(st, rules)
+    total = static_decode_sum(st, rules)
+    if total is not None:
+        out["static_decode_s"] = total
     out["tokens_per_step"] = speculative_tokens_per_step()
     return out
