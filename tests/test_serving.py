@@ -276,3 +276,14 @@ def test_request_mix_means():
 def test_serving_symbols_are_nonnegative_where_zero_is_meaningful():
     c, a = serving_sym("prefill_tokens", "acceptance")
     assert c.is_nonnegative and a.is_nonnegative
+
+
+def test_static_batch_with_windowed_attention_sums_the_compiled_steps():
+    """gpt-oss: windowed layers bend the KV line (min(S, W)); the static sum is the steps' sum."""
+    I, O, B, pr, par = 1024.0, 257.0, 8.0, cm.Precision(math="bf16"), cm.Parallel(tp=4)
+    s = cm.serve("gpt-oss-120b", H100, cm.Requests(I, O), cm.Load.static(B), parallel=par, precision=pr)
+    pre = cm.predict("gpt-oss-120b", H100, cm.Workload(batch=B, prompt=I, phase="prefill"), parallel=par,
+                     precision=pr)
+    steps = sum(cm.predict("gpt-oss-120b", H100, cm.Workload(batch=B, context=I + t), parallel=par,
+                           precision=pr).step_time_s for t in range(1, int(O)))
+    assert s.e2e_latency_s == pytest.approx(pre.step_time_s + steps, rel=1e-9)
