@@ -41,7 +41,7 @@ B, S, I = sym("batch", "context", "prompt")
 Model = str | ModelSpec | ModelStructure
 
 O_ = extra_symbol("output_tokens", "O", "output tokens per request")
-C_ = extra_symbol("chunk_tokens", "C", "prefill chunk budget per step (tokens)")
+C_ = extra_symbol("chunk_tokens", "C_{chunk}", "prefill chunk budget per step (tokens)")
 GAMMA = extra_symbol("draft_tokens", r"\gamma", "draft length")
 ACC = extra_symbol("acceptance", "a", "per-token acceptance probability")
 TD = extra_symbol("draft_step_s", "t_{d}", "draft model step time (s)")
@@ -120,10 +120,11 @@ def static_batch_latency(model: Model) -> Derivation:
     ex = extra_symbol("static_compute_excess", r"\Delta", "time compute-bound decode steps add to the memory sum")
     al, be = sp.Symbol("alpha", real=True), sp.Symbol("beta", real=True)  # the gap at t = 0 and its slope in t
     mem_sum_shown = (O_ - 1) * T.show(mean_mem, aggs)
+    comm_pre = extra_symbol("T_comm_pre", r"T_{comm}^{pre}", "communication time of the prefill step")
     steps = [
         Step("The batch's prompts are prefilled in one step (docs/theory.md §6) and emit the first token",
              sp.Eq(tpre, sp.Max(T.show(pre["compute_s"], aggs), T.show(pre["weights_s"] + pre["kv_s"], aggs),
-                                evaluate=False) + tsym["communication_s"] + tsym["overhead_s"], evaluate=False)),
+                                evaluate=False) + comm_pre + tsym["overhead_s"], evaluate=False)),
         Step("Decode step t reads a context of I + t tokens; the memory and compute terms are affine in t",
              sp.Eq(tdec, sp.Max(T.show(comp, aggs), T.show(mem, aggs), evaluate=False)
                    + tsym["communication_s"] + tsym["overhead_s"], evaluate=False)),
@@ -140,8 +141,8 @@ def static_batch_latency(model: Model) -> Derivation:
                             + mem_sum_shown + ex, evaluate=False)),
     ]
     compact = tpre + (O_ - 1) * (tsym["communication_s"] + tsym["overhead_s"]) + mem_sum_shown + ex
-    defs = {**aggs, tpre: pre["step_time_s"], tsym["communication_s"]: dec["communication_s"],
-            tsym["overhead_s"]: dec["overhead_s"], ex: excess}
+    defs = {**aggs, tpre: pre["step_time_s"], comm_pre: pre["communication_s"],
+            tsym["communication_s"]: dec["communication_s"], tsym["overhead_s"]: dec["overhead_s"], ex: excess}
     assumptions = (T.ASSUME_SPLIT, T.ASSUME_LINK, _ASSUME_ROOF,
                    "static batch: all B requests start together and finish together (no request joins or leaves)",
                    "the prefill step emits the first output token; decode step t reads I + t cached tokens",
@@ -274,7 +275,11 @@ def speculative_break_even(model: Model) -> Derivation:
                                                                tsym["weights_s"] + tsym["kv_s"], evaluate=False)
                                                         + GAMMA * TD) / (B * en), evaluate=False)),
         Step("Past B*/(gamma+1) verification is compute-bound while plain decoding is still memory-bound; "
-             "equal cost per token", T.show(eq.xreplace({n_tok: en}), aggs)),
+             "equal cost per token", sp.Eq((GAMMA + 1) * tsym["compute_s"] + GAMMA * TD,
+                                           en * (tsym["weights_s"] + tsym["kv_s"]), evaluate=False)),
+        Step("Every term is affine in B: T_comp = k_comp B, T_kv = k_kv B, T_w constant",
+             sp.Eq(kc, T.show(defs[kc], aggs), evaluate=False)),
+        Step("", sp.Eq(kkv, T.show(defs[kkv], aggs), evaluate=False)),
         Step("Solve for B", sp.Eq(lhs, compact, evaluate=False)),
     ]
     assumptions = (T.ASSUME_SPLIT, "roofline max(T_comp, T_w + T_kv); no communication or per-step overhead",
