@@ -17,7 +17,7 @@ from costmodel.symbolic import Rules
 
 LLAMA, H100 = "llama-3-70b", "h100-sxm"
 REL = 1e-9  # same expressions, float64 round-off only
-ALL = dict(expert_fetch="all")  # the derivations fetch every routed expert
+ALL = dict(expert_fetch="all")  # the speculative break-even fetches every routed expert
 
 
 @functools.cache
@@ -25,17 +25,17 @@ def d(name, model=LLAMA):
     return getattr(derive, name)(model)
 
 
-def run(model, hw, tp, rules, **x):
+def run(model, hw, tp, rules, efficiency=cm.IDEAL, **x):
     """Every output of the compiled model (arrays broadcast) at inputs overridden by ``x``."""
-    sc = cm.scenario(model, hw, cm.Workload(batch=1, context=1, prompt=1), cm.Parallel(tp=tp))
+    sc = cm.scenario(model, hw, cm.Workload(batch=1, context=1, prompt=1), cm.Parallel(tp=tp), efficiency=efficiency)
     inp = sc.inputs() | {k: np.asarray(v, dtype=float) for k, v in x.items()}
     return {k: np.asarray(v, dtype=float) for k, v in compiled(sc.model.structure, rules)(inp).items()}
 
 
 def brute_force_static(model, hw, tp, batch, prompt, out_tokens, **over):
-    pre = run(model, hw, tp, Rules(phase="prefill", **ALL), batch=batch, prompt=prompt, **over)["step_time_s"]
+    pre = run(model, hw, tp, Rules(phase="prefill"), batch=batch, prompt=prompt, **over)["step_time_s"]
     ctx = prompt + np.arange(1, out_tokens)  # decode step t reads I + t tokens, t = 1 .. O-1
-    dec = run(model, hw, tp, Rules(**ALL), batch=np.full(ctx.shape, float(batch)), context=ctx, **over)
+    dec = run(model, hw, tp, Rules(), batch=np.full(ctx.shape, float(batch)), context=ctx, **over)
     return float(pre) + float(np.sum(dec["step_time_s"]))
 
 
@@ -73,9 +73,9 @@ def test_static_batch_latency_rejects_zero_outputs():
 def mixed_step(batch, context, prompt, out_tokens, chunk_cap, *, model=LLAMA, tp=8):
     """The compiled decode and prefill terms combined as one mixed step (numbers, not symbols)."""
     c = min(batch * prompt / out_tokens, chunk_cap)
-    dec = run(model, H100, tp, Rules(**ALL), batch=batch, context=context)
-    pre = run(model, H100, tp, Rules(phase="prefill", **ALL), batch=c / prompt, prompt=prompt)
-    comm = run(model, H100, tp, Rules(**ALL), batch=batch + c, context=context)["communication_s"]
+    dec = run(model, H100, tp, Rules(), batch=batch, context=context)
+    pre = run(model, H100, tp, Rules(phase="prefill"), batch=c / prompt, prompt=prompt)
+    comm = run(model, H100, tp, Rules(), batch=batch + c, context=context)["communication_s"]
     roof = max(dec["compute_s"] + pre["compute_s"], dec["weights_s"] + dec["kv_s"] + pre["kv_s"])
     return float(roof + comm + dec["overhead_s"]), float(dec["step_time_s"])
 
@@ -111,13 +111,15 @@ def test_aggregated_step_adds_the_prefill_share_at_442():
                                 rel=1e-9)
 
 
-def spec_costs(batch, gamma, acc, t_draft, context=1024):
-    """Replica seconds per token, plain and speculative, from the compiled terms."""
-    out = run(LLAMA, H100, 8, Rules(**ALL), batch=batch, context=context)
-    verify = run(LLAMA, H100, 8, Rules(**ALL), batch=batch * (gamma + 1), context=context)["compute_s"]
+def spec_costs(batch, gamma, acc, t_draft, context=1024, efficiency=cm.IDEAL):
+    """Replica seconds per token, plain and speculative, from the compiled decode terms."""
+    out = run(LLAMA, H100, 8, Rules(**ALL), efficiency, batch=batch, context=context)
+    wide = run(LLAMA, H100, 8, Rules(**ALL), efficiency, batch=batch * (gamma + 1), context=context)
     mem = out["weights_s"] + out["kv_s"]
     tokens = sum(acc**i for i in range(gamma + 1))
-    return float(max(out["compute_s"], mem) / batch), float((max(verify, mem) + gamma * t_draft) / (batch * tokens))
+    plain = max(out["compute_s"], mem) + out["communication_s"] + out["overhead_s"]
+    spec = max(wide["compute_s"], mem) + wide["communication_s"] + out["overhead_s"] + gamma * t_draft
+    return float(plain / batch), float(spec / (batch * tokens))
 
 
 def bisect(f, lo, hi, iters=200):
@@ -129,16 +131,17 @@ def bisect(f, lo, hi, iters=200):
     return 0.5 * (lo + hi)
 
 
-@pytest.mark.parametrize("gamma, acc, t_draft", [(4, 0.7, 5e-4), (2, 0.8, 0.0), (6, 0.9, 1e-3)])
-def test_speculative_break_even_is_where_compiled_costs_cross(gamma, acc, t_draft):
-    gap = lambda b: spec_costs(b, gamma, acc, t_draft)[1] - spec_costs(b, gamma, acc, t_draft)[0]  # noqa: E731
-    root = bisect(gap, 1.0, 1e4)
+@pytest.mark.parametrize("gamma, acc, t_draft, eff", [(4, 0.7, 5e-4, "ideal"), (2, 0.8, 0.0, "ideal"),
+                                                      (6, 0.9, 1e-3, "ideal"), (4, 0.7, 5e-4, "calibrated")])
+def test_speculative_break_even_is_where_compiled_costs_cross(gamma, acc, t_draft, eff):
+    costs = lambda b: spec_costs(b, gamma, acc, t_draft, efficiency=eff)  # noqa: E731
+    root = bisect(lambda b: costs(b)[1] - costs(b)[0], 1.0, 1e4)
     got = d("speculative_break_even").value(LLAMA, H100, tp=8, context=1024, draft_tokens=gamma,
-                                            acceptance=acc, draft_step_s=t_draft)
+                                            acceptance=acc, draft_step_s=t_draft, efficiency=eff)
     assert got == pytest.approx(root, rel=1e-9)
-    plain, spec = spec_costs(1.0, gamma, acc, t_draft)
+    plain, spec = costs(1.0)
     assert spec < plain                                          # speculation wins at batch 1
-    plain, spec = spec_costs(2 * got, gamma, acc, t_draft)
+    plain, spec = costs(2 * got)
     assert spec > plain                                          # and costs more past the break-even
 
 
