@@ -14,6 +14,7 @@ Example:
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
+from .serving.workload import Disaggregated, Load, Pool, Requests, Speculative
 from .specs import (
     HardwareSpec,
     ModelSpec,
@@ -41,6 +42,8 @@ _LAZY = {
     "sensitivities": "derive.sensitivity",
     "write_report": "report",
     "SweepResult": "sweeps",
+    "serve": "serving.api",
+    "ServingPrediction": "serving.prediction",
 }
 
 
@@ -55,16 +58,22 @@ __all__ = [
     "IDEAL",
     "ConfigError",
     "CostModelError",
+    "Disaggregated",
     "Efficiency",
     "HardwareSpec",
+    "Load",
     "ModelSpec",
     "Parallel",
+    "Pool",
     "Precision",
     "PrecisionError",
     "Prediction",
+    "Requests",
     "Rules",
     "Scenario",
+    "ServingPrediction",
     "Solution",
+    "Speculative",
     "SpecError",
     "SweepResult",
     "UnknownNameError",
@@ -80,6 +89,7 @@ __all__ = [
     "optimize",
     "predict",
     "scenario",
+    "serve",
     "sweep",
     "sensitivities",
     "write_report",

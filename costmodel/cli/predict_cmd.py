@@ -9,6 +9,7 @@ from ..config import Parallel, Workload
 from ..prediction import predict
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
+from . import serve_args
 from .common import (add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds, positive_float,
                      precision_from, print_json)
 
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="efficiency profile: calibrated (fitted to published measurements, default; "
                         "docs/calibration.md), ideal (the roofline lower bound) or a profile JSON file")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    serve_args.add_arguments(p)
 
 
 def mesh_type(text: str) -> tuple[int, ...]:
@@ -53,6 +55,8 @@ def mesh_type(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if serve_args.wanted(args):
+        return serve_args.run(args)
     pred = predict(
         args.model, args.hardware,
         Workload(batch=args.batch, context=args.context, prompt=args.prompt, phase=args.phase),

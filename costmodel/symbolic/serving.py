@@ -127,12 +127,17 @@ def _line_sum(alpha: sp.Expr, beta: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Exp
 
 def _positive_part_sum(d0: sp.Expr, d1: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
     """``Σ_{t=lo..hi} max(d₀ + d₁·t, 0)``: the line is positive on one side of ``t* = -d₀/d₁``."""
+    flat = (hi - lo + 1) * sp.Max(d0, 0)
+    if d1.is_zero:
+        return flat
     cross = -d0 / d1
-    up = sp.Min(sp.Max(sp.floor(cross) + 1, lo), hi + 1)      # d1 > 0: t >= up
-    down = sp.Max(sp.Min(sp.ceiling(cross) - 1, hi), lo - 1)  # d1 < 0: t <= down
-    return sp.Piecewise((_line_sum(d0, d1, up, hi), d1 > 0),
-                        (_line_sum(d0, d1, lo, down), d1 < 0),
-                        ((hi - lo + 1) * sp.Max(d0, 0), True))
+    up = _line_sum(d0, d1, sp.Min(sp.Max(sp.floor(cross) + 1, lo), hi + 1), hi)       # d1 > 0: t > t*
+    down = _line_sum(d0, d1, lo, sp.Max(sp.Min(sp.ceiling(cross) - 1, hi), lo - 1))   # d1 < 0: t < t*
+    if d1.is_positive:
+        return up
+    if d1.is_negative:
+        return down
+    return sp.Piecewise((up, d1 > 0), (down, d1 < 0), (flat, True))
 
 
 def sum_of_max_of_lines(a1: sp.Expr, b1: sp.Expr, a2: sp.Expr, b2: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
