@@ -8,8 +8,9 @@ from pathlib import Path
 from ..errors import ConfigError
 from .common import add_spec_arguments, positive_float, positive_int, precision_from
 
-HELP = "draw a figure: roofline, batch, pareto, breakdown or sensitivity (PNG or SVG)"
-KINDS = ("roofline", "batch", "pareto", "breakdown", "sensitivity")
+HELP = ("draw a figure: roofline, batch, pareto, breakdown, sensitivity, serving-load or serving-throughput "
+        "(PNG or SVG)")
+KINDS = ("roofline", "batch", "pareto", "breakdown", "sensitivity", "serving-load", "serving-throughput")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv", default=None, help="KV-cache precision (default bf16)")
     p.add_argument("--price-tier", action="append", default=[], metavar="NAME=USD",
                    help="pareto: a price tier in USD per million tokens, e.g. fast=4.8 (repeatable)")
+    p.add_argument("--isl", type=positive_float, default=1024,
+                   help="serving-load, serving-throughput: input tokens per request (default 1024)")
+    p.add_argument("--osl", type=positive_float, default=1024,
+                   help="serving-load, serving-throughput: output tokens per request (default 1024)")
+    p.add_argument("--load", choices=("concurrency", "rate"), default="concurrency",
+                   help="serving-load: the load axis, requests in flight or requests/s (default concurrency)")
     p.add_argument("--out", required=True, help="output file, .png or .svg")
 
 
@@ -44,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     setup = Setup(args.model, args.hardware, context=args.context, tp=args.tp, precision=precision_from(args),
                   usd_per_chip_hour=args.price)
-    kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch}}.get(args.kind, {})
+    kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch},
+          "serving-load": {"isl": args.isl, "osl": args.osl, "load": args.load},
+          "serving-throughput": {"isl": args.isl, "osl": args.osl}}.get(args.kind, {})
     fig = FIGS[args.kind](setup, **kw)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

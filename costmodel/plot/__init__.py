@@ -8,6 +8,7 @@ Example:
 
 from ._data import Setup
 from .figures import batch_sweep, pareto, roofline, sensitivity_bars, step_breakdown
+from .serving import load_sweep, throughput_interactivity
 
 #: Figure kinds by the name the CLI uses.
 KINDS = {
@@ -16,6 +17,9 @@ KINDS = {
     "pareto": pareto,
     "breakdown": step_breakdown,
     "sensitivity": sensitivity_bars,
+    "serving-load": load_sweep,
+    "serving-throughput": throughput_interactivity,
 }
 
-__all__ = ["KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
+__all__ = ["KINDS", "Setup", "batch_sweep", "load_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown",
+           "throughput_interactivity"]
