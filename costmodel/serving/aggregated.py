@@ -131,21 +131,23 @@ def _rate_limit(rep: Replica, fluid_max: float, P: float, D: float, S: float, A:
                 k_p: int, cap: float) -> float:
     """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
 
-    ``E[τ]`` grows with ``R``, so the iteration from the fluid limit decreases to the fixed point.
+    ``R·D·E[τ](B_cap; R)`` grows with ``R``: bisection between 0 and the fluid limit, a rate counting
+    as sustainable when the chain is stable and its decode batch stays within ``B_cap``.
     """
     if D == 0:
         return fluid_max
-    R = fluid_max
-    for _ in range(12):
+
+    def ok(R):
         chain = _chain_at(rep, R, P, S, A, chunk_tokens, k_p)(cap)
-        if not chain["stable"]:
-            R *= 0.98
-            continue
-        new = min(cap / (D * chain["mean_step_s"]), fluid_max)
-        if abs(new - R) <= 1e-6 * R:
-            return new
-        R = new
-    return R
+        return chain["stable"] and R * D * chain["mean_step_s"] <= cap
+
+    if ok(fluid_max):
+        return fluid_max
+    lo, hi = 0.0, fluid_max
+    while hi - lo > 1e-6 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
 
 
 def _chain_at(rep: Replica, R: float, P: float, S: float, A: float, chunk_tokens: float, k_p: int):
