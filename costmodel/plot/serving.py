@@ -117,7 +117,7 @@ def _log_ticks(ax) -> None:
 def _title(setup: Setup, what: str, isl: float, osl: float) -> str:
     sc = setup.scenario()
     return (f"{what}\n{sc.model.name} on {sc.hardware.name}, {sc.weights} weights, {sc.kv} KV, "
-            f"ISL {isl:,.0f}, OSL {osl:,.0f}, efficiency: {setup.efficiency.name}")
+            f"ISL {isl:,.0f}, OSL {osl:,.0f}, efficiency: {sc.efficiency.name}")
 
 
 def load_sweep(setup: Setup, isl: float = 1024, osl: float = 1024, load: str = "concurrency",
