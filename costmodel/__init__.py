@@ -15,6 +15,7 @@ from ._lazy import lazy_getattr
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
+from .serving.workload import Disaggregated, Load, Pool, Requests, Speculative
 from .specs import (
     HardwareSpec,
     ModelSpec,
@@ -42,6 +43,8 @@ _LAZY = {
     "sensitivities": "derive.sensitivity",
     "write_report": "report",
     "SweepResult": "sweeps",
+    "serve": "serving.api",
+    "ServingPrediction": "serving.prediction",
 }
 
 
@@ -51,16 +54,22 @@ __all__ = [
     "IDEAL",
     "ConfigError",
     "CostModelError",
+    "Disaggregated",
     "Efficiency",
     "HardwareSpec",
+    "Load",
     "ModelSpec",
     "Parallel",
+    "Pool",
     "Precision",
     "PrecisionError",
     "Prediction",
+    "Requests",
     "Rules",
     "Scenario",
+    "ServingPrediction",
     "Solution",
+    "Speculative",
     "SpecError",
     "SweepResult",
     "UnknownNameError",
@@ -76,6 +85,7 @@ __all__ = [
     "optimize",
     "predict",
     "scenario",
+    "serve",
     "sweep",
     "sensitivities",
     "write_report",

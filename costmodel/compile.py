@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .specs.model import ModelStructure
 from .symbolic import Rules, outputs
 
-__all__ = ["CompiledModel", "compiled", "source_of"]
+__all__ = ["CompiledModel", "compiled", "compiled_serving", "source_of"]
 
 
 class CompiledModel:
@@ -35,9 +35,9 @@ class CompiledModel:
         output_names: names of the returned arrays.
     """
 
-    def __init__(self, structure: ModelStructure, rules: Rules):
+    def __init__(self, structure: ModelStructure, rules: Rules, exprs: Mapping[str, sp.Expr] | None = None):
         self.structure, self.rules = structure, rules
-        exprs = outputs(structure, rules)
+        exprs = outputs(structure, rules) if exprs is None else exprs
         self.output_names = tuple(exprs)
         exprs = [sp.sympify(e) for e in exprs.values()]
         free = sorted(set().union(*(e.free_symbols for e in exprs)), key=lambda s: s.name)
@@ -67,6 +67,14 @@ class CompiledModel:
 def compiled(structure: ModelStructure, rules: Rules = Rules()) -> CompiledModel:
     """The cached compiled model for ``structure`` under ``rules``."""
     return CompiledModel(structure, rules)
+
+
+@functools.cache
+def compiled_serving(structure: ModelStructure, rules: Rules = Rules()) -> CompiledModel:
+    """The cached compiled serving closed forms (:func:`costmodel.symbolic.serving.serving_outputs`)."""
+    from .symbolic.serving import serving_outputs
+
+    return CompiledModel(structure, rules, serving_outputs(structure, rules))
 
 
 def source_of(structure: ModelStructure, rules: Rules = Rules()) -> str:

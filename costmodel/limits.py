@@ -29,6 +29,13 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "batch": (1, 1e8, "sequences"),
     "context": (1, 1e9, "tokens"),
     "prompt": (1, 1e9, "tokens"),
+    # requests (the serving model): lengths as the context; loads from one request in flight to 10^8
+    "input_tokens": (1, 1e9, "tokens"),
+    "output_tokens": (1, 1e9, "tokens"),
+    "concurrency": (1, 1e8, "requests"),
+    "rate_per_s": (1e-9, 1e9, "requests/s"),
+    "chunk_tokens": (1, 1e9, "tokens"),
+    "max_batch": (1, 1e8, "sequences"),
     # money: a chip-hour costs cents to thousands of dollars
     "usd_per_chip_hour": (1e-6, 1e6, "USD per chip-hour"),
     # targets: a microsecond to a day per token

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import costmodel as cm
-from costmodel import load as loadmodel
+from costmodel.serving import load_to_batch as loadmodel
 from costmodel.calibrate import CaseSet, load_cases, load_profile, load_records, resolve
 from costmodel.calibrate.fit import DEFAULT_PARAMS, FIXED, Param, calibrate_cases, fit, values_for
 from costmodel.calibrate.records import METRICS, exclusion_reason

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from .. import load as loadmodel
+from ..serving import load_to_batch as loadmodel
 from ..compile import compiled
 from ..config import Workload
 from ..efficiency import EFFICIENCY_FIELDS

@@ -178,11 +178,11 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
     if rid in ("TRT-11", "TRT-14"):
         return dict(load="rate", request_rate_per_s=LOW_LOAD_REQUESTS_PER_S,
                     prompt=r["prompt_tokens"], output=r["generated_tokens"],
-                    assumptions=("2 requests/s; batch from Little's law (costmodel.load.low_load_batch)",))
+                    assumptions=("2 requests/s; batch from Little's law (costmodel.serving.load_to_batch.low_load_batch)",))
     if rid in ("TRT-01", "TRT-08"):
         return dict(load="max", prompt=r["prompt_tokens"], output=r["generated_tokens"],
                     assumptions=("largest batch that fits at the mean context; prefill and decode "
-                                 "share the chips (costmodel.load.offline_tokens_per_s)",))
+                                 "share the chips (costmodel.serving.load_to_batch.offline_tokens_per_s)",))
     if rid == "MLP-01":
         return dict(load="fixed", prompt=MLPERF_PROMPT_TOKENS, output=MLPERF_OUTPUT_TOKENS,
                     parallel=Parallel(tp=r["tp"], replicas=r["replicas"]),

@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..plot.kinds import FIGURES
+from ..plot.kinds import FIGURES, SERVING_FIGURES
 from .common import add_efficiency_argument, add_spec_arguments, precision_from, ranged
 
-KINDS = tuple(FIGURES)
+KINDS = tuple(FIGURES) + tuple(SERVING_FIGURES)
 HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
 
 
@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-tier", action="append", default=[], metavar="NAME=USD",
                    help="pareto: a price tier in USD per million tokens, e.g. fast=4.8 (repeatable)")
     add_efficiency_argument(p)
+    p.add_argument("--isl", type=ranged("input_tokens"), default=1024,
+                   help="serving-load, serving-throughput: input tokens per request (default 1024)")
+    p.add_argument("--osl", type=ranged("output_tokens"), default=1024,
+                   help="serving-load, serving-throughput: output tokens per request (default 1024)")
+    p.add_argument("--load", choices=("concurrency", "rate"), default="concurrency",
+                   help="serving-load: the load axis, requests in flight or requests/s (default concurrency)")
     p.add_argument("--out", required=True, help="output file, .png or .svg")
 
 
@@ -46,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".svg"):
         raise ConfigError(f"--out must end in .png or .svg, got {args.out!r}")
-    from ..plot import KINDS as FIGS, Setup
+    from ..plot import KINDS, SERVING_KINDS, Setup
 
     setup = Setup(args.model, args.hardware, context=args.context, tp=args.tp, precision=precision_from(args),
                   usd_per_chip_hour=args.price, efficiency=args.efficiency)
-    kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch}}.get(args.kind, {})
-    fig = FIGS[args.kind](setup, **kw)
+    kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch},
+          "serving-load": {"isl": args.isl, "osl": args.osl, "load": args.load},
+          "serving-throughput": {"isl": args.isl, "osl": args.osl}}.get(args.kind, {})
+    fig = {**KINDS, **SERVING_KINDS}[args.kind](setup, **kw)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     print(out)

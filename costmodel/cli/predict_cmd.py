@@ -8,6 +8,7 @@ import re
 from ..config import Parallel, Workload
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
+from . import serve_args
 from .common import (add_efficiency_argument, add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds,
                      precision_from, print_json, ranged)
 
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: balanced over the chip's torus axes)")
     add_efficiency_argument(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    serve_args.add_arguments(p)
 
 
 def mesh_type(text: str) -> tuple[int, ...]:
@@ -50,6 +52,8 @@ def mesh_type(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if serve_args.wanted(args):
+        return serve_args.run(args)
     from ..prediction import predict  # imports JAX: only when a prediction runs, not for `costmodel list`
 
     pred = predict(

@@ -22,11 +22,13 @@ from ._base import Derivation, Step
 from .batch import cheapest_batch, context_wall, critical_batch, max_batch
 from .latency import cost_latency_frontier, floor_fraction, latency_floor
 from .modes import fast_mode_cost_ratio, fast_mode_floor_fraction, speculative_cost, speculative_tokens_per_step
+from .serving import aggregated_step, prefill_share, speculative_break_even, static_batch_latency
 
 __all__ = [
     "Derivation",
     "Sensitivity",
     "Step",
+    "aggregated_step",
     "cheapest_batch",
     "context_wall",
     "cost_latency_frontier",
@@ -36,9 +38,12 @@ __all__ = [
     "floor_fraction",
     "latency_floor",
     "max_batch",
+    "prefill_share",
     "sensitivities",
+    "speculative_break_even",
     "speculative_cost",
     "speculative_tokens_per_step",
+    "static_batch_latency",
 ]
 
 

@@ -10,12 +10,14 @@ figures for the CLI); the names below load on first use.
 """
 
 from .._lazy import lazy_getattr
-from .kinds import FIGURES
+from .kinds import FIGURES, SERVING_FIGURES
 
 _LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures",
-         "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures"}
+         "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures",
+         "SERVING_KINDS": "serving", "load_sweep": "serving", "throughput_interactivity": "serving"}
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
-__all__ = ["FIGURES", "KINDS", "Setup", "batch_sweep", "pareto", "roofline", "sensitivity_bars", "step_breakdown"]
+__all__ = ["FIGURES", "KINDS", "SERVING_FIGURES", "SERVING_KINDS", "Setup", "batch_sweep", "load_sweep", "pareto",
+           "roofline", "sensitivity_bars", "step_breakdown", "throughput_interactivity"]

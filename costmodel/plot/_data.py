@@ -23,7 +23,7 @@ class Setup:
     context: float = 8192
     tp: int = 8
     precision: Precision = Precision()
-    efficiency: Efficiency = IDEAL
+    efficiency: Efficiency | str = IDEAL  # an Efficiency or a profile name/path (costmodel.efficiency)
     usd_per_chip_hour: float | None = None
     rules: Rules = Rules()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FIGURES"]
+__all__ = ["FIGURES", "SERVING_FIGURES"]
 
 #: name -> (function of :mod:`costmodel.plot.figures` that draws it, caption).
 FIGURES: dict[str, tuple[str, str]] = {
@@ -11,4 +11,11 @@ FIGURES: dict[str, tuple[str, str]] = {
     "pareto": ("pareto", "Cost-latency frontier over chip counts"),
     "breakdown": ("step_breakdown", "Step-time breakdown"),
     "sensitivity": ("sensitivity_bars", "Elasticities of cost and latency to hardware numbers"),
+}
+
+#: Request-level figures: name -> (function of :mod:`costmodel.plot.serving`, caption). ``costmodel plot``
+#: draws them; the report keeps to the step-level figures above.
+SERVING_FIGURES: dict[str, tuple[str, str]] = {
+    "serving-load": ("load_sweep", "TTFT and TPOT against load, aggregated and disaggregated"),
+    "serving-throughput": ("throughput_interactivity", "Output tokens/s per chip against tokens/s per user"),
 }

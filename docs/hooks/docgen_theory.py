@@ -107,6 +107,10 @@ DERIVATIONS: dict[str, Callable[[], derive.Derivation]] = {
     "fast_mode_cost_ratio": derive.fast_mode_cost_ratio,
     "fast_mode_floor_fraction": derive.fast_mode_floor_fraction,
     "speculative_tokens_per_step": derive.speculative_tokens_per_step,
+    "static_batch_latency": lambda: derive.static_batch_latency(DENSE),
+    "aggregated_step": lambda: derive.aggregated_step(DENSE),
+    "prefill_share": lambda: derive.prefill_share(DENSE),
+    "speculative_break_even": lambda: derive.speculative_break_even(DENSE),
 }
 
 

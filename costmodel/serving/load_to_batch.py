@@ -1,4 +1,4 @@
-"""Load models: the batch a server runs at, and the metrics that depend on it.
+"""The batch a stated load runs at, and the metrics that depend on it (calibration records).
 
 A roofline step time needs a batch. Published serving figures instead state a
 load ("offline, as many requests as fit", "about 2 requests per second"). The

@@ -1,0 +1,171 @@
+"""The request-level flags of ``costmodel predict`` (``--isl`` switches it to :func:`costmodel.serve`).
+
+``costmodel predict --isl 1024 --osl 1024 --concurrency 64 --tp 8`` answers TTFT,
+TPOT, latency, throughput and cost per million input and output tokens
+(docs/serving.md). Bad combinations are one-line errors with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..config import Parallel
+from ..errors import ConfigError
+from ..symbolic import Rules
+from .common import fmt_bytes, fmt_seconds, positive_float, positive_int, precision_from, print_json
+
+__all__ = ["add_arguments", "wanted", "run", "render"]
+
+_POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "decode_tp", "decode_ep", "decode_replicas")
+_SERVING_FLAGS = ("osl", "prefix_hit", "static_batch", "concurrency", "rate", "chunk", "max_batch",
+                  "spec_draft", "spec_len", "spec_accept", "spec_accept_len") + _POOL_FLAGS
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not (0 <= v < 1):
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the serving flags to the ``predict`` parser."""
+    g = p.add_argument_group("serving (request level: --isl switches predict to TTFT/TPOT/cost per request)")
+    g.add_argument("--isl", type=positive_float, default=None, help="input (prompt) tokens per request")
+    g.add_argument("--osl", type=positive_float, default=None, help="output tokens per request (with --isl)")
+    g.add_argument("--prefix-hit", type=_fraction, default=None,
+                   help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
+    load = g.add_mutually_exclusive_group()
+    load.add_argument("--static-batch", type=positive_float, default=None, metavar="B",
+                      help="B requests start together (static batching)")
+    load.add_argument("--concurrency", type=positive_float, default=None, metavar="N",
+                      help="closed loop: N requests in flight (default: --batch)")
+    load.add_argument("--rate", type=positive_float, default=None, metavar="R",
+                      help="open loop: Poisson arrivals, requests/s")
+    load.add_argument("--offline", action="store_true", help="all requests queued: the largest batch that fits")
+    g.add_argument("--chunk", type=positive_float, default=None,
+                   help="chunked-prefill budget: prompt tokens per step (default 8192)")
+    g.add_argument("--max-batch", type=positive_float, default=None,
+                   help="cap on decoding sequences per replica (default: what fits in memory)")
+    g.add_argument("--disagg", action="store_true",
+                   help="disaggregated prefill and decode pools (needs --prefill-tp and --decode-tp)")
+    for pool in ("prefill", "decode"):
+        g.add_argument(f"--{pool}-tp", type=positive_int, default=None, help=f"{pool} pool: tensor-parallel degree")
+        g.add_argument(f"--{pool}-ep", type=positive_int, default=None, help=f"{pool} pool: expert-parallel degree")
+        g.add_argument(f"--{pool}-replicas", type=positive_int, default=None, help=f"{pool} pool: replicas")
+    g.add_argument("--spec-draft", default=None, metavar="MODEL|mtp",
+                   help="speculative decoding with a catalog draft model, or mtp (multi-token prediction heads)")
+    g.add_argument("--spec-len", type=positive_int, default=None, metavar="G", help="draft tokens per step")
+    acc = g.add_mutually_exclusive_group()
+    acc.add_argument("--spec-accept", type=_fraction, default=None, metavar="A",
+                     help="probability a draft token is accepted, in [0, 1)")
+    acc.add_argument("--spec-accept-len", type=positive_float, default=None, metavar="L",
+                     help="mean accepted tokens per step, in [1, G+1)")
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    """Whether the request-level answer is asked for (``--isl`` or any serving flag)."""
+    return args.isl is not None or args.offline or args.disagg or any(
+        getattr(args, f) is not None for f in _SERVING_FLAGS)
+
+
+def _request_objects(args: argparse.Namespace):
+    import costmodel as cm
+
+    if args.isl is None:
+        given = [f"--{f.replace('_', '-')}" for f in _SERVING_FLAGS if getattr(args, f) is not None]
+        given += [f for f, on in (("--offline", args.offline), ("--disagg", args.disagg)) if on]
+        raise ConfigError(f"{', '.join(given)} need --isl (input tokens per request) and --osl")
+    if args.osl is None:
+        raise ConfigError("--isl needs --osl (output tokens per request)")
+    req = cm.Requests(args.isl, args.osl, args.prefix_hit or 0.0)
+    if args.static_batch is not None:
+        load = cm.Load.static(args.static_batch)
+    elif args.rate is not None:
+        load = cm.Load.rate(args.rate, args.max_batch)
+    elif args.offline:
+        load = cm.Load.offline(args.max_batch)
+    else:
+        load = cm.Load.concurrency(args.concurrency if args.concurrency is not None else args.batch, args.max_batch)
+    disagg = None
+    pools = {f: getattr(args, f) for f in _POOL_FLAGS}
+    if args.disagg:
+        missing = [f"--{f.replace('_', '-')}" for f in ("prefill_tp", "decode_tp") if pools[f] is None]
+        if missing:
+            raise ConfigError(f"--disagg needs the pool sizes: give {' and '.join(missing)} "
+                              "(and optionally --prefill-ep/--decode-ep, --prefill-replicas/--decode-replicas)")
+
+        def pool(name: str):
+            return cm.Pool(Parallel(tp=pools[f"{name}_tp"], ep=pools[f"{name}_ep"] or 1,
+                                    replicas=pools[f"{name}_replicas"] or 1))
+
+        disagg = cm.Disaggregated(prefill=pool("prefill"), decode=pool("decode"))
+    elif any(v is not None for v in pools.values()):
+        raise ConfigError("--prefill-*/--decode-* pool sizes need --disagg")
+    spec = None
+    if args.spec_draft is not None:
+        if args.spec_len is None or (args.spec_accept is None and args.spec_accept_len is None):
+            raise ConfigError("--spec-draft needs --spec-len G and one of --spec-accept A or --spec-accept-len L")
+        spec = cm.Speculative(args.spec_draft, args.spec_len, accept=args.spec_accept,
+                              accepted_length=args.spec_accept_len)
+    elif args.spec_len is not None or args.spec_accept is not None or args.spec_accept_len is not None:
+        raise ConfigError("--spec-len/--spec-accept/--spec-accept-len need --spec-draft MODEL|mtp")
+    return req, load, disagg, spec
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer ``costmodel predict --isl ...``: print the serving figures (or JSON)."""
+    from ..serving.api import serve
+
+    req, load, disagg, spec = _request_objects(args)
+    if args.phase != "decode":
+        raise ConfigError("--phase prefill does not apply with --isl: a request has both phases")
+    s = serve(args.model, args.hardware, req, load,
+              parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=args.mesh),
+              precision=precision_from(args), efficiency=args.efficiency, usd_per_chip_hour=args.price,
+              chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec,
+              rules=Rules("decode", args.combine, args.overlap, args.expert_fetch, layout=args.layout,
+                          attention_sharding=args.attention_sharding))
+    if args.json:
+        print_json(s.to_dict())
+    else:
+        print(render(s, args))
+        if not s.fits:
+            print("warning: does not fit in memory at this batch; use more chips, a smaller batch or lower precision")
+    return 0
+
+
+def _opt(v, fmt) -> str:
+    return "unbounded (saturated)" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt(v)
+
+
+def render(s, args: argparse.Namespace) -> str:
+    """A readable table of a serving prediction."""
+    d = s.to_dict()
+    load = s.details["load"]
+    rows = [
+        ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, {d['chips']} chips"),
+        ("requests", f"{args.isl:g} in, {args.osl:g} out, prefix hit {args.prefix_hit or 0:g}; load {load}"),
+        ("TTFT", _opt(d["ttft_s"], fmt_seconds)),
+        ("TPOT", fmt_seconds(d["tpot_s"]) + f"  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)"),
+        ("end to end", _opt(d["e2e_latency_s"], fmt_seconds)),
+        ("throughput", f"{d['output_tokens_per_s']:,.0f} output tok/s ({d['output_tokens_per_s_per_chip']:,.0f} "
+                       f"per chip), {d['input_tokens_per_s']:,.0f} input tok/s, {d['requests_per_s']:.4g} req/s"),
+        ("decode batch", f"{d['decode_batch']:,.1f} sequences per replica"),
+    ]
+    if d["utilisation"] is not None:
+        rows.append(("utilisation", f"{d['utilisation']:.1%} of the largest sustainable rate "
+                                    f"{d['max_rate_per_s']:.4g} req/s" + ("  SATURATED" if d["saturated"] else "")))
+    rows += [
+        ("cost", f"${d['usd_per_mtok_output']:.4g}/M output tok, ${d['usd_per_mtok_input']:.4g}/M input tok, "
+                 f"${d['usd_per_request']:.4g} per request"),
+        ("memory / chip", fmt_bytes(d["memory_bytes_per_chip"]) + ("" if d["fits"] else "  DOES NOT FIT")),
+    ]
+    rows += [(f"  {k}", fmt_seconds(v)) for k, v in d["breakdown_s"].items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

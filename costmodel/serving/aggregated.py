@@ -1,0 +1,214 @@
+"""Aggregated serving: prefill and decode share each replica (docs/serving.md §19.1-19.3).
+
+Per replica, with ``P = I·(1-h)`` prompt tokens prefilled per request,
+``D = (O-1)/E`` decode steps per request (the last prefill step emits the first
+token; ``E`` tokens per step, 1 without speculation), mean decode context
+``S̄ = I + O/2`` and mean attended length of a prefilled token ``Ā = I·(1+h)/2``:
+
+* **static batch** ``B``: ``TTFT = T_prefill(B, P)``; ``T_e2e = TTFT + Σ_{t=1..D} ℓ(B, I + E·t)``
+  in closed form (:func:`costmodel.symbolic.serving.static_decode_sum`).
+* **continuous batching with chunked prefill** (Sarathi-Serve): if ``X`` requests finish
+  per step, a step carries ``B = X·D`` decoding sequences and, on average, ``X·P`` prompt
+  tokens, at most ``C`` (the chunk budget). Prompts arrive whole, so the prompt tokens come
+  in chunks: a fraction ``f = X·P/c₁`` of the steps carries a chunk of
+  ``c₁ = min(C, P·max(1, X))`` tokens and the rest none (one prompt per chunk step at low
+  load, every step full past one request per step). The mean step is
+  ``τ̄(X) = f·ℓ_mixed(B, c₁) + (1-f)·ℓ_mixed(B, 0)`` (a convex step time makes the mean of
+  the steps larger than the step of the mean). A prompt needs ``k_p = ⌈P/C⌉`` chunk steps.
+  The most requests per step are ``X_cap = min(C/P, B_cap/D)`` with ``B_cap`` the batch
+  that fits in memory at ``S̄`` (or the ``max_batch`` cap).
+
+  - *concurrency* ``N`` (closed loop): Little's law over the ``k_p + D`` steps of a
+    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ̄``, ``TPOT = τ̄/E``,
+    ``TTFT = T_e2e - D·τ̄`` (queue and prefill).
+  - *rate* ``R`` (open loop): ``X`` solves ``X/τ̄(X) = R`` (Little's law, bisection:
+    ``X/τ̄(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ̄(X_cap)``
+    and the utilisation ``R/R_max``. ``TTFT = p_busy·E[τ²]/(2·τ̄) + W + k_p·ℓ_mixed(B, c₁)``:
+    the rest of the running step when the engine is busy (mean residual of the steps,
+    :func:`.queueing.busy_probability`), the wait for the chunk budget
+    (:func:`.queueing.kingman_wait_s` with service ``(P/C)·ℓ_mixed(B, c₁)``) and the
+    prompt's own chunk steps.
+  - *offline*: ``X = X_cap``.
+
+The chip-time of a step splits into decode work ``ℓ_mixed(B, 0)`` and prefill work
+(the rest), which prices input and output tokens (§19.7).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .queueing import bulk_prefill_queue
+from .replica import Replica, bisect_increasing
+from .workload import Load, Requests
+
+__all__ = ["aggregated"]
+
+
+def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float) -> dict:
+    """Serving figures of one replica (rates per replica) for ``load`` split over ``replicas``."""
+    I, O, h = req.input_tokens, req.output_tokens, req.prefix_hit
+    P, A = req.prefill_tokens, I * (1 + h) / 2
+    E = rep.tokens_per_step
+    D = max(O - 1.0, 0.0) / E
+    S = I + O / 2
+    k_p = math.ceil(P / chunk_tokens)
+    fits_cap = float(rep.max_batch(S))
+    cap = min(fits_cap, load.max_batch) if load.max_batch is not None else fits_cap
+    cap = max(cap, 1.0)  # a misfit still gets figures (flagged by `fits`)
+
+    if load.kind == "static":
+        return _static(rep, req, load.value / replicas, E, D, S, A)
+
+    def steps(X):
+        """Mean step, chunk step, decode-only step and the fraction of chunk steps at ``X``."""
+        X = np.asarray(X, dtype=float)
+        B = X * D
+        c1 = np.minimum(chunk_tokens, P * np.maximum(1.0, X))
+        f = X * P / c1
+        t1, t0 = rep.step(B, c1, S, A), rep.step(B, 0.0, S, A)
+        return f * t1 + (1 - f) * t0, t1, t0, f
+
+    def tau(X):
+        return steps(X)[0]
+
+    X_cap = min(chunk_tokens / P, cap / D if D > 0 else math.inf)
+    r_max = float(X_cap / tau(X_cap))
+    out = {"max_rate_per_s": r_max, "utilisation": None, "saturated": False}
+    if load.kind == "offline":
+        X = X_cap
+    elif load.kind == "concurrency":
+        X = min(load.value / replicas / (k_p + D), X_cap)
+    else:
+        R = load.value / replicas
+        r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap)
+        out["utilisation"] = R / r_max
+        X = X_cap
+    chain = None
+    if load.kind == "rate" and R < r_max:
+        chain = _rate_chain(rep, R, req, D, S, A, chunk_tokens, cap)
+        if chain["stable"]:
+            X = chain["batch"] / D if D > 0 else R * chain["mean_step_s"]
+        else:
+            chain = None
+    out["saturated"] = load.kind == "rate" and chain is None
+    t, t_chunk, t_dec, f = (float(v) for v in steps(X))
+    if chain is not None:
+        t = chain["mean_step_s"]
+    elif out["saturated"]:  # flat out: the replica serves its largest sustainable rate
+        flat = _chain_at(rep, r_max, req, S, A, chunk_tokens)(B_cap := X_cap * D) if D > 0 else None
+        if flat is not None and flat["stable"] and B_cap > 0:
+            t = flat["mean_step_s"]
+        out["max_rate_per_s"] = X_cap / t
+    B = X * D
+    if load.kind == "concurrency":
+        e2e = load.value / replicas / X * t
+        ttft = e2e - D * t
+    elif load.kind == "rate" and not out["saturated"]:
+        ttft = chain["ttft_s"]
+        e2e = ttft + D * t
+    elif load.kind == "rate":
+        ttft, e2e = math.inf, math.inf
+    else:  # offline: from admission
+        ttft = k_p * t_chunk
+        e2e = ttft + D * t
+    decode_only = t_dec if B > 0 else 0.0
+    mem = rep.decode(max(B, 1.0), S)
+    out.update(
+        ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
+        step=_mean_terms(rep, B, X, P, S, A, chunk_tokens), step_time_s=t, chunk_step_time_s=t_chunk,
+        chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
+        memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
+        fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
+        max_batch=fits_cap,
+    )
+    return out
+
+
+def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
+                cap: float) -> float:
+    """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
+
+    ``R·D·E[τ](B_cap; R)`` grows with ``R``: bisection between 0 and the fluid limit, a rate counting
+    as sustainable when the chain is stable and its decode batch stays within ``B_cap``.
+    """
+    if D == 0:
+        return fluid_max
+
+    def ok(R):
+        chain = _chain_at(rep, R, req, S, A, chunk_tokens)(cap)
+        return chain["stable"] and R * D * chain["mean_step_s"] <= cap
+
+    if ok(fluid_max):
+        return fluid_max
+    lo, hi = 0.0, fluid_max
+    while hi - lo > 1e-6 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
+    """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
+    unit, mix = prompt_units(req, chunk_tokens)
+    tokens = np.arange(math.floor(chunk_tokens / unit + 1e-9) + 1) * unit
+    return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, mix)
+
+
+def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[float, int]]]:
+    """The unit of prompt tokens the queue counts in, and ``(weight, units)`` of each request class.
+
+    One class: the prompt, or ``1/k_p`` of it when it needs ``k_p = ⌈P/C⌉`` chunks. A mix: the
+    smallest such piece divided by the first ``j <= 8`` that puts every class within 2% of a whole
+    number of units.
+    """
+    sizes = [(w, i * (1 - req.prefix_hit)) for w, i, _ in req.classes]
+    base = min(p / math.ceil(p / chunk_tokens) for _, p in sizes)
+    for j in range(1, 9):
+        unit = base / j
+        if all(abs(p / unit - round(p / unit)) <= 0.02 * (p / unit) for _, p in sizes):
+            break
+    return unit, [(w, max(int(round(p / unit)), 1)) for w, p in sizes]
+
+
+def _rate_chain(rep: Replica, R: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
+                cap: float) -> dict:
+    """Open loop: the decode batch of Little's law, ``B = R·D·E[τ](B)``, with the mean step of the
+    prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`)."""
+    chain = _chain_at(rep, R, req, S, A, chunk_tokens)
+    if D == 0:
+        return chain(0.0) | {"batch": 0.0}
+    at_cap = chain(cap)
+    if not at_cap["stable"] or cap - R * D * at_cap["mean_step_s"] < 0:
+        return {"stable": False, "batch": cap}
+    B = float(bisect_increasing(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, 0.0, cap, iterations=40))
+    return chain(B) | {"batch": B}
+
+
+def _mean_terms(rep: Replica, B: float, X: float, P: float, S: float, A: float, chunk_tokens: float) -> dict:
+    """The mean step's breakdown: chunk steps and decode-only steps weighted by their fractions."""
+    c1 = min(chunk_tokens, P * max(1.0, X))
+    f = X * P / c1
+    with_chunk, without = rep.mixed(B, c1, S, A), rep.mixed(B, 0.0, S, A)
+    return {k: f * with_chunk[k] + (1 - f) * without[k] for k in with_chunk}
+
+
+def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float, A: float) -> dict:
+    I, O, P = req.input_tokens, req.output_tokens, req.prefill_tokens
+    t_pf = float(rep.prefill(B, P)["step_time_s"])
+    t_dec = float(rep.static_decode_s(B, I, D)) if D > 0 else 0.0
+    e2e = t_pf + t_dec
+    step = rep.mixed(B, 0.0, S, 0.0)
+    mean_step = float(rep.step(B, 0.0, S))
+    mem = rep.decode(B, I + O)
+    return {
+        "ttft_s": t_pf, "tpot_s": t_dec / (O - 1) if O > 1 else mean_step / E, "e2e_latency_s": e2e,
+        "requests_per_s": B / e2e, "decode_batch": B, "step": step, "step_time_s": mean_step,
+        "prefill_share": t_pf / e2e, "utilisation": None, "saturated": False, "max_rate_per_s": None,
+        "memory_bytes_per_chip": float(mem["memory_bytes_per_chip"]),
+        "fits": bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]),
+        "max_batch": float(rep.max_batch(I + O)),
+    }
+

@@ -1,0 +1,154 @@
+"""``serve``: a workload of requests under a load in, request-level figures out (docs/serving.md §19)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..errors import ConfigError
+from ..inputs import scenario
+from ..specs import HardwareSpec, ModelSpec
+from ..symbolic import Rules
+from .aggregated import aggregated
+from .disaggregated import disaggregated
+from .prediction import ServingPrediction
+from .replica import Replica
+from .workload import Disaggregated, Load, Requests, Speculative
+
+__all__ = ["serve", "goodput", "replica_of"]
+
+_BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
+
+
+def replica_of(model, hardware, parallel: Parallel, precision: Precision, efficiency, usd_per_chip_hour,
+               rules: Rules, spec: Speculative | None = None) -> Replica:
+    """The compiled step times of one replica (decode- and prefill-phase efficiency resolved apart)."""
+    dec = scenario(model, hardware, Workload(phase="decode"), parallel, precision, efficiency, usd_per_chip_hour)
+    pre = scenario(model, hardware, Workload(phase="prefill"), parallel, precision, efficiency, usd_per_chip_hour)
+    return Replica(dec, pre, rules, spec)
+
+
+def serve(
+    model: str | ModelSpec,
+    hardware: str | HardwareSpec,
+    requests: Requests = Requests(),
+    load: Load = Load.concurrency(64),
+    *,
+    parallel: Parallel = Parallel(),
+    precision: Precision = Precision(),
+    efficiency: Efficiency | str = IDEAL,
+    usd_per_chip_hour: float | None = None,
+    chunk_tokens: float = 8192,
+    disagg: Disaggregated | None = None,
+    spec: Speculative | None = None,
+    rules: Rules | None = None,
+) -> ServingPrediction:
+    """Serve ``requests`` under ``load``: TTFT, TPOT, latency, throughput, memory and cost.
+
+    Args:
+        model, hardware: catalog names, a Hugging Face ``config.json`` path, or specs.
+        requests: input and output tokens per request (or a mix), prefix-cache hit fraction.
+        load: :meth:`Load.static`, :meth:`Load.concurrency`, :meth:`Load.rate` or :meth:`Load.offline`.
+        parallel: the split of one replica and the replicas (aggregated serving).
+        precision, efficiency, usd_per_chip_hour: as for :func:`costmodel.predict`.
+        chunk_tokens: prompt tokens a step may prefill (the chunked-prefill budget ``C``).
+        disagg: prefill and decode pools (replaces ``parallel``).
+        spec: speculative decoding or multi-token prediction.
+        rules: how the roofline terms combine (the phase is set per step); e.g.
+            ``Rules(attention_sharding="batch")`` shards attention and the KV cache over
+            sequences (attention data parallelism, §19.6).
+
+    Returns:
+        A :class:`ServingPrediction`.
+
+    Raises:
+        CostModelError: bad names, values or combinations.
+
+    Example:
+        >>> import costmodel as cm
+        >>> s = cm.serve("llama-3-70b", "h100-sxm", cm.Requests(1024, 1024), cm.Load.concurrency(64),
+        ...              parallel=cm.Parallel(tp=8))
+        >>> s.tpot_s > 0 and s.ttft_s > 0
+        True
+    """
+    for name, v, kind in (("requests", requests, Requests), ("load", load, Load)):
+        if not isinstance(v, kind):
+            raise ConfigError(f"{name} must be a costmodel.{kind.__name__}, got {v!r}")
+    if disagg is not None and not isinstance(disagg, Disaggregated):
+        raise ConfigError(f"disagg must be a costmodel.Disaggregated or None, got {disagg!r}")
+    if spec is not None and not isinstance(spec, Speculative):
+        raise ConfigError(f"spec must be a costmodel.Speculative or None, got {spec!r}")
+    if not (isinstance(chunk_tokens, (int, float)) and not isinstance(chunk_tokens, bool) and chunk_tokens >= 1
+            and chunk_tokens < float("inf")):
+        raise ConfigError(f"chunk_tokens must be a number >= 1, got {chunk_tokens!r}")
+    rules = replace(rules or Rules(), phase="decode")
+    args = (precision, efficiency, usd_per_chip_hour, rules)
+    O, I = requests.output_tokens, requests.input_tokens
+    if disagg is None:
+        rep = replica_of(model, hardware, parallel, *args, spec)
+        f = aggregated(rep, requests, load, parallel.replicas, float(chunk_tokens))
+        reps = parallel.replicas
+        chips = reps * rep.chips_per_replica
+        usd_per_s = chips * rep.usd_per_chip_s
+        requests_per_s = reps * f["requests_per_s"]
+        prefill_usd_per_s = usd_per_s * f["prefill_share"]
+        max_rate = None if f["max_rate_per_s"] is None else reps * f["max_rate_per_s"]
+        mode = "aggregated"
+        details = {"step_time_s": f["step_time_s"], "prefill_share": f["prefill_share"],
+                   "max_batch": f["max_batch"], "chunk_tokens": float(chunk_tokens),
+                   "tokens_per_step": rep.tokens_per_step, "load": load.kind}
+    else:
+        pre = replica_of(model, hardware, disagg.prefill.parallel, *args, None)
+        dec = replica_of(model, hardware, disagg.decode.parallel, *args, spec)
+        f = disaggregated(pre, dec, requests, load, disagg)
+        chips = f["chips"]
+        usd_per_s = f["prefill_usd_per_s"] + f["decode_usd_per_s"]
+        requests_per_s = f["requests_per_s"]
+        prefill_usd_per_s = f["prefill_usd_per_s"]
+        max_rate = f["max_rate_per_s"]
+        mode = "disaggregated"
+        details = {k: f[k] for k in ("step_time_s", "prefill_time_s", "kv_transfer_s", "link_bytes_per_s",
+                                     "prefill_capacity_per_s", "decode_capacity_per_s", "max_batch")}
+        details |= {"tokens_per_step": dec.tokens_per_step, "load": load.kind}
+    out_tps, in_tps = requests_per_s * O, requests_per_s * I
+    step = f["step"]
+    return ServingPrediction(
+        mode=mode,
+        ttft_s=float(f["ttft_s"]),
+        tpot_s=float(f["tpot_s"]),
+        e2e_latency_s=float(f["e2e_latency_s"]),
+        output_tokens_per_s=out_tps,
+        output_tokens_per_s_per_chip=out_tps / chips,
+        input_tokens_per_s=in_tps,
+        tokens_per_s_per_user=1.0 / f["tpot_s"] if f["tpot_s"] > 0 else float("inf"),
+        requests_per_s=requests_per_s,
+        decode_batch=float(f["decode_batch"]),
+        utilisation=f["utilisation"],
+        saturated=bool(f["saturated"]),
+        max_rate_per_s=max_rate,
+        chips=int(chips),
+        fits=bool(f["fits"]),
+        memory_bytes_per_chip=float(f["memory_bytes_per_chip"]),
+        usd_per_mtok_output=1e6 * (usd_per_s - prefill_usd_per_s) / out_tps,
+        usd_per_mtok_input=1e6 * prefill_usd_per_s / in_tps,
+        usd_per_request=usd_per_s / requests_per_s,
+        breakdown_s={k: float(step[f"{k}_s"]) for k in _BREAKDOWN},
+        details=details,
+    )
+
+
+def goodput(model: str | ModelSpec, hardware: str | HardwareSpec, requests: Requests, ttft_s: float,
+            **serve_kwargs) -> float:
+    """The largest request rate (requests/s) whose mean TTFT meets ``ttft_s`` (goodput, DistServe).
+
+    TTFT rises with the rate (docs/serving.md §19.3); bisection between 0 and the largest
+    sustainable rate. ``serve_kwargs`` are those of :func:`serve` (``parallel``, ``disagg``, ...).
+    Returns 0 when even a vanishing rate misses the target.
+    """
+    from .queueing import goodput_rate
+
+    if not (isinstance(ttft_s, (int, float)) and ttft_s > 0):
+        raise ConfigError(f"ttft_s must be a number of seconds > 0, got {ttft_s!r}")
+    r_max = serve(model, hardware, requests, Load.rate(1e-6), **serve_kwargs).max_rate_per_s
+    return goodput_rate(lambda r: serve(model, hardware, requests, Load.rate(r), **serve_kwargs).ttft_s,
+                        ttft_s, r_max, rtol=1e-3)

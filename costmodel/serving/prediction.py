@@ -1,0 +1,75 @@
+"""The answer of :func:`costmodel.serve`: request-level latency, throughput, memory and cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ServingPrediction", "CONTRACT_KEYS"]
+
+#: Keys of ``ServingPrediction.to_dict()`` (the ``costmodel predict --isl ... --json`` contract).
+CONTRACT_KEYS = ("mode", "ttft_s", "tpot_s", "e2e_latency_s", "output_tokens_per_s", "output_tokens_per_s_per_chip",
+                 "input_tokens_per_s", "tokens_per_s_per_user", "requests_per_s", "decode_batch", "utilisation",
+                 "chips", "fits", "memory_bytes_per_chip", "usd_per_mtok_output", "usd_per_mtok_input",
+                 "usd_per_request", "breakdown_s")
+
+
+@dataclass(frozen=True)
+class ServingPrediction:
+    """Serving figures of a workload under a load (SI units; rates cover every replica).
+
+    Attributes:
+        mode: ``"aggregated"`` or ``"disaggregated"``.
+        ttft_s: mean time to first token (queue, prefill, KV transfer); ``inf`` when saturated.
+        tpot_s: mean time per output token after the first.
+        e2e_latency_s: mean request latency, ``TTFT + (O-1)·TPOT``.
+        output_tokens_per_s, input_tokens_per_s, requests_per_s: served rates of the deployment.
+        output_tokens_per_s_per_chip: output tokens/s per chip.
+        tokens_per_s_per_user: ``1/TPOT``.
+        decode_batch: mean sequences per decode step of a replica.
+        utilisation: open loop: the rate over the largest sustainable rate; else ``None``.
+        saturated: the offered rate is at or past the largest sustainable rate.
+        max_rate_per_s: the largest sustainable rate (requests/s); ``None`` for a static batch.
+        chips: chips of the deployment (both pools when disaggregated).
+        fits: every replica fits in memory at its batch.
+        memory_bytes_per_chip: bytes per chip (the larger pool's when disaggregated).
+        usd_per_mtok_output, usd_per_mtok_input: USD per million output / input tokens, the
+            chip-time split between decode and prefill work (docs/serving.md §19.7).
+        usd_per_request: USD per request.
+        breakdown_s: the mean (decode) step's compute, weights, kv, communication and overhead.
+        details: further figures (step time, prefill share, KV transfer, pools, speculation).
+    """
+
+    mode: str
+    ttft_s: float
+    tpot_s: float
+    e2e_latency_s: float
+    output_tokens_per_s: float
+    output_tokens_per_s_per_chip: float
+    input_tokens_per_s: float
+    tokens_per_s_per_user: float
+    requests_per_s: float
+    decode_batch: float
+    utilisation: float | None
+    saturated: bool
+    max_rate_per_s: float | None
+    chips: int
+    fits: bool
+    memory_bytes_per_chip: float
+    usd_per_mtok_output: float
+    usd_per_mtok_input: float
+    usd_per_request: float
+    breakdown_s: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready answer: :data:`CONTRACT_KEYS`, plus ``saturated`` and ``max_rate_per_s``.
+
+        No NaN or infinity: past saturation ``ttft_s`` and ``e2e_latency_s`` are ``None``.
+        """
+        d = {k: getattr(self, k) for k in CONTRACT_KEYS}
+        d["breakdown_s"] = dict(self.breakdown_s)
+        d["saturated"] = self.saturated
+        d["max_rate_per_s"] = self.max_rate_per_s
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

@@ -1,0 +1,173 @@
+"""Waiting for prefill capacity at a request rate: closed-form queueing approximations (docs/serving.md §19.3).
+
+The prefill work of a replica is a single server: a prompt of ``P`` tokens
+occupies ``P/C`` of the steps' chunk budget ``C``, so its service time is
+``s = (P/C)·τ`` at step time ``τ`` (aggregated), or the prefill time of the
+prefill pool (disaggregated). Arrivals are Poisson. The mean wait in queue is
+Kingman's heavy-traffic formula (Kingman 1961),
+
+    W = (c_a² + c_s²)/2 · ρ/(1 - ρ) · E[s],    ρ = λ·E[s] < 1,
+
+which is exact for M/G/1 (Pollaczek-Khinchine) with Poisson arrivals
+(``c_a² = 1``), and is the M/D/1 wait ``ρ·s/(2(1-ρ))`` for one request class
+(``c_s² = 0``). Past saturation (``ρ >= 1``) the queue grows without bound: the
+wait is infinite and the callers say so (``saturated``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["kingman_wait_s", "md1_wait_s", "busy_probability", "goodput_rate", "bulk_prefill_queue"]
+
+
+def kingman_wait_s(rate_per_s: float, mean_service_s: float, service_cv2: float = 0.0,
+                   arrival_cv2: float = 1.0) -> float:
+    """Mean wait in queue ``(c_a² + c_s²)/2 · ρ/(1-ρ) · E[s]``; ``inf`` when ``ρ = λ·E[s] >= 1``."""
+    rho = rate_per_s * mean_service_s
+    if rho >= 1:
+        return float("inf")
+    return (arrival_cv2 + service_cv2) / 2 * rho / (1 - rho) * mean_service_s
+
+
+def md1_wait_s(rate_per_s: float, service_s: float) -> float:
+    """M/D/1 mean wait ``ρ·s/(2(1-ρ))`` (Kingman with ``c_a² = 1, c_s² = 0``)."""
+    return kingman_wait_s(rate_per_s, service_s, 0.0, 1.0)
+
+
+def busy_probability(requests_in_system: float) -> float:
+    """Probability that an arrival finds the engine busy: ``1 - exp(-N̄)``.
+
+    Requests in a continuous-batching engine are served in parallel, so the number in
+    the system is close to an M/G/∞ population: Poisson with mean ``N̄ = λ·T_e2e``.
+    """
+    return float(1 - np.exp(-requests_in_system))
+
+
+def goodput_rate(ttft_of_rate: Callable[[float], float], ttft_target_s: float, max_rate_per_s: float,
+                 *, rtol: float = 1e-4) -> float:
+    """The largest rate whose TTFT meets ``ttft_target_s`` (TTFT rises with the rate), by bisection.
+
+    Returns 0 when even a vanishing rate misses the target.
+    """
+    lo, hi = 0.0, max_rate_per_s * (1 - 1e-9)
+    if ttft_of_rate(hi) <= ttft_target_s:
+        return hi
+    if ttft_of_rate(hi * 1e-6) > ttft_target_s:
+        return 0.0
+    while hi - lo > rtol * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ttft_of_rate(mid) <= ttft_target_s else (lo, mid)
+    return lo
+
+
+def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
+                       units_per_prompt: int | Sequence[tuple[float, int]]) -> dict[str, float]:
+    """The prompt queue of a continuous-batching replica as an embedded Markov chain at step boundaries.
+
+    Prompt tokens are counted in units (a prompt, or a piece of one); each step prefills up to
+    ``n = len(step_s) - 1`` queued units and lasts ``step_s[s]`` when it prefills ``s`` units; the
+    Poisson arrivals during a step join the queue at its end (a bulk-service queue, Bailey 1954),
+    each bringing ``units_per_prompt`` units (or a mix ``[(weight, units), ...]``: compound
+    Poisson). Long steps (many prompts) let more prompts arrive for the next one, which a mean
+    step misses. From the stationary distribution ``π`` of the queue length ``Q`` (in units,
+    truncated where its tail is negligible), with ``ū`` the mean units of a prompt:
+
+    * the mean step ``Σ π_Q τ_Q`` and its second moment;
+    * the mean time from a prompt's arrival to the end of its last chunk, by Little's law
+      on the prompts in the system, ``⌈Q/ū⌉`` during a step plus the ``λ·t`` arrived so far:
+      ``TTFT = Σ π_Q (⌈Q/ū⌉·τ_Q + λ·τ_Q²/2) / (λ·Σ π_Q τ_Q)``; for a mix, on the units
+      (a prompt's units mostly finish in the same step): ``Σ π_Q (Q·τ_Q + λ·ū·τ_Q²/2) / (λ·ū·Σ π_Q τ_Q)``,
+      which weighs prompts by their units, less ``δ·Var(k)/ū`` (``δ`` the step time a unit adds).
+
+    Returns ``mean_step_s``, ``mean_step_sq_s2``, ``ttft_s`` and ``stable`` (False when the
+    queue grows without bound: the chunk budget cannot keep up).
+    """
+    step_s = np.asarray(step_s, dtype=float)
+    n = len(step_s) - 1
+    mix = [(1.0, int(units_per_prompt))] if np.isscalar(units_per_prompt) else list(units_per_prompt)
+    total = sum(w for w, _ in mix)
+    mix = [(w / total, int(u)) for w, u in mix]
+    mean_units = sum(w * u for w, u in mix)
+    # units arriving during a full step over units it serves: at 1 or more the queue grows without bound
+    load = rate_per_s * step_s[n] * mean_units / n
+    if load >= 1:
+        return {"mean_step_s": float(step_s[n]), "mean_step_sq_s2": float(step_s[n] ** 2), "ttft_s": math.inf,
+                "stable": False}
+    arrivals = _arrival_units(rate_per_s * step_s, mix)
+    q_max = int(min(n + arrivals.shape[1] + np.ceil(20 * mean_units / (1 - load)), _Q_LIMIT))
+    while True:
+        Q, tau, pi = _stationary(step_s, arrivals, n, q_max)
+        tail = float(pi[-max(m for _, m in mix):].sum())
+        if tail < 1e-9 or q_max >= _Q_LIMIT:
+            break
+        q_max = min(2 * q_max, _Q_LIMIT)
+    mean = float(pi @ tau)
+    if len(mix) == 1:  # prompts in the system: the head is the one partly prefilled
+        ttft = float(pi @ (np.ceil(Q / mean_units - 1e-9) * tau + rate_per_s * tau**2 / 2)) / (rate_per_s * mean)
+    else:  # a mix: Little's law on units (a prompt's units mostly finish in one step) weighs prompts
+        # by their units; a prompt's own step grows by δ per unit, so the mean over prompts is
+        # δ·Var(k)/ū lower
+        ttft = float(pi @ (Q * tau + rate_per_s * mean_units * tau**2 / 2)) / (rate_per_s * mean_units * mean)
+        k_hi = min(max(u for _, u in mix), n)
+        delta = (step_s[k_hi] - step_s[1]) / (k_hi - 1) if k_hi > 1 else step_s[1] - step_s[0]
+        var_units = sum(w * u**2 for w, u in mix) - mean_units**2
+        ttft -= delta * var_units / mean_units
+    return {"mean_step_s": mean, "mean_step_sq_s2": float(pi @ tau**2), "ttft_s": ttft,
+            "stable": tail < 1e-6}
+
+
+_Q_LIMIT = 4096  # queue lengths (units) the chain tracks; beyond, the chunk budget is saturated
+
+
+def _arrival_units(means: np.ndarray, mix: list[tuple[float, int]]) -> np.ndarray:
+    """Row ``s``: the pmf of the units arriving during a step with ``means[s]`` expected prompts.
+
+    Compound Poisson: independent Poisson counts per class, ``units`` each, convolved; cut where
+    each class's tail is below 1e-15, the rest lumped on the last entry.
+    """
+    from scipy.stats import poisson
+
+    rows = []
+    for lam in means:
+        pmf = np.ones(1)
+        for w, u in mix:
+            a = np.arange(int(poisson.isf(1e-15, lam * w)) + 2)
+            p = poisson.pmf(a, lam * w)
+            p[-1] += 1 - p.sum()
+            spread = np.zeros(u * (len(a) - 1) + 1)
+            spread[::u] = p
+            pmf = np.convolve(pmf, spread)
+        rows.append(pmf)
+    width = max(len(r) for r in rows)
+    return np.array([np.pad(r, (0, width - len(r))) for r in rows])
+
+
+def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
+    """Queue lengths, their step times and the stationary distribution of the chain truncated at ``q_max``.
+
+    The transition matrix is sparse; ``π (T - I) = 0`` is solved with ``π_0 = 1``, then normalised.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    Q = np.arange(q_max + 1)
+    served = np.minimum(Q, n)
+    tau = step_s[served]
+    probs = arrivals[served]
+    a = np.arange(arrivals.shape[1])
+    target = np.minimum(Q[:, None] - served[:, None] + a[None, :], q_max)  # past q_max: lumped there
+    # (T - I)ᵀ with its first equation replaced by π_0 = 1
+    rows, cols, vals = target.ravel(), np.repeat(Q, len(a)), probs.ravel()
+    keep = (rows != 0) & (vals > 0)
+    rows = np.concatenate([rows[keep], Q[1:], [0]])
+    cols = np.concatenate([cols[keep], Q[1:], [0]])
+    vals = np.concatenate([vals[keep], -np.ones(q_max), [1.0]])
+    M = sparse.coo_matrix((vals, (rows, cols)), shape=(q_max + 1, q_max + 1))
+    rhs = np.zeros(q_max + 1)
+    rhs[0] = 1.0
+    pi = np.clip(spsolve(M.tocsc(), rhs), 0.0, None)
+    return Q, tau, pi / pi.sum()

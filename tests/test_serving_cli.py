@@ -1,0 +1,87 @@
+"""``costmodel predict --isl ...``: the request-level JSON contract and one-line errors with exit status 2."""
+
+import json
+
+import pytest
+
+from costmodel.cli import main
+from costmodel.serving.prediction import CONTRACT_KEYS
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own errors (types, mutually exclusive flags)
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BASE = ("predict", "--model", "llama-3-8b", "--isl", "1024", "--osl", "128")
+
+
+@pytest.mark.parametrize("load", [("--concurrency", "16"), ("--static-batch", "4"), ("--rate", "2"), ("--offline",)])
+def test_json_contract(capsys, load):
+    code, out, _ = run_cli(capsys, *BASE, *load, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert list(d)[: len(CONTRACT_KEYS)] == list(CONTRACT_KEYS)
+    assert d["mode"] == "aggregated" and d["tpot_s"] > 0 and d["usd_per_mtok_input"] > 0
+
+
+def test_saturated_rate_is_null_not_infinity(capsys):
+    code, out, _ = run_cli(capsys, *BASE, "--rate", "1e6", "--json")
+    assert code == 0
+    assert "Infinity" not in out and "NaN" not in out
+    d = json.loads(out)
+    assert d["ttft_s"] is None and d["saturated"] is True and d["max_rate_per_s"] > 0
+
+
+def test_disaggregated_and_speculative_flags(capsys):
+    code, out, _ = run_cli(capsys, "predict", "--model", "llama-3-70b", "--isl", "1024", "--osl", "256",
+                           "--concurrency", "32", "--disagg", "--prefill-tp", "4", "--prefill-replicas", "2",
+                           "--decode-tp", "8", "--spec-draft", "mtp", "--spec-len", "2", "--spec-accept-len", "2.2",
+                           "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["mode"] == "disaggregated" and d["chips"] == 16
+
+
+def test_efficiency_applies(capsys):
+    _, ideal, _ = run_cli(capsys, *BASE, "--concurrency", "8", "--efficiency", "ideal", "--json")
+    _, cal, _ = run_cli(capsys, *BASE, "--concurrency", "8", "--json")
+    assert json.loads(cal)["tpot_s"] > json.loads(ideal)["tpot_s"]
+
+
+def test_table(capsys):
+    code, out, _ = run_cli(capsys, *BASE, "--rate", "1")
+    assert code == 0 and "TTFT" in out and "utilisation" in out and "$" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("--disagg",), "--disagg needs the pool sizes"),
+    (("--disagg", "--prefill-tp", "2"), "--decode-tp"),
+    (("--prefill-tp", "2"), "need --disagg"),
+    (("--rate", "2", "--concurrency", "3"), "not allowed with"),
+    (("--offline", "--static-batch", "3"), "not allowed with"),
+    (("--spec-draft", "mtp", "--spec-len", "3", "--spec-accept", "1"), "[0, 1)"),
+    (("--spec-draft", "mtp", "--spec-len", "3", "--spec-accept", "-0.2"), "[0, 1)"),
+    (("--spec-draft", "mtp", "--spec-len", "2", "--spec-accept-len", "3.5"), "accepted length"),
+    (("--spec-draft", "mtp"), "--spec-len"),
+    (("--spec-len", "2"), "--spec-draft"),
+    (("--prefix-hit", "1"), "[0, 1)"),
+    (("--osl", "0"), "--osl"),
+    (("--isl", "-5"), "--isl"),
+    (("--spec-draft", "no-such-model", "--spec-len", "2", "--spec-accept", "0.5"), "unknown model"),
+])
+def test_bad_combinations_are_one_line_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *BASE, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_serving_flags_need_isl(capsys):
+    code, _, err = run_cli(capsys, "predict", "--concurrency", "4")
+    assert code == 2 and "need --isl" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "predict", "--isl", "128")
+    assert code == 2 and "--osl" in err
