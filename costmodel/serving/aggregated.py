@@ -18,9 +18,13 @@ token; ``E`` tokens per step, 1 without speculation), mean decode context
   The most requests per step are ``X_cap = min(C/P, B_cap/D)`` with ``B_cap`` the batch
   that fits in memory at ``S̄`` (or the ``max_batch`` cap).
 
-  - *concurrency* ``N`` (closed loop): Little's law over the ``k_p + D`` steps of a
-    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ̄``, ``TPOT = τ̄/E``,
-    ``TTFT = T_e2e - D·τ̄`` (queue and prefill).
+  - *concurrency* ``N`` (closed loop): a request spends ``W + k_p·ℓ_mixed(B, c₁) + D·τ̄`` in
+    the system (the wait for admission, its own chunk steps, its decode steps) and
+    ``X/τ̄`` requests finish per second, so Little's law reads
+    ``N = X·(W + k_p·ℓ_mixed(B, c₁) + D·τ̄)/τ̄``. Below the cap nothing waits (``W = 0``) and
+    ``X`` solves ``X·(k_p·ℓ_mixed(B, c₁) + D·τ̄)/τ̄ = N`` (bisection: the left side increases
+    with ``X``); when even ``X_cap`` leaves requests over, ``X = X_cap`` and the wait absorbs
+    them, ``T_e2e = N·τ̄/X_cap``. ``TPOT = τ̄/E``, ``TTFT = T_e2e - D·τ̄ >= k_p·ℓ_mixed(B, c₁)``.
   - *rate* ``R`` (open loop): ``X`` solves ``X/τ̄(X) = R`` (Little's law, bisection:
     ``X/τ̄(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ̄(X_cap)``
     and the utilisation ``R/R_max``. ``TTFT = p_busy·E[τ²]/(2·τ̄) + W + k_p·ℓ_mixed(B, c₁)``:
@@ -80,7 +84,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     if load.kind == "offline":
         X = X_cap
     elif load.kind == "concurrency":
-        X = min(load.value / replicas / (k_p + D), X_cap)
+        X = _closed_loop_rate(steps, load.value / replicas, k_p, D, X_cap)
     else:
         R = load.value / replicas
         r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap)
@@ -103,7 +107,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
             t = flat["mean_step_s"]
         out["max_rate_per_s"] = X_cap / t
     B = X * D
-    if load.kind == "concurrency":
+    if load.kind == "concurrency":  # Little's law; below the cap e2e = k_p·t_chunk + D·t
         e2e = load.value / replicas / X * t
         ttft = e2e - D * t
     elif load.kind == "rate" and not out["saturated"]:
@@ -125,6 +129,23 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         max_batch=fits_cap,
     )
     return out
+
+
+def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> float:
+    """Requests finishing per step with ``N`` in flight: ``X·(k_p·t_chunk(X) + D·τ̄(X))/τ̄(X) = N``, or ``X_cap``.
+
+    The left side, the requests in the system at ``X`` with no wait, increases with ``X``
+    (more requests per step are more requests in flight; ``tests/test_serving.py`` checks it on
+    a grid), so bisection between 0 and ``X_cap`` finds the root; past ``X_cap`` the admission
+    queue holds the rest.
+    """
+    def in_system(X):
+        t, t_chunk, _, _ = steps(X)
+        return X * (k_p * t_chunk + D * t) / t
+
+    if float(in_system(X_cap)) <= N:
+        return X_cap
+    return float(bisect_increasing(in_system, N, 0.0, X_cap, iterations=80))
 
 
 def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
