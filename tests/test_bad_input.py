@@ -385,3 +385,12 @@ def test_serving_flags_out_of_range_are_one_line_errors(capsys, argv, message):
     code, out, err = cli(capsys, "predict", "--model", "llama-3-8b", *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert out == ""
+
+
+def test_one_output_token_has_no_tpot_rate_in_text_or_json(capsys):
+    argv = ["predict", "--model", "llama-3-8b", "--isl", "1", "--osl", "1", "--disagg", "--prefill-tp", "1",
+            "--decode-tp", "1"]
+    code, out, err = cli(capsys, *argv)
+    assert code == 0 and "TPOT" in out and "tok/s per user" not in out, err
+    code, out, _ = cli(capsys, *argv, "--json")
+    assert code == 0 and json.loads(out)["tokens_per_s_per_user"] is None
