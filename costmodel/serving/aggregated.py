@@ -132,7 +132,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
 
 
 def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> float:
-    """Requests finishing per step with ``N`` in flight: ``X·(k_p·t_chunk(X) + D·τ̄(X))/τ̄(X) = N``, or ``X_cap``.
+    """Requests finishing per step with ``N`` in flight: ``X·(k_p·t_chunk + D·τ̄)/τ̄ = N``, or ``X_cap``.
 
     The left side, the requests in the system at ``X`` with no wait, increases with ``X``
     (more requests per step are more requests in flight; ``tests/test_serving.py`` checks it on

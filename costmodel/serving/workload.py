@@ -80,7 +80,8 @@ class Requests:
         else:
             rows = _class_rows(self.classes)
             if abs(sum(w for w, _, _ in rows) - 1) > 1e-6:
-                raise ConfigError(f"class weights must sum to 1 (use Requests.mix to normalise), got {self.classes!r:.200}")
+                raise ConfigError("class weights must sum to 1 (use Requests.mix to normalise), "
+                                  f"got {self.classes!r:.200}")
             for _, i, _ in rows:
                 if i * (1 - self.prefix_hit) < 1:
                     raise ConfigError(f"prefix_hit {self.prefix_hit!r} leaves less than 1 of a class's {i!r} input "
