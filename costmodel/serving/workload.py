@@ -151,7 +151,8 @@ class Load:
         names = {"static": ("batch", "static batch"), "concurrency": ("concurrency", "concurrency"),
                  "rate": ("rate_per_s", "rate (requests/s)")}
         if self.kind in names:
-            _ranged(*names[self.kind][:1], self.value, names[self.kind][1])
+            key, label = names[self.kind]
+            _ranged(key, self.value, label)
         elif self.value is not None:
             raise ConfigError(f"an offline load takes no value, got {shown_value(self.value):.80}")
         if self.max_batch is not None:
