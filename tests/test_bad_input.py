@@ -395,3 +395,13 @@ def test_one_output_token_has_no_tpot_rate_in_text_or_json(capsys):
     assert code == 0 and "TPOT" in out and "tok/s per user" not in out, err
     code, out, _ = cli(capsys, *argv, "--json")
     assert code == 0 and json.loads(out)["tokens_per_s_per_user"] is None
+
+
+@pytest.mark.parametrize("req, rate, chunk", [(cm.Requests(1, 256), 50.0, 8192), (cm.Requests(128, 1), 0.1, 1e9),
+                                              (cm.Requests(1024, 1024, prefix_hit=0.9), 1e9, 1e9)])
+def test_open_loop_with_a_huge_chunk_budget_of_small_prompts_is_quick(req, rate, chunk):
+    """The prompt queue's chain once priced every step size up to C/P units (10^7 here): minutes."""
+    t0 = time.perf_counter()
+    s = cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(rate), chunk_tokens=chunk)
+    assert time.perf_counter() - t0 < 10
+    assert math.isfinite(s.tpot_s) and (s.saturated or math.isfinite(s.ttft_s))

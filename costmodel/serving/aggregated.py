@@ -44,7 +44,7 @@ import math
 
 import numpy as np
 
-from .queueing import bulk_prefill_queue
+from .queueing import Q_LIMIT, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
 
@@ -174,7 +174,9 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
     """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
     unit, mix = prompt_units(req, chunk_tokens)
-    tokens = np.arange(math.floor(chunk_tokens / unit + 1e-9) + 1) * unit
+    # the chain tracks at most Q_LIMIT queued units, so a step never serves more (a huge chunk budget
+    # of tiny prompts would otherwise price millions of step sizes)
+    tokens = np.arange(min(math.floor(chunk_tokens / unit + 1e-9), Q_LIMIT) + 1) * unit
     return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, mix)
 
 
