@@ -1,10 +1,11 @@
 """Fuzz the command line: valid and adversarial arguments, malformed config and profile files.
 
-Every subcommand runs in-process (``main(argv)``) on arguments drawn by Hypothesis. Whatever the
+Every subcommand runs in-process (``main(argv)``) on arguments drawn by Hypothesis (``predict`` with
+and without the request-level serving flags: lengths, loads, pools, speculation). Whatever the
 input, an answer must be an exit status of 0 or 2, no traceback, one line on stderr for an error,
 no NaN or infinity in the answer (text or JSON), no MFU above 1, and no example may run longer
 than the time limit. The CI run draws a few dozen to a few hundred examples per command (about a
-minute and a half in all); ``pytest tests/test_fuzz.py --fuzz-long`` draws 10,000+ per command and
+minute in all); ``pytest tests/test_fuzz.py --fuzz-long`` draws 10,000+ per command and
 prints the count of each kind of failure instead of stopping at the first.
 """
 
