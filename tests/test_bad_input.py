@@ -405,3 +405,10 @@ def test_open_loop_with_a_huge_chunk_budget_of_small_prompts_is_quick(req, rate,
     s = cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(rate), chunk_tokens=chunk)
     assert time.perf_counter() - t0 < 10
     assert math.isfinite(s.tpot_s) and (s.saturated or math.isfinite(s.ttft_s))
+
+
+def test_open_loop_prompt_of_millions_of_chunks_is_refused_not_run_out_of_memory(capsys):
+    code, out, err = cli(capsys, "predict", "--model", "llama-3-8b", "--isl", "1e9", "--osl", "2", "--rate", "1e-9",
+                         "--chunk", "512")
+    assert code == 2 and "needs 1953125 chunk steps" in err and "at least 3906250" in err, err
+    assert len(err.strip().splitlines()) == 1 and out == ""

@@ -44,11 +44,16 @@ import math
 
 import numpy as np
 
+from ..errors import ConfigError
 from .queueing import Q_LIMIT, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
 
 __all__ = ["aggregated"]
+
+#: Most chunks (queue units) per prompt the open-loop chain follows: its arrival rows are that many
+#: units wide per prompt, so 10^6 chunks would take terabytes.
+MAX_UNITS_PER_PROMPT = 256
 
 
 def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float) -> dict:
@@ -174,6 +179,12 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
     """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
     unit, mix = prompt_units(req, chunk_tokens)
+    if max(u for _, u in mix) > MAX_UNITS_PER_PROMPT:  # the chain's states and arrival rows grow with it
+        big = max(i for _, i, _ in req.classes) * (1 - req.prefix_hit)
+        raise ConfigError(f"a prompt of {big:g} tokens needs {math.ceil(big / chunk_tokens)} chunk steps of "
+                          f"chunk_tokens={chunk_tokens:g}; the open-loop queue follows at most "
+                          f"{MAX_UNITS_PER_PROMPT} per prompt: raise chunk_tokens to at least "
+                          f"{math.ceil(big / MAX_UNITS_PER_PROMPT)}")
     # the chain tracks at most Q_LIMIT queued units, so a step never serves more (a huge chunk budget
     # of tiny prompts would otherwise price millions of step sizes)
     tokens = np.arange(min(math.floor(chunk_tokens / unit + 1e-9), Q_LIMIT) + 1) * unit
