@@ -36,6 +36,13 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "rate_per_s": (1e-9, 1e9, "requests/s"),
     "chunk_tokens": (1, 1e9, "tokens"),
     "max_batch": (1, 1e8, "sequences"),
+    # a request class's relative weight in a mix (normalised; the ratio of two stays within 10^18)
+    "mix_weight": (1e-9, 1e9, "(relative)"),
+    # the KV hand-over link of disaggregated serving: 1 MB/s to 1 EB/s (an NVLink port: ~10^11)
+    "link_bytes_per_s": (1e6, 1e18, "bytes/s"),
+    # speculative decoding: draft tokens per step (engines use 1-16) and the mean tokens per step
+    "spec_length": (1, 1024, "draft tokens"),
+    "accepted_length": (1, 1025, "tokens per step"),
     # money: a chip-hour costs cents to thousands of dollars
     "usd_per_chip_hour": (1e-6, 1e6, "USD per chip-hour"),
     # targets: a microsecond to a day per token

@@ -18,8 +18,6 @@ import math
 
 import costmodel as cm
 from costmodel import derive
-from costmodel.serving.api import replica_of
-from costmodel.symbolic import Rules
 
 MODEL, CHIP = "llama-3-70b", "h100-sxm"
 ISL = OSL = 1024
@@ -63,17 +61,6 @@ def step_table(eff: str) -> list[str]:
     ]
 
 
-def closed_loop_ttft(s, eff: str, replicas: int = 1) -> float:
-    """TTFT with the prompt's own steps priced as chunk steps (see the note printed below the tables)."""
-    rep = replica_of(MODEL, CHIP, cm.Parallel(tp=8, replicas=replicas), cm.Precision(), eff, None, Rules())
-    t_mean = s.details["step_time_s"]
-    x = s.requests_per_s / replicas * t_mean       # requests finishing per step per replica
-    chunk = min(CHUNK, ISL * max(1.0, x))
-    t_chunk = float(rep.step(s.decode_batch / replicas, chunk, CONTEXT, ISL / 2))
-    k_p = math.ceil(ISL / CHUNK)
-    return s.ttft_s + k_p * (t_chunk - t_mean)
-
-
 def concurrency_table(eff: str) -> tuple[list[str], str]:
     req = cm.Requests(ISL, OSL)
     dis = cm.Disaggregated(cm.Pool(cm.Parallel(tp=8)), cm.Pool(cm.Parallel(tp=8)))
@@ -84,7 +71,7 @@ def concurrency_table(eff: str) -> tuple[list[str], str]:
         a = cm.serve(MODEL, CHIP, req, cm.Load.concurrency(n), parallel=cm.Parallel(tp=8), efficiency=eff,
                      chunk_tokens=CHUNK)
         d = cm.serve(MODEL, CHIP, req, cm.Load.concurrency(n), disagg=dis, efficiency=eff)
-        rows.append(f"| {n} | {ms(closed_loop_ttft(a, eff))} | {ms(a.tpot_s)} | {a.output_tokens_per_s_per_chip:,.0f} "
+        rows.append(f"| {n} | {ms(a.ttft_s)} | {ms(a.tpot_s)} | {a.output_tokens_per_s_per_chip:,.0f} "
                     f"| {ms(d.ttft_s)} | {ms(d.tpot_s)} | {d.output_tokens_per_s_per_chip:,.0f} |")
     cap = cm.serve(MODEL, CHIP, req, cm.Load.offline(), disagg=dis, efficiency=eff).details
     match = (f"{eff}: prefill pool {cap['prefill_capacity_per_s']:.1f} requests/s, decode pool "
@@ -109,8 +96,6 @@ def main() -> None:
           "bandwidth. Pool capacities (rate matching):")
     for m in matches:
         print(f"- {m}")
-    print("\nAggregated TTFT counts the prompt's own prefill step as a chunk step (TTFT = queue wait + "
-          "chunk steps), not as a mean step.")
 
 
 if __name__ == "__main__":

@@ -302,3 +302,113 @@ def test_numbers_beyond_python_int_conversion_are_refused(tmp_path, capsys):
         cm.Workload(batch=10**5000)
     code, _, err = cli(capsys, "predict", "--tp", huge)
     assert code == 2 and "characters)" in err and len(err) < 200
+
+
+# ---------------------------------------------------------------- the serving inputs
+
+_POOLS = (cm.Pool(cm.Parallel(tp=8)), cm.Pool(cm.Parallel(tp=8)))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cm.Requests("1024", 1024), r"input_tokens must be a number in \[1, 1e\+09\] tokens, got '1024'"),
+    (lambda: cm.Requests({"n": 1}, 1024), "input_tokens must be a number"),
+    (lambda: cm.Requests(True, 1024), "input_tokens must be a number .* got True"),
+    (lambda: cm.Requests(1024, math.nan), "output_tokens must be a number .* got nan"),
+    (lambda: cm.Requests(1024, math.inf), "output_tokens must be a number .* got inf"),
+    (lambda: cm.Requests(10**400, 1024), "input_tokens must be a number .* got an integer of about 401 digits"),
+    (lambda: cm.Requests(1e10, 1024), r"input_tokens must be a number in \[1, 1e\+09\]"),
+    (lambda: cm.Requests(1024, 1024, prefix_hit="0.5"), "prefix_hit must be a finite number >= 0 and < 1"),
+    (lambda: cm.Requests(1024, 1024, prefix_hit=math.nan), "prefix_hit must be a finite number"),
+    (lambda: cm.Requests(2, 1024, prefix_hit=0.9), "at least 1 must be"),
+    (lambda: cm.Requests(1024, 1024, classes=((0.5, 1024, 1024),)), "class weights must sum to 1"),
+    (lambda: cm.Requests.mix([(10**400, 1024, 1024)]), "class weight must be a number in"),
+    (lambda: cm.Requests.mix([(1, 1024, 1024), (1e-300, 8, 8)]), "class weight must be a number in"),
+    (lambda: cm.Requests.mix([(1, "8", 8)]), "class input_tokens must be a number"),
+    (lambda: cm.Requests.mix({"a": 1}), "classes must be a non-empty list"),
+    (lambda: cm.Requests.mix("abc"), "classes must be a non-empty list"),
+    (lambda: cm.Load.static("8"), "static batch must be a number in"),
+    (lambda: cm.Load.concurrency(10**400), "concurrency must be a number .* got an integer of about 401 digits"),
+    (lambda: cm.Load.concurrency(0.5), r"concurrency must be a number in \[1, 1e\+08\] requests"),
+    (lambda: cm.Load.rate(1e-300), r"rate \(requests/s\) must be a number in \[1e-09, 1e\+09\]"),
+    (lambda: cm.Load.rate(math.inf), r"rate \(requests/s\) must be a number"),
+    (lambda: cm.Load.offline(max_batch=True), "max_batch must be a number"),
+    (lambda: cm.Load.concurrency(8, max_batch=1e9), r"max_batch must be a number in \[1, 1e\+08\]"),
+    (lambda: cm.Load({"kind": 1}, 8), "load kind .* is not allowed"),
+    (lambda: cm.Pool(cm.Parallel(), batch=math.nan), "pool batch must be a number"),
+    (lambda: cm.Disaggregated(*_POOLS, link="fast"), "link .* must be a number in"),
+    (lambda: cm.Disaggregated(*_POOLS, link=math.nan), "link .* must be a number in"),
+    (lambda: cm.Disaggregated(*_POOLS, link=1e-3), r"link .* \[1000000, 1e\+18\] bytes/s"),
+    (lambda: cm.Disaggregated(*_POOLS, link=10**400), "link .* got an integer of about 401 digits"),
+    (lambda: cm.Disaggregated(*_POOLS, overlap="yes"), "overlap must be True or False"),
+    (lambda: cm.Speculative("mtp", 10**400, accept=0.5), r"speculative length must be a whole number in \[1, 1024\]"),
+    (lambda: cm.Speculative("mtp", 2.0, accept=0.5), "speculative length must be a whole number"),
+    (lambda: cm.Speculative("mtp", 2, accept="0.5"), "speculative acceptance must be a finite number"),
+    (lambda: cm.Speculative("mtp", 2, accept=math.nan), "speculative acceptance must be a finite number"),
+    (lambda: cm.Speculative("mtp", 2, accepted_length=math.inf), "speculative accepted length must be a number"),
+    (lambda: cm.Speculative("no-such-model", 2, accept=0.5), "speculative draft must be 'mtp' or a model: unknown"),
+    (lambda: cm.Speculative({"name": "mtp"}, 2, accept=0.5), "draft must be 'mtp' or a model"),
+    (lambda: cm.serve("llama-3-8b", "h100-sxm", chunk_tokens="8192"), "chunk_tokens must be a number in"),
+    (lambda: cm.serve("llama-3-8b", "h100-sxm", chunk_tokens=10**400), "chunk_tokens must be a number in"),
+])
+def test_serving_inputs_are_checked_at_construction(call, match):
+    with pytest.raises(cm.ConfigError, match=match):
+        call()
+
+
+def test_a_free_link_and_the_range_ends_of_the_serving_inputs_are_accepted():
+    assert cm.Disaggregated(*_POOLS, link=math.inf).link == math.inf
+    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1, 1), cm.Load.rate(1e-9), chunk_tokens=1)
+    assert all(math.isfinite(v) for v in (s.ttft_s, s.tpot_s, s.e2e_latency_s, s.usd_per_request))
+    for load in (cm.Load.concurrency(1e8), cm.Load.rate(1e9), cm.Load.offline(max_batch=1e8), cm.Load.static(1e8)):
+        d = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1e9, 1e9), load, chunk_tokens=1e9).to_dict()
+        assert json.dumps(d, allow_nan=False)  # no NaN or infinity, whatever the load
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--isl", "1e308", "--osl", "8"], "--isl: must be a number in [1, 1e+09] tokens, got 1e308"),
+    (["--isl", "8", "--osl", "nan"], "--osl: must be a number in [1, 1e+09] tokens, got nan"),
+    (["--isl", "8", "--osl", "8", "--rate", "1e-300"], "--rate: must be a number in [1e-09, 1e+09] requests/s"),
+    (["--isl", "8", "--osl", "8", "--concurrency", "1" + "0" * 400], "--concurrency: must be a number in [1, 1e+08]"),
+    (["--isl", "8", "--osl", "8", "--static-batch", "inf"], "--static-batch: must be a number in [1, 1e+08]"),
+    (["--isl", "8", "--osl", "8", "--chunk", "0.5"], "--chunk: must be a number in [1, 1e+09] tokens"),
+    (["--isl", "8", "--osl", "8", "--max-batch", "1e9"], "--max-batch: must be a number in [1, 1e+08] sequences"),
+    (["--isl", "8", "--osl", "8", "--prefix-hit", "nan"], "--prefix-hit: must be a number in [0, 1), got nan"),
+    (["--isl", "8", "--osl", "8", "--disagg", "--prefill-tp", "2.5", "--decode-tp", "1"],
+     "--prefill-tp: expected a whole"),
+    (["--isl", "8", "--osl", "8", "--disagg", "--prefill-tp", "1", "--decode-replicas", "9223372036854775807",
+      "--decode-tp", "1"], "--decode-replicas: must be a whole number in [1, 1048576] replicas"),
+    (["--isl", "8", "--osl", "8", "--spec-draft", "mtp", "--spec-len", "4096", "--spec-accept", "0.5"],
+     "--spec-len: must be a whole number in [1, 1024] draft tokens"),
+    (["--isl", "8", "--osl", "8", "--spec-draft", "mtp", "--spec-len", "2", "--spec-accept-len", "1e308"],
+     "--spec-accept-len: must be a number in [1, 1025] tokens per step"),
+])
+def test_serving_flags_out_of_range_are_one_line_errors(capsys, argv, message):
+    code, out, err = cli(capsys, "predict", "--model", "llama-3-8b", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert out == ""
+
+
+def test_one_output_token_has_no_tpot_rate_in_text_or_json(capsys):
+    argv = ["predict", "--model", "llama-3-8b", "--isl", "1", "--osl", "1", "--disagg", "--prefill-tp", "1",
+            "--decode-tp", "1"]
+    code, out, err = cli(capsys, *argv)
+    assert code == 0 and "TPOT" in out and "tok/s per user" not in out, err
+    code, out, _ = cli(capsys, *argv, "--json")
+    assert code == 0 and json.loads(out)["tokens_per_s_per_user"] is None
+
+
+@pytest.mark.parametrize("req, rate, chunk", [(cm.Requests(1, 256), 50.0, 8192), (cm.Requests(128, 1), 0.1, 1e9),
+                                              (cm.Requests(1024, 1024, prefix_hit=0.9), 1e9, 1e9)])
+def test_open_loop_with_a_huge_chunk_budget_of_small_prompts_is_quick(req, rate, chunk):
+    """The prompt queue's chain once priced every step size up to C/P units (10^7 here): minutes."""
+    t0 = time.perf_counter()
+    s = cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(rate), chunk_tokens=chunk)
+    assert time.perf_counter() - t0 < 10
+    assert math.isfinite(s.tpot_s) and (s.saturated or math.isfinite(s.ttft_s))
+
+
+def test_open_loop_prompt_of_millions_of_chunks_is_refused_not_run_out_of_memory(capsys):
+    code, out, err = cli(capsys, "predict", "--model", "llama-3-8b", "--isl", "1e9", "--osl", "2", "--rate", "1e-9",
+                         "--chunk", "512")
+    assert code == 2 and "needs 1953125 chunk steps" in err and "at least 3906250" in err, err
+    assert len(err.strip().splitlines()) == 1 and out == ""

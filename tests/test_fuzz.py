@@ -1,10 +1,11 @@
 """Fuzz the command line: valid and adversarial arguments, malformed config and profile files.
 
-Every subcommand runs in-process (``main(argv)``) on arguments drawn by Hypothesis. Whatever the
+Every subcommand runs in-process (``main(argv)``) on arguments drawn by Hypothesis (``predict`` with
+and without the request-level serving flags: lengths, loads, pools, speculation). Whatever the
 input, an answer must be an exit status of 0 or 2, no traceback, one line on stderr for an error,
 no NaN or infinity in the answer (text or JSON), no MFU above 1, and no example may run longer
 than the time limit. The CI run draws a few dozen to a few hundred examples per command (about a
-minute and a half in all); ``pytest tests/test_fuzz.py --fuzz-long`` draws 10,000+ per command and
+minute in all); ``pytest tests/test_fuzz.py --fuzz-long`` draws 10,000+ per command and
 prints the count of each kind of failure instead of stopping at the first.
 """
 
@@ -181,6 +182,58 @@ PREDICT = SPEC | PARALLEL | {
     "--attention-sharding": st.sampled_from(["heads", "batch"]),
     "--mesh": st.one_of(st.sampled_from(["2x2x2", "4x2", "8", "1x1x1"]), odd), "--json": None,
 }
+SERVE_MODELS = ["llama-3-8b", "llama-3-70b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-120b", "qwen3-32b"]
+#: serving flag -> its valid values (None: a switch); an example is "clean" (valid values only) or mixed with odd ones
+SERVE_BASE = {"--model": SERVE_MODELS, "--hardware": ["h100-sxm", "h200", "b200", "tpu-v5e"],
+              "--efficiency": ["ideal", "calibrated"], "--tp": ["1", "2", "8"], "--ep": ["1", "8"],
+              "--replicas": ["1", "2"], "--price": ["2", "1e-6"], "--kv": ["bf16", "fp8"], "--batch": ["1", "64"],
+              "--combine": ["max", "sum", "scaling-book"], "--attention-sharding": ["heads", "batch"]}
+SERVE_LOAD = {"--static-batch": ["1", "8", "64", "1e8"], "--concurrency": ["1", "16", "442", "1e8"],
+              "--rate": ["0.1", "2", "50", "1e-9", "1e9"], "--offline": None}
+SERVE_EXTRA = {"--prefix-hit": ["0", "0.5", "0.9", "0.999"], "--chunk": ["512", "8192", "1", "1e9"],
+               "--max-batch": ["1", "32", "256", "1e8"]}
+POOL = {f"--{pool}-{k}": v for pool in ("prefill", "decode")
+        for k, v in (("tp", ["1", "2", "8"]), ("ep", ["1", "8"]), ("replicas", ["1", "2", "3"]))}
+SPEC_FLAGS = {"--spec-draft": ["mtp", "mtp", "llama-3.1-8b", "llama-2-7b"], "--spec-len": ["1", "2", "3", "8", "1024"],
+              "--spec-accept": ["0", "0.5", "0.8", "0.99"], "--spec-accept-len": ["1", "1.5", "2.5", "4"]}
+
+
+@st.composite
+def serving_argv(draw):
+    """``predict --isl ...``: request lengths, one load, chunk and cap, pools and speculation.
+
+    Half the examples use valid values only (so that the serving model itself runs on many
+    combinations); the others mix in odd values, missing parts and conflicting flags.
+    """
+    clean = draw(st.booleans())
+    value = (lambda valid: draw(st.sampled_from(valid))) if clean else (lambda valid: draw(number(*valid)))
+
+    def flags(table, most):
+        chosen = draw(st.lists(st.sampled_from(sorted(table)), unique=True, max_size=most))
+        return [x for f in chosen for x in ([f] if table[f] is None else [f, value(table[f])])]
+
+    argv = ["predict", *flags(SERVE_BASE, 4)]
+    if not clean and draw(st.booleans()):
+        argv += flags({"--phase": ["decode", "prefill"], "--mesh": ["2x2x2", "8"], "--pp": ["1", "2"]}, 2)
+    for flag, valid in (("--isl", ["1", "128", "1024", "32768", "1e9"]), ("--osl", ["1", "2", "256", "1024", "1e9"])):
+        if clean or draw(st.integers(0, 9)):  # mostly given; its absence is an error to report
+            argv += [flag, value(valid)]
+    argv += flags(SERVE_LOAD, 1 if clean else 2)  # two loads: refused
+    argv += flags(SERVE_EXTRA, 3)
+    if draw(st.booleans()):
+        argv += ["--disagg"] if clean or draw(st.integers(0, 5)) else []  # pools without --disagg: refused
+        sizes = ["--prefill-tp", "--decode-tp"] if clean else []
+        argv += [x for f in sizes for x in (f, value(POOL[f]))] + flags({k: POOL[k] for k in POOL if k not in sizes}, 4)
+    if draw(st.booleans()):
+        accept = draw(st.sampled_from(["--spec-accept", "--spec-accept-len"]))
+        for flag in ("--spec-draft", "--spec-len", accept):
+            if clean or draw(st.integers(0, 7)):  # mostly complete; a missing part is an error to report
+                argv += [flag, value(SPEC_FLAGS[flag])]
+    if draw(st.booleans()):
+        argv.append("--json")
+    return argv
+
+
 OPTIMIZE = SPEC | {
     "--context": number("512", "8192", "131072"), "--prompt": number("512", "8192"),
     "--tpot-ms": number("1", "20", "50", "200"), "--ttft-ms": number("100", "1000", "10000"),
@@ -342,7 +395,7 @@ def fuzz(request):
 
 
 def test_predict(fuzz):
-    fuzz("predict", argv_for("predict", PREDICT))
+    fuzz("predict", st.one_of(argv_for("predict", PREDICT), serving_argv()))
 
 
 def test_optimize(fuzz):

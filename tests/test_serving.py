@@ -97,17 +97,20 @@ def test_llama70b_aggregated_tpot_at_batch_442_is_the_decode_step_plus_the_prefi
     """
     I = O = 1024.0
     B = 442.0
-    N = B * (1 + (O - 1)) / (O - 1)  # Little: N = X·(k_p + D), B = X·D, k_p = 1, D = O - 1
-    s = cm.serve("llama-3-70b", H100, cm.Requests(I, O), cm.Load.concurrency(N), parallel=TP8)
-    assert s.decode_batch == pytest.approx(B, rel=1e-9)
     S = I + O / 2
     dec = cm.predict("llama-3-70b", H100, cm.Workload(batch=B, context=S), parallel=TP8)
     pre = cm.predict("llama-3-70b", H100, cm.Workload(batch=1, prompt=I, phase="prefill"), parallel=TP8)
     wide = cm.predict("llama-3-70b", H100, cm.Workload(batch=B + I, context=S), parallel=TP8)
     chunk_step = (max(dec.compute_s + pre.compute_s, dec.weights_s + dec.kv_s + pre.kv_s)
                   + wide.communication_s + dec.overhead_s)
-    f = B / (O - 1)
-    assert s.tpot_s == pytest.approx(f * chunk_step + (1 - f) * dec.step_time_s, rel=1e-9)
+    X = f = B / (O - 1)
+    mean_step = f * chunk_step + (1 - f) * dec.step_time_s
+    # Little: N = (X/τ̄)·(k_p·t_chunk + D·τ̄) with k_p = 1 chunk step and D = O - 1 mean steps
+    N = X * (chunk_step + (O - 1) * mean_step) / mean_step
+    s = cm.serve("llama-3-70b", H100, cm.Requests(I, O), cm.Load.concurrency(N), parallel=TP8)
+    assert s.decode_batch == pytest.approx(B, rel=1e-9)
+    assert s.tpot_s == pytest.approx(mean_step, rel=1e-9)
+    assert s.ttft_s == pytest.approx(chunk_step, rel=1e-9)  # no wait below the cap: the prompt's chunk step
     assert s.tpot_s > 1.3 * dec.step_time_s  # prefill interference: above the decode-only step
     assert s.details["prefill_share"] == pytest.approx(1 - dec.step_time_s / s.tpot_s, rel=1e-9)
     # cost: the decode share of the chip-time prices output tokens
@@ -149,6 +152,51 @@ def test_concurrency_obeys_littles_law():
     s = cm.serve("llama-3-8b", H100, cm.Requests(2048, 512), cm.Load.concurrency(100, ))
     assert s.requests_per_s * s.e2e_latency_s == pytest.approx(100, rel=1e-9)
     assert s.e2e_latency_s == pytest.approx(s.ttft_s + 511 * s.tpot_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("I,O,chunk", [(1024, 1024, 8192), (10000, 256, 4096), (2048, 1, 8192)])
+def test_closed_loop_of_one_request_pays_its_prompts_chunk_steps(I, O, chunk):
+    """Concurrency 1: TTFT is the prompt's own k_p = ⌈P/C⌉ chunk steps, never less than prefilling it alone.
+
+    Llama-3-70B at tp8 (ideal): 1024 prompt tokens take 31 ms to prefill (``costmodel predict --phase
+    prefill --prompt 1024 --tp 8``); the closed loop once priced them as one mean step (7.7 ms).
+    """
+    from costmodel.serving.api import replica_of
+
+    s = cm.serve("llama-3-70b", H100, cm.Requests(I, O), cm.Load.concurrency(1), parallel=TP8, chunk_tokens=chunk,
+                 efficiency="ideal")
+    k_p = math.ceil(I / chunk)
+    alone = cm.predict("llama-3-70b", H100, cm.Workload(batch=1, prompt=min(I, chunk), phase="prefill"),
+                       parallel=TP8, efficiency="ideal").step_time_s
+    assert s.ttft_s >= k_p * alone * (1 - 1e-3)  # a chunk step also decodes the ~1 running sequence
+    rep = replica_of("llama-3-70b", H100, TP8, cm.Precision(), "ideal", None, Rules())
+    t_chunk = float(rep.step(s.decode_batch, min(chunk, I), I + O / 2, I / 2))
+    assert s.ttft_s == pytest.approx(k_p * t_chunk, rel=1e-6)  # nothing waits below the cap
+    assert s.requests_per_s * s.e2e_latency_s == pytest.approx(1, rel=1e-9)  # Little's law
+    assert s.e2e_latency_s == pytest.approx(s.ttft_s + (O - 1) * s.tpot_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1000, 10**5])
+def test_closed_loop_obeys_littles_law_below_and_past_the_cap(n):
+    req = cm.Requests(2048, 512)
+    s = cm.serve("llama-3-8b", H100, req, cm.Load.concurrency(n))
+    assert s.requests_per_s * s.e2e_latency_s == pytest.approx(n, rel=1e-9)
+    assert s.e2e_latency_s == pytest.approx(s.ttft_s + 511 * s.tpot_s, rel=1e-9)
+    offline = cm.serve("llama-3-8b", H100, req, cm.Load.offline())
+    assert s.requests_per_s <= offline.requests_per_s * (1 + 1e-9)
+    if n == 10**5:  # past the cap the replica runs flat out and the admission queue holds the rest
+        assert s.requests_per_s == pytest.approx(offline.requests_per_s, rel=1e-9)
+        assert s.ttft_s > 10 * offline.ttft_s
+
+
+def test_closed_loop_requests_in_system_increase_with_the_step_rate():
+    """The bisection's premise: ``X·(k_p·t_chunk(X) + D·τ̄(X))/τ̄(X)`` increases on ``(0, X_cap]``."""
+    grid = np.geomspace(1, 5000, 40)
+    for req in (cm.Requests(1024, 1024), cm.Requests(20000, 64), cm.Requests(128, 4096)):
+        served = [cm.serve("llama-3-70b", H100, req, cm.Load.concurrency(n), parallel=TP8, chunk_tokens=8192)
+                  for n in grid]
+        rates = [s.requests_per_s for s in served]
+        assert all(b >= a * (1 - 1e-9) for a, b in zip(rates, rates[1:]))
 
 
 def test_prefix_hits_shorten_ttft():

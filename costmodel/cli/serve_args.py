@@ -13,7 +13,7 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import fmt_bytes, fmt_seconds, positive_float, positive_int, precision_from, print_json
+from .common import _short, fmt_bytes, fmt_seconds, precision_from, print_json, ranged
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
@@ -27,44 +27,48 @@ def _fraction(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not (0 <= v < 1):
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {_short(repr(text))}") from None
+    if not (0 <= v < 1):  # NaN fails the comparison
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {_short(text)}")
     return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the serving flags to the ``predict`` parser."""
     g = p.add_argument_group("serving (request level: --isl switches predict to TTFT/TPOT/cost per request)")
-    g.add_argument("--isl", type=positive_float, default=None, help="input (prompt) tokens per request")
-    g.add_argument("--osl", type=positive_float, default=None, help="output tokens per request (with --isl)")
+    g.add_argument("--isl", type=ranged("input_tokens"), default=None, help="input (prompt) tokens per request")
+    g.add_argument("--osl", type=ranged("output_tokens"), default=None, help="output tokens per request (with --isl)")
     g.add_argument("--prefix-hit", type=_fraction, default=None,
                    help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
     load = g.add_mutually_exclusive_group()
-    load.add_argument("--static-batch", type=positive_float, default=None, metavar="B",
+    load.add_argument("--static-batch", type=ranged("batch"), default=None, metavar="B",
                       help="B requests start together (static batching)")
-    load.add_argument("--concurrency", type=positive_float, default=None, metavar="N",
+    load.add_argument("--concurrency", type=ranged("concurrency"), default=None, metavar="N",
                       help="closed loop: N requests in flight (default: --batch)")
-    load.add_argument("--rate", type=positive_float, default=None, metavar="R",
+    load.add_argument("--rate", type=ranged("rate_per_s"), default=None, metavar="R",
                       help="open loop: Poisson arrivals, requests/s")
     load.add_argument("--offline", action="store_true", help="all requests queued: the largest batch that fits")
-    g.add_argument("--chunk", type=positive_float, default=None,
+    g.add_argument("--chunk", type=ranged("chunk_tokens"), default=None,
                    help="chunked-prefill budget: prompt tokens per step (default 8192)")
-    g.add_argument("--max-batch", type=positive_float, default=None,
+    g.add_argument("--max-batch", type=ranged("max_batch"), default=None,
                    help="cap on decoding sequences per replica (default: what fits in memory)")
     g.add_argument("--disagg", action="store_true",
                    help="disaggregated prefill and decode pools (needs --prefill-tp and --decode-tp)")
     for pool in ("prefill", "decode"):
-        g.add_argument(f"--{pool}-tp", type=positive_int, default=None, help=f"{pool} pool: tensor-parallel degree")
-        g.add_argument(f"--{pool}-ep", type=positive_int, default=None, help=f"{pool} pool: expert-parallel degree")
-        g.add_argument(f"--{pool}-replicas", type=positive_int, default=None, help=f"{pool} pool: replicas")
+        g.add_argument(f"--{pool}-tp", type=ranged("tp", integer=True), default=None,
+                       help=f"{pool} pool: tensor-parallel degree")
+        g.add_argument(f"--{pool}-ep", type=ranged("ep", integer=True), default=None,
+                       help=f"{pool} pool: expert-parallel degree")
+        g.add_argument(f"--{pool}-replicas", type=ranged("replicas", integer=True), default=None,
+                       help=f"{pool} pool: replicas")
     g.add_argument("--spec-draft", default=None, metavar="MODEL|mtp",
                    help="speculative decoding with a catalog draft model, or mtp (multi-token prediction heads)")
-    g.add_argument("--spec-len", type=positive_int, default=None, metavar="G", help="draft tokens per step")
+    g.add_argument("--spec-len", type=ranged("spec_length", integer=True), default=None, metavar="G",
+                   help="draft tokens per step")
     acc = g.add_mutually_exclusive_group()
     acc.add_argument("--spec-accept", type=_fraction, default=None, metavar="A",
                      help="probability a draft token is accepted, in [0, 1)")
-    acc.add_argument("--spec-accept-len", type=positive_float, default=None, metavar="L",
+    acc.add_argument("--spec-accept-len", type=ranged("accepted_length"), default=None, metavar="L",
                      help="mean accepted tokens per step, in [1, G+1)")
 
 
@@ -152,7 +156,8 @@ def render(s, args: argparse.Namespace) -> str:
         ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, {d['chips']} chips"),
         ("requests", f"{args.isl:g} in, {args.osl:g} out, prefix hit {args.prefix_hit or 0:g}; load {load}"),
         ("TTFT", _opt(d["ttft_s"], fmt_seconds)),
-        ("TPOT", fmt_seconds(d["tpot_s"]) + f"  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)"),
+        ("TPOT", fmt_seconds(d["tpot_s"]) + ("" if d["tokens_per_s_per_user"] is None  # one output token: no TPOT
+                                             else f"  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)")),
         ("end to end", _opt(d["e2e_latency_s"], fmt_seconds)),
         ("throughput", f"{d['output_tokens_per_s']:,.0f} output tok/s ({d['output_tokens_per_s_per_chip']:,.0f} "
                        f"per chip), {d['input_tokens_per_s']:,.0f} input tok/s, {d['requests_per_s']:.4g} req/s"),

@@ -18,9 +18,13 @@ token; ``E`` tokens per step, 1 without speculation), mean decode context
   The most requests per step are ``X_cap = min(C/P, B_cap/D)`` with ``B_cap`` the batch
   that fits in memory at ``S̄`` (or the ``max_batch`` cap).
 
-  - *concurrency* ``N`` (closed loop): Little's law over the ``k_p + D`` steps of a
-    request, ``X = min(N/(k_p + D), X_cap)``; ``T_e2e = (N/X)·τ̄``, ``TPOT = τ̄/E``,
-    ``TTFT = T_e2e - D·τ̄`` (queue and prefill).
+  - *concurrency* ``N`` (closed loop): a request spends ``W + k_p·ℓ_mixed(B, c₁) + D·τ̄`` in
+    the system (the wait for admission, its own chunk steps, its decode steps) and
+    ``X/τ̄`` requests finish per second, so Little's law reads
+    ``N = X·(W + k_p·ℓ_mixed(B, c₁) + D·τ̄)/τ̄``. Below the cap nothing waits (``W = 0``) and
+    ``X`` solves ``X·(k_p·ℓ_mixed(B, c₁) + D·τ̄)/τ̄ = N`` (bisection: the left side increases
+    with ``X``); when even ``X_cap`` leaves requests over, ``X = X_cap`` and the wait absorbs
+    them, ``T_e2e = N·τ̄/X_cap``. ``TPOT = τ̄/E``, ``TTFT = T_e2e - D·τ̄ >= k_p·ℓ_mixed(B, c₁)``.
   - *rate* ``R`` (open loop): ``X`` solves ``X/τ̄(X) = R`` (Little's law, bisection:
     ``X/τ̄(X)`` increases); the largest sustainable rate is ``R_max = X_cap/τ̄(X_cap)``
     and the utilisation ``R/R_max``. ``TTFT = p_busy·E[τ²]/(2·τ̄) + W + k_p·ℓ_mixed(B, c₁)``:
@@ -40,11 +44,16 @@ import math
 
 import numpy as np
 
-from .queueing import bulk_prefill_queue
+from ..errors import ConfigError
+from .queueing import Q_LIMIT, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
 
 __all__ = ["aggregated"]
+
+#: Most chunks (queue units) per prompt the open-loop chain follows: its arrival rows are that many
+#: units wide per prompt, so 10^6 chunks would take terabytes.
+MAX_UNITS_PER_PROMPT = 256
 
 
 def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float) -> dict:
@@ -80,7 +89,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     if load.kind == "offline":
         X = X_cap
     elif load.kind == "concurrency":
-        X = min(load.value / replicas / (k_p + D), X_cap)
+        X = _closed_loop_rate(steps, load.value / replicas, k_p, D, X_cap)
     else:
         R = load.value / replicas
         r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap)
@@ -103,7 +112,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
             t = flat["mean_step_s"]
         out["max_rate_per_s"] = X_cap / t
     B = X * D
-    if load.kind == "concurrency":
+    if load.kind == "concurrency":  # Little's law; below the cap e2e = k_p·t_chunk + D·t
         e2e = load.value / replicas / X * t
         ttft = e2e - D * t
     elif load.kind == "rate" and not out["saturated"]:
@@ -125,6 +134,23 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         max_batch=fits_cap,
     )
     return out
+
+
+def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> float:
+    """Requests finishing per step with ``N`` in flight: ``X·(k_p·t_chunk + D·τ̄)/τ̄ = N``, or ``X_cap``.
+
+    The left side, the requests in the system at ``X`` with no wait, increases with ``X``
+    (more requests per step are more requests in flight; ``tests/test_serving.py`` checks it on
+    a grid), so bisection between 0 and ``X_cap`` finds the root; past ``X_cap`` the admission
+    queue holds the rest.
+    """
+    def in_system(X):
+        t, t_chunk, _, _ = steps(X)
+        return X * (k_p * t_chunk + D * t) / t
+
+    if float(in_system(X_cap)) <= N:
+        return X_cap
+    return float(bisect_increasing(in_system, N, 0.0, X_cap, iterations=80))
 
 
 def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
@@ -153,7 +179,15 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
     """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
     unit, mix = prompt_units(req, chunk_tokens)
-    tokens = np.arange(math.floor(chunk_tokens / unit + 1e-9) + 1) * unit
+    if max(u for _, u in mix) > MAX_UNITS_PER_PROMPT:  # the chain's states and arrival rows grow with it
+        big = max(i for _, i, _ in req.classes) * (1 - req.prefix_hit)
+        raise ConfigError(f"a prompt of {big:g} tokens needs {math.ceil(big / chunk_tokens)} chunk steps of "
+                          f"chunk_tokens={chunk_tokens:g}; the open-loop queue follows at most "
+                          f"{MAX_UNITS_PER_PROMPT} per prompt: raise chunk_tokens to at least "
+                          f"{math.ceil(big / MAX_UNITS_PER_PROMPT)}")
+    # the chain tracks at most Q_LIMIT queued units, so a step never serves more (a huge chunk budget
+    # of tiny prompts would otherwise price millions of step sizes)
+    tokens = np.arange(min(math.floor(chunk_tokens / unit + 1e-9), Q_LIMIT) + 1) * unit
     return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, mix)
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
 from ..inputs import scenario
+from ..limits import check_number
 from ..specs import HardwareSpec, ModelSpec
 from ..symbolic import Rules
 from .aggregated import aggregated
@@ -78,9 +79,7 @@ def serve(
         raise ConfigError(f"disagg must be a costmodel.Disaggregated or None, got {disagg!r}")
     if spec is not None and not isinstance(spec, Speculative):
         raise ConfigError(f"spec must be a costmodel.Speculative or None, got {spec!r}")
-    if not (isinstance(chunk_tokens, (int, float)) and not isinstance(chunk_tokens, bool) and chunk_tokens >= 1
-            and chunk_tokens < float("inf")):
-        raise ConfigError(f"chunk_tokens must be a number >= 1, got {chunk_tokens!r}")
+    check_number("chunk_tokens", chunk_tokens)
     rules = replace(rules or Rules(), phase="decode")
     args = (precision, efficiency, usd_per_chip_hour, rules)
     O, I = requests.output_tokens, requests.input_tokens
@@ -147,8 +146,7 @@ def goodput(model: str | ModelSpec, hardware: str | HardwareSpec, requests: Requ
     """
     from .queueing import goodput_rate
 
-    if not (isinstance(ttft_s, (int, float)) and ttft_s > 0):
-        raise ConfigError(f"ttft_s must be a number of seconds > 0, got {ttft_s!r}")
+    check_number("ttft_s", ttft_s)
     r_max = serve(model, hardware, requests, Load.rate(1e-6), **serve_kwargs).max_rate_per_s
     return goodput_rate(lambda r: serve(model, hardware, requests, Load.rate(r), **serve_kwargs).ttft_s,
                         ttft_s, r_max, rtol=1e-3)

@@ -66,10 +66,17 @@ class ServingPrediction:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready answer: :data:`CONTRACT_KEYS`, plus ``saturated`` and ``max_rate_per_s``.
 
-        No NaN or infinity: past saturation ``ttft_s`` and ``e2e_latency_s`` are ``None``.
+        No NaN or infinity at any depth: past saturation ``ttft_s`` and ``e2e_latency_s`` are ``None``.
         """
         d = {k: getattr(self, k) for k in CONTRACT_KEYS}
         d["breakdown_s"] = dict(self.breakdown_s)
         d["saturated"] = self.saturated
         d["max_rate_per_s"] = self.max_rate_per_s
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        return _finite(d)
+
+
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float (nested in dicts too) replaced by ``None``."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return None if isinstance(v, float) and not math.isfinite(v) else v

@@ -98,13 +98,13 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
         return {"mean_step_s": float(step_s[n]), "mean_step_sq_s2": float(step_s[n] ** 2), "ttft_s": math.inf,
                 "stable": False}
     arrivals = _arrival_units(rate_per_s * step_s, mix)
-    q_max = int(min(n + arrivals.shape[1] + np.ceil(20 * mean_units / (1 - load)), _Q_LIMIT))
+    q_max = int(min(n + arrivals.shape[1] + np.ceil(20 * mean_units / (1 - load)), Q_LIMIT))
     while True:
         Q, tau, pi = _stationary(step_s, arrivals, n, q_max)
         tail = float(pi[-max(m for _, m in mix):].sum())
-        if tail < 1e-9 or q_max >= _Q_LIMIT:
+        if tail < 1e-9 or q_max >= Q_LIMIT:
             break
-        q_max = min(2 * q_max, _Q_LIMIT)
+        q_max = min(2 * q_max, Q_LIMIT)
     mean = float(pi @ tau)
     if len(mix) == 1:  # prompts in the system: the head is the one partly prefilled
         ttft = float(pi @ (np.ceil(Q / mean_units - 1e-9) * tau + rate_per_s * tau**2 / 2)) / (rate_per_s * mean)
@@ -120,30 +120,29 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
             "stable": tail < 1e-6}
 
 
-_Q_LIMIT = 4096  # queue lengths (units) the chain tracks; beyond, the chunk budget is saturated
+#: Queue lengths (units) the chain tracks; beyond, the chunk budget is saturated.
+Q_LIMIT = 4096
 
 
 def _arrival_units(means: np.ndarray, mix: list[tuple[float, int]]) -> np.ndarray:
     """Row ``s``: the pmf of the units arriving during a step with ``means[s]`` expected prompts.
 
     Compound Poisson: independent Poisson counts per class, ``units`` each, convolved; cut where
-    each class's tail is below 1e-15, the rest lumped on the last entry.
+    each class's tail is below 1e-15 for the largest mean, the rest lumped on the last entry.
     """
     from scipy.stats import poisson
 
-    rows = []
-    for lam in means:
-        pmf = np.ones(1)
-        for w, u in mix:
-            a = np.arange(int(poisson.isf(1e-15, lam * w)) + 2)
-            p = poisson.pmf(a, lam * w)
-            p[-1] += 1 - p.sum()
-            spread = np.zeros(u * (len(a) - 1) + 1)
-            spread[::u] = p
-            pmf = np.convolve(pmf, spread)
-        rows.append(pmf)
-    width = max(len(r) for r in rows)
-    return np.array([np.pad(r, (0, width - len(r))) for r in rows])
+    means = np.asarray(means, dtype=float)
+    pmf = np.ones((len(means), 1))
+    for w, u in mix:  # one SciPy call per class over every row (a row per step size: thousands)
+        lam = means * w
+        a = np.arange(int(poisson.isf(1e-15, lam.max())) + 2)
+        p = poisson.pmf(a[None, :], lam[:, None])
+        p[:, -1] += 1 - p.sum(axis=1)
+        spread = np.zeros((len(means), u * (len(a) - 1) + 1))
+        spread[:, ::u] = p
+        pmf = spread if pmf.shape[1] == 1 else np.array([np.convolve(x, y) for x, y in zip(pmf, spread)])
+    return pmf
 
 
 def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):

@@ -1,6 +1,7 @@
 """A small discrete-event simulation of one continuous-batching replica, to check the closed forms (§19.3).
 
-Event-driven over requests, not tokens: Poisson arrivals (seeded), a FIFO of
+Event-driven over requests, not tokens: Poisson arrivals (seeded), or a closed
+loop of ``N`` requests in flight (a finished request is replaced at once), a FIFO of
 prompt tokens served at most ``C`` per step (Sarathi-Serve's chunked prefill:
 the chunk budget is filled from the queue, across prompt boundaries), a
 decode batch that advances one token per step, and an optional cap on
@@ -17,6 +18,7 @@ prompt; it then decodes ``O - 1`` tokens, one per step.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
@@ -53,15 +55,21 @@ class SimulationResult:
     steps: int
 
 
-def simulate(step_time: Callable[[float, float], float], requests: Requests, rate_per_s: float, *,
-             chunk_tokens: float = 8192, max_batch: float = math.inf, n_requests: int = 2000, trim: float = 0.1,
-             seed: int = 0) -> SimulationResult:
-    """Simulate one replica at ``rate_per_s`` Poisson arrivals of ``requests``.
+def simulate(step_time: Callable[[float, float], float], requests: Requests, rate_per_s: float | None = None, *,
+             concurrency: int | None = None, stagger_s: float = 0.0, chunk_tokens: float = 8192,
+             max_batch: float = math.inf, n_requests: int = 2000, trim: float = 0.1, seed: int = 0) -> SimulationResult:
+    """Simulate one replica at ``rate_per_s`` Poisson arrivals of ``requests``, or ``concurrency`` in flight.
 
     Args:
         step_time: seconds of a step with ``B`` decoding sequences and ``c`` prompt tokens.
         requests: the request classes (prompt tokens ``I·(1-h)`` are prefilled).
-        rate_per_s: arrivals per second at this replica.
+        rate_per_s: arrivals per second at this replica (open loop).
+        concurrency: requests in flight (closed loop, instead of ``rate_per_s``): ``N`` arrive at
+            the start and each completion brings the next request at once.
+        stagger_s: closed loop: the first ``N`` requests arrive at uniform random times in
+            ``[0, stagger_s]``. With equal requests and 0 (all at once) they stay in lockstep, a
+            static batch; staggered over about one request's latency they reach the steady state
+            of continuous batching.
         chunk_tokens: prompt tokens a step may prefill (``C``).
         max_batch: sequences in flight (prefilling or decoding) admitted at once.
         n_requests: requests simulated (at most 10^6).
@@ -70,10 +78,18 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
     """
     if not (0 < n_requests <= 10**6):
         raise ConfigError(f"n_requests must be in 1..1e6, got {n_requests!r}")
-    if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
+    closed = concurrency is not None
+    if closed == (rate_per_s is not None):
+        raise ConfigError("give one of rate_per_s (open loop) or concurrency (closed loop)")
+    if closed and not (isinstance(concurrency, int) and 1 <= concurrency <= n_requests):
+        raise ConfigError(f"concurrency must be a whole number in [1, n_requests], got {concurrency!r}")
+    if not closed and not (rate_per_s > 0 and math.isfinite(rate_per_s)):
         raise ConfigError(f"rate_per_s must be a finite number > 0, got {rate_per_s!r}")
     rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.exponential(1.0 / rate_per_s, n_requests))
+    if closed:  # arrival times grow as requests finish
+        arrivals: list[float] = sorted(rng.uniform(0.0, stagger_s, concurrency))
+    else:
+        arrivals = list(np.cumsum(rng.exponential(1.0 / rate_per_s, n_requests)))
     weights = np.array([w for w, _, _ in requests.classes])
     cls = rng.choice(len(weights), size=n_requests, p=weights / weights.sum())
     prompt = np.array([i * (1 - requests.prefix_hit) for _, i, _ in requests.classes])[cls]
@@ -95,8 +111,15 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
     queued = 0.0                 # prompt tokens in the FIFO
     decoding: list[tuple[int, int]] = []  # (step at which it finishes, request)
     now, k, nxt, completed, batch_time = 0.0, 0, 0, 0, 0.0
+    def finish(r: int) -> None:
+        nonlocal completed
+        done[r] = now
+        completed += 1
+        if closed and len(arrivals) < n_requests:  # after the admitted ones, in time order with the staggered
+            bisect.insort(arrivals, now, lo=nxt)
+
     while completed < n_requests:
-        while nxt < n_requests and arrivals[nxt] <= now:
+        while nxt < len(arrivals) and arrivals[nxt] <= now:
             waiting.append(nxt)
             nxt += 1
         while waiting and len(decoding) + len(fifo) < max_batch:
@@ -114,7 +137,7 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
             m = decoding[0][0] - k
         if fifo:
             m = min(m, 1 if queued <= C else min(math.ceil(fifo[0][1] / C - 1e-12), math.floor(queued / C)))
-        if nxt < n_requests:
+        if nxt < len(arrivals):
             m = min(m, max(1, math.ceil((arrivals[nxt] - now) / t)))
         m = int(m)
         now += m * t
@@ -128,8 +151,7 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
                 work -= left
                 first[r] = now
                 if decode_steps[r] == 0:
-                    done[r] = now
-                    completed += 1
+                    finish(r)
                 else:
                     heapq.heappush(decoding, (k + int(decode_steps[r]), r))
             if fifo:
@@ -138,10 +160,10 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
                 queued = 0.0
         while decoding and decoding[0][0] <= k:
             _, r = heapq.heappop(decoding)
-            done[r] = now
-            completed += 1
+            finish(r)
     lo, hi = int(trim * n_requests), int((1 - trim) * n_requests)
     sel = slice(lo, max(hi, lo + 1))
+    arrivals = np.asarray(arrivals)
     ttft = first[sel] - arrivals[sel]
     steps = decode_steps[sel]
     many = steps > 0

@@ -7,12 +7,14 @@ Plain, validated, immutable data; no JAX. A bad value raises a
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Parallel
-from ..errors import ConfigError
-from ..specs import ModelSpec
+from ..errors import ConfigError, CostModelError
+from ..limits import check_number, shown_value
+from ..specs import ModelSpec, load_model
 
 __all__ = ["Requests", "Load", "Pool", "Disaggregated", "Speculative", "LOAD_KINDS"]
 
@@ -21,15 +23,28 @@ LOAD_KINDS = ("static", "concurrency", "rate", "offline")
 
 def _number(name: str, v: Any, *, low: float = 0.0, low_open: bool = True, high: float | None = None,
             high_open: bool = True) -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    ok = ok and (v > low if low_open else v >= low)
-    if high is not None:
-        ok = ok and (v < high if high_open else v <= high)
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    try:  # 10**400 is an int that math.isfinite cannot convert
+        ok = ok and math.isfinite(v) and (v > low if low_open else v >= low)
+        if high is not None:
+            ok = ok and (v < high if high_open else v <= high)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
     if not ok:
         lo = f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f" and {'<' if high_open else '<='} {high:g}"
-        raise ConfigError(f"{name} must be a finite number {lo}{hi}, got {v!r}")
+        raise ConfigError(f"{name} must be a finite number {lo}{hi}, got {shown_value(v)}")
     return float(v)
+
+
+def _ranged(name: str, v: Any, label: str, *, integer: bool = False) -> float:
+    """``v`` checked against the physical range :data:`costmodel.limits.RANGES[name]`, as a float."""
+    return float(check_number(name, v, integer=integer, label=label))
+
+
+def _fraction(name: str, v: Any) -> float:
+    """A fraction in ``[0, 1)``."""
+    return _number(name, v, low_open=False, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -53,27 +68,32 @@ class Requests:
     classes: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
-        _number("input_tokens", self.input_tokens)
-        _number("output_tokens", self.output_tokens)
-        _number("prefix_hit", self.prefix_hit, low_open=False, high=1.0)
+        _ranged("input_tokens", self.input_tokens, "input_tokens")
+        _ranged("output_tokens", self.output_tokens, "output_tokens")
+        _fraction("prefix_hit", self.prefix_hit)
+        if self.input_tokens * (1 - self.prefix_hit) < 1:  # the last prompt token is always computed
+            raise ConfigError(f"prefix_hit {self.prefix_hit!r} leaves {self.input_tokens * (1 - self.prefix_hit):.3g} "
+                              f"of the {self.input_tokens!r} input tokens to prefill; at least 1 must be (the last "
+                              "prompt token computes the first output token)")
         if not self.classes:
             object.__setattr__(self, "classes", ((1.0, float(self.input_tokens), float(self.output_tokens)),))
+        else:
+            rows = _class_rows(self.classes)
+            if abs(sum(w for w, _, _ in rows) - 1) > 1e-6:
+                raise ConfigError("class weights must sum to 1 (use Requests.mix to normalise), "
+                                  f"got {self.classes!r:.200}")
+            for _, i, _ in rows:
+                if i * (1 - self.prefix_hit) < 1:
+                    raise ConfigError(f"prefix_hit {self.prefix_hit!r} leaves less than 1 of a class's {i!r} input "
+                                      "tokens to prefill; at least 1 must be")
+            object.__setattr__(self, "classes", rows)
 
     @classmethod
     def mix(cls, classes: Any, prefix_hit: float = 0.0) -> "Requests":
         """Requests drawn from classes ``[(weight, input_tokens, output_tokens), ...]`` (weights > 0)."""
-        try:
-            rows = [tuple(c) for c in classes]
-        except TypeError:
-            raise ConfigError(f"classes must be a list of (weight, input_tokens, output_tokens), got {classes!r}") from None
-        if not rows or any(len(r) != 3 for r in rows):
-            raise ConfigError(f"classes must be a non-empty list of (weight, input_tokens, output_tokens), got {classes!r}")
-        for w, i, o in rows:
-            _number("class weight", w)
-            _number("class input_tokens", i)
-            _number("class output_tokens", o)
+        rows = _class_rows(classes, weight="mix_weight")
         total = sum(r[0] for r in rows)
-        norm = tuple((float(w) / total, float(i), float(o)) for w, i, o in rows)
+        norm = tuple((w / total, i, o) for w, i, o in rows)
         mean_in = sum(w * i for w, i, _ in norm)
         mean_out = sum(w * o for w, _, o in norm)
         return cls(mean_in, mean_out, prefix_hit, norm)
@@ -89,6 +109,25 @@ class Requests:
         m = self.prefill_tokens
         second = sum(w * (i * (1 - self.prefix_hit)) ** 2 for w, i, _ in self.classes)
         return max(second / m**2 - 1, 0.0)
+
+
+def _class_rows(classes: Any, weight: str | None = None) -> tuple[tuple[float, float, float], ...]:
+    """``classes`` as checked ``(weight, input_tokens, output_tokens)`` floats (at most 10^4 classes)."""
+    shape = "a non-empty list of at most 10000 (weight, input_tokens, output_tokens)"
+    if isinstance(classes, (str, bytes, dict)):
+        raise ConfigError(f"classes must be {shape}, got {shown_value(classes):.200}")
+    try:
+        rows = [tuple(c) for c in classes]
+    except TypeError:
+        raise ConfigError(f"classes must be {shape}, got {shown_value(classes):.200}") from None
+    if not 1 <= len(rows) <= 10_000 or any(len(r) != 3 for r in rows):
+        raise ConfigError(f"classes must be {shape}, got {shown_value(classes):.200}")
+    out = []
+    for w, i, o in rows:
+        w = _ranged(weight, w, "class weight") if weight else _number("class weight", w, high=1.0, high_open=False)
+        out.append((w, _ranged("input_tokens", i, "class input_tokens"),
+                    _ranged("output_tokens", o, "class output_tokens")))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -107,15 +146,17 @@ class Load:
     max_batch: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in LOAD_KINDS:
-            raise ConfigError(f"load kind {self.kind!r} is not allowed; choose one of {', '.join(LOAD_KINDS)}")
-        names = {"static": "static batch", "concurrency": "concurrency", "rate": "rate"}
+        if not isinstance(self.kind, str) or self.kind not in LOAD_KINDS:
+            raise ConfigError(f"load kind {self.kind!r:.80} is not allowed; choose one of {', '.join(LOAD_KINDS)}")
+        names = {"static": ("batch", "static batch"), "concurrency": ("concurrency", "concurrency"),
+                 "rate": ("rate_per_s", "rate (requests/s)")}
         if self.kind in names:
-            _number(names[self.kind], self.value)
+            key, label = names[self.kind]
+            _ranged(key, self.value, label)
         elif self.value is not None:
-            raise ConfigError(f"an offline load takes no value, got {self.value!r}")
+            raise ConfigError(f"an offline load takes no value, got {shown_value(self.value):.80}")
         if self.max_batch is not None:
-            _number("max_batch", self.max_batch)
+            _ranged("max_batch", self.max_batch, "max_batch")
 
     @classmethod
     def static(cls, batch: float) -> "Load":
@@ -155,7 +196,7 @@ class Pool:
         if not isinstance(self.parallel, Parallel):
             raise ConfigError(f"a pool needs a Parallel, got {self.parallel!r}")
         if self.batch is not None:
-            _number("pool batch", self.batch)
+            _ranged("batch", self.batch, "pool batch")
 
 
 @dataclass(frozen=True)
@@ -180,10 +221,11 @@ class Disaggregated:
         for name in ("prefill", "decode"):
             if not isinstance(getattr(self, name), Pool):
                 raise ConfigError(f"disaggregated serving needs a {name} Pool, got {getattr(self, name)!r}")
-        if self.link != "auto":
-            v = self.link
-            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and not math.isnan(v)):
-                raise ConfigError(f"link must be 'auto' or bytes/s > 0, got {v!r}")
+        if not (isinstance(self.link, str) and self.link == "auto") and not (
+                isinstance(self.link, float) and self.link == math.inf):
+            check_number("link_bytes_per_s", self.link, label="link (or 'auto', or math.inf for a free link)")
+        if not isinstance(self.overlap, bool):
+            raise ConfigError(f"overlap must be True or False, got {shown_value(self.overlap):.80}")
 
 
 @dataclass(frozen=True)
@@ -205,17 +247,21 @@ class Speculative:
     accepted_length: float | None = None
 
     def __post_init__(self) -> None:
-        g = self.length
-        if not (isinstance(g, int) and not isinstance(g, bool) and g >= 1):
-            raise ConfigError(f"speculative length must be a whole number >= 1, got {g!r}")
+        g = check_number("spec_length", self.length, integer=True, label="speculative length")
         if (self.accept is None) == (self.accepted_length is None):
             raise ConfigError("give one of accept (a in [0, 1)) or accepted_length (L in [1, length+1))")
         if self.accept is not None:
-            _number("speculative acceptance", self.accept, low_open=False, high=1.0)
+            _fraction("speculative acceptance", self.accept)
         else:
+            _ranged("accepted_length", self.accepted_length, "speculative accepted length")
             _number("speculative accepted length", self.accepted_length, low=1.0, low_open=False, high=g + 1.0)
         if not isinstance(self.draft, (str, ModelSpec)):
-            raise ConfigError(f"draft must be 'mtp' or a model, got {self.draft!r}")
+            raise ConfigError(f"draft must be 'mtp' or a model, got {shown_value(self.draft):.80}")
+        if isinstance(self.draft, str) and self.draft != "mtp":
+            try:  # an unknown name or a bad config file is refused here, not at serve time
+                load_model(self.draft)
+            except CostModelError as e:
+                raise ConfigError(f"speculative draft must be 'mtp' or a model: {e}") from None
 
     @property
     def acceptance(self) -> float:
