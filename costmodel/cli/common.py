@@ -13,7 +13,7 @@ from ..config import Precision
 from ..limits import RANGES, fmt_bound
 
 __all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "precision_from",
-           "print_json", "fmt_seconds", "fmt_bytes", "positive_int", "positive_float", "ranged", "cli_words"]
+           "print_json", "fmt_seconds", "fmt_bytes", "positive_int", "fraction", "ranged", "cli_words"]
 
 
 def ranged(name: str, *, integer: bool = False, scale: float = 1.0, unit: str | None = None) -> Callable[[str], Any]:
@@ -76,14 +76,14 @@ def positive_int(text: str) -> int:
     return v
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (a prefix-hit fraction, an acceptance probability)."""
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {_short(repr(text))}") from None
+    if not (0 <= v < 1):  # NaN fails the comparison
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {_short(text)}")
     return v
 
 

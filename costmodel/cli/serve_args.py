@@ -13,7 +13,7 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import _short, fmt_bytes, fmt_seconds, precision_from, print_json, ranged
+from .common import fmt_bytes, fmt_seconds, fraction, precision_from, print_json, ranged
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
@@ -22,23 +22,12 @@ _SERVING_FLAGS = ("osl", "prefix_hit", "static_batch", "concurrency", "rate", "c
                   "spec_draft", "spec_len", "spec_accept", "spec_accept_len") + _POOL_FLAGS
 
 
-def _fraction(text: str) -> float:
-    """argparse type: a number in [0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {_short(repr(text))}") from None
-    if not (0 <= v < 1):  # NaN fails the comparison
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {_short(text)}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the serving flags to the ``predict`` parser."""
     g = p.add_argument_group("serving (request level: --isl switches predict to TTFT/TPOT/cost per request)")
     g.add_argument("--isl", type=ranged("input_tokens"), default=None, help="input (prompt) tokens per request")
     g.add_argument("--osl", type=ranged("output_tokens"), default=None, help="output tokens per request (with --isl)")
-    g.add_argument("--prefix-hit", type=_fraction, default=None,
+    g.add_argument("--prefix-hit", type=fraction, default=None,
                    help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
     load = g.add_mutually_exclusive_group()
     load.add_argument("--static-batch", type=ranged("batch"), default=None, metavar="B",
@@ -66,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spec-len", type=ranged("spec_length", integer=True), default=None, metavar="G",
                    help="draft tokens per step")
     acc = g.add_mutually_exclusive_group()
-    acc.add_argument("--spec-accept", type=_fraction, default=None, metavar="A",
+    acc.add_argument("--spec-accept", type=fraction, default=None, metavar="A",
                      help="probability a draft token is accepted, in [0, 1)")
     acc.add_argument("--spec-accept-len", type=ranged("accepted_length"), default=None, metavar="L",
                      help="mean accepted tokens per step, in [1, G+1)")

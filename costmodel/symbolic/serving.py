@@ -37,36 +37,18 @@ from ..specs.model import ModelStructure
 from . import architecture as arch
 from .rules import Rules
 from .step import _combine, communication_terms, step_terms
-from .symbols import SymbolInfo, sym
+from .symbols import SYMBOLS, SymbolInfo, sym
 
 __all__ = ["SERVING_SYMBOLS", "serving_sym", "serving_latex_names", "mixed_step_terms", "static_decode_sum",
            "speculative_tokens_per_step", "sum_of_max_of_lines", "serving_outputs"]
 
-_TABLE = [
-    # name, unit, latex, meaning, may be zero
-    ("steps", "steps", "n", "decode steps summed over a static batch's generation", False),
-    ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", True),
-    ("prefill_position", "tokens", r"\bar{A}", "mean positions a prefilled token attends to", True),
-    ("draft_length", "tokens", r"\gamma", "speculative draft tokens per step (0: no speculation)", True),
-    ("acceptance", "1", "a", "probability that a draft token is accepted", True),
-]
-
-#: The serving inputs, besides the model's (:data:`costmodel.symbolic.SYMBOLS`).
-SERVING_SYMBOLS: dict[str, SymbolInfo] = {
-    name: SymbolInfo(sp.Symbol(name, nonnegative=True) if zero else sp.Symbol(name, positive=True),
-                     unit, latex, meaning, "serving")
-    for name, unit, latex, meaning, zero in _TABLE
-}
-
-
-def serving_sym(*names: str) -> sp.Symbol | tuple[sp.Symbol, ...]:
-    """The SymPy symbol(s) of the named serving inputs."""
-    out = tuple(SERVING_SYMBOLS[n].symbol for n in names)
-    return out[0] if len(out) == 1 else out
+#: The serving inputs, besides the model's: the rows of :data:`.symbols.SYMBOLS` in group ``"serving"``.
+SERVING_SYMBOLS: dict[str, SymbolInfo] = {name: info for name, info in SYMBOLS.items() if info.group == "serving"}
+serving_sym = sym
 
 
 def serving_latex_names() -> dict[sp.Symbol, str]:
-    """Map serving symbol -> LaTeX (add to :func:`costmodel.symbolic.latex_names`)."""
+    """Map serving symbol -> LaTeX (a subset of :func:`costmodel.symbolic.latex_names`)."""
     return {info.symbol: info.latex for info in SERVING_SYMBOLS.values()}
 
 

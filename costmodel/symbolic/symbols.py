@@ -84,9 +84,16 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("kernel_overhead_s", "s", "t_k", "fixed overhead per serial kernel", "efficiency"),
     ("kernels_per_layer", "1", "n_k", "serial kernels per layer", "efficiency"),
     ("memory_fraction", "1", "u", "usable fraction of HBM", "efficiency"),
+    # serving (costmodel.symbolic.serving, docs/serving.md §19)
+    ("steps", "steps", "n", "decode steps summed over a static batch's generation", "serving"),
+    ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", "serving"),
+    ("prefill_position", "tokens", r"\bar{A}", "mean positions a prefilled token attends to", "serving"),
+    ("draft_length", "tokens", r"\gamma", "speculative draft tokens per step (0: no speculation)", "serving"),
+    ("acceptance", "1", "a", "probability that a draft token is accepted", "serving"),
 ]
 
-_MAY_BE_ZERO = {"attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
+_MAY_BE_ZERO = {"prefill_tokens", "prefill_position", "draft_length", "acceptance",
+                "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
