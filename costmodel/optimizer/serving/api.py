@@ -22,8 +22,10 @@ from .solution import ServingSolution
 __all__ = ["optimize_serving", "METHODS"]
 
 METHODS = ("gradient", "exhaustive")
-#: budgets tried, as multiples of the given one, to say how many chips an infeasible problem needs
-_BUDGET_STEPS = (2, 4, 8, 16)
+#: the budget tried, as a multiple of the given one, to say how many chips an infeasible problem needs
+BUDGET_FACTOR = 8
+#: and at most this many chips
+MAX_BUDGET = 4096
 _H = 0.01  # relative step of the target for the shadow prices
 
 
@@ -45,7 +47,7 @@ def _frame(problem: ServingProblem, mode: str, method: str) -> Frame:
 
 def _solve(problem: ServingProblem, mode: str, method: str) -> _Found:
     frame = _frame(problem, mode, method)
-    d, s, checks = confirm(problem, ranked(mode, frame))
+    d, s, checks = confirm(problem, ranked(problem, mode, frame))
     return _Found(d, s, frame, checks)
 
 
@@ -161,16 +163,16 @@ def _fastest(problem: ServingProblem, mode: str) -> dict[str, Any] | None:
 
 
 def _min_chips(problem: ServingProblem, mode: str, method: str) -> int | None:
-    """The fewest chips that make ``mode`` feasible, trying budgets up to 16 times the given one."""
-    for k in _BUDGET_STEPS:
-        bigger = with_budget(problem, problem.max_chips * k)
-        try:
-            found = _solve(bigger, mode, method)
-        except ConfigError:  # too many splits at this budget
-            return None
-        if found.deployment is not None:
-            return int(found.deployment.chips)
-    return None
+    """The fewest chips that make ``mode`` feasible, if a budget of ``BUDGET_FACTOR`` times the given one
+    does: the answer there is the cheapest, so its chips are the fewest (``None`` otherwise)."""
+    bigger = with_budget(problem, min(problem.max_chips * BUDGET_FACTOR, MAX_BUDGET))
+    if bigger.max_chips <= problem.max_chips:
+        return None
+    try:
+        found = _solve(bigger, mode, method)
+    except ConfigError:  # too many splits at this budget
+        return None
+    return None if found.deployment is None else int(found.deployment.chips)
 
 
 def _describe(problem: ServingProblem, mode: str, c: dict) -> str:

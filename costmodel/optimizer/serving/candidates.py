@@ -16,15 +16,15 @@ import itertools
 import numpy as np
 
 from ...errors import CostModelError
-from .evaluate import aggregated_table, decode_table, pair_table, prefill_table
+from .evaluate import BLOCK, aggregated_table, decode_table, pair_table, prefill_table
 from .exact import Deployment
 from .problem import ATTENTION_OPTIONS, PREFILL_BATCHES, ServingProblem
 
 __all__ = ["agg_frame", "decode_frame", "prefill_frame", "disagg_frame", "ranked", "space_size", "Frame"]
 
 Frame = dict[str, np.ndarray]
-#: candidates per evaluation call (padded to a power of two, so compilations repeat)
-CHUNK = 1 << 13
+#: candidates per evaluation call (each padded to this size, so one compilation serves every call)
+CHUNK = BLOCK
 _BIG = 1e15
 
 
@@ -121,15 +121,26 @@ def score(frame: Frame) -> np.ndarray:
     return np.where(frame["feasible"], chips, _BIG + np.minimum(chips, _BIG))
 
 
-def ranked(mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
-    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first (ties: lower TPOT,
-    then TTFT)."""
+def slack(problem: ServingProblem, frame: Frame) -> np.ndarray:
+    """The smaller relative margin of each candidate to its targets, ``min(1 - TTFT/target, 1 - TPOT/target)``."""
+    out = np.ones(len(frame["chips"]))
+    for key, target in (("ttft_s", problem.ttft_s), ("tpot_s", problem.tpot_s)):
+        if target is not None:
+            out = np.minimum(out, 1 - frame[key] / target)
+    return out
+
+
+def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
+    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first; among equally cheap
+    ones the widest margin to the targets first (the likeliest to hold under ``cm.serve``), then the lower
+    TPOT."""
     if not frame:
         return []
     idx = np.flatnonzero(frame["feasible"])
     if not len(idx):
         return []
-    order = idx[np.lexsort((frame["ttft_s"][idx], frame["tpot_s"][idx], frame["chips"][idx]))][:limit]
+    margin = np.round(slack(problem, frame)[idx], 6)
+    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, frame["chips"][idx]))][:limit]
     out = []
     for i in order:
         fig = {k: float(v[i]) for k, v in frame.items()}

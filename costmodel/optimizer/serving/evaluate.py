@@ -39,6 +39,7 @@ from ...errors import CostModelError
 from ...inputs import scenario
 from ...specs import load_model
 from ...symbolic import Rules
+from ...serving.queueing import Q_LIMIT
 from ..exact import _bucket, _split_row
 from .problem import ServingProblem
 
@@ -46,18 +47,21 @@ __all__ = ["aggregated_table", "decode_table", "prefill_table", "pair_table", "B
 
 BISECTION_STEPS = 48
 _INF = 1e30
+#: candidates per jitted call: every call is padded to this size (larger sets are split by the callers),
+#: so each function compiles once
+BLOCK = 1024
 
 
 def _rules(attention: str = "heads") -> Rules:
     return Rules(attention_sharding=attention)
 
 
-def _pad(arrays: dict[str, np.ndarray], n: int) -> dict[str, jnp.ndarray]:
-    size = _bucket(n)
+def _pad(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    size = BLOCK if n <= BLOCK else _bucket(n)
     out = {}
     for k, v in arrays.items():
         v = np.asarray(v, dtype=float).reshape(-1)
-        out[k] = jnp.asarray(np.concatenate([v, np.repeat(v[-1:], size - n)]) if n else np.ones(size))
+        out[k] = np.concatenate([v, np.repeat(v[-1:], size - n)]) if n else np.ones(size)
     return out
 
 
@@ -168,6 +172,12 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
         fits0 = (mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (cap >= 1.0)
         k_p = jnp.ceil(P / C - 1e-9)
         x_cap = jnp.minimum(C / P, jnp.where(D > 0, jnp.maximum(cap, 1.0) / jnp.where(D > 0, D, 1.0), _INF))
+        # cm.serve's largest sustainable rate: the prompt queue stays stable with every step at the
+        # largest batch that fits, each prefilling the whole units (a prompt, or 1/k_p of one) within C
+        unit = P / k_p
+        c_full = jnp.minimum(jnp.floor(C / unit + 1e-9), Q_LIMIT) * unit
+        t_full = step(x, xd, jnp.maximum(cap, 1.0), c_full, S, A)
+        lam_cap = c_full / (P * t_full)
 
         def at(X):
             B = X * D
@@ -186,7 +196,7 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
 
         def ok(X):
             m = at(X)
-            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap)
+            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap) & (m["lam"] < lam_cap)
 
         lo = x_cap * 1e-9
         best = _bisect_last(ok, lo, x_cap * (1 + 1e-12))
@@ -198,11 +208,13 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
         X = _bisect_root(lambda X: at(X)["lam"], rate / reps, 0.0, best)
         op = at(X)
         # what stops a larger X (the binding constraint of the replica): checked just past it
-        nxt = at(jnp.minimum(best * (1 + 1e-3), x_cap * 2))
+        nxt_x = best * (1 + 1e-3)
+        nxt = at(nxt_x)
         return {"feasible": feasible, "goodput_per_s": goodput, "replicas": reps, "ttft_s": op["ttft"],
                 "tpot_s": op["tpot"], "batch": op["batch"], "max_batch": cap, "x_cap": x_cap, "x_best": best,
                 "stop_tpot": nxt["tpot"] > tpot_t, "stop_ttft": nxt["ttft"] > ttft_t,
                 "stop_memory": (best >= x_cap * (1 - 1e-6)) & (D * x_cap >= cap * (1 - 1e-6)),
+                "stop_demand": (nxt["lam"] >= lam_cap) | (nxt_x > x_cap),
                 "tokens_per_step": E, "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
                                                                               "context": S})["memory_bytes_per_chip"]}
 

@@ -3,9 +3,7 @@ r"""The gradient path: the decode optimiser's relaxation for starting splits, th
 The serving problem is relaxed to the decode problem of :mod:`costmodel.optimizer.gradient`:
 decoding sequences at the mean context ``S̄ = I + O/2`` within the TPOT target at the demand
 ``R·O`` output tokens/s, in log variables ``(log B, log tp, log pp, log ep)``, solved by the
-augmented Lagrangian with optax for every precision, plus its fastest-step twin (the
-``"latency"`` objective, which starts the prefill pool: a prompt's prefill is a large-batch step).
-This leaves out the prompts (their chunks and their queue), so it is a relaxation: it cannot
+augmented Lagrangian with optax for every precision. This leaves out the prompts (their chunks and their queue), so it is a relaxation: it cannot
 cost more than the serving problem. Its optimum is rounded to the split lattice
 (:func:`costmodel.optimizer.search.round_to_lattice`) and a hill climb with the vectorised
 deployment model (:mod:`.evaluate`) moves to the best neighbouring split
@@ -15,8 +13,10 @@ along each axis, chip exchanges between axes, every precision) while that lowers
 * aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
   speculation options;
 * disaggregated: the decode pool climbs on its own chips (its TPOT does not depend on the prefill
-  pool), then the prefill pool on the chips of both pools with the best decode pool; the pairs of
-  the best visited splits of each pool are evaluated together (the KV hand-over couples them).
+  pool), then the prefill pool on the chips of both pools with the best decode pool, from the
+  relaxed splits and the widest tensor-parallel split of one scale-up domain (a prompt's prefill is
+  a compute-bound step that wants chips, not memory); the pairs of the best visited splits of each
+  pool are evaluated together (the KV hand-over couples them).
 """
 
 from __future__ import annotations
@@ -36,7 +36,20 @@ PAIR_TOP = 6
 
 
 def relaxed_starts(problem: ServingProblem):
-    """The decode relaxation's problem and its rounded optima: cost-optimal and fastest splits."""
+    """The decode relaxation's problem and its optima rounded to the split lattice (solved once per problem:
+    both modes start from it)."""
+    key = id(problem)
+    if _LAST.get("key") == key and _LAST.get("problem") is problem:
+        return _LAST["value"]
+    value = _relaxed_starts(problem)
+    _LAST.update(key=key, problem=problem, value=value)
+    return value
+
+
+_LAST: dict = {}
+
+
+def _relaxed_starts(problem: ServingProblem):
     r = problem.requests
     weights, kv = problem.precision_args
     demand = problem.rate_per_s * r.output_tokens
@@ -45,9 +58,14 @@ def relaxed_starts(problem: ServingProblem):
                       demand_tokens_per_s=demand, weights=weights, kv=kv, usd_per_chip_hour=problem.usd_per_chip_hour,
                       efficiency=problem.efficiency)
     cost = relaxed_solve(dp, "cost")
-    fast = relaxed_solve(dp, "latency")
-    M = problem.max_chips
-    return dp, round_to_lattice(dp, cost.u, cost.prec, M), round_to_lattice(dp, fast.u, fast.prec, M)
+    return dp, round_to_lattice(dp, cost.u, cost.prec, problem.max_chips)
+
+
+def _widest(problem: ServingProblem) -> set[tuple[int, ...]]:
+    """The widest tensor-parallel split within one scale-up domain and the budget, in every precision."""
+    cap = min(problem.max_chips, problem.hardware.scale_up_domain_chips)
+    tp = max([t for t in problem.degrees["tp"] if t <= cap] or [1])
+    return {(tp, 1, 1, p) for p in range(len(problem.precisions))}
 
 
 def _per_point(frame: Frame, points: list, keys=("tp", "pp", "ep", "prec")) -> np.ndarray:
@@ -83,14 +101,14 @@ def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
 
 def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
     """Candidates of ``mode`` visited by the gradient path, evaluated by the tables."""
-    dp, cost_pts, fast_pts = relaxed_starts(problem)
+    dp, cost_pts = relaxed_starts(problem)
     M = problem.max_chips
     if mode == "agg":
         def score_agg(pts):
             f = agg_frame(problem, pts)
             return _per_point(f, pts), f
 
-        _, frames = _climb(dp, cost_pts | fast_pts, score_agg, M)
+        _, frames = _climb(dp, cost_pts, score_agg, M)
         return _concat(frames)
 
     def score_dec(pts):
@@ -112,12 +130,10 @@ def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
             return np.full(len(pts), np.inf), f
         same = f["prec"] == best_dec["prec"][0]
         pair = disagg_frame(problem, {k: v[same] for k, v in f.items()}, best_dec)
-        if pair:
-            pair["prec"] = pair["prec"]
         return _per_point(pair, pts, ("p_tp", "p_pp", "p_ep", "prec")), f
 
-    pre_seen, pre_frames = _climb(dp, fast_pts | cost_pts | {tuple(int(best_dec[k][0]) for k in ("tp", "pp", "ep", "prec"))},
-                                  score_pre, M)
+    start = cost_pts | _widest(problem) | {tuple(int(best_dec[k][0]) for k in ("tp", "pp", "ep", "prec"))}
+    pre_seen, pre_frames = _climb(dp, start, score_pre, M)
     pre = _concat(pre_frames)
     pre_best = {p for p, _ in sorted(pre_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
     dec_best = {p for p, _ in sorted(dec_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
