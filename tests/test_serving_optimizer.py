@@ -89,8 +89,9 @@ def test_gradient_equals_exhaustive(kw):
 
 
 def test_infeasible_target_answers_with_the_fastest_figures():
-    sol = opt(ttft_s=0.001, tpot_s=0.02)
+    sol = opt(ttft_s=0.001, tpot_s=0.02, verify=True)
     d = sol.to_dict()
+    assert d["gap"] is None and d["exhaustive_usd_per_mtok_output"] is None
     assert not sol.feasible and sol.mode is None and sol.config is None
     assert sol.fastest["ttft_s"] > 0.001 and math.isfinite(sol.fastest["tpot_s"]) and sol.fastest["ttft_chips"] <= 16
     assert "fastest achievable" in sol.message and sol.binding == "ttft"

@@ -120,8 +120,8 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ("tok/s per chip", ["-" if modes[n]["output_tokens_per_s_per_chip"] is None else
                             f"{modes[n]['output_tokens_per_s_per_chip']:,.0f}" for n in names]),
         ("binds", [str(modes[n]["binding"]) for n in names]),
-        ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, TPOT {modes[n]['shadow_prices']['tpot']:.3g}"
-                              for n in names]),
+        ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
+                              f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
     ]
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +198,9 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
             return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap) & (m["lam"] < lam_cap)
 
         lo = x_cap * 1e-9
+        idle = at(lo)
+        excess = (jnp.maximum(jnp.log(mem["memory_bytes_per_chip"] / mem["usable_bytes_per_chip"]), 0.0)
+                  + jnp.maximum(jnp.log(idle["tpot"] / tpot_t), 0.0) + jnp.maximum(jnp.log(idle["ttft"] / ttft_t), 0.0))
         best = _bisect_last(ok, lo, x_cap * (1 + 1e-12))
         best = jnp.minimum(best, x_cap)
         feasible = fits0 & ok(lo)
@@ -210,7 +212,8 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
         # what stops a larger X (the binding constraint of the replica): checked just past it
         nxt_x = best * (1 + 1e-3)
         nxt = at(nxt_x)
-        return {"feasible": feasible, "goodput_per_s": goodput, "replicas": reps, "ttft_s": op["ttft"],
+        return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps,
+                "ttft_s": op["ttft"],
                 "tpot_s": op["tpot"], "batch": op["batch"], "max_batch": cap, "x_cap": x_cap, "x_best": best,
                 "stop_tpot": nxt["tpot"] > tpot_t, "stop_ttft": nxt["ttft"] > ttft_t,
                 "stop_memory": (best >= x_cap * (1 - 1e-6)) & (D * x_cap >= cap * (1 - 1e-6)),
@@ -266,6 +269,7 @@ def aggregated_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarr
     per = splits.prod(axis=1)
     out["chips_per_replica"] = per
     out["chips"] = per * out["replicas"]
+    out["meets"] = out["feasible"].copy()
     out["feasible"] &= out["chips"] <= problem.max_chips
     return out
 
@@ -289,14 +293,17 @@ def _decode_fn(structure, rules: Rules, draft, n_layers: int):
             return step(x, xd, B, 0.0, S, 0.0)
 
         best = _bisect_last(lambda B: tau(B) / E <= tpot_t, jnp.zeros_like(cap), cap)
-        feasible = fits0 & (tau(jnp.minimum(1.0, cap)) / E <= tpot_t)
+        t_idle = tau(jnp.minimum(1.0, jnp.maximum(cap, 1e-9))) / E
+        feasible = fits0 & (t_idle <= tpot_t)
+        excess = (jnp.maximum(jnp.log(mem["memory_bytes_per_chip"] / mem["usable_bytes_per_chip"]), 0.0)
+                  + jnp.maximum(jnp.log(t_idle / tpot_t), 0.0))
         best = jnp.where(D > 0, jnp.maximum(best, 1e-9), best)
         goodput = jnp.where(D > 0, best / (jnp.where(D > 0, D, 1.0) * tau(best)), _INF)
         reps = jnp.where(D > 0, jnp.maximum(jnp.ceil(rate / goodput * (1 + 1e-9)), 1.0), 1.0)
         B = jnp.where(D > 0, _bisect_root(lambda b: b / (D * tau(b)), rate / reps, 0.0, best), 0.0)
         t = tau(jnp.maximum(B, 1e-12))
         kv = decode.raw(x | {"batch": 1.0, "context": S})["kv_bytes_per_token"]
-        return {"feasible": feasible, "goodput_per_s": goodput, "replicas": reps, "batch": B,
+        return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps, "batch": B,
                 "tpot_s": jnp.where(D > 0, t / E, 0.0), "max_batch": cap, "best_batch": best,
                 "stop_memory": best >= cap * (1 - 1e-6), "kv_bytes_per_token": kv * jnp.ones_like(cap),
                 "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": S})[
@@ -334,7 +341,8 @@ def _prefill_fn(structure, rules: Rules):
     def run(x, P):
         out = prefill.raw(x | {"batch": x["prefill_batch"], "prompt": P})
         return {"prefill_time_s": out["step_time_s"],
-                "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]}
+                "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"],
+                "memory_excess": jnp.maximum(jnp.log(out["memory_bytes_per_chip"] / out["usable_bytes_per_chip"]), 0.0)}
 
     return jax.jit(run)
 
@@ -361,7 +369,8 @@ def link_bytes_per_s(problem: ServingProblem, n_p, n_d):
     return per_chip * np.minimum(n_p, n_d)
 
 
-def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None) -> dict[str, np.ndarray]:
+def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None
+               ) -> dict[str, np.ndarray]:
     """Prefill x decode candidates (arrays broadcast against each other): the fewest prefill replicas
     meeting TTFT at the rate, the chips of both pools and the deployment's TTFT."""
     ttft_s = problem.ttft_s if ttft_s is ... else ttft_s
@@ -390,6 +399,10 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
         feasible &= ttft <= ttft_s * (1 + 1e-9)
     r_p = np.where(np.isfinite(r_p), r_p, 1e18)
     chips = r_p * n_p + dec["replicas"] * n_d
+    meets = feasible.copy()
     feasible &= chips <= problem.max_chips
-    return {"feasible": feasible, "prefill_replicas": r_p, "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late = np.maximum(np.log(base / ttft_s), 0.0) if ttft_s is not None else 0.0
+    violation = dec["violation"] + pre["memory_excess"] + late
+    return {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p, "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
             "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}

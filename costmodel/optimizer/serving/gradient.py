@@ -2,13 +2,14 @@ r"""The gradient path: the decode optimiser's relaxation for starting splits, th
 
 The serving problem is relaxed to the decode problem of :mod:`costmodel.optimizer.gradient`:
 decoding sequences at the mean context ``S̄ = I + O/2`` within the TPOT target at the demand
-``R·O`` output tokens/s, in log variables ``(log B, log tp, log pp, log ep)``, solved by the
-augmented Lagrangian with optax for every precision. This leaves out the prompts (their chunks and their queue), so it is a relaxation: it cannot
-cost more than the serving problem. Its optimum is rounded to the split lattice
+``R·O`` output tokens/s (TTFT: one prompt's prefill and a step, no queue), in log variables ``(log B, log tp, log pp, log ep)``, solved by the
+augmented Lagrangian with optax for every precision. This leaves out the prompts (their chunks and
+their queue), so it is a relaxation: it cannot cost more than the serving problem. Its optimum is rounded to the split lattice
 (:func:`costmodel.optimizer.search.round_to_lattice`) and a hill climb with the vectorised
 deployment model (:mod:`.evaluate`) moves to the best neighbouring split
 (:func:`costmodel.optimizer.search._neighbours`: one lattice step in any combination, every value
-along each axis, chip exchanges between axes, every precision) while that lowers the chips:
+along each axis, chip exchanges between axes, every precision; those of the three best points seen)
+while that lowers the chips:
 
 * aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
   speculation options;
@@ -33,6 +34,9 @@ __all__ = ["gradient_frame", "relaxed_starts"]
 
 #: best visited splits of each pool paired at the end (disaggregated)
 PAIR_TOP = 6
+#: points whose neighbourhoods the climb visits at each step (a beam: cost is nearly flat across splits, and
+#: the relaxation, which leaves the prompts out, can start far from the best split for long prompts)
+BEAM = 3
 
 
 def relaxed_starts(problem: ServingProblem):
@@ -54,7 +58,8 @@ def _relaxed_starts(problem: ServingProblem):
     weights, kv = problem.precision_args
     demand = problem.rate_per_s * r.output_tokens
     dp = make_problem(problem.model, problem.hardware, context=r.input_tokens + r.output_tokens / 2,
-                      prompt=r.prefill_tokens, tpot_s=problem.tpot_s or 1e3, max_chips=problem.max_chips,
+                      prompt=r.prefill_tokens, tpot_s=problem.tpot_s or 1e3, ttft_s=problem.ttft_s,
+                      max_chips=problem.max_chips,
                       demand_tokens_per_s=demand, weights=weights, kv=kv, usd_per_chip_hour=problem.usd_per_chip_hour,
                       efficiency=problem.efficiency)
     cost = relaxed_solve(dp, "cost")
@@ -79,7 +84,8 @@ def _per_point(frame: Frame, points: list, keys=("tp", "pp", "ep", "prec")) -> n
 
 
 def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
-    """Hill climb over points from ``start``; returns every visited point's score and the frames."""
+    """Hill climb over points from ``start``, moving to the neighbours of the ``BEAM`` best points seen while
+    that lowers the best score; returns every visited point's score and the evaluated frames."""
     seen: dict[tuple, float] = {}
     frames: list[Frame] = []
     frontier = sorted(start)
@@ -91,11 +97,11 @@ def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
         scores, frame = score_of(frontier)
         frames.append(frame)
         seen.update(zip(frontier, scores))
-        i = int(np.argmin(scores))
-        if scores[i] >= best_score:
+        if float(np.min(scores)) >= best_score:
             break
-        best, best_score = frontier[i], scores[i]
-        frontier = sorted(_neighbours(dp, best, budget))
+        best_score = float(np.min(scores))
+        leaders = sorted(seen, key=seen.get)[:BEAM]
+        frontier = sorted(set().union(*(_neighbours(dp, p, budget) for p in leaders)))
     return seen, frames
 
 
@@ -115,6 +121,8 @@ def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
         f = decode_frame(problem, pts)
         if f:
             f["chips"] = f["replicas"] * f["chips_per_replica"]
+            f["meets"] = f["feasible"].copy()
+            f["feasible"] = f["feasible"] & (f["chips"] <= problem.max_chips)
         return _per_point(f, pts), f
 
     dec_seen, dec_frames = _climb(dp, cost_pts, score_dec, M)
