@@ -209,14 +209,17 @@ def _mode_answer(problem: ServingProblem, mode: str, found: _Found, method: str,
         else:
             miss = [k for k in ("ttft", "tpot") if fastest and getattr(problem, f"{k}_s") is not None
                     and fastest[f"{k}_s"] > getattr(problem, f"{k}_s")]
-            binding = miss[0] if miss else ("memory" if fastest is None else "demand")
+            meets = bool(found.frame and found.frame.get("meets", found.frame["feasible"]).any())
+            binding = miss[0] if miss else ("chips" if meets else "memory" if fastest is None else "demand")
             msg = (f"{name}: no deployment serves {problem.rate_per_s:.4g} req/s within {targets} on "
                    f"{problem.max_chips} {hw}")
+            if meets:
+                msg += f" (nor on {min(problem.max_chips * BUDGET_FACTOR, MAX_BUDGET)})"
         if fastest:
             msg += (f"; the fastest achievable at this rate is TTFT {fastest['ttft_s'] * 1e3:.3g} ms "
                     f"({fastest['ttft_chips']} chips) and TPOT {fastest['tpot_s'] * 1e3:.3g} ms "
                     f"({fastest['tpot_chips']} chips)")
-        elif need is None:
+        elif need is None and not meets:
             msg += "; nothing fits in memory and keeps up with the rate within the budget: allow more chips or " \
                    "lower precision"
         return ServingSolution(

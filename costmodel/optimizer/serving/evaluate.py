@@ -79,7 +79,7 @@ def _draft_row(problem: ServingProblem, draft_name, split: tuple[int, int, int],
     """Inputs of a draft model on the target's split (``None`` when the split cannot hold it)."""
     sc = problem.decode_base
     try:
-        dsc = scenario(load_model(draft_name), sc.hardware, Workload(), Parallel(tp=split[0], pp=split[1], ep=1),
+        dsc = scenario(load_model(draft_name), sc.hardware, Workload(), Parallel(tp=split[0], pp=split[1], ep=split[2]),
                        dataclasses.replace(problem.precision_of(prec), weights=None, math=None),
                        problem.efficiency, problem.usd_per_chip_hour)
     except CostModelError:
