@@ -13,6 +13,7 @@ Example:
 
 from ._lazy import lazy_getattr
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .engines import ENGINES, with_engine
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
 from .serving.workload import Disaggregated, Load, Pool, Requests, Speculative
@@ -52,6 +53,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "IDEAL",
+    "ENGINES",
     "ConfigError",
     "CostModelError",
     "Disaggregated",
@@ -78,6 +80,7 @@ __all__ = [
     "list_hardware",
     "list_models",
     "list_profiles",
+    "with_engine",
     "load_hardware",
     "load_model",
     "load_profile",

@@ -71,6 +71,8 @@ def test_every_chip_capacity_is_its_datasheet_figure_in_bytes():
         assert h.hbm_bytes == n * unit, chip
         src = h.sources["hbm_bytes"]
         assert str(n) in src and "GiB" in src, f"{chip}: the source must give the figure and say it is GiB"
+        # the source states the bytes it stands for, and they are the value
+        assert f"{n} * 2^30 bytes" in src and n * 2**30 == int(h.hbm_bytes), chip
 
 
 def test_h100_capacity_holds_what_nvidia_smi_reports():

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "engine", None) is not None:  # --engine: the profile under that engine's memory rule
+            from ..engines import with_engine
+            args.efficiency = with_engine(args.efficiency, args.engine)
         return int(args._run(args) or 0)
     except CostModelError as e:
         print(f"costmodel {args.command}: error: {one_line(cli_words(str(e)))}", file=sys.stderr)

@@ -84,6 +84,10 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("kernel_overhead_s", "s", "t_k", "fixed overhead per serial kernel", "efficiency"),
     ("kernels_per_layer", "1", "n_k", "serial kernels per layer", "efficiency"),
     ("memory_fraction", "1", "u", "usable fraction of HBM", "efficiency"),
+    ("kv_memory_fraction", "1", "f_{kv}",
+     "fraction of the memory left after weights and activations that the KV cache gets", "efficiency"),
+    ("activations_in_budget", "1", r"\alpha_{act}",
+     "1 when the engine's memory budget counts activations, 0 when they live outside it", "efficiency"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
     ("steps", "steps", "n", "decode steps summed over a static batch's generation", "serving"),
     ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", "serving"),
@@ -92,7 +96,7 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("acceptance", "1", "a", "probability that a draft token is accepted", "serving"),
 ]
 
-_MAY_BE_ZERO = {"prefill_tokens", "prefill_position", "draft_length", "acceptance",
+_MAY_BE_ZERO = {"activations_in_budget", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share"}
 
