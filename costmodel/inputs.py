@@ -30,6 +30,14 @@ def math_the_chip_runs(hardware: HardwareSpec, math: str) -> str:
     return next((p for p in _FALLBACK_MATH if p in hardware.flops_per_s), math)
 
 
+def weight_only_flags(weights: str, math: str) -> dict[str, float]:
+    """``weight_only_8bit`` and ``weight_only_4bit``: 1 when weights of that width are stored narrower
+    than the math format and dequantised before every multiply (weight-only quantisation), else 0."""
+    bw, bm = bytes_per_element(weights), bytes_per_element(math)
+    narrow = bw < bm
+    return {"weight_only_8bit": float(narrow and bw == 1.0), "weight_only_4bit": float(narrow and bw < 1.0)}
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A fully resolved, validated configuration: everything one prediction needs.
@@ -67,6 +75,7 @@ class Scenario:
         vals.update(
             usd_per_chip_hour=float(self.usd_per_chip_hour),
             weight_bytes=bytes_per_element(self.weights),
+            **weight_only_flags(self.weights, self.math),
             kv_bytes=bytes_per_element(self.kv),
             activation_bytes=bytes_per_element(self.activations),
             dispatch_bytes=bytes_per_element(self.dispatch or self.activations),
