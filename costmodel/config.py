@@ -159,10 +159,11 @@ class Efficiency:
     cuda_graphs: float = 1.0
     dequant_flops_8bit: float = 0.0
     dequant_flops_4bit: float = 0.0
+    low_precision_flops_factor: float = 1.0
 
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction",
-                         "kv_memory_fraction"))
+                         "kv_memory_fraction", "low_precision_flops_factor"))
         _positive(self, ("kernel_overhead_s", "kernels_per_layer", "activations_in_budget"), allow_zero=True)
         check_in_range("kernel_overhead_s", self.kernel_overhead_s, 0, 1.0, "seconds")
         check_in_range("kernels_per_layer", self.kernels_per_layer, 0, 10_000)
@@ -181,7 +182,8 @@ class Efficiency:
         if not 0 <= self.activations_in_budget <= 1:
             raise ConfigError(f"activations_in_budget is 1 when the engine's memory budget counts activations, "
                               f"0 when they live outside it, and must be in [0, 1], got {self.activations_in_budget}")
-        for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction"):
+        for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
+                  "low_precision_flops_factor"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 

@@ -32,10 +32,12 @@ def math_the_chip_runs(hardware: HardwareSpec, math: str) -> str:
 
 def weight_only_flags(weights: str, math: str) -> dict[str, float]:
     """``weight_only_8bit`` and ``weight_only_4bit``: 1 when weights of that width are stored narrower
-    than the math format and dequantised before every multiply (weight-only quantisation), else 0."""
+    than the math format and dequantised before every multiply (weight-only quantisation), else 0;
+    ``low_precision_math``: 1 when the math runs in an 8-bit or narrower format."""
     bw, bm = bytes_per_element(weights), bytes_per_element(math)
     narrow = bw < bm
-    return {"weight_only_8bit": float(narrow and bw == 1.0), "weight_only_4bit": float(narrow and bw < 1.0)}
+    return {"weight_only_8bit": float(narrow and bw == 1.0), "weight_only_4bit": float(narrow and bw < 1.0),
+            "low_precision_math": float(bm <= 1.0)}
 
 
 @dataclass(frozen=True)

@@ -98,10 +98,16 @@ DEFAULT_PARAMS: tuple[Param, ...] = (
     Param("collective_step_latency_s", "nvidia-gpu", "*", 0.2e-6, 4e-6, 0.6e-6,
           "latency of one ring step of a GPU collective: an all-reduce over n ranks pays 2(n-1) of them "
           "(NCCL LL ~0.6 us per step, [Ep]; NVLink/NVSwitch hop and synchronisation 0.5-3 us)"),
-    Param("dequant_flops_8bit", "*", "*", 0.0, 200.0, 40.0,
+    Param("low_precision_flops_factor", "*", "*", 0.5, 1.0, 0.85,
+          "fraction of its doubled peak an 8-bit (fp8/int8) GEMM reaches, relative to 16-bit: H100 fp8 "
+          "GEMMs run 1.3-1.6x bf16, not 2x (NVIDIA Transformer Engine benchmarks), 0.65-0.8"),
+    Param("dequant_flops_8bit", "nvidia-gpu", "*", 0.0, 200.0, 40.0,
           "dequantisation work per int8 weight element of weight-only kernels, in tensor-core FLOP: a "
           "convert and a scale (2-4 ALU operations) on cores 16x slower than the tensor cores "
           "(A100: 19.5 vs 312 TFLOP/s) is 30-60"),
+    Param("dequant_flops_8bit", "tpu", "*", 0.0, 200.0, 40.0,
+          "dequantisation work per int8 weight element on TPUs, in MXU FLOP (converted on the vector "
+          "units, Pope et al. 2022 section 3.6)"),
     Param("dequant_flops_4bit", "*", "*", 0.0, 400.0, 80.0,
           "dequantisation work per 4-bit weight element of weight-only kernels, in tensor-core FLOP: "
           "unpacking two elements per byte, a zero point and a group scale, about twice the 8-bit work"),
@@ -252,7 +258,9 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
     """
     groups = tuple(c.source for c in cs.cases) if groups is None else tuple(groups)
     names = sorted(set(groups))
-    masks = np.array([[1.0] * len(cs)] + [[float(g != n) for g in groups] for n in names])
+    # every group weighs the same in the loss: a source of eleven records does not outvote one of one
+    w = np.array([1.0 / groups.count(g) for g in groups])
+    masks = np.array([w] + [[wi * float(g != n) for wi, g in zip(w, groups)] for n in names])
     x, lv, pred = _solve(cs, params, masks, iterations, learning_rate, prior_weight)
     cv = np.zeros(len(cs))
     for k, n in enumerate(names, start=1):

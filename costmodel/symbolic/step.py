@@ -67,8 +67,17 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     return {"weights_s": weights, "kv_s": kv}
 
 
+def achieved_flops_per_s() -> sp.Expr:
+    """``C·η_c·(1 - m_8·(1 - φ_8))``: peak FLOP/s times the achievable fraction, times ``φ_8`` when the
+    math runs in an 8-bit or narrower format (``m_8 = 1``), whose kernels reach a smaller fraction of
+    their doubled peak (docs/theory.md §5.6)."""
+    C, eta_c, m8, phi = sym("flops_per_s", "flops_efficiency", "low_precision_math", "low_precision_flops_factor")
+    return C * eta_c * (1 - m8 * (1 - phi))
+
+
 def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
-    tp, ep, C, eta_c = sym("tp", "ep", "flops_per_s", "flops_efficiency")
+    tp, ep = sym("tp", "ep")
+    C, eta_c = achieved_flops_per_s(), 1
     b = microbatch(rules)
     total = useful_flops(st, rules, b) / (tp * ep * C * eta_c)
     p = arch.param_counts(st)
@@ -118,7 +127,7 @@ def overhead_terms(st: ModelStructure, rules: Rules) -> sp.Expr:
     (``α + steps·α_step`` per collective, :mod:`.collectives`).
     """
     L, nk, tk, tl, g = sym("n_layers", "kernels_per_layer", "kernel_overhead_s", "launch_overhead_s", "cuda_graphs")
-    tp, C, eta_c = sym("tp", "flops_per_s", "flops_efficiency")
+    tp, C, eta_c = sym("tp"), achieved_flops_per_s(), 1
     w8, w4, k8, k4 = sym("weight_only_8bit", "weight_only_4bit", "dequant_flops_8bit", "dequant_flops_4bit")
     p = arch.param_counts(st)
     elements = p.nonrouted_fetch / tp + (p.routed / (tp * sym("ep")) if st.mlp == "moe" else 0)

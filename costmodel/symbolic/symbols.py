@@ -91,6 +91,9 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "dequantisation work per 8-bit weight element of a weight-only format, in tensor-core FLOP", "efficiency"),
     ("dequant_flops_4bit", "FLOP", "k_{4}",
      "dequantisation work per 4-bit weight element of a weight-only format, in tensor-core FLOP", "efficiency"),
+    ("low_precision_flops_factor", "1", r"\varphi_8",
+     "achievable fraction of peak of 8-bit-or-narrower math relative to 16-bit math", "efficiency"),
+    ("low_precision_math", "1", "m_{8}", "1 when the math runs in an 8-bit or narrower format", "precision"),
     ("weight_only_8bit", "1", "w_{8}", "1 when 8-bit weights are multiplied in a wider format (weight-only)",
      "precision"),
     ("weight_only_4bit", "1", "w_{4}", "1 when 4-bit weights are multiplied in a wider format (weight-only)",
@@ -108,7 +111,7 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("acceptance", "1", "a", "probability that a draft token is accepted", "serving"),
 ]
 
-_MAY_BE_ZERO = {"activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
+_MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
                 "dequant_flops_4bit", "weight_only_8bit", "weight_only_4bit", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share"}
