@@ -104,19 +104,21 @@ def scenario(
     precision: Precision = Precision(),
     efficiency: Efficiency | str = IDEAL,
     usd_per_chip_hour: float | None = None,
+    layout: str = "1d-ws",
 ) -> Scenario:
     """Resolve names and defaults and validate everything; raise a clear error on bad input.
 
     ``efficiency`` is an :class:`Efficiency`, or a profile: ``"ideal"``, ``"calibrated"`` or the
     path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
-    collective latency (``Efficiency.collective_latency_s``).
+    collective latency (``Efficiency.collective_latency_s``). ``layout`` (``Rules.layout``) decides
+    which tensor-parallel degrees split the heads (:func:`costmodel.parallel.check_parallel`).
     """
     check_type("workload", workload, Workload)
     check_type("parallel", parallel, Parallel)
     check_type("precision", precision, Precision)
     m, h = load_model(model), load_hardware(hardware)
     efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
-    check_parallel(m, parallel)
+    check_parallel(m, parallel, layout, mesh_of(parallel, h))
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)
     if precision.weights is None and precision.math is None:

@@ -201,5 +201,5 @@ def predict(
     rules = rules or Rules(phase=workload.phase)
     if rules.phase != workload.phase:
         rules = replace(rules, phase=workload.phase)
-    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour)
+    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour, rules.layout)
     return evaluate(sc, rules)
