@@ -212,3 +212,20 @@ def test_parameters_stay_in_bounds_when_data_pull_outside(synthetic):
     for p, x in zip(params, r.values):
         assert p.lo <= x <= p.hi
     assert r.values[0] > 0.99  # HBM efficiency pinned at its upper bound 1
+
+
+def test_packaged_profile_is_the_fit_of_the_packaged_measurements(request):
+    """The full refit (35 records, every leave-one-source-out fold) reproduces the packaged profile and its
+    figures; about 1-2 minutes, so behind ``--fuzz-long``."""
+    if not request.config.getoption("--fuzz-long"):
+        pytest.skip("the full refit takes minutes: run with --fuzz-long")
+    from costmodel.calibrate import calibrate
+    from costmodel.calibrate.run import profile_dict
+
+    cal, cs = calibrate()
+    d, prof = profile_dict(cal, cs), load_profile("calibrated")
+    np.testing.assert_allclose([p["value"] for p in d["parameters"]], [p["value"] for p in prof.parameters],
+                               rtol=0.02)  # packaged: float32; the tests run in float64
+    for k in ("in_sample", "leave_one_source_out"):
+        assert d["fit"][k]["median_ape"] == pytest.approx(prof.fit[k]["median_ape"], rel=0.02)
+    assert prof.fit["in_sample"]["median_ape"] <= 0.07 + 5e-4 and prof.fit["leave_one_source_out"]["median_ape"] <= 0.10
