@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from .cache import cached_source, configure_jax
@@ -137,6 +138,25 @@ class CompiledModel:
 
     def __call__(self, inputs: Mapping[str, Any]) -> dict[str, jax.Array]:
         return self._jit(self._select(inputs))
+
+    @functools.cached_property
+    def _packed_jit(self):
+        def packed(v):
+            outs = self._raw(*v)
+            return jnp.stack([jnp.broadcast_to(jnp.asarray(o, v.dtype), v.shape[1:]) for o in outs])
+
+        return jax.jit(packed)
+
+    def packed(self, rows: np.ndarray) -> np.ndarray:
+        """Outputs of packed inputs: ``rows[i]`` holds input ``input_names[i]`` (any trailing shape),
+        row ``j`` of the result output ``output_names[j]``. One array in, one out: the least
+        dispatch and transfer, for one configuration or a column of them."""
+        return np.asarray(self._packed_jit(rows))
+
+    def values(self, inputs: Mapping[str, Any]) -> dict[str, float]:
+        """One configuration's outputs as Python floats (the fast path behind ``costmodel.predict``)."""
+        x = self._select(inputs)
+        return dict(zip(self.output_names, self.packed(np.array(list(x.values()), dtype=float)).tolist()))
 
     def __repr__(self) -> str:
         return f"CompiledModel({self.structure}, {self.rules})"

@@ -47,11 +47,11 @@ def candidate_inputs(problem: Problem, tp, pp, ep, batch, prec) -> dict:
     """Model inputs for candidates given as broadcastable numpy arrays (``prec`` indexes ``problem.precisions``)."""
     shape = np.broadcast_shapes(*(np.shape(a) for a in (tp, pp, ep, batch, prec)))
     splits = np.stack([np.broadcast_to(np.asarray(a), shape).reshape(-1) for a in (tp, pp, ep)], axis=1)
-    x = {k: jnp.asarray(v.reshape(shape), dtype=float) for k, v in split_inputs(problem, splits).items()}
-    x.update(batch=jnp.asarray(np.broadcast_to(batch, shape), dtype=float), replicas=jnp.ones(shape))
+    x = {k: np.asarray(v.reshape(shape), dtype=float) for k, v in split_inputs(problem, splits).items()}
+    x.update(batch=np.asarray(np.broadcast_to(batch, shape), dtype=float), replicas=np.ones(shape))
     prec = np.broadcast_to(np.asarray(prec, dtype=np.int64), shape)
     for k, table in problem.precision_inputs().items():
-        x[k] = jnp.asarray(table[prec], dtype=float)
+        x[k] = np.asarray(table[prec], dtype=float)
     return x
 
 

@@ -36,8 +36,9 @@ SHARPNESS_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 #: that tp, pp and ep settle on admissible values (a homotopy from continuous to discrete)
 LATTICE_SCHEDULE = (0.0, 0.0, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)
 LATTICE_SLOTS = 32
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+_FAST_COMPILE: dict = {}
 INNER_STEPS = 120
+_UNROLL = 1
 LEARNING_RATE = 0.08
 N_CONSTRAINTS = 4  # tpot, ttft, memory, chips
 _OUTPUTS = ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip", "usable_bytes_per_chip", "chips_per_replica")
@@ -149,7 +150,7 @@ def _solver(structure, rules, has_ttft: bool, objective: str):
 
             rows = u.shape[0]
             init = (u, opt.init(u), jnp.zeros(rows), jnp.zeros((rows, N_CONSTRAINTS)))
-            (u, _, f, g), _ = jax.lax.scan(inner, init, None, length=INNER_STEPS)
+            (u, _, f, g), _ = jax.lax.scan(inner, init, None, length=INNER_STEPS, unroll=_UNROLL)
             return (u, jnp.maximum(0.0, lam + mu * g), jnp.minimum(mu * 2.0, 1e4), f, g), None
 
         rows = u0.shape[0]
@@ -177,12 +178,12 @@ def relaxed_solve(problem: Problem, objective: str = "cost", *, max_chips: int |
     starts = _starts(lo, hi, max_chips)
     n_prec, n_starts = len(problem.precisions), len(starts)
     prec_idx = np.repeat(np.arange(n_prec), n_starts)
-    xs = {k: jnp.full(len(prec_idx), v, dtype=float) for k, v in _representative_inputs(problem, max_chips).items()}
-    xs.update({k: jnp.asarray(v[prec_idx], dtype=float) for k, v in problem.precision_inputs().items()})
+    # NumPy arrays go to the jitted solver as they are: no device programs to build them
+    xs = {k: np.full(len(prec_idx), v, dtype=float) for k, v in _representative_inputs(problem, max_chips).items()}
+    xs.update({k: np.asarray(v[prec_idx], dtype=float) for k, v in problem.precision_inputs().items()})
     tpot = problem.tpot_s if objective == "cost" else 1e9
     limits = (tpot, problem.ttft_s or 0.0, float(max_chips), problem.demand_tokens_per_s or 0.0)
     solver = _solver(problem.model.structure, problem.rules, problem.ttft_s is not None, objective)
-    u, f, lam = solver(jnp.asarray(np.tile(starts, (n_prec, 1))), xs, jnp.asarray(active), jnp.asarray(lo),
-                       jnp.asarray(hi), tuple(jnp.asarray(v, dtype=float) for v in limits),
-                       jnp.asarray(_lattice(problem, max_chips)))
+    u, f, lam = solver(np.tile(starts, (n_prec, 1)), xs, active, lo, hi, tuple(np.asarray(v, dtype=float) for v in limits),
+                       _lattice(problem, max_chips))
     return RelaxedResult(u=np.asarray(u), prec=prec_idx, objective=np.asarray(f), multipliers=np.asarray(lam))
