@@ -11,6 +11,7 @@ from costmodel.symbolic import Rules
 def _configs():
     out = []
     for model, par in (("llama-3-70b", cm.Parallel(tp=8)), ("deepseek-v3", cm.Parallel(tp=8, ep=8)),
+                       ("llama-3-8b", cm.Parallel())):
         for batch, phase in ((1, "decode"), (64, "decode"), (4, "prefill")):
             out.append({"model": model, "hardware": "h100-sxm", "parallel": par,
                         "workload": cm.Workload(batch=batch, context=4096, prompt=1024, phase=phase)})
