@@ -5,6 +5,8 @@ Two caches make a fresh process as quick as a warm one, both in one directory:
 * ``xla/``: JAX's persistent compilation cache (``jax_compilation_cache_dir``), with the
   thresholds lowered so that this package's programs, which compile in a fraction of a second,
   are kept too.
+* ``export/``: the traced programs of the optimiser's loops (:mod:`jax.export`), so that a
+  fresh process neither builds nor traces them.
 * ``sympy/``: the Python source that ``sympy.lambdify`` writes for each set of expressions, one
   JSON file per key. The key hashes the model structure, the rules, the output names, the package
   version and the source of the modules that build and lambdify the expressions, so an edited
@@ -30,14 +32,15 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["ENV_DIR", "ENV_OFF", "cache_dir", "cache_enabled", "set_cache", "configure_jax", "cached_source"]
+__all__ = ["ENV_DIR", "ENV_OFF", "cache_dir", "cache_enabled", "set_cache", "configure_jax", "cached_source",
+           "CachedJit"]
 
 #: environment variable that moves the cache directory
 ENV_DIR = "COSTMODEL_CACHE_DIR"
 #: environment variable that turns the caches off when set to anything but "", "0", "false" or "no"
 ENV_OFF = "COSTMODEL_NO_CACHE"
 #: modules whose source decides the generated functions (part of every key)
-_KEYED_SOURCES = ("symbolic", "compile.py", "relax.py", "cache.py")
+_KEYED_SOURCES = ("symbolic", "compile.py", "relax.py", "cache.py", "optimizer", "config.py")
 
 _override: dict[str, object] = {}
 _jax_dir: str | None = None  # the directory this module pointed JAX at, if any
@@ -183,3 +186,71 @@ def cached_source(parts: tuple[str, ...], build: Callable[[], dict], load: Calla
     except (OSError, TypeError, ValueError):
         pass
     return out
+
+
+def _signature(args: tuple) -> tuple:
+    """What a traced program depends on besides the code: the pytree, shapes and dtypes (as JAX
+    will see them) of the arguments, and the backend."""
+    import jax
+    import numpy as np
+
+    leaves, tree = jax.tree.flatten(args)
+    avals = tuple((np.shape(a), str(jax.dtypes.canonicalize_dtype(np.result_type(a))), isinstance(a, (int, float)))
+                  for a in leaves)
+    return str(tree), avals, jax.default_backend(), jax.__version__
+
+
+class CachedJit:
+    """``jax.jit(make())`` whose traced and lowered program is also kept on disk (``export/``), one
+    file per argument signature, through :mod:`jax.export`.
+
+    A fresh process that finds the file skips building and tracing the function: it deserialises
+    the program, and JAX's compilation cache supplies the executable. The function itself
+    (``make()``) is built only when a signature has no file. With the caches off, or a file that
+    does not load, it is a plain ``jax.jit``.
+    """
+
+    def __init__(self, parts: tuple[str, ...], make: Callable[[], Callable], **jit_options):
+        self._parts, self._make, self._options = parts, make, jit_options
+        self._plain = None
+        self._by_signature: dict[tuple, Callable] = {}
+
+    def _jit_plain(self):
+        import jax
+
+        if self._plain is None:
+            self._plain = jax.jit(self._make(), **self._options)
+        return self._plain
+
+    def _load_or_export(self, args: tuple, sig: tuple) -> Callable:
+        import jax
+        from jax import export
+
+        configure_jax()
+        folder = _usable_dir("export")
+        if folder is None:
+            return self._jit_plain()
+        path = folder / f"{_key(self._parts + (repr(sig),))}.bin"
+        try:
+            exported = export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # noqa: BLE001 - absent, unreadable or from another JAX: export again
+            try:
+                exported = export.export(self._jit_plain())(*args)
+                blob = exported.serialize()
+            except Exception:  # noqa: BLE001 - a program JAX cannot export: plain jit, uncached
+                return self._jit_plain()
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        return jax.jit(exported.call, **self._options)
+
+    def __call__(self, *args):
+        sig = _signature(args)
+        fn = self._by_signature.get(sig)
+        if fn is None:
+            fn = self._by_signature[sig] = self._load_or_export(args, sig)
+        return fn(*args)

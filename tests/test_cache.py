@@ -142,3 +142,42 @@ def test_the_directory_is_the_users_cache_made_on_first_compile_and_never_in_the
     assert off.returncode == 0 and json.loads(off.stdout) == json.loads(first.stdout)
     assert _cli(args, env | {cache.ENV_DIR: str(moved), cache.ENV_OFF: "1"}, work).returncode == 0
     assert not moved.exists()
+
+
+def test_cached_jit_equals_plain_jit_and_rebuilds_a_damaged_program(cache_in):
+    import jax
+    import jax.numpy as jnp
+
+    from costmodel.cache import CachedJit
+
+    def make():
+        return lambda x, y: {"s": jnp.sin(x) * y["a"], "n": jnp.sum(x)}
+
+    args = (np.linspace(0.0, 1.0, 5), {"a": np.float64(2.5)})
+    want = jax.jit(make())(*args)
+    first = CachedJit(("test",), make)(*args)  # traces, exports and stores
+    (path,) = (cache_in / "export").glob("*.bin")
+    calls = []
+    second = CachedJit(("test",), lambda: calls.append(1) or make())(*args)  # loads: never builds the function
+    assert calls == []
+    path.write_bytes(b"\x00damaged")
+    third = CachedJit(("test",), make)(*args)
+    assert path.stat().st_size > 100  # exported again
+    for got in (first, second, third):
+        assert all(np.array_equal(np.asarray(got[k]), np.asarray(want[k])) for k in want)
+
+
+def test_the_optimiser_answers_the_same_from_its_cached_programs(cache_in):
+    from costmodel.optimizer import gradient
+    from costmodel.optimizer.problem import make_problem
+
+    problem = make_problem("llama-3-8b", "h100-sxm", context=4096, tpot_s=0.02, max_chips=8)
+    runs = []
+    for enabled in (False, True, True):  # plain jit; exported and stored; loaded
+        cache.set_cache(enabled=enabled, directory=cache_in)
+        gradient._solver.cache_clear()
+        runs.append(gradient.relaxed_solve(problem))
+    gradient._solver.cache_clear()
+    assert len(list((cache_in / "export").glob("*.bin"))) == 1
+    for r in runs[1:]:
+        assert np.array_equal(r.u, runs[0].u) and np.array_equal(r.objective, runs[0].objective)

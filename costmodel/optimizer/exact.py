@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..cache import CachedJit
 from ..compile import compiled
 from ..config import Parallel
 from ..symbolic import fits_in_memory, usd_per_mtok
@@ -63,8 +64,19 @@ def _bucket(n: int) -> int:
 
 @functools.cache
 def _fns(problem_key):
-    """Jitted exact metrics and the jitted largest-feasible-batch search for one structure."""
+    """Jitted exact metrics and the jitted largest-feasible-batch search for one structure, their
+    traced programs kept on disk (:class:`costmodel.cache.CachedJit`)."""
     structure, rules = problem_key
+    key = (repr(structure), repr(rules))
+    # the batch search runs on a few hundred candidates: compile fast rather than run fast
+    return (CachedJit(("metrics",) + key, lambda: _functions(structure, rules)[0]),
+            CachedJit(("largest_batch",) + key, lambda: _functions(structure, rules)[1],
+                      compiler_options={"xla_backend_optimization_level": 0}))
+
+
+@functools.cache
+def _functions(structure, rules):
+    """Exact metrics and the largest-feasible-batch search (plain functions, to jit)."""
     decode = compiled(structure, rules)
     prefill = compiled(structure, dataclasses.replace(rules, phase="prefill"))
 
@@ -115,8 +127,7 @@ def _fns(problem_key):
         out.update({f"next_{k}": nxt[k] for k in ("ok_tpot", "ok_ttft", "fits")})
         return batch, out
 
-    # the batch search runs on a few hundred candidates: compile fast rather than run fast
-    return jax.jit(metrics), jax.jit(largest_batch, compiler_options={"xla_backend_optimization_level": 0})
+    return metrics, largest_batch
 
 
 def _limits(problem: Problem, tpot_s: float | None):
