@@ -36,9 +36,8 @@ SHARPNESS_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 #: that tp, pp and ep settle on admissible values (a homotopy from continuous to discrete)
 LATTICE_SCHEDULE = (0.0, 0.0, 0.0, 0.05, 0.2, 0.5, 1.0, 2.0)
 LATTICE_SLOTS = 32
-_FAST_COMPILE = {"xla_backend_optimization_level": 1}
+_COMPILE_OPTIONS = {"xla_backend_optimization_level": 1}
 INNER_STEPS = 120
-_UNROLL = 1
 LEARNING_RATE = 0.08
 N_CONSTRAINTS = 4  # tpot, ttft, memory, chips
 _OUTPUTS = ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip", "usable_bytes_per_chip", "chips_per_replica")
@@ -104,7 +103,7 @@ def _solver(structure, rules, has_ttft: bool, objective: str) -> CachedJit:
     # (once: the program is cached), and as fast as at the default level 2, which compiles longer
     return CachedJit(("solver", repr(structure), repr(rules), repr(has_ttft), objective),
                      functools.partial(_solve_function, structure, rules, has_ttft, objective),
-                     compiler_options=_FAST_COMPILE)
+                     compiler_options=_COMPILE_OPTIONS)
 
 
 def _solve_function(structure, rules, has_ttft: bool, objective: str):
@@ -161,7 +160,7 @@ def _solve_function(structure, rules, has_ttft: bool, objective: str):
 
             rows = u.shape[0]
             init = (u, opt.init(u), jnp.zeros(rows), jnp.zeros((rows, N_CONSTRAINTS)))
-            (u, _, f, g), _ = jax.lax.scan(inner, init, None, length=INNER_STEPS, unroll=_UNROLL)
+            (u, _, f, g), _ = jax.lax.scan(inner, init, None, length=INNER_STEPS)
             return (u, jnp.maximum(0.0, lam + mu * g), jnp.minimum(mu * 2.0, 1e4), f, g), None
 
         rows = u0.shape[0]
