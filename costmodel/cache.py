@@ -1,6 +1,6 @@
-"""Persistent caches: compiled XLA programs and the generated Python of the SymPy-to-JAX step.
+"""Persistent caches: compiled XLA programs, traced programs and the generated Python of the SymPy-to-JAX step.
 
-Two caches make a fresh process as quick as a warm one, both in one directory:
+Three caches make a fresh process nearly as quick as a warm one, all in one directory:
 
 * ``xla/``: JAX's persistent compilation cache (``jax_compilation_cache_dir``), with the
   thresholds lowered so that this package's programs, which compile in a fraction of a second,
@@ -16,7 +16,7 @@ Two caches make a fresh process as quick as a warm one, both in one directory:
 The directory is ``platformdirs.user_cache_dir("costmodel")`` (e.g. ``~/.cache/costmodel`` on
 Linux), or ``$COSTMODEL_CACHE_DIR``; it is created on the first compilation, never at import.
 ``COSTMODEL_NO_CACHE=1``, ``costmodel --no-cache ...`` or :func:`set_cache` (``enabled=False``)
-turn both caches off. A corrupt or unreadable entry is ignored and rebuilt; a directory that
+turn them off. A corrupt or unreadable entry is ignored and rebuilt; a directory that
 cannot be written only costs the speed-up.
 """
 
@@ -50,7 +50,7 @@ def set_cache(enabled: bool | None = None, directory: str | os.PathLike | None =
     """Turn the persistent caches on or off, or move them, for this process.
 
     Args:
-        enabled: ``False`` turns both caches off, ``True`` on; ``None`` leaves the setting to
+        enabled: ``False`` turns the caches off, ``True`` on; ``None`` leaves the setting to
             ``$COSTMODEL_NO_CACHE``.
         directory: the cache directory; ``None`` leaves it to ``$COSTMODEL_CACHE_DIR`` or the
             user's cache directory.
@@ -101,7 +101,8 @@ def configure_jax() -> None:
     """Point JAX's persistent compilation cache at ``cache_dir()/xla`` (or turn it off).
 
     Called before this package compiles anything. A cache directory the user set for JAX
-    themselves (``jax_compilation_cache_dir``) is left alone.
+    themselves (``jax_compilation_cache_dir``) is left alone. JAX's thresholds are process-wide:
+    while this cache is on, every program the process compiles is kept.
     """
     global _jax_dir
     import jax
