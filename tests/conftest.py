@@ -1,22 +1,9 @@
-"""Tests run in float64 (the library itself never flips JAX's global config), with the persistent
-caches in a temporary directory of the session (never the user's), which subprocesses, notebook
-kernels and the docs build inherit through ``COSTMODEL_CACHE_DIR``."""
-
-import os
-import shutil
-import tempfile
+"""Tests run in float64 (the library itself never flips JAX's global config); the persistent caches
+live in a temporary directory of the session (../conftest.py)."""
 
 import jax
 
-_CACHE_DIR = tempfile.mkdtemp(prefix="costmodel-test-cache-")
-os.environ["COSTMODEL_CACHE_DIR"] = _CACHE_DIR
-os.environ.pop("COSTMODEL_NO_CACHE", None)
-
 jax.config.update("jax_enable_x64", True)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 def pytest_addoption(parser):
