@@ -13,6 +13,10 @@ wall time and peak memory). Figures:
   ``decode_evals_per_cpu_s_*``: configurations per CPU-second this process used (all windows), a
   figure other load does not change: on N otherwise idle cores the rate approaches N times it.
   ``decode_evals_per_s_float32[N devices]``: the same with the CPU split into one JAX device per core.
+- ``decode_vector_evals_per_s_float32`` and ``serving_evals_per_s_float32``: the compiled decode model
+  (every output) and the serving closed forms (mixed prefill+decode step, static-batch decode sum,
+  tokens per step) called on 2^16 random configurations per call (batch, context; for serving also
+  prefill tokens and decode steps), as a caller with its own arrays uses them.
 - ``sweep_pareto_configs_per_s``: the same grid end to end through ``costmodel.sweep`` with the
   frontier kept on the fly (host transfer and reduction included).
 - ``numpy_loop_evals_per_s`` and ``speedup_vs_numpy_loop``: the same expressions lambdified to NumPy
@@ -165,6 +169,38 @@ def numpy_baselines(jax_rate: float) -> None:
     vec = len(part) / (time.perf_counter() - t)
     line("numpy_vectorised_evals_per_s", vec, "configs/s")
     line("speedup_vs_numpy_vectorised", jax_rate / vec, "x")
+
+
+def vector_evals_per_s(kind: str, rounds: int = 6, window_s: float = 0.3) -> float:
+    """The compiled model (``kind="decode"``: ``costmodel.compile.compiled``) or the serving closed forms
+    (``"serving"``: the mixed prefill+decode step, the static-batch decode sum, tokens per step;
+    ``compiled_serving``) of Llama 3 70B on 8 H100, called on 2^16 configurations (batch, context and,
+    for serving, prefill tokens and decode steps drawn at random), float32, every output returned;
+    the best of short timing windows."""
+    import jax
+    import jax.numpy as jnp
+    import costmodel as cm
+    from costmodel.compile import compiled, compiled_serving
+
+    sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(batch=1, context=8192), cm.Parallel(tp=8))
+    model = (compiled_serving if kind == "serving" else compiled)(sc.model.structure, cm.Rules())
+    n, rng = 1 << 16, np.random.default_rng(0)
+    x = sc.inputs() | {"steps": 1.0, "prefill_tokens": 0.0, "prefill_position": 0.0, "draft_length": 0.0,
+                       "acceptance": 0.0}
+    x = {k: jnp.asarray(v, jnp.float32) for k, v in x.items()}
+    swept = (("batch", 1, 1024), ("context", 128, 131072))
+    swept += (("prefill_tokens", 0, 8192), ("steps", 1, 4096)) if kind == "serving" else ()
+    x |= {k: jnp.asarray(rng.uniform(lo, hi, n), jnp.float32) for k, lo, hi in swept}
+    jax.block_until_ready(model(x))
+    best = 0.0
+    for _ in range(rounds):
+        k, t = 0, time.perf_counter()
+        while time.perf_counter() - t < window_s:
+            out = model(x)
+            k += 1
+        jax.block_until_ready(out)
+        best = max(best, k * n / (time.perf_counter() - t))
+    return best
 
 
 def sweep_end_to_end() -> None:
@@ -388,6 +424,8 @@ def main() -> None:
     env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={cores}"}
     print(subprocess.run([sys.executable, __file__, "--rate-only"], env=env, capture_output=True, text=True,
                          check=True).stdout, end="", flush=True)
+    line("decode_vector_evals_per_s_float32", vector_evals_per_s("decode"), f"configs/s ({_load()})")
+    line("serving_evals_per_s_float32", vector_evals_per_s("serving"), f"configs/s ({_load()})")
     sweep_end_to_end()
     numpy_baselines(rate32)
     llm_analysis_ratio(rate32)
