@@ -6,6 +6,8 @@ degrees, e.g. ``tp=6 must divide 64 heads; valid: 1, 2, 4, 8, 16, 32, 64``.
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 
 from .config import Parallel
@@ -17,7 +19,12 @@ __all__ = ["divisors", "check_parallel", "valid_degrees", "default_mesh", "mesh_
 
 def divisors(n: int) -> list[int]:
     """All positive divisors of ``n``, ascending (:func:`sympy.divisors`: factorises, never scans to ``n``)."""
-    return [int(d) for d in sympy.divisors(int(n))]
+    return list(_divisors(int(n)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(int(d) for d in sympy.divisors(n))
 
 
 def valid_degrees(model: ModelSpec) -> dict[str, list[int]]:

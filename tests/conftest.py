@@ -1,4 +1,5 @@
-"""Tests run in float64 (the library itself never flips JAX's global config)."""
+"""Tests run in float64 (the library itself never flips JAX's global config); the persistent caches
+live in a temporary directory of the session (../conftest.py)."""
 
 import jax
 

@@ -308,6 +308,7 @@ def test_library_errors_speak_parameter_names_and_the_cli_translates(capsys):
     assert code == 0 and "--max-chips" in out and "max_chips" not in out
 
 
+@pytest.mark.slow  # builds a 10^7-value axis before refusing it
 def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
     code, out, err = cli(capsys, "sweep", "--batch", "1:2:10000000", "--context", "1,2", "--no-progress")
     assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err
