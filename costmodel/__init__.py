@@ -45,6 +45,9 @@ _LAZY = {
     "SweepResult": "sweeps",
     "serve": "serving.api",
     "ServingPrediction": "serving.prediction",
+    "plan": "fleet.plan",
+    "FleetPlan": "fleet.plan",
+    "load_fleet": "fleet.spec",
 }
 
 
@@ -56,6 +59,7 @@ __all__ = [
     "CostModelError",
     "Disaggregated",
     "Efficiency",
+    "FleetPlan",
     "HardwareSpec",
     "Load",
     "ModelSpec",
@@ -79,10 +83,12 @@ __all__ = [
     "list_models",
     "list_profiles",
     "load_hardware",
+    "load_fleet",
     "load_model",
     "load_profile",
     "model_from_hf_config",
     "optimize",
+    "plan",
     "predict",
     "scenario",
     "serve",

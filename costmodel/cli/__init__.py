@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweep_cmd",
     "plot": "plot_cmd",
     "report": "report_cmd",
+    "plan": "plan_cmd",
 }
 
 
