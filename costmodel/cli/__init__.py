@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CostModelError as e:
-        print(f"costmodel {args.command}: error: {one_line(cli_words(str(e)))}", file=sys.stderr)
+        words = getattr(args, "_words", cli_words)  # `plan` names the keys of its file, not flags
+        print(f"costmodel {args.command}: error: {one_line(words(str(e)))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")

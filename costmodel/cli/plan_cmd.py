@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="gradient",
                    help="the serving optimiser's search method for each (model, chip type) (default gradient)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(_words=str)  # errors name the file's keys (usd_per_chip_hour), not another command's flags
 
 
 def run(args: argparse.Namespace) -> int:

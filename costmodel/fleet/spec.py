@@ -105,7 +105,8 @@ class _Where:
         self.prefix = "fleet" if source == "<mapping>" else f"fleet file {source}"
 
     def error(self, key: str, text: str, cls: type[CostModelError] = ConfigError) -> CostModelError:
-        return cls(f"{self.prefix}: {key}{': ' if key else ''}{text}")
+        sep = ": " if key and not text.startswith("must be") else " " if key else ""
+        return cls(f"{self.prefix}: {key}{sep}{text}")
 
 
 def _table(where: _Where, key: str, v: Any) -> Mapping:
