@@ -1,0 +1,164 @@
+"""Candidate deployments of a set of splits, evaluated by the tables, ranked, and the size of the space.
+
+A *point* is ``(tp, pp, ep, precision index)``. An aggregated point expands to every attention
+sharding, speculation option and chunk budget; a disaggregated candidate is a prefill point with
+a prefill batch ``b_p`` paired with a decode point of the same precision and a speculation option.
+Replicas are not enumerated: for a fixed configuration every constraint is met at a lighter load
+per replica, so the cheapest replica count is the fewest that meet the targets, which the tables
+compute (:mod:`.evaluate`). The space counted by :func:`space_size` includes every replica count
+within the budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ...errors import CostModelError
+from .evaluate import aggregated_table, decode_table, pair_table, prefill_table
+from .exact import Deployment
+from .problem import ATTENTION_OPTIONS, PREFILL_BATCHES, ServingProblem
+
+__all__ = ["agg_frame", "decode_frame", "prefill_frame", "disagg_frame", "ranked", "space_size", "Frame"]
+
+Frame = dict[str, np.ndarray]
+#: candidates per evaluation call (padded to a power of two, so compilations repeat)
+CHUNK = 1 << 13
+_BIG = 1e15
+
+
+def _chunked(fn, n: int, *cols):
+    out: dict[str, list] = {}
+    for lo in range(0, n, CHUNK):
+        part = fn(*(c[lo: lo + CHUNK] for c in cols))
+        for k, v in part.items():
+            out.setdefault(k, []).append(np.asarray(v))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _points(points) -> np.ndarray:
+    return np.array(sorted(points), dtype=np.int64).reshape(-1, 4)
+
+
+def agg_frame(problem: ServingProblem, points, *, ttft_s=..., tpot_s=..., rate_per_s=None) -> Frame:
+    """Every aggregated candidate of ``points`` (one row per point x attention x speculation x chunk)."""
+    pts = _points(points)
+    frames = []
+    for a, attention in enumerate(ATTENTION_OPTIONS):
+        for s in range(len(problem.specs)):
+            rows = np.array(list(itertools.product(range(len(pts)), problem.chunks)), dtype=np.int64).reshape(-1, 2)
+            if not len(rows):
+                continue
+            p, chunk = pts[rows[:, 0]], rows[:, 1]
+            try:
+                t = _chunked(lambda sp, pr, ch: aggregated_table(problem, sp, pr, ch, attention, s, ttft_s=ttft_s,
+                                                                  tpot_s=tpot_s, rate_per_s=rate_per_s), len(p), p[:, :3], p[:, 3], chunk)
+            except CostModelError:  # this sharding does not apply to the model
+                continue
+            t.update(tp=p[:, 0], pp=p[:, 1], ep=p[:, 2], prec=p[:, 3], chunk=chunk, attention=np.full(len(p), a),
+                     spec=np.full(len(p), s))
+            frames.append(t)
+    return _concat(frames)
+
+
+def decode_frame(problem: ServingProblem, points, *, tpot_s=..., rate_per_s=None) -> Frame:
+    """Decode-pool candidates of ``points`` for every speculation option."""
+    pts = _points(points)
+    frames = []
+    for s in range(len(problem.specs)):
+        if not len(pts):
+            break
+        t = _chunked(lambda sp, pr: decode_table(problem, sp, pr, s, tpot_s=tpot_s, rate_per_s=rate_per_s), len(pts), pts[:, :3], pts[:, 3])
+        t.update(tp=pts[:, 0], pp=pts[:, 1], ep=pts[:, 2], prec=pts[:, 3], spec=np.full(len(pts), s))
+        frames.append(t)
+    return _concat(frames)
+
+
+def prefill_frame(problem: ServingProblem, points) -> Frame:
+    """Prefill-pool candidates of ``points`` for every prefill batch."""
+    pts = _points(points)
+    rows = np.array(list(itertools.product(range(len(pts)), PREFILL_BATCHES)), dtype=np.int64).reshape(-1, 2)
+    if not len(rows):
+        return {}
+    p, b = pts[rows[:, 0]], rows[:, 1]
+    t = _chunked(lambda sp, pr, bb: prefill_table(problem, sp, pr, bb), len(p), p[:, :3], p[:, 3], b)
+    t.update(tp=p[:, 0], pp=p[:, 1], ep=p[:, 2], prec=p[:, 3], prefill_batch=b)
+    return t
+
+
+def disagg_frame(problem: ServingProblem, pre: Frame, dec: Frame, *, ttft_s=...) -> Frame:
+    """Every prefill candidate paired with every decode candidate of the same precision."""
+    if not pre or not dec:
+        return {}
+    i, j = np.nonzero(pre["prec"][:, None] == dec["prec"][None, :])
+    if not len(i):
+        return {}
+    p = {k: v[i] for k, v in pre.items()}
+    d = {k: v[j] for k, v in dec.items()}
+    t = pair_table(problem, p, d, p["prefill_batch"], ttft_s=ttft_s)
+    out = {f"p_{k}": p[k] for k in ("tp", "pp", "ep", "prefill_batch", "prefill_time_s")}
+    out.update({f"d_{k}": d[k] for k in ("tp", "pp", "ep", "replicas", "batch", "tpot_s", "stop_memory",
+                                          "memory_bytes_per_chip", "goodput_per_s")})
+    out.update(prec=d["prec"], spec=d["spec"], **t)
+    out["tpot_s"] = d["tpot_s"]
+    return out
+
+
+def _concat(frames: list[Frame]) -> Frame:
+    frames = [f for f in frames if f]
+    if not frames:
+        return {}
+    return {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
+
+
+def score(frame: Frame) -> np.ndarray:
+    """Chips of each candidate (the objective at a fixed demand); infeasible ones rank after every
+    feasible one, those within the budget's reach first."""
+    if not frame:
+        return np.zeros(0)
+    chips = np.where(np.isfinite(frame["chips"]), frame["chips"], _BIG)
+    return np.where(frame["feasible"], chips, _BIG + np.minimum(chips, _BIG))
+
+
+def ranked(mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
+    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first (ties: lower TPOT,
+    then TTFT)."""
+    if not frame:
+        return []
+    idx = np.flatnonzero(frame["feasible"])
+    if not len(idx):
+        return []
+    order = idx[np.lexsort((frame["ttft_s"][idx], frame["tpot_s"][idx], frame["chips"][idx]))][:limit]
+    out = []
+    for i in order:
+        fig = {k: float(v[i]) for k, v in frame.items()}
+        if mode == "agg":
+            from .problem import ATTENTION_OPTIONS as A
+            out.append(Deployment("agg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["replicas"][i]),
+                                  (int(frame["tp"][i]), int(frame["pp"][i]), int(frame["ep"][i])),
+                                  attention=A[int(frame["attention"][i])], chunk=int(frame["chunk"][i]), figures=fig))
+        else:
+            out.append(Deployment("disagg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["d_replicas"][i]),
+                                  (int(frame["d_tp"][i]), int(frame["d_pp"][i]), int(frame["d_ep"][i])),
+                                  prefill_split=(int(frame["p_tp"][i]), int(frame["p_pp"][i]), int(frame["p_ep"][i])),
+                                  prefill_batch=int(frame["p_prefill_batch"][i]),
+                                  prefill_replicas=int(frame["prefill_replicas"][i]), figures=fig))
+    return out
+
+
+def space_size(problem: ServingProblem, mode: str) -> int:
+    """Configurations in the searched space of ``mode``, every replica count within the budget included."""
+    M = problem.max_chips
+    n = problem.splits().prod(axis=1)
+    n_prec, n_spec = len(problem.precisions), len(problem.specs)
+    if mode == "agg":
+        return int((M // n).sum()) * n_prec * n_spec * len(ATTENTION_OPTIONS) * len(problem.chunks)
+    sizes, counts = np.unique(n, return_counts=True)
+    total = 0
+    for a, ca in zip(sizes, counts):
+        r_p = np.arange(1, M // a + 1)
+        for b, cb in zip(sizes, counts):
+            left = M - r_p * a
+            total += int(ca) * int(cb) * int(np.maximum(left // b, 0).sum())
+    return total * n_prec * n_spec * len(PREFILL_BATCHES)

@@ -1,0 +1,106 @@
+"""The exact serving model: a candidate deployment re-evaluated with :func:`costmodel.serve`.
+
+The vectorised tables (:mod:`.evaluate`) rank candidates; the answer is the cheapest one that
+``cm.serve`` confirms at ``Load.rate(R)`` spread over its replicas: TTFT and TPOT within the
+targets, not saturated, fitting in memory, within the chip budget. Candidates are confirmed
+best first; one that ``cm.serve`` refuses (its open-loop chain has a longer mean step than the
+fluid mean step) gets one more replica at a time while it stays cheaper than the best
+confirmed so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...config import Parallel
+from ...serving.api import serve
+from ...serving.workload import Disaggregated, Load, Pool
+from ...symbolic import Rules
+from .problem import ATTENTION_OPTIONS, ServingProblem
+
+__all__ = ["Deployment", "serve_deployment", "meets_targets", "confirm", "MAX_CHECKS"]
+
+#: cm.serve evaluations one answer may spend (each takes milliseconds to a few hundred ms)
+MAX_CHECKS = 12
+_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One candidate deployment (either mode) and the figures the tables gave it."""
+
+    mode: str  # "agg" | "disagg"
+    prec: int
+    spec: int
+    replicas: int  # aggregated replicas, or decode-pool replicas
+    split: tuple[int, int, int]  # aggregated split, or the decode pool's
+    attention: str = "heads"
+    chunk: int = 8192
+    prefill_split: tuple[int, int, int] | None = None
+    prefill_batch: int = 1
+    prefill_replicas: int = 0
+    figures: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def chips(self) -> int:
+        n = self.replicas * int(np.prod(self.split))
+        if self.mode == "disagg":
+            n += self.prefill_replicas * int(np.prod(self.prefill_split))
+        return n
+
+    def with_more(self) -> "Deployment":
+        """One more replica where the exact model asks for it (aggregated: one more replica; disaggregated:
+        of the pool that misses its target)."""
+        import dataclasses
+
+        return dataclasses.replace(self, replicas=self.replicas + 1)
+
+
+def serve_deployment(problem: ServingProblem, d: Deployment):
+    """The :class:`~costmodel.serving.prediction.ServingPrediction` of ``d`` at the problem's rate."""
+    tp, pp, ep = d.split
+    common = dict(precision=problem.precision_of(d.prec), efficiency=problem.efficiency,
+                  usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec])
+    load = Load.rate(problem.rate_per_s)
+    if d.mode == "agg":
+        return serve(problem.model, problem.hardware, problem.requests, load,
+                     parallel=Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas), chunk_tokens=float(d.chunk),
+                     rules=Rules(attention_sharding=d.attention), **common)
+    a, b, c = d.prefill_split
+    dg = Disaggregated(prefill=Pool(Parallel(tp=a, pp=b, ep=c, replicas=d.prefill_replicas), batch=d.prefill_batch),
+                       decode=Pool(Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas)))
+    return serve(problem.model, problem.hardware, problem.requests, load, disagg=dg, **common)
+
+
+def meets_targets(problem: ServingProblem, s) -> dict[str, bool]:
+    """Which constraints a serving prediction meets."""
+    ok_ttft = problem.ttft_s is None or s.ttft_s <= problem.ttft_s * (1 + _RTOL)
+    ok_tpot = problem.tpot_s is None or s.tpot_s <= problem.tpot_s * (1 + _RTOL)
+    return {"ttft": bool(ok_ttft and np.isfinite(s.ttft_s)), "tpot": bool(ok_tpot), "memory": bool(s.fits),
+            "demand": not s.saturated, "chips": s.chips <= problem.max_chips}
+
+
+def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int = MAX_CHECKS
+            ) -> tuple[Deployment | None, Any, int]:
+    """The cheapest of ``ranked`` (cheapest first by the tables) that ``cm.serve`` confirms.
+
+    Returns the deployment, its serving prediction and the number of ``cm.serve`` calls.
+    """
+    best, best_pred, checks = None, None, 0
+    for d in ranked:
+        if checks >= max_checks or (best is not None and d.chips >= best.chips):
+            break
+        while checks < max_checks and d.chips <= problem.max_chips and (best is None or d.chips < best.chips):
+            s = serve_deployment(problem, d)
+            checks += 1
+            ok = meets_targets(problem, s)
+            if all(ok.values()):
+                best, best_pred = d, s
+                break
+            if d.mode == "disagg":  # the pools are sized by the same closed forms: nothing to add
+                break
+            d = d.with_more()
+    return best, best_pred, checks

@@ -1,0 +1,195 @@
+"""The serving deployment problem: what to choose, what to minimise, which constraints hold.
+
+A demand (a request rate ``R``, or output tokens/s over the output length) of requests of
+``I`` prompt and ``O`` output tokens must be served within a TTFT target (queueing at the
+rate included) and a TPOT target, on at most ``max_chips`` chips. The decision variables
+(docs/optimizer.md, "The serving problem"):
+
+* **aggregated** (docs/serving.md §19.2-19.3): the split of a replica (tp, pp, ep), the
+  attention sharding (heads or batch, §19.6), the precision, the chunked-prefill budget ``C``,
+  the speculation option (§19.5) and the replicas; the decode batch (the concurrency) is set by
+  the rate through Little's law, ``B = X·D`` with ``X/τ̄(X) = R/r``;
+* **disaggregated** (§19.4): the prefill pool's split, prompts per prefill ``b_p`` and replicas,
+  the decode pool's split and replicas (its batch again set by the rate), the precision and the
+  speculation option.
+
+The objective is the deployment's USD per million output tokens at the demand (``"output"``)
+or per million tokens in and out (``"total"``): at a fixed demand both are the chips' price per
+hour over a constant, so they pick the same deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ...errors import ConfigError
+from ...inputs import Scenario, scenario
+from ...limits import check_number, shown_value
+from ...parallel import valid_degrees
+from ...serving.workload import Requests, Speculative
+from ...specs import HardwareSpec, ModelSpec, bytes_per_element, load_hardware, load_model
+from ..problem import MAX_SPLITS, PrecisionChoice, _precisions
+
+__all__ = ["ServingProblem", "make_serving_problem", "MODES", "OBJECTIVES", "CHUNK_OPTIONS", "PREFILL_BATCHES",
+           "ATTENTION_OPTIONS"]
+
+MODES = ("agg", "disagg", "auto")
+OBJECTIVES = ("output", "total")
+#: chunked-prefill budgets considered (tokens per step); Sarathi-Serve runs 512-2048, vLLM defaults to 8192
+#: (docs/serving.md §19.2). A budget below P/256 is left out: the open-loop queue follows at most 256
+#: chunks per prompt.
+CHUNK_OPTIONS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+#: prompts per prefill of the prefill pool (docs/serving.md §19.4; DistServe batches a few prompts)
+PREFILL_BATCHES = (1, 2, 4, 8, 16)
+#: attention sharding of an aggregated replica (docs/serving.md §19.6)
+ATTENTION_OPTIONS = ("heads", "batch")
+MODE_NAMES = {"agg": "aggregated", "disagg": "disaggregated"}
+
+
+@dataclass(frozen=True)
+class ServingProblem:
+    """A validated serving deployment problem (SI units).
+
+    Attributes:
+        model, hardware: the specs.
+        requests: prompt/output lengths (or a mix) and prefix hit.
+        rate_per_s: requests/s the deployment must sustain.
+        ttft_s, tpot_s: targets, or ``None`` (no target).
+        max_chips: chip budget of the whole deployment (all replicas, both pools).
+        modes: ``("agg",)``, ``("disagg",)`` or both.
+        precisions: admissible (weights, KV) choices.
+        specs: speculation options (``None`` = no speculation is always one).
+        efficiency: the efficiency (profile resolved per phase by the scenarios).
+        usd_per_chip_hour: the chip price.
+        objective: ``"output"`` or ``"total"``.
+        degrees: admissible tp, pp, ep values.
+        chunks: chunk budgets considered (aggregated).
+        decode_base, prefill_base: scenarios of a one-chip replica in each phase (the split replaced per
+            candidate).
+    """
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    requests: Requests
+    rate_per_s: float
+    ttft_s: float | None
+    tpot_s: float | None
+    max_chips: int
+    modes: tuple[str, ...]
+    precisions: tuple[PrecisionChoice, ...]
+    specs: tuple[Speculative | None, ...]
+    efficiency: Efficiency | str
+    usd_per_chip_hour: float
+    objective: str
+    degrees: dict[str, tuple[int, ...]] = field(hash=False, compare=False)
+    chunks: tuple[int, ...] = ()
+    decode_base: Scenario | None = field(default=None, hash=False, compare=False)
+    prefill_base: Scenario | None = field(default=None, hash=False, compare=False)
+
+    @property
+    def prefill_tokens(self) -> float:
+        return self.requests.prefill_tokens
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return self.rate_per_s * self.requests.output_tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Tokens/s the objective counts: output only, or input and output."""
+        extra = self.requests.input_tokens if self.objective == "total" else 0.0
+        return self.rate_per_s * (self.requests.output_tokens + extra)
+
+    def usd_per_mtok(self, chips) -> np.ndarray:
+        """The objective of a deployment of ``chips`` chips at the demand (USD per million tokens)."""
+        return np.asarray(chips, dtype=float) * self.usd_per_chip_hour / 3600.0 / self.tokens_per_s * 1e6
+
+    def splits(self, budget: int | None = None) -> np.ndarray:
+        """Every admissible (tp, pp, ep) of one replica within ``budget`` chips, as an int array (n, 3)."""
+        budget = budget or self.max_chips
+        tp, pp, ep = (np.asarray(self.degrees[k], dtype=np.int64) for k in ("tp", "pp", "ep"))
+        g = np.stack(np.meshgrid(tp, pp, ep, indexing="ij"), axis=-1).reshape(-1, 3)
+        out = g[g.prod(axis=1) <= budget]
+        if len(out) > MAX_SPLITS:
+            raise ConfigError(f"{self.model.name} has {len(out):,} admissible (tp, pp, ep) splits within "
+                              f"max_chips={budget}, more than the {MAX_SPLITS:,} one search may visit; lower max_chips")
+        return out
+
+    def precision_of(self, i: int) -> Precision:
+        c = self.precisions[i]
+        return Precision(weights=c.weights, kv=c.kv, math=c.math)
+
+    def precision_inputs(self) -> dict[str, np.ndarray]:
+        """Per-choice ``weight_bytes``, ``kv_bytes`` and ``flops_per_s`` arrays."""
+        return {
+            "weight_bytes": np.array([bytes_per_element(c.weights) for c in self.precisions]),
+            "kv_bytes": np.array([bytes_per_element(c.kv) for c in self.precisions]),
+            "flops_per_s": np.array([self.hardware.flops_per_s[c.math] for c in self.precisions]),
+        }
+
+
+def _specs(spec) -> tuple[Speculative | None, ...]:
+    """No speculation is always an option; ``spec`` adds one option or a list of them."""
+    if spec is None:
+        return (None,)
+    options = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    for s in options:
+        if not isinstance(s, Speculative):
+            raise ConfigError(f"spec must be None, a costmodel.Speculative or a list of them, got {shown_value(s):.80}")
+    return (None, *dict.fromkeys(options))
+
+
+def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_tps=None, ttft_s=None, tpot_s=None,
+                         max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
+                         efficiency: Efficiency | str = IDEAL, usd_per_chip_hour=None,
+                         objective="output") -> ServingProblem:
+    """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
+    m, h = load_model(model), load_hardware(hardware)
+    if not isinstance(requests, Requests):
+        raise ConfigError(f"requests must be a costmodel.Requests, got {shown_value(requests):.80}")
+    if (rate_per_s is None) == (demand_tps is None):
+        raise ConfigError("give exactly one of rate_per_s (requests/s) and demand_tps (output tokens/s)")
+    if rate_per_s is not None:
+        rate = float(check_number("rate_per_s", rate_per_s, label="rate (requests/s)"))
+    else:
+        rate = float(check_number("demand_tokens_per_s", demand_tps)) / requests.output_tokens
+        check_number("rate_per_s", rate, label="rate (demand_tps / output tokens)")
+    for name, v in (("ttft_s", ttft_s), ("tpot_s", tpot_s)):
+        if v is not None:
+            check_number(name, v)
+    check_number("max_chips", max_chips, integer=True)
+    if not isinstance(mode, str) or mode not in MODES + tuple(MODE_NAMES.values()):
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {shown_value(mode):.80}")
+    mode = {v: k for k, v in MODE_NAMES.items()}.get(mode, mode)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {shown_value(objective):.80}")
+    precisions = _precisions(h, m, weights, kv)
+    first = precisions[0]
+    prec = Precision(first.weights, first.kv, first.math)
+    dec = scenario(m, h, Workload(phase="decode"), Parallel(), prec, efficiency, usd_per_chip_hour)
+    pre = scenario(m, h, Workload(phase="prefill"), Parallel(), prec, efficiency, usd_per_chip_hour)
+    P = requests.prefill_tokens
+    big = max(i for _, i, _ in requests.classes) * (1 - requests.prefix_hit)
+    chunks = tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256) or (int(2 ** math.ceil(math.log2(big / 256))),)
+    del P
+    return ServingProblem(
+        model=m, hardware=h, requests=requests, rate_per_s=rate,
+        ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
+        max_chips=int(max_chips), modes=("agg", "disagg") if mode == "auto" else (mode,), precisions=precisions,
+        specs=_specs(spec), efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
+        objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
+        decode_base=dec, prefill_base=pre)
+
+
+def with_budget(problem: ServingProblem, max_chips: int) -> ServingProblem:
+    """The same problem with another chip budget."""
+    return dataclasses.replace(problem, max_chips=int(max_chips))
+
+
+def with_targets(problem: ServingProblem, ttft_s: float | None, tpot_s: float | None) -> ServingProblem:
+    return dataclasses.replace(problem, ttft_s=ttft_s, tpot_s=tpot_s)
