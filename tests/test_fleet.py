@@ -155,3 +155,114 @@ def test_a_cap_of_zero_and_a_model_without_any_candidate():
     assert not p.feasible and p.unserved == ("a",) and p.chips[0].extra_chips_needed == 2
     assert p.needs == {"a": {"h100-sxm": {"chips": 2, "free": 0}, "h200": {"chips": None, "free": 4}}}
     assert "a needs 2 h100-sxm (0 free)" in p.message and "2 more h100-sxm" in p.message
+
+
+# ---------------------------------------------------------------- with the serving optimiser
+
+def serve_again(fleet, mp, efficiency):
+    """``cm.serve`` of the plan's deployment for model ``mp`` at the model's rate (the exact serving model)."""
+    md = next(m for m in fleet.models if m.name == mp.name)
+    rate = md.rate_per_s if md.rate_per_s is not None else md.output_tokens_per_s / md.requests.output_tokens
+    price = next(c.usd_per_chip_hour for c in fleet.chips if c.name == mp.hardware)
+    c = mp.config
+    if mp.mode == "aggregated":
+        return cm.serve(md.model, mp.hardware, md.requests, cm.Load.rate(rate),
+                        parallel=cm.Parallel(tp=c["tp"], pp=c["pp"], ep=c["ep"], replicas=c["replicas"]),
+                        precision=cm.Precision(weights=c["weights"], kv=c["kv"]), chunk_tokens=float(c["chunk"]),
+                        rules=cm.Rules(attention_sharding=c["attention"]), efficiency=efficiency,
+                        usd_per_chip_hour=price)
+    pools = {k: cm.Parallel(tp=c[k]["tp"], pp=c[k]["pp"], ep=c[k]["ep"], replicas=c[k]["replicas"])
+             for k in ("prefill", "decode")}
+    dg = cm.Disaggregated(prefill=cm.Pool(pools["prefill"], batch=c["prefill"]["batch"]), decode=cm.Pool(pools["decode"]))
+    return cm.serve(md.model, mp.hardware, md.requests, cm.Load.rate(rate), disagg=dg,
+                    precision=cm.Precision(weights=c["decode"]["weights"], kv=c["decode"]["kv"]),
+                    efficiency=efficiency, usd_per_chip_hour=price)
+
+
+@pytest.fixture(scope="module")
+def example():
+    return cm.load_fleet(EXAMPLE), cm.plan(EXAMPLE, efficiency="calibrated")
+
+
+def test_example_plan_meets_every_target_under_the_serving_model(example):
+    fleet, p = example
+    assert p.feasible and len(p.models) == len(fleet.models) and p.usd_per_hour > 0
+    for md, mp in zip(fleet.models, p.models):
+        s = serve_again(fleet, mp, "calibrated")
+        assert s.chips == mp.chips and s.fits and not s.saturated, mp.name
+        assert md.ttft_s is None or s.ttft_s <= md.ttft_s * (1 + 1e-6), mp.name
+        assert md.tpot_s is None or s.tpot_s <= md.tpot_s * (1 + 1e-6), mp.name
+        assert md.hardware is None or mp.hardware in md.hardware
+        price = next(c.usd_per_chip_hour for c in fleet.chips if c.name == mp.hardware)
+        assert mp.usd_per_hour == pytest.approx(mp.chips * price, rel=1e-12)
+    for c in p.chips:
+        assert c.used <= c.available
+
+
+def test_example_plan_equals_brute_force_over_its_candidates(example):
+    fleet, p = example
+    assert check_against_brute_force(fleet, p.candidates).usd_per_hour == pytest.approx(p.usd_per_hour, rel=1e-12)
+    for row in p.candidates:  # each frontier point is the fewest chips: one fewer is not a deployment it found
+        for c in row:
+            assert c.chips is None or c.solution is None or c.solution.chips == c.chips
+
+
+def test_command_line_plans_the_example(example, capsys):
+    _, p = example
+    code = main(["plan", str(EXAMPLE), "--json"])
+    out, err = capsys.readouterr()
+    d = json.loads(out)
+    assert code == 0 and not err
+    assert d["feasible"] and d["usd_per_hour"] == pytest.approx(p.usd_per_hour, rel=1e-12)
+    assert [m["hardware"] for m in d["models"]] == [m.hardware for m in p.models]
+    assert set(d) >= {"feasible", "usd_per_hour", "models", "chips", "unserved", "needs", "message", "candidates",
+                      "method", "wall_time_s", "candidates_time_s", "milp_time_s"}
+    from costmodel.cli.plan_cmd import render
+
+    text = render(d, types.SimpleNamespace(fleet=str(EXAMPLE), efficiency="calibrated"))
+    assert text.splitlines()[1].startswith("answer: Serve chat on")
+    assert all(m.name in text for m in p.models)
+
+
+ONE = {"chips": {"h100-sxm": {"available": 16}, "mi300x": {"available": 8}},
+       "models": {"chat": {"model": "llama-3-70b", "isl": 1024, "osl": 256, "rate_per_s": 4.0}}}
+
+
+def _with(fleet, **targets):
+    out = json.loads(json.dumps(fleet))
+    out["models"]["chat"].update(targets)
+    return out
+
+
+def test_tightening_a_target_never_lowers_the_fleet_cost():
+    for key, targets in (("tpot_ms", [200, 50, 25, 12, 6]), ("ttft_ms", [8000, 1000, 300, 100])):
+        costs = []
+        for t in targets:
+            p = cm.plan(_with(ONE, **{key: t}), method="exhaustive")
+            costs.append(p.usd_per_hour if p.feasible else math.inf)
+        assert costs == sorted(costs), (key, costs)
+        assert math.isfinite(costs[0])
+
+
+def test_an_infeasible_fleet_names_the_model_and_what_it_would_need(capsys, tmp_path):
+    fleet = json.loads(json.dumps(ONE))
+    fleet["chips"] = {"h100-sxm": {"available": 1}, "mi300x": {"available": 0}}
+    p = cm.plan(fleet)
+    assert not p.feasible and p.unserved == ("chat",) and p.models[0].hardware is None and p.usd_per_hour == 0
+    need = p.needs["chat"]
+    # Llama 3 70B in bf16 holds 141 GB of weights: more than one 80 GB H100, less than one 192 GB MI300X
+    assert need["h100-sxm"]["chips"] >= 2 and need["h100-sxm"]["free"] == 1
+    assert need["mi300x"]["chips"] >= 1 and need["mi300x"]["free"] == 0
+    extra = {c.hardware: c.extra_chips_needed for c in p.chips}
+    assert extra == {"h100-sxm": need["h100-sxm"]["chips"] - 1, "mi300x": need["mi300x"]["chips"]}
+    assert all(c.binding for c in p.chips)
+    # the sizes it names are the deployments a plan with room finds
+    roomy = cm.plan(_with(ONE) | {"chips": {"h100-sxm": {"available": 64}, "mi300x": {"available": 64}}})
+    assert {c.hardware: c.chips for c in roomy.candidates[0]} == {k: v["chips"] for k, v in need.items()}
+    path = tmp_path / "fleet.toml"
+    path.write_text('[chips.h100-sxm]\navailable = 1\n[chips.mi300x]\navailable = 0\n'
+                    '[models.chat]\nmodel = "llama-3-70b"\nisl = 1024\nosl = 256\nrate_per_s = 4.0\n')
+    code = main(["plan", str(path), "--efficiency", "ideal"])
+    out, err = capsys.readouterr()
+    assert code == 0 and not err
+    assert "INFEASIBLE" in out and f"chat needs {need['h100-sxm']['chips']} h100-sxm (1 free)" in out, out

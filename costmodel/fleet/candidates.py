@@ -20,10 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import IDEAL
-from ..errors import PrecisionError
+from ..errors import CostModelError, PrecisionError
 from .spec import ChipSupply, Fleet, ModelDemand
 
-__all__ = ["Candidate", "candidates"]
+__all__ = ["Candidate", "candidates", "RETRY_BUDGET"]
+
+#: the budget of a second request when nothing fits within ``available + 1`` chips (nor the
+#: multiples of it the serving optimiser tries): a model larger than one chip's memory, on a cap of 0.
+RETRY_BUDGET = 64
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def _fastest(sol: Any) -> str:
     fast = getattr(sol, "fastest", None) or {}
     parts = [f"{k[:-2].upper()} {fast[k] * 1e3:.3g} ms" for k in ("ttft_s", "tpot_s")
              if isinstance(fast.get(k), (int, float))]
-    return f"the targets are out of reach (fastest {', '.join(parts)})" if parts else "the targets are out of reach"
+    if not parts:
+        return "nothing fits in memory and keeps up with the rate"
+    return f"the targets are out of reach (fastest {', '.join(parts)})"
 
 
 def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = IDEAL, method: str = "gradient") -> Candidate:
@@ -76,18 +82,32 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = IDEAL, method
         options["weights"] = ",".join(model.weights)
     if model.kv is not None:
         options["kv"] = ",".join(model.kv)
-    try:
-        sol = _optimize_serving()(
+
+    def ask(budget: int):
+        return _optimize_serving()(
             model.model, chip.name, requests=model.requests, rate_per_s=model.rate_per_s,
-            demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s, tpot_s=model.tpot_s,
-            max_chips=chip.available + 1, mode=model.mode, efficiency=efficiency,
-            usd_per_chip_hour=chip.usd_per_chip_hour, method=method, **options)
+            demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s, tpot_s=model.tpot_s, max_chips=budget,
+            mode=model.mode, efficiency=efficiency, usd_per_chip_hour=chip.usd_per_chip_hour, method=method, **options)
+
+    try:
+        sol = ask(chip.available + 1)
     except PrecisionError as e:  # e.g. fp8 asked of a chip without fp8 math
         return Candidate(model.name, chip.name, None, None, reason=str(e))
     if sol.feasible:
         chips = int(sol.chips)
         return Candidate(model.name, chip.name, chips, chips * chip.usd_per_chip_hour, sol)
     need = getattr(sol, "min_chips_needed", None)
+    if need is None and not getattr(sol, "fastest", None) and chip.available + 1 < RETRY_BUDGET:
+        # Nothing fits and keeps up within the budget, nor within the larger ones the optimiser tried:
+        # ask once more with a budget of RETRY_BUDGET chips, so that "what it would need" has a number.
+        try:
+            big = ask(RETRY_BUDGET)
+        except CostModelError:
+            big = None
+        if big is not None and big.feasible:
+            need = int(big.chips)
+        elif big is not None:
+            need = getattr(big, "min_chips_needed", None)
     if need is not None:
         return Candidate(model.name, chip.name, int(need), int(need) * chip.usd_per_chip_hour,
                          reason=f"needs {int(need)} chips")
