@@ -493,6 +493,8 @@ def test_fleet_files(fuzz):
         return ["plan", _write(folder, content, "fleet.toml"), *flags]
 
     extra = st.lists(st.sampled_from(["--json", "--efficiency=ideal", "--method=exhaustive"]), unique=True)
+    folder = Path(tempfile.mkdtemp(prefix="costmodel-fleet-"))
+    run(["plan", _write(folder, _toml(FLEET), "fleet.toml")])  # compile once: the limit is for each example
     assert not fuzz("plan", st.tuples(fleet_file(), extra), to_argv)
 
 

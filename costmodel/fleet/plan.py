@@ -186,7 +186,7 @@ def solve(fleet: Fleet, cands: tuple[tuple[Candidate, ...], ...], *, method: str
 
 
 def _money(v: float) -> str:
-    return f"${v:,.2f}/h" if v >= 1 else f"${v:.4g}/h"
+    return f"${v:,.2f}/h" if v >= 0.1 else f"${v:.3g}/h"
 
 
 def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
