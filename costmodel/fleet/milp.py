@@ -82,6 +82,14 @@ def assign(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignment 
         cost: ``(models, chip types)`` USD per hour of each candidate, ``inf`` where there is none.
         chips: ``(models, chip types)`` chips of each candidate.
         caps: ``(chip types,)`` chips available (``inf``: no cap).
+
+    Example:
+        Two models, two chip types with 2 and 1 chips. Both models on type 0 would need 3 chips; model 0
+        alone on type 1 (1 chip, $3) and model 1 on type 0 (1 chip, $2) is the only plan within the caps:
+
+        >>> a = assign([[4.0, 3.0], [2.0, 6.0]], [[2, 1], [1, 3]], [2, 1])
+        >>> a.choice, a.usd_per_hour
+        ((1, 0), 5.0)
     """
     cost, chips, caps = (np.asarray(a, float) for a in (cost, chips, caps))
     cols = _columns(cost, chips, caps)

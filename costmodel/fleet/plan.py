@@ -33,10 +33,13 @@ class ModelPlan:
     """Where one model is served.
 
     Attributes:
-        name: the model's label; model: the model it serves.
+        name: the model's label.
+        model: the model it serves.
         hardware: the chip type chosen (``None``: not served).
-        chips: chips of its deployment; usd_per_hour: their cost.
-        mode: ``"aggregated"`` or ``"disaggregated"``; config: the serving optimiser's configuration.
+        chips: chips of its deployment.
+        usd_per_hour: their cost.
+        mode: ``"aggregated"`` or ``"disaggregated"``.
+        config: the serving optimiser's configuration.
         usd_per_mtok_output: the deployment's USD per million output tokens at the model's demand.
         ttft_s, tpot_s: the deployment's TTFT and TPOT at the demand.
         binding: the serving constraint that sets the deployment's size (``"ttft"``, ``"tpot"``, ``"memory"``, ...).
@@ -63,7 +66,9 @@ class ChipPlan:
     """One chip type's use in the plan.
 
     Attributes:
-        hardware: the chip type; available: its cap; used: chips the plan uses.
+        hardware: the chip type.
+        available: its cap.
+        used: chips the plan uses.
         usd_per_chip_hour: the price the plan pays.
         binding: the cap binds (without it the fleet would be cheaper, or serve more models).
         usd_per_hour_per_extra_chip: what one more chip of this type saves per hour (re-solved with
@@ -101,8 +106,9 @@ class FleetPlan:
         message: a paragraph: the plan, the binding caps, or what is missing.
         candidates: ``[model][chip type]`` frontier points the program chose from.
         method: the serving optimiser's method.
-        wall_time_s: the whole plan; candidates_time_s: the serving optimisations;
-            milp_time_s: every program solved (the plan and its re-solves).
+        wall_time_s: seconds for the whole plan.
+        candidates_time_s: seconds of the serving optimisations.
+        milp_time_s: seconds of every program solved (the plan and its re-solves).
     """
 
     feasible: bool
@@ -233,10 +239,8 @@ def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = IDE
     Raises:
         ConfigError: a malformed fleet, an unknown method or efficiency profile.
 
-    Example:
-        >>> import costmodel as cm
-        >>> p = cm.plan("docs/examples/fleet.toml")  # doctest: +SKIP
-        >>> p.usd_per_hour, [(m.name, m.hardware, m.chips) for m in p.models]  # doctest: +SKIP
+    ``p = cm.plan("docs/examples/fleet.toml")`` then ``p.usd_per_hour``, ``p.message`` and
+    ``[(m.name, m.hardware, m.chips, m.config) for m in p.models]``.
     """
     fleet = load_fleet(fleet)
     if not isinstance(method, str) or method not in METHODS:

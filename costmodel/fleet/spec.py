@@ -275,6 +275,13 @@ def load_fleet(source: str | Path | Mapping[str, Any] | Fleet) -> Fleet:
         ConfigError: malformed TOML, an unknown key, a value of the wrong type or out of range, a
             missing rate; the message names the file and the key.
         UnknownNameError: a model or chip name that is not in the catalog.
+
+    Example:
+        >>> import costmodel as cm
+        >>> f = cm.load_fleet({"chips": {"h100-sxm": {"available": 8}},
+        ...                    "models": {"chat": {"model": "llama-3-8b", "isl": 1024, "osl": 256, "rate_per_s": 2}}})
+        >>> f.chips[0].usd_per_chip_hour == cm.load_hardware("h100-sxm").usd_per_chip_hour, f.models[0].rate_per_s
+        (True, 2.0)
     """
     if isinstance(source, Fleet):
         return source
