@@ -138,6 +138,14 @@ def test_malformed_profile_names_the_entry(tmp_path, capsys, profile, match):
     (["optimize", "--tpot-ms", "nan"], "--tpot-ms: must be a number in [0.0001, 8.64e+07] ms"),
     (["report", "--tpot-ms", "inf"], "--tpot-ms: must be a number"),
     (["plot", "pareto", "--price-tier", "fast=inf", "--out", "x.png"], "--price-tier needs a name and a price"),
+    (["optimize", "--isl", "1e308", "--osl", "2", "--rate", "1"], "--isl: must be a number in [1, 1e+09] tokens"),
+    (["optimize", "--isl", "1024", "--osl", "256", "--rate", "1e10"],
+     "--rate: must be a number in [1e-09, 1e+09] requests/s"),
+    (["optimize", "--isl", "1024", "--osl", "256", "--rate", "1", "--spec-draft", "mtp", "--spec-len", "1",
+      "--spec-accept", "1"], "--spec-accept: must be a number in [0, 1)"),
+    (["optimize", "--isl", "1024", "--osl", "256", "--rate", "1", "--prefix-hit", "inf"],
+     "--prefix-hit: must be a number in [0, 1)"),
+    (["optimize", "--isl", "1024", "--osl", "1", "--demand-tps", "1e-12"], "--demand-tps: must be a number"),
 ])
 def test_out_of_range_numbers_are_refused(capsys, argv, message):
     code, out, err = cli(capsys, *argv)

@@ -33,7 +33,7 @@ from costmodel import list_hardware, list_models
 from costmodel.cli import common, main
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
-CI_EXAMPLES = {"predict": 150, "optimize": 25, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
+CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 12, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
                "hf-config": 120, "profile": 80, "plan": 40}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60
@@ -231,6 +231,42 @@ def serving_argv(draw):
                 argv += [flag, value(SPEC_FLAGS[flag])]
     if draw(st.booleans()):
         argv.append("--json")
+    return argv
+
+
+#: ``optimize --isl ...`` (the serving deployment problem): flag -> valid values (None: a switch)
+OPT_SERVE = {"--model": ["llama-3-8b", "llama-3-8b", "mixtral-8x7b"], "--hardware": ["h100-sxm", "b200"],
+             "--efficiency": ["ideal", "calibrated"], "--max-chips": ["1", "4", "16"],
+             "--ttft-ms": ["1", "200", "5000"], "--tpot-ms": ["1", "20", "200"], "--mode": ["agg", "disagg", "auto"],
+             "--prefix-hit": ["0", "0.5", "0.999"], "--objective": ["output", "total"],
+             "--method": ["gradient", "exhaustive"], "--weights": ["bf16", "bf16,fp8"], "--verify": None,
+             "--json": None}
+OPT_SERVE_LOAD = {"--rate": ["0.01", "2", "50", "1e-9", "1e9"], "--demand-tps": ["100", "1e5", "1e-6"]}
+
+
+@st.composite
+def optimize_serving_argv(draw):
+    """``optimize --isl ...``: lengths, one demand, targets, modes and speculation; clean or mixed with odd
+    values, missing parts and conflicting flags."""
+    clean = draw(st.booleans())
+    value = (lambda valid: draw(st.sampled_from(valid))) if clean else (lambda valid: draw(number(*valid)))
+
+    def flags(table, most):
+        chosen = draw(st.lists(st.sampled_from(sorted(table)), unique=True, max_size=most))
+        return [x for f in chosen for x in ([f] if table[f] is None else [f, value(table[f])])]
+
+    argv = ["optimize", "--model", "llama-3-8b", *flags(OPT_SERVE, 5)]
+    for flag, valid in (("--isl", ["1", "128", "1024", "32768", "1e9"]), ("--osl", ["1", "64", "256", "4096"])):
+        if clean or draw(st.integers(0, 9)):
+            argv += [flag, value(valid)]
+    argv += flags(OPT_SERVE_LOAD, 1 if clean else 2)
+    if draw(st.integers(0, 3)) == 0:
+        for flag, valid in (("--spec-draft", ["mtp", "llama-3.1-8b"]), ("--spec-len", ["1", "2", "4"]),
+                            ("--spec-accept", ["0", "0.7", "0.9"])):
+            if clean or draw(st.integers(0, 7)):
+                argv += [flag, value(valid)]
+    if "--max-chips" not in argv:
+        argv += ["--max-chips", "8"]
     return argv
 
 
@@ -451,6 +487,10 @@ def test_predict(fuzz):
 
 def test_optimize(fuzz):
     assert not fuzz("optimize", argv_for("optimize", OPTIMIZE))
+
+
+def test_optimize_serving(fuzz):
+    assert not fuzz("optimize-serving", optimize_serving_argv())
 
 
 def test_search(fuzz):

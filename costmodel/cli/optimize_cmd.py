@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from . import optimize_serving_cmd as serving_cmd
 from .common import add_efficiency_argument, add_spec_arguments, cli_words, fmt_bytes, fmt_seconds, print_json, ranged
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    serving_cmd.add_arguments(p)
 
 
 def solve(args: argparse.Namespace, method: str) -> Solution:
@@ -54,6 +56,8 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
 
 
 def run(args: argparse.Namespace) -> int:
+    if serving_cmd.wanted(args):
+        return serving_cmd.run(args)
     sol = solve(args, args.method)
     d = sol.to_dict()
     if args.verify:

@@ -12,18 +12,20 @@ import numpy as np
 from ...config import IDEAL, Efficiency
 from ...errors import ConfigError
 from ...serving.workload import Requests
-from .candidates import Frame, agg_frame, decode_frame, pair_table, prefill_frame, ranked, space_size
-from .evaluate import aggregated_table, decode_table
+from .candidates import Frame, agg_frame, decode_frame, prefill_frame, ranked, space_size
+from .evaluate import aggregated_table, decode_table, pair_table
 from .exact import Deployment, confirm
 from .exhaustive import all_points, exhaustive_frame
-from .problem import ATTENTION_OPTIONS, MODE_NAMES, ServingProblem, make_serving_problem, with_budget
+from .problem import MODE_NAMES, ServingProblem, make_serving_problem, with_budget
 from .solution import ServingSolution
 
 __all__ = ["optimize_serving", "METHODS"]
 
 METHODS = ("gradient", "exhaustive")
-#: budgets tried, as multiples of the given one, to say how many chips an infeasible problem needs
-_BUDGET_STEPS = (2, 4, 8, 16)
+#: the budget tried, as a multiple of the given one, to say how many chips an infeasible problem needs
+BUDGET_FACTOR = 8
+#: and at most this many chips
+MAX_BUDGET = 4096
 _H = 0.01  # relative step of the target for the shadow prices
 
 
@@ -45,7 +47,7 @@ def _frame(problem: ServingProblem, mode: str, method: str) -> Frame:
 
 def _solve(problem: ServingProblem, mode: str, method: str) -> _Found:
     frame = _frame(problem, mode, method)
-    d, s, checks = confirm(problem, ranked(mode, frame))
+    d, s, checks = confirm(problem, ranked(problem, mode, frame))
     return _Found(d, s, frame, checks)
 
 
@@ -68,8 +70,16 @@ def _config(problem: ServingProblem, d: Deployment, s) -> dict[str, Any]:
             "chunk": None, "spec": spec_d}
 
 
-def _binding(problem: ServingProblem, d: Deployment) -> str:
+def _binding(problem: ServingProblem, d: Deployment) -> str | None:
+    """What sets the size of ``d``: the constraint that stops one replica from serving more (of the pool with
+    more chips), or ``None`` when one replica of each pool serves the rate with room to spare."""
     f = d.figures
+    R = problem.rate_per_s
+    spare = f.get("goodput_per_s", f.get("d_goodput_per_s", 0.0)) > R * (1 + 1e-6)
+    if d.mode == "disagg":
+        spare = spare and f.get("prefill_goodput_per_s", 0.0) > R * (1 + 1e-6)
+    if spare and d.replicas == 1 and d.prefill_replicas <= 1:
+        return None
     if d.mode == "agg":
         for key, name in (("stop_tpot", "tpot"), ("stop_ttft", "ttft"), ("stop_memory", "memory")):
             if f.get(key):
@@ -96,7 +106,8 @@ def _continuous_cost(problem: ServingProblem, d: Deployment, ttft_s, tpot_s) -> 
     i = int(np.flatnonzero(pre["prefill_batch"] == d.prefill_batch)[0])
     pre = {k: v[i:i + 1] for k, v in pre.items()}
     pair = pair_table(problem, pre, dec, pre["prefill_batch"], ttft_s=ttft_s)
-    chips = R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split) + R / dec["goodput_per_s"][0] * np.prod(d.split)
+    chips = (R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split)
+             + R / dec["goodput_per_s"][0] * np.prod(d.split))
     return float(problem.usd_per_mtok(chips))
 
 
@@ -161,16 +172,16 @@ def _fastest(problem: ServingProblem, mode: str) -> dict[str, Any] | None:
 
 
 def _min_chips(problem: ServingProblem, mode: str, method: str) -> int | None:
-    """The fewest chips that make ``mode`` feasible, trying budgets up to 16 times the given one."""
-    for k in _BUDGET_STEPS:
-        bigger = with_budget(problem, problem.max_chips * k)
-        try:
-            found = _solve(bigger, mode, method)
-        except ConfigError:  # too many splits at this budget
-            return None
-        if found.deployment is not None:
-            return int(found.deployment.chips)
-    return None
+    """The fewest chips that make ``mode`` feasible, if a budget of ``BUDGET_FACTOR`` times the given one
+    does: the answer there is the cheapest, so its chips are the fewest (``None`` otherwise)."""
+    bigger = with_budget(problem, min(problem.max_chips * BUDGET_FACTOR, MAX_BUDGET))
+    if bigger.max_chips <= problem.max_chips:
+        return None
+    try:
+        found = _solve(bigger, mode, method)
+    except ConfigError:  # too many splits at this budget
+        return None
+    return None if found.deployment is None else int(found.deployment.chips)
 
 
 def _describe(problem: ServingProblem, mode: str, c: dict) -> str:
@@ -221,8 +232,10 @@ def _mode_answer(problem: ServingProblem, mode: str, found: _Found, method: str,
     in_mtok_h = problem.rate_per_s * problem.requests.input_tokens * 3600 / 1e6
     cfg = _config(problem, d, s)
     binding = _binding(problem, d)
+    why = (f"the {binding} constraint binds" if binding else
+           "one replica serves the rate with room to spare")
     msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
-           f"output tokens, TTFT {s.ttft_s * 1e3:.3g} ms, TPOT {s.tpot_s * 1e3:.3g} ms; the {binding} constraint binds")
+           f"output tokens, TTFT {s.ttft_s * 1e3:.3g} ms, TPOT {s.tpot_s * 1e3:.3g} ms; {why}")
     return ServingSolution(
         feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
         usd_per_mtok_input=usd_per_hour / in_mtok_h, usd_per_mtok=float(problem.usd_per_mtok(chips)),
@@ -242,8 +255,9 @@ def _why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
         saving = 1 - win.usd_per_mtok / lose.usd_per_mtok
         price = lose.shadow_prices.get(lose.binding, 0.0) if lose.binding in ("ttft", "tpot") else 0.0
         extra = (f"; each ms of {lose.binding.upper()} target is worth ${-price:.3g}/Mtok to it" if price < 0 else "")
+        limit = f"its {lose.binding} constraint binds" if lose.binding else "its smallest deployment has room to spare"
         return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} cheaper: {lose.mode} would need "
-                f"{lose.chips - win.chips} fewer chips to match (its {lose.binding} constraint binds{extra}).")
+                f"{lose.chips - win.chips} fewer chips to match ({limit}{extra}).")
     if len(ok) == 1:
         (win,) = ok.values()
         return "; ".join(parts) + f". {win.mode.capitalize()} is the only mode that meets the targets."
@@ -340,5 +354,5 @@ def solve(problem: ServingProblem, method: str = "gradient", verify: bool = Fals
     if verify:
         ref = solve(problem, "exhaustive", False)
         gap = sol.usd_per_mtok / ref.usd_per_mtok - 1 if sol.feasible and ref.feasible else None
-        sol = dataclasses.replace(sol, exhaustive_usd_per_mtok_output=ref.usd_per_mtok_output, gap=gap)
+        sol = dataclasses.replace(sol, exhaustive_usd_per_mtok_output=ref.usd_per_mtok_output, gap=gap, verified=True)
     return sol

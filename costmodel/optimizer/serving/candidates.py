@@ -16,15 +16,16 @@ import itertools
 import numpy as np
 
 from ...errors import CostModelError
-from .evaluate import aggregated_table, decode_table, pair_table, prefill_table
+from .evaluate import BLOCK, aggregated_table, decode_table, pair_table, prefill_table
 from .exact import Deployment
 from .problem import ATTENTION_OPTIONS, PREFILL_BATCHES, ServingProblem
 
 __all__ = ["agg_frame", "decode_frame", "prefill_frame", "disagg_frame", "ranked", "space_size", "Frame"]
 
 Frame = dict[str, np.ndarray]
-#: candidates per evaluation call (padded to a power of two, so compilations repeat)
-CHUNK = 1 << 13
+#: candidates per evaluation call (each padded to this size, so one compilation serves every call)
+CHUNK = BLOCK
+_OVER = 1e9
 _BIG = 1e15
 
 
@@ -51,9 +52,12 @@ def agg_frame(problem: ServingProblem, points, *, ttft_s=..., tpot_s=..., rate_p
             if not len(rows):
                 continue
             p, chunk = pts[rows[:, 0]], rows[:, 1]
+            def table(sp, pr, ch, attention=attention, s=s):
+                return aggregated_table(problem, sp, pr, ch, attention, s, ttft_s=ttft_s, tpot_s=tpot_s,
+                                        rate_per_s=rate_per_s)
+
             try:
-                t = _chunked(lambda sp, pr, ch: aggregated_table(problem, sp, pr, ch, attention, s, ttft_s=ttft_s,
-                                                                  tpot_s=tpot_s, rate_per_s=rate_per_s), len(p), p[:, :3], p[:, 3], chunk)
+                t = _chunked(table, len(p), p[:, :3], p[:, 3], chunk)
             except CostModelError:  # this sharding does not apply to the model
                 continue
             t.update(tp=p[:, 0], pp=p[:, 1], ep=p[:, 2], prec=p[:, 3], chunk=chunk, attention=np.full(len(p), a),
@@ -69,7 +73,10 @@ def decode_frame(problem: ServingProblem, points, *, tpot_s=..., rate_per_s=None
     for s in range(len(problem.specs)):
         if not len(pts):
             break
-        t = _chunked(lambda sp, pr: decode_table(problem, sp, pr, s, tpot_s=tpot_s, rate_per_s=rate_per_s), len(pts), pts[:, :3], pts[:, 3])
+        def table(sp, pr, s=s):
+            return decode_table(problem, sp, pr, s, tpot_s=tpot_s, rate_per_s=rate_per_s)
+
+        t = _chunked(table, len(pts), pts[:, :3], pts[:, 3])
         t.update(tp=pts[:, 0], pp=pts[:, 1], ep=pts[:, 2], prec=pts[:, 3], spec=np.full(len(pts), s))
         frames.append(t)
     return _concat(frames)
@@ -113,31 +120,46 @@ def _concat(frames: list[Frame]) -> Frame:
 
 
 def score(frame: Frame) -> np.ndarray:
-    """Chips of each candidate (the objective at a fixed demand); infeasible ones rank after every
-    feasible one, those within the budget's reach first."""
+    """Chips of each candidate (the objective at a fixed demand) when feasible; after every feasible one,
+    those meeting the targets with more chips than the budget (fewer chips first), then those that cannot
+    meet them at any load (closer to meeting them first: the summed log excess over the targets and memory
+    at a vanishing load), to steer a climb."""
     if not frame:
         return np.zeros(0)
-    chips = np.where(np.isfinite(frame["chips"]), frame["chips"], _BIG)
-    return np.where(frame["feasible"], chips, _BIG + np.minimum(chips, _BIG))
+    chips = np.where(np.isfinite(frame["chips"]), frame["chips"], _OVER)
+    meets = frame.get("meets", frame["feasible"])
+    violation = np.nan_to_num(frame.get("violation", np.zeros_like(chips)), nan=_OVER, posinf=_OVER)
+    return np.where(frame["feasible"], chips,
+                    np.where(meets, _OVER + np.minimum(chips, _OVER), _BIG + np.minimum(violation, _OVER)))
 
 
-def ranked(mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
-    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first (ties: lower TPOT,
-    then TTFT)."""
+def slack(problem: ServingProblem, frame: Frame) -> np.ndarray:
+    """The smaller relative margin of each candidate to its targets, ``min(1 - TTFT/target, 1 - TPOT/target)``."""
+    out = np.ones(len(frame["chips"]))
+    for key, target in (("ttft_s", problem.ttft_s), ("tpot_s", problem.tpot_s)):
+        if target is not None:
+            out = np.minimum(out, 1 - frame[key] / target)
+    return out
+
+
+def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
+    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first; among equally cheap
+    ones the widest margin to the targets first (the likeliest to hold under ``cm.serve``), then the lower
+    TPOT."""
     if not frame:
         return []
     idx = np.flatnonzero(frame["feasible"])
     if not len(idx):
         return []
-    order = idx[np.lexsort((frame["ttft_s"][idx], frame["tpot_s"][idx], frame["chips"][idx]))][:limit]
+    margin = np.round(slack(problem, frame)[idx], 6)
+    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, frame["chips"][idx]))][:limit]
     out = []
     for i in order:
         fig = {k: float(v[i]) for k, v in frame.items()}
         if mode == "agg":
-            from .problem import ATTENTION_OPTIONS as A
             out.append(Deployment("agg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["replicas"][i]),
                                   (int(frame["tp"][i]), int(frame["pp"][i]), int(frame["ep"][i])),
-                                  attention=A[int(frame["attention"][i])], chunk=int(frame["chunk"][i]), figures=fig))
+                                  attention=ATTENTION_OPTIONS[int(frame["attention"][i])], chunk=int(frame["chunk"][i]), figures=fig))
         else:
             out.append(Deployment("disagg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["d_replicas"][i]),
                                   (int(frame["d_tp"][i]), int(frame["d_pp"][i]), int(frame["d_ep"][i])),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +38,7 @@ from ...errors import CostModelError
 from ...inputs import scenario
 from ...specs import load_model
 from ...symbolic import Rules
+from ...serving.queueing import Q_LIMIT
 from ..exact import _bucket, _split_row
 from .problem import ServingProblem
 
@@ -46,18 +46,21 @@ __all__ = ["aggregated_table", "decode_table", "prefill_table", "pair_table", "B
 
 BISECTION_STEPS = 48
 _INF = 1e30
+#: candidates per jitted call: every call is padded to this size (larger sets are split by the callers),
+#: so each function compiles once
+BLOCK = 1024
 
 
 def _rules(attention: str = "heads") -> Rules:
     return Rules(attention_sharding=attention)
 
 
-def _pad(arrays: dict[str, np.ndarray], n: int) -> dict[str, jnp.ndarray]:
-    size = _bucket(n)
+def _pad(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    size = BLOCK if n <= BLOCK else _bucket(n)
     out = {}
     for k, v in arrays.items():
         v = np.asarray(v, dtype=float).reshape(-1)
-        out[k] = jnp.asarray(np.concatenate([v, np.repeat(v[-1:], size - n)]) if n else np.ones(size))
+        out[k] = np.concatenate([v, np.repeat(v[-1:], size - n)]) if n else np.ones(size)
     return out
 
 
@@ -168,6 +171,12 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
         fits0 = (mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (cap >= 1.0)
         k_p = jnp.ceil(P / C - 1e-9)
         x_cap = jnp.minimum(C / P, jnp.where(D > 0, jnp.maximum(cap, 1.0) / jnp.where(D > 0, D, 1.0), _INF))
+        # cm.serve's largest sustainable rate: the prompt queue stays stable with every step at the
+        # largest batch that fits, each prefilling the whole units (a prompt, or 1/k_p of one) within C
+        unit = P / k_p
+        c_full = jnp.minimum(jnp.floor(C / unit + 1e-9), Q_LIMIT) * unit
+        t_full = step(x, xd, jnp.maximum(cap, 1.0), c_full, S, A)
+        lam_cap = c_full / (P * t_full)
 
         def at(X):
             B = X * D
@@ -186,9 +195,12 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
 
         def ok(X):
             m = at(X)
-            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap)
+            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap) & (m["lam"] < lam_cap)
 
         lo = x_cap * 1e-9
+        idle = at(lo)
+        excess = (jnp.maximum(jnp.log(mem["memory_bytes_per_chip"] / mem["usable_bytes_per_chip"]), 0.0)
+                  + jnp.maximum(jnp.log(idle["tpot"] / tpot_t), 0.0) + jnp.maximum(jnp.log(idle["ttft"] / ttft_t), 0.0))
         best = _bisect_last(ok, lo, x_cap * (1 + 1e-12))
         best = jnp.minimum(best, x_cap)
         feasible = fits0 & ok(lo)
@@ -198,11 +210,14 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
         X = _bisect_root(lambda X: at(X)["lam"], rate / reps, 0.0, best)
         op = at(X)
         # what stops a larger X (the binding constraint of the replica): checked just past it
-        nxt = at(jnp.minimum(best * (1 + 1e-3), x_cap * 2))
-        return {"feasible": feasible, "goodput_per_s": goodput, "replicas": reps, "ttft_s": op["ttft"],
+        nxt_x = best * (1 + 1e-3)
+        nxt = at(nxt_x)
+        return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps,
+                "ttft_s": op["ttft"],
                 "tpot_s": op["tpot"], "batch": op["batch"], "max_batch": cap, "x_cap": x_cap, "x_best": best,
                 "stop_tpot": nxt["tpot"] > tpot_t, "stop_ttft": nxt["ttft"] > ttft_t,
                 "stop_memory": (best >= x_cap * (1 - 1e-6)) & (D * x_cap >= cap * (1 - 1e-6)),
+                "stop_demand": (nxt["lam"] >= lam_cap) | (nxt_x > x_cap),
                 "tokens_per_step": E, "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
                                                                               "context": S})["memory_bytes_per_chip"]}
 
@@ -254,6 +269,7 @@ def aggregated_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarr
     per = splits.prod(axis=1)
     out["chips_per_replica"] = per
     out["chips"] = per * out["replicas"]
+    out["meets"] = out["feasible"].copy()
     out["feasible"] &= out["chips"] <= problem.max_chips
     return out
 
@@ -277,14 +293,17 @@ def _decode_fn(structure, rules: Rules, draft, n_layers: int):
             return step(x, xd, B, 0.0, S, 0.0)
 
         best = _bisect_last(lambda B: tau(B) / E <= tpot_t, jnp.zeros_like(cap), cap)
-        feasible = fits0 & (tau(jnp.minimum(1.0, cap)) / E <= tpot_t)
+        t_idle = tau(jnp.minimum(1.0, jnp.maximum(cap, 1e-9))) / E
+        feasible = fits0 & (t_idle <= tpot_t)
+        excess = (jnp.maximum(jnp.log(mem["memory_bytes_per_chip"] / mem["usable_bytes_per_chip"]), 0.0)
+                  + jnp.maximum(jnp.log(t_idle / tpot_t), 0.0))
         best = jnp.where(D > 0, jnp.maximum(best, 1e-9), best)
         goodput = jnp.where(D > 0, best / (jnp.where(D > 0, D, 1.0) * tau(best)), _INF)
         reps = jnp.where(D > 0, jnp.maximum(jnp.ceil(rate / goodput * (1 + 1e-9)), 1.0), 1.0)
         B = jnp.where(D > 0, _bisect_root(lambda b: b / (D * tau(b)), rate / reps, 0.0, best), 0.0)
         t = tau(jnp.maximum(B, 1e-12))
         kv = decode.raw(x | {"batch": 1.0, "context": S})["kv_bytes_per_token"]
-        return {"feasible": feasible, "goodput_per_s": goodput, "replicas": reps, "batch": B,
+        return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps, "batch": B,
                 "tpot_s": jnp.where(D > 0, t / E, 0.0), "max_batch": cap, "best_batch": best,
                 "stop_memory": best >= cap * (1 - 1e-6), "kv_bytes_per_token": kv * jnp.ones_like(cap),
                 "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": S})[
@@ -322,7 +341,8 @@ def _prefill_fn(structure, rules: Rules):
     def run(x, P):
         out = prefill.raw(x | {"batch": x["prefill_batch"], "prompt": P})
         return {"prefill_time_s": out["step_time_s"],
-                "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"]}
+                "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"],
+                "memory_excess": jnp.maximum(jnp.log(out["memory_bytes_per_chip"] / out["usable_bytes_per_chip"]), 0.0)}
 
     return jax.jit(run)
 
@@ -349,7 +369,8 @@ def link_bytes_per_s(problem: ServingProblem, n_p, n_d):
     return per_chip * np.minimum(n_p, n_d)
 
 
-def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None) -> dict[str, np.ndarray]:
+def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None
+               ) -> dict[str, np.ndarray]:
     """Prefill x decode candidates (arrays broadcast against each other): the fewest prefill replicas
     meeting TTFT at the rate, the chips of both pools and the deployment's TTFT."""
     ttft_s = problem.ttft_s if ttft_s is ... else ttft_s
@@ -378,6 +399,10 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
         feasible &= ttft <= ttft_s * (1 + 1e-9)
     r_p = np.where(np.isfinite(r_p), r_p, 1e18)
     chips = r_p * n_p + dec["replicas"] * n_d
+    meets = feasible.copy()
     feasible &= chips <= problem.max_chips
-    return {"feasible": feasible, "prefill_replicas": r_p, "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late = np.maximum(np.log(base / ttft_s), 0.0) if ttft_s is not None else 0.0
+    violation = dec["violation"] + pre["memory_excess"] + late
+    return {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p, "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
             "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}

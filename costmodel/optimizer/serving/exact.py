@@ -19,7 +19,7 @@ from ...config import Parallel
 from ...serving.api import serve
 from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
-from .problem import ATTENTION_OPTIONS, ServingProblem
+from .problem import ServingProblem
 
 __all__ = ["Deployment", "serve_deployment", "meets_targets", "confirm", "MAX_CHECKS"]
 

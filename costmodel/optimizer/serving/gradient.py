@@ -1,9 +1,152 @@
-"""The gradient path (placeholder: the exhaustive frame until the relaxation lands)."""
+r"""The gradient path: the decode optimiser's relaxation for starting splits, then a local search.
+
+The serving problem is relaxed to the decode problem of :mod:`costmodel.optimizer.gradient`:
+decoding sequences at the mean context ``S̄ = I + O/2`` within the TPOT target at the demand
+``R·O`` output tokens/s (TTFT: one prompt's prefill and a step, no queue), in log variables ``(log B, log tp, log pp, log ep)``, solved by the
+augmented Lagrangian with optax for every precision. This leaves out the prompts (their chunks and
+their queue), so it is a relaxation: it cannot cost more than the serving problem. Its optimum is rounded to the split lattice
+(:func:`costmodel.optimizer.search.round_to_lattice`) and a hill climb with the vectorised
+deployment model (:mod:`.evaluate`) moves to the best neighbouring split
+(:func:`costmodel.optimizer.search._neighbours`: one lattice step in any combination, every value
+along each axis, chip exchanges between axes, every precision; those of the three best points seen)
+while that lowers the chips:
+
+* aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
+  speculation options;
+* disaggregated: the decode pool climbs on its own chips (its TPOT does not depend on the prefill
+  pool), then the prefill pool on the chips of both pools with the best decode pool, from the
+  relaxed splits and the widest tensor-parallel split of one scale-up domain (a prompt's prefill is
+  a compute-bound step that wants chips, not memory); the pairs of the best visited splits of each
+  pool are evaluated together (the KV hand-over couples them).
+"""
 
 from __future__ import annotations
 
-from .exhaustive import exhaustive_frame
+import numpy as np
+
+from ..gradient import relaxed_solve
+from ..problem import make_problem
+from ..search import MAX_CLIMB_STEPS, _neighbours, round_to_lattice
+from .candidates import Frame, _concat, agg_frame, decode_frame, disagg_frame, prefill_frame, score
+from .problem import ServingProblem
+
+__all__ = ["gradient_frame", "relaxed_starts"]
+
+#: best visited splits of each pool paired at the end (disaggregated)
+PAIR_TOP = 6
+#: points whose neighbourhoods the climb visits at each step (a beam: cost is nearly flat across splits, and
+#: the relaxation, which leaves the prompts out, can start far from the best split for long prompts)
+BEAM = 3
 
 
-def gradient_frame(problem, mode):
-    return exhaustive_frame(problem, mode)
+def relaxed_starts(problem: ServingProblem):
+    """The decode relaxation's problem and its optima rounded to the split lattice (solved once per problem:
+    both modes start from it)."""
+    key = id(problem)
+    if _LAST.get("key") == key and _LAST.get("problem") is problem:
+        return _LAST["value"]
+    value = _relaxed_starts(problem)
+    _LAST.update(key=key, problem=problem, value=value)
+    return value
+
+
+_LAST: dict = {}
+
+
+def _relaxed_starts(problem: ServingProblem):
+    r = problem.requests
+    weights, kv = problem.precision_args
+    demand = problem.rate_per_s * r.output_tokens
+    dp = make_problem(problem.model, problem.hardware, context=r.input_tokens + r.output_tokens / 2,
+                      prompt=r.prefill_tokens, tpot_s=problem.tpot_s or 1e3, ttft_s=problem.ttft_s,
+                      max_chips=problem.max_chips,
+                      demand_tokens_per_s=demand, weights=weights, kv=kv, usd_per_chip_hour=problem.usd_per_chip_hour,
+                      efficiency=problem.efficiency)
+    cost = relaxed_solve(dp, "cost")
+    return dp, round_to_lattice(dp, cost.u, cost.prec, problem.max_chips)
+
+
+def _widest(problem: ServingProblem) -> set[tuple[int, ...]]:
+    """The widest tensor-parallel split within one scale-up domain and the budget, in every precision."""
+    cap = min(problem.max_chips, problem.hardware.scale_up_domain_chips)
+    tp = max([t for t in problem.degrees["tp"] if t <= cap] or [1])
+    return {(tp, 1, 1, p) for p in range(len(problem.precisions))}
+
+
+def _per_point(frame: Frame, points: list, keys=("tp", "pp", "ep", "prec")) -> np.ndarray:
+    """The best score of each point over its rows in ``frame``."""
+    s = score(frame)
+    best: dict[tuple, float] = {}
+    if frame:
+        for row, v in zip(zip(*(frame[k].astype(int) for k in keys)), s):
+            best[row] = min(best.get(row, np.inf), float(v))
+    return np.array([best.get(tuple(p), np.inf) for p in points])
+
+
+def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
+    """Hill climb over points from ``start``, moving to the neighbours of the ``BEAM`` best points seen while
+    that lowers the best score; returns every visited point's score and the evaluated frames."""
+    seen: dict[tuple, float] = {}
+    frames: list[Frame] = []
+    frontier = sorted(start)
+    best_score = np.inf
+    for _ in range(MAX_CLIMB_STEPS):
+        frontier = [p for p in frontier if p not in seen]
+        if not frontier:
+            break
+        scores, frame = score_of(frontier)
+        frames.append(frame)
+        seen.update(zip(frontier, scores))
+        if float(np.min(scores)) >= best_score:
+            break
+        best_score = float(np.min(scores))
+        leaders = sorted(seen, key=seen.get)[:BEAM]
+        frontier = sorted(set().union(*(_neighbours(dp, p, budget) for p in leaders)))
+    return seen, frames
+
+
+def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
+    """Candidates of ``mode`` visited by the gradient path, evaluated by the tables."""
+    dp, cost_pts = relaxed_starts(problem)
+    M = problem.max_chips
+    if mode == "agg":
+        def score_agg(pts):
+            f = agg_frame(problem, pts)
+            return _per_point(f, pts), f
+
+        _, frames = _climb(dp, cost_pts, score_agg, M)
+        return _concat(frames)
+
+    def score_dec(pts):
+        f = decode_frame(problem, pts)
+        if f:
+            f["chips"] = f["replicas"] * f["chips_per_replica"]
+            f["meets"] = f["feasible"].copy()
+            f["feasible"] = f["feasible"] & (f["chips"] <= problem.max_chips)
+        return _per_point(f, pts), f
+
+    dec_seen, dec_frames = _climb(dp, cost_pts, score_dec, M)
+    dec = _concat(dec_frames)
+    if not dec or not dec["feasible"].any():
+        return {}
+    top = dec["feasible"] & (dec["chips"] <= np.sort(dec["chips"][dec["feasible"]])[0])
+    best_dec = {k: v[np.flatnonzero(top)[:1]] for k, v in dec.items()}
+
+    def score_pre(pts):
+        f = prefill_frame(problem, pts)
+        if not f:
+            return np.full(len(pts), np.inf), f
+        same = f["prec"] == best_dec["prec"][0]
+        pair = disagg_frame(problem, {k: v[same] for k, v in f.items()}, best_dec)
+        return _per_point(pair, pts, ("p_tp", "p_pp", "p_ep", "prec")), f
+
+    start = cost_pts | _widest(problem) | {tuple(int(best_dec[k][0]) for k in ("tp", "pp", "ep", "prec"))}
+    pre_seen, pre_frames = _climb(dp, start, score_pre, M)
+    pre = _concat(pre_frames)
+    pre_best = {p for p, _ in sorted(pre_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
+    dec_best = {p for p, _ in sorted(dec_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
+    keep_p = np.array([(int(a), int(b), int(c), int(d)) in pre_best for a, b, c, d in
+                       zip(pre["tp"], pre["pp"], pre["ep"], pre["prec"])]) & pre["fits"]
+    keep_d = np.array([(int(a), int(b), int(c), int(d)) in dec_best for a, b, c, d in
+                       zip(dec["tp"], dec["pp"], dec["ep"], dec["prec"])]) & dec["feasible"]
+    return disagg_frame(problem, {k: v[keep_p] for k, v in pre.items()}, {k: v[keep_d] for k, v in dec.items()})

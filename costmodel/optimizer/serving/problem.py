@@ -71,6 +71,7 @@ class ServingProblem:
         chunks: chunk budgets considered (aggregated).
         decode_base, prefill_base: scenarios of a one-chip replica in each phase (the split replaced per
             candidate).
+        precision_args: the ``weights`` and ``kv`` arguments as given (the decode relaxation is built from them).
     """
 
     model: ModelSpec
@@ -90,6 +91,7 @@ class ServingProblem:
     chunks: tuple[int, ...] = ()
     decode_base: Scenario | None = field(default=None, hash=False, compare=False)
     prefill_base: Scenario | None = field(default=None, hash=False, compare=False)
+    precision_args: tuple = field(default=(None, None), hash=False, compare=False)
 
     @property
     def prefill_tokens(self) -> float:
@@ -173,17 +175,16 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     prec = Precision(first.weights, first.kv, first.math)
     dec = scenario(m, h, Workload(phase="decode"), Parallel(), prec, efficiency, usd_per_chip_hour)
     pre = scenario(m, h, Workload(phase="prefill"), Parallel(), prec, efficiency, usd_per_chip_hour)
-    P = requests.prefill_tokens
     big = max(i for _, i, _ in requests.classes) * (1 - requests.prefix_hit)
-    chunks = tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256) or (int(2 ** math.ceil(math.log2(big / 256))),)
-    del P
+    chunks = (tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256)
+              or (int(2 ** math.ceil(math.log2(big / 256))),))
     return ServingProblem(
         model=m, hardware=h, requests=requests, rate_per_s=rate,
         ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
         max_chips=int(max_chips), modes=("agg", "disagg") if mode == "auto" else (mode,), precisions=precisions,
         specs=_specs(spec), efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
         objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
-        decode_base=dec, prefill_base=pre)
+        decode_base=dec, prefill_base=pre, precision_args=(weights, kv))
 
 
 def with_budget(problem: ServingProblem, max_chips: int) -> ServingProblem:

@@ -44,6 +44,7 @@ class ServingSolution:
         exhaustive_usd_per_mtok_output, gap: with ``verify``, the exhaustive answer and the relative gap.
         serving: the chosen deployment's ``cm.serve`` figures (``ServingPrediction.to_dict()``).
         objective: ``"output"`` or ``"total"``.
+        verified: the exhaustive path ran too (``verify=True``).
     """
 
     feasible: bool
@@ -70,6 +71,7 @@ class ServingSolution:
     gap: float | None = None
     serving: dict[str, Any] | None = None
     objective: str = "output"
+    verified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: :data:`CONTRACT_KEYS` plus ``usd_per_mtok``, ``usd_per_hour``, ``shadow_prices``,
@@ -80,14 +82,10 @@ class ServingSolution:
                  shadow_prices=dict(self.shadow_prices), space_size=self.space_size, fastest=self.fastest,
                  min_chips_needed=self.min_chips_needed, message=self.message, serving=self.serving)
         d["modes"] = {k: _mode_dict(v) for k, v in self.modes.items()}
-        if self.exhaustive_usd_per_mtok_output is not None or self.gap is not None or self.method == "verified":
+        if self.verified:
             d.update(exhaustive_usd_per_mtok_output=self.exhaustive_usd_per_mtok_output, gap=self.gap)
         return _finite(d)
 
-    def with_verification(self, exhaustive_usd: float | None, gap: float | None) -> "ServingSolution":
-        import dataclasses
-
-        return dataclasses.replace(self, exhaustive_usd_per_mtok_output=exhaustive_usd, gap=gap)
 
 
 def _mode_dict(s: "ServingSolution") -> dict[str, Any]:

@@ -1,0 +1,139 @@
+"""The serving flags of ``costmodel optimize`` (``--isl``/``--osl``/``--rate`` switch it to the deployment problem).
+
+``costmodel optimize --isl 1024 --osl 256 --rate 4 --ttft-ms 500 --tpot-ms 50`` answers the cheapest
+aggregated and disaggregated deployments side by side (:func:`costmodel.optimize_serving`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+from .common import fmt_seconds, fraction, print_json, ranged
+
+__all__ = ["add_arguments", "wanted", "run", "render"]
+
+MODES = ("agg", "disagg", "auto")
+OBJECTIVES = ("output", "total")
+_FLAGS = ("isl", "osl", "prefix_hit", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("serving deployment (--isl/--osl with --rate or --demand-tps: aggregated or "
+                             "disaggregated, replicas for the demand, TTFT with queueing)")
+    g.add_argument("--isl", type=ranged("input_tokens"), default=None, help="input (prompt) tokens per request")
+    g.add_argument("--osl", type=ranged("output_tokens"), default=None, help="output tokens per request")
+    g.add_argument("--prefix-hit", type=fraction, default=None,
+                   help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
+    g.add_argument("--rate", type=ranged("rate_per_s"), default=None, metavar="R",
+                   help="requests/s the deployment must sustain (or --demand-tps output tokens/s)")
+    g.add_argument("--mode", choices=MODES, default=None,
+                   help="agg, disagg or auto: both, each reported (default auto)")
+    g.add_argument("--spec-draft", default=None, metavar="MODEL|mtp",
+                   help="consider speculative decoding with a catalog draft model, or mtp")
+    g.add_argument("--spec-len", type=ranged("spec_length", integer=True), default=None, metavar="G",
+                   help="draft tokens per step")
+    g.add_argument("--spec-accept", type=fraction, default=None, metavar="A",
+                   help="probability a draft token is accepted, in [0, 1)")
+    g.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="output: USD per million output tokens; total: per million tokens in and out (default output)")
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    """Whether the serving deployment problem is asked for (any serving flag)."""
+    return any(getattr(args, f) is not None for f in _FLAGS)
+
+
+def _check(args: argparse.Namespace):
+    import costmodel as cm
+
+    if args.isl is None or args.osl is None:
+        given = [f"--{f.replace('_', '-')}" for f in _FLAGS if getattr(args, f) is not None]
+        raise ConfigError(f"{', '.join(given)}: the serving problem needs --isl and --osl (tokens per request)")
+    if (args.rate is None) == (args.demand_tps is None):
+        raise ConfigError("the serving problem needs exactly one of --rate (requests/s) and --demand-tps "
+                          "(output tokens/s)")
+    if args.math is not None:
+        raise ConfigError("--math does not apply to the serving problem; choose --weights (math follows them)")
+    spec = None
+    if args.spec_draft is not None:
+        if args.spec_len is None or args.spec_accept is None:
+            raise ConfigError("--spec-draft needs --spec-len G and --spec-accept A")
+        spec = cm.Speculative(args.spec_draft, args.spec_len, accept=args.spec_accept)
+    elif args.spec_len is not None or args.spec_accept is not None:
+        raise ConfigError("--spec-len/--spec-accept need --spec-draft MODEL|mtp")
+    return cm.Requests(args.isl, args.osl, args.prefix_hit or 0.0), spec
+
+
+def solve(args: argparse.Namespace, method: str, verify: bool = False):
+    from ..optimizer.serving import optimize_serving  # imports JAX: only when a search runs
+
+    requests, spec = _check(args)
+    return optimize_serving(
+        args.model, args.hardware, requests, rate_per_s=args.rate, demand_tps=args.demand_tps,
+        ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
+        max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
+        efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
+        method=method, verify=verify)
+
+
+def run(args: argparse.Namespace) -> int:
+    sol = solve(args, args.method, args.verify)
+    d = sol.to_dict()
+    if args.json:
+        print_json(d)
+    else:
+        print(render(d, args))
+    return 0
+
+
+def _ms(v) -> str:
+    return "-" if v is None else fmt_seconds(v)
+
+
+def _config_lines(c: dict | None) -> list[str]:
+    if not c:
+        return ["-", "-"]
+    spec = "" if not c.get("spec") else f", spec {c['spec']['draft']} x{c['spec']['length']}"
+    if "prefill" in c:
+        p, d = c["prefill"], c["decode"]
+        return [f"prefill {p['replicas']}x tp{p['tp']} pp{p['pp']} ep{p['ep']} b{p['batch']}",
+                f"decode {d['replicas']}x tp{d['tp']} pp{d['pp']} ep{d['ep']}, {d['weights']}/{d['kv']}{spec}"]
+    return [f"{c['replicas']}x tp{c['tp']} pp{c['pp']} ep{c['ep']} ({c['attention']})",
+            f"chunk {c['chunk']}, batch {c['batch']:g}, {c['weights']}/{c['kv']}{spec}"]
+
+
+def render(d: dict, args: argparse.Namespace) -> str:
+    """The two modes side by side, then the answer."""
+    modes = d["modes"]
+    names = list(modes)
+    rows = [("", names)]
+    cfg = [_config_lines(modes[n]["config"]) for n in names]
+    rows += [("config", [c[0] for c in cfg]), ("", [c[1] for c in cfg])]
+    rows += [
+        ("feasible", ["yes" if modes[n]["feasible"] else "NO" for n in names]),
+        ("chips", [str(modes[n]["chips"] or "-") for n in names]),
+        ("cost", ["-" if modes[n]["usd_per_mtok_output"] is None else
+                  f"${modes[n]['usd_per_mtok_output']:.4g}/M output tok" for n in names]),
+        ("TTFT", [_ms(modes[n]["ttft_s"]) for n in names]),
+        ("TPOT", [_ms(modes[n]["tpot_s"]) for n in names]),
+        ("tok/s per chip", ["-" if modes[n]["output_tokens_per_s_per_chip"] is None else
+                            f"{modes[n]['output_tokens_per_s_per_chip']:,.0f}" for n in names]),
+        ("binds", [str(modes[n]["binding"]) for n in names]),
+        ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
+                              f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
+    target = ", ".join(f"{k} <= {v:g} ms" for k, v in (("TTFT", args.ttft_ms), ("TPOT", args.tpot_ms)) if v is not None)
+    lines = [f"problem: {args.model} on {args.hardware}, ISL {args.isl:g} OSL {args.osl:g}, "
+             + (f"{args.rate:g} req/s" if args.rate is not None else f"{args.demand_tps:g} output tok/s")
+             + f", {target}, <= {args.max_chips} chips"]
+    lines += [f"  {k:<{width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(vals, cols)) for k, vals in rows]
+    lines.append(("answer: " if d["feasible"] else "INFEASIBLE: ") + d["message"])
+    if "gap" in d:
+        gap = "n/a" if d["gap"] is None else f"{d['gap']:.3%}"
+        ref = d["exhaustive_usd_per_mtok_output"]
+        lines.append(f"verify: exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}")
+    lines.append(f"solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms over {d['space_size']:,} configurations")
+    return "\n".join(lines)
