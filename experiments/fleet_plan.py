@@ -115,6 +115,8 @@ def main() -> None:
         print(f"big_fleet_total_time: {total:.1f} s")
         for m in p.models:
             print(f"big_fleet_model_{m.name}: {m.chips} {m.hardware} {m.mode}")
+    if not args.fleets:
+        return
     rng = np.random.default_rng(args.seed)
     agree, infeasible, times = 0, 0, []
     for _ in range(args.fleets):

@@ -283,3 +283,11 @@ def test_an_infeasible_fleet_names_the_model_and_what_it_would_need(capsys, tmp_
     out, err = capsys.readouterr()
     assert code == 0 and not err
     assert "INFEASIBLE" in out and f"chat needs {need['h100-sxm']['chips']} h100-sxm (1 free)" in out, out
+
+
+def test_the_command_line_spells_the_methods_of_the_planner_and_the_serving_optimiser():
+    from costmodel.cli import plan_cmd
+    from costmodel.fleet.plan import METHODS
+    from costmodel.optimizer.serving.api import METHODS as SERVING_METHODS
+
+    assert plan_cmd.METHODS == METHODS == SERVING_METHODS
