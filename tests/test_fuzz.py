@@ -33,7 +33,7 @@ from costmodel import list_hardware, list_models
 from costmodel.cli import common, main
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
-CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 12, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
+CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
                "hf-config": 120, "profile": 80, "plan": 40}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60

@@ -77,7 +77,8 @@ def test_tightening_a_target_never_lowers_the_cost(target):
 
 @pytest.mark.parametrize("kw", [dict(), dict(rate_per_s=50.0, tpot_s=0.015, max_chips=32),
                                 dict(requests=cm.Requests(4096, 1024), rate_per_s=1.0, ttft_s=1.0, tpot_s=0.01),
-                                dict(model="mixtral-8x7b", rate_per_s=5.0, ttft_s=0.5, tpot_s=0.03)])
+                                dict(requests=cm.Requests(8192, 128, prefix_hit=0.5), rate_per_s=8.0, ttft_s=0.4,
+                                     tpot_s=0.03, max_chips=64)])
 def test_gradient_equals_exhaustive(kw):
     g, e = opt(method="gradient", **kw), opt(**kw)
     assert g.feasible == e.feasible
@@ -99,11 +100,11 @@ def test_infeasible_target_answers_with_the_fastest_figures():
 
 
 def test_lack_of_chips_says_how_many():
-    sol = opt(rate_per_s=4000.0, ttft_s=None, tpot_s=0.05, max_chips=8, mode="agg")
+    sol = opt(rate_per_s=1000.0, ttft_s=None, tpot_s=0.05, max_chips=8, mode="agg")
     assert not sol.feasible and sol.binding == "chips"
-    bigger = opt(rate_per_s=4000.0, ttft_s=None, tpot_s=0.05, max_chips=sol.min_chips_needed, mode="agg")
+    bigger = opt(rate_per_s=1000.0, ttft_s=None, tpot_s=0.05, max_chips=sol.min_chips_needed, mode="agg")
     assert bigger.feasible and bigger.chips == sol.min_chips_needed
-    smaller = opt(rate_per_s=4000.0, ttft_s=None, tpot_s=0.05, max_chips=sol.min_chips_needed - 1, mode="agg")
+    smaller = opt(rate_per_s=1000.0, ttft_s=None, tpot_s=0.05, max_chips=sol.min_chips_needed - 1, mode="agg")
     assert not smaller.feasible
 
 

@@ -123,6 +123,13 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
                               f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
     ]
+    if not all(modes[n]["feasible"] for n in names):
+        def fastest(m):
+            f = m["fastest"]
+            return "-" if m["feasible"] or not f else (f"TTFT {_ms(f['ttft_s'])} ({f['ttft_chips']} chips), "
+                                                       f"TPOT {_ms(f['tpot_s'])} ({f['tpot_chips']} chips)")
+        rows += [("fastest", [fastest(modes[n]) for n in names]),
+                 ("chips needed", [str(modes[n]["min_chips_needed"] or "-") for n in names])]
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
     target = ", ".join(f"{k} <= {v:g} ms" for k, v in (("TTFT", args.ttft_ms), ("TPOT", args.tpot_ms)) if v is not None)

@@ -4,264 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from ...config import IDEAL, Efficiency
 from ...errors import ConfigError
 from ...serving.workload import Requests
-from .candidates import Frame, agg_frame, decode_frame, prefill_frame, ranked, space_size
-from .evaluate import aggregated_table, decode_table, pair_table
-from .exact import Deployment, confirm
-from .exhaustive import all_points, exhaustive_frame
-from .problem import MODE_NAMES, ServingProblem, make_serving_problem, with_budget
+from .answer import mode_answer, why
+from .candidates import space_size
+from .problem import MODE_NAMES, ServingProblem, make_serving_problem
+from .search import solve_mode
 from .solution import ServingSolution
 
-__all__ = ["optimize_serving", "METHODS"]
+__all__ = ["optimize_serving", "solve", "METHODS"]
 
 METHODS = ("gradient", "exhaustive")
-#: the budget tried, as a multiple of the given one, to say how many chips an infeasible problem needs
-BUDGET_FACTOR = 8
-#: and at most this many chips
-MAX_BUDGET = 4096
-_H = 0.01  # relative step of the target for the shadow prices
-
-
-@dataclass(frozen=True)
-class _Found:
-    deployment: Deployment | None
-    prediction: Any
-    frame: Frame
-    checks: int
-
-
-def _frame(problem: ServingProblem, mode: str, method: str) -> Frame:
-    if method == "exhaustive":
-        return exhaustive_frame(problem, mode)
-    from .gradient import gradient_frame
-
-    return gradient_frame(problem, mode)
-
-
-def _solve(problem: ServingProblem, mode: str, method: str) -> _Found:
-    frame = _frame(problem, mode, method)
-    d, s, checks = confirm(problem, ranked(problem, mode, frame))
-    return _Found(d, s, frame, checks)
-
-
-def _config(problem: ServingProblem, d: Deployment, s) -> dict[str, Any]:
-    prec = problem.precisions[d.prec]
-    spec = problem.specs[d.spec]
-    spec_d = None if spec is None else {"draft": spec.draft if isinstance(spec.draft, str) else spec.draft.name,
-                                         "length": spec.length, "accept": spec.acceptance}
-    tp, pp, ep = d.split
-    if d.mode == "agg":
-        n = tp * pp * ep
-        return {"tp": tp, "pp": pp, "ep": ep, "attention": d.attention, "batch": round(float(s.decode_batch), 2),
-                "replicas": d.replicas, "chips": d.replicas * n, "weights": prec.weights, "kv": prec.kv,
-                "chunk": d.chunk, "spec": spec_d}
-    a, b, c = d.prefill_split
-    return {"prefill": {"tp": a, "pp": b, "ep": c, "batch": d.prefill_batch, "replicas": d.prefill_replicas,
-                        "chips": d.prefill_replicas * a * b * c, "weights": prec.weights, "kv": prec.kv},
-            "decode": {"tp": tp, "pp": pp, "ep": ep, "batch": round(float(s.decode_batch), 2), "replicas": d.replicas,
-                       "chips": d.replicas * tp * pp * ep, "weights": prec.weights, "kv": prec.kv},
-            "chunk": None, "spec": spec_d}
-
-
-def _binding(problem: ServingProblem, d: Deployment) -> str | None:
-    """What sets the size of ``d``: the constraint that stops one replica from serving more (of the pool with
-    more chips), or ``None`` when one replica of each pool serves the rate with room to spare."""
-    f = d.figures
-    R = problem.rate_per_s
-    spare = f.get("goodput_per_s", f.get("d_goodput_per_s", 0.0)) > R * (1 + 1e-6)
-    if d.mode == "disagg":
-        spare = spare and f.get("prefill_goodput_per_s", 0.0) > R * (1 + 1e-6)
-    if spare and d.replicas == 1 and d.prefill_replicas <= 1:
-        return None
-    if d.mode == "agg":
-        for key, name in (("stop_tpot", "tpot"), ("stop_ttft", "ttft"), ("stop_memory", "memory")):
-            if f.get(key):
-                return name
-        return "demand"
-    n_p = d.prefill_replicas * int(np.prod(d.prefill_split))
-    n_d = d.replicas * int(np.prod(d.split))
-    if n_d >= n_p:
-        return "memory" if f.get("d_stop_memory") else ("tpot" if problem.tpot_s is not None else "demand")
-    return "ttft" if problem.ttft_s is not None else "demand"
-
-
-def _continuous_cost(problem: ServingProblem, d: Deployment, ttft_s, tpot_s) -> float:
-    """The objective of ``d``'s configuration with its replicas continuous (rate over goodput)."""
-    R = problem.rate_per_s
-    split = np.array([d.split])
-    prec = np.array([d.prec])
-    if d.mode == "agg":
-        t = aggregated_table(problem, split, prec, np.array([d.chunk]), d.attention, d.spec, ttft_s=ttft_s,
-                             tpot_s=tpot_s)
-        return float(problem.usd_per_mtok(R / t["goodput_per_s"][0] * np.prod(d.split)))
-    dec = decode_table(problem, split, prec, d.spec, tpot_s=tpot_s)
-    pre = prefill_frame(problem, {(*d.prefill_split, d.prec)})
-    i = int(np.flatnonzero(pre["prefill_batch"] == d.prefill_batch)[0])
-    pre = {k: v[i:i + 1] for k, v in pre.items()}
-    pair = pair_table(problem, pre, dec, pre["prefill_batch"], ttft_s=ttft_s)
-    chips = (R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split)
-             + R / dec["goodput_per_s"][0] * np.prod(d.split))
-    return float(problem.usd_per_mtok(chips))
-
-
-def _shadow_prices(problem: ServingProblem, d: Deployment) -> dict[str, float]:
-    """d(objective)/d(target) in USD per Mtok per ms, by a one-sided difference at ``d``'s configuration."""
-    out = {"ttft": 0.0, "tpot": 0.0}
-    with np.errstate(all="ignore"):
-        base = _continuous_cost(problem, d, problem.ttft_s, problem.tpot_s)
-        for name in ("ttft", "tpot"):
-            target = getattr(problem, f"{name}_s")
-            if target is None:
-                continue
-            looser = {"ttft_s": problem.ttft_s, "tpot_s": problem.tpot_s, f"{name}_s": target * (1 + _H)}
-            v = (_continuous_cost(problem, d, **looser) - base) / (target * _H * 1e3)
-            out[name] = float(v) if np.isfinite(v) else 0.0
-    return out
-
-
-def _fastest(problem: ServingProblem, mode: str) -> dict[str, Any] | None:
-    """The fastest TTFT and TPOT the tables give at the demand within the budget (no targets), and the chips
-    of each, or ``None`` when nothing fits or keeps up."""
-    pts = all_points(problem)
-    M = problem.max_chips
-    if mode == "agg":
-        f = agg_frame(problem, pts, ttft_s=None, tpot_s=None, rate_per_s=("spread", M))
-        if not f:
-            return None
-        ok = np.flatnonzero(f["feasible"] & (f["replicas"] == 1))  # one replica's share keeps up
-        if not len(ok):
-            return None
-        held = (M // f["chips_per_replica"]) * f["chips_per_replica"]
-        i, j = ok[np.argmin(f["ttft_s"][ok])], ok[np.argmin(f["tpot_s"][ok])]
-        return {"ttft_s": float(f["ttft_s"][i]), "ttft_chips": int(held[i]),
-                "tpot_s": float(f["tpot_s"][j]), "tpot_chips": int(held[j])}
-    pre = prefill_frame(problem, pts)
-    dec0 = decode_frame(problem, pts, tpot_s=None)
-    if not pre or not pre["fits"].any() or not dec0 or not dec0["feasible"].any():
-        return None
-    min_pre = int(pre["chips_per_replica"][pre["fits"]].min())
-    dec_chips = dec0["replicas"] * dec0["chips_per_replica"]
-    min_dec = float(dec_chips[dec0["feasible"]].min())
-    if min_pre + min_dec > M:
-        return None
-    dec = decode_frame(problem, pts, tpot_s=None, rate_per_s=("spread", M - min_pre))
-    ok = np.flatnonzero(dec["feasible"] & (dec["replicas"] == 1) & (dec["chips_per_replica"] <= M - min_pre))
-    if not len(ok):
-        return None
-    j = ok[np.argmin(dec["tpot_s"][ok])]
-    best_dec = {k: v[[int(np.argmin(np.where(dec0["feasible"], dec_chips, np.inf)))]] for k, v in dec0.items()}
-    room = M - min_dec
-    fit = np.flatnonzero(pre["fits"] & (pre["chips_per_replica"] <= room))
-    p = {k: v[fit] for k, v in pre.items()}
-    r_max = np.maximum(room // p["chips_per_replica"], 1)
-    pair = pair_table(problem, p, best_dec, p["prefill_batch"], ttft_s=None, rate_per_s=problem.rate_per_s / r_max)
-    if not pair["feasible"].any():
-        return None
-    ttft = np.where(pair["feasible"], pair["ttft_s"], np.inf)
-    i = int(np.argmin(ttft))
-    return {"ttft_s": float(ttft[i]), "ttft_chips": int(r_max[i] * p["chips_per_replica"][i] + min_dec),
-            "tpot_s": float(dec["tpot_s"][j]),
-            "tpot_chips": int((M - min_pre) // dec["chips_per_replica"][j] * dec["chips_per_replica"][j] + min_pre)}
-
-
-def _min_chips(problem: ServingProblem, mode: str, method: str) -> int | None:
-    """The fewest chips that make ``mode`` feasible, if a budget of ``BUDGET_FACTOR`` times the given one
-    does: the answer there is the cheapest, so its chips are the fewest (``None`` otherwise)."""
-    bigger = with_budget(problem, min(problem.max_chips * BUDGET_FACTOR, MAX_BUDGET))
-    if bigger.max_chips <= problem.max_chips:
-        return None
-    try:
-        found = _solve(bigger, mode, method)
-    except ConfigError:  # too many splits at this budget
-        return None
-    return None if found.deployment is None else int(found.deployment.chips)
-
-
-def _describe(problem: ServingProblem, mode: str, c: dict) -> str:
-    if mode == "agg":
-        return (f"{c['replicas']} x (tp={c['tp']} pp={c['pp']} ep={c['ep']}, {c['attention']}-sharded attention, "
-                f"chunk {c['chunk']})")
-    p, d = c["prefill"], c["decode"]
-    return (f"prefill {p['replicas']} x (tp={p['tp']} pp={p['pp']} ep={p['ep']}, {p['batch']} per prefill) + "
-            f"decode {d['replicas']} x (tp={d['tp']} pp={d['pp']} ep={d['ep']})")
-
-
-def _mode_answer(problem: ServingProblem, mode: str, found: _Found, method: str, space: int, t0: float
-                 ) -> ServingSolution:
-    name = MODE_NAMES[mode]
-    hw = problem.hardware.name
-    if found.deployment is None:
-        fastest = _fastest(problem, mode)
-        need = _min_chips(problem, mode, method)
-        targets = " and ".join(f"{k.upper()} {v * 1e3:.3g} ms" for k, v in
-                               (("ttft", problem.ttft_s), ("tpot", problem.tpot_s)) if v is not None) or "the demand"
-        if need is not None:
-            binding = "chips"
-            msg = (f"{name}: no deployment serves {problem.rate_per_s:.4g} req/s within {targets} on "
-                   f"{problem.max_chips} {hw}; it needs {need} chips")
-        else:
-            miss = [k for k in ("ttft", "tpot") if fastest and getattr(problem, f"{k}_s") is not None
-                    and fastest[f"{k}_s"] > getattr(problem, f"{k}_s")]
-            binding = miss[0] if miss else ("memory" if fastest is None else "demand")
-            msg = (f"{name}: no deployment serves {problem.rate_per_s:.4g} req/s within {targets} on "
-                   f"{problem.max_chips} {hw}")
-        if fastest:
-            msg += (f"; the fastest achievable at this rate is TTFT {fastest['ttft_s'] * 1e3:.3g} ms "
-                    f"({fastest['ttft_chips']} chips) and TPOT {fastest['tpot_s'] * 1e3:.3g} ms "
-                    f"({fastest['tpot_chips']} chips)")
-        elif need is None:
-            msg += "; nothing fits in memory and keeps up with the rate within the budget: allow more chips or " \
-                   "lower precision"
-        return ServingSolution(
-            feasible=False, mode=None, config=None, usd_per_mtok_output=None, usd_per_mtok_input=None,
-            usd_per_mtok=None, usd_per_hour=None, ttft_s=None, tpot_s=None, output_tokens_per_s_per_chip=None,
-            chips=None, binding=binding, shadow_prices={"ttft": 0.0, "tpot": 0.0}, method=method,
-            wall_time_s=time.perf_counter() - t0, space_size=space, fastest=fastest, min_chips_needed=need,
-            message=msg + ".", objective=problem.objective)
-    d, s = found.deployment, found.prediction
-    chips = d.chips
-    usd_per_hour = chips * problem.usd_per_chip_hour
-    out_mtok_h = problem.rate_per_s * problem.requests.output_tokens * 3600 / 1e6
-    in_mtok_h = problem.rate_per_s * problem.requests.input_tokens * 3600 / 1e6
-    cfg = _config(problem, d, s)
-    binding = _binding(problem, d)
-    why = (f"the {binding} constraint binds" if binding else
-           "one replica serves the rate with room to spare")
-    msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
-           f"output tokens, TTFT {s.ttft_s * 1e3:.3g} ms, TPOT {s.tpot_s * 1e3:.3g} ms; {why}")
-    return ServingSolution(
-        feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
-        usd_per_mtok_input=usd_per_hour / in_mtok_h, usd_per_mtok=float(problem.usd_per_mtok(chips)),
-        usd_per_hour=usd_per_hour, ttft_s=float(s.ttft_s), tpot_s=float(s.tpot_s),
-        output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
-        shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
-        space_size=space, message=msg + ".", serving=s.to_dict(), objective=problem.objective)
-
-
-def _why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
-    ok = {m: a for m, a in answers.items() if a.feasible}
-    parts = [a.message.rstrip(".") for a in answers.values()]
-    if len(ok) == 2:
-        win, lose = sorted(ok.values(), key=lambda a: (a.usd_per_mtok, a.tpot_s))
-        if win.chips == lose.chips:
-            return "; ".join(parts) + f". Both modes cost the same; {win.mode} has the lower TPOT."
-        saving = 1 - win.usd_per_mtok / lose.usd_per_mtok
-        price = lose.shadow_prices.get(lose.binding, 0.0) if lose.binding in ("ttft", "tpot") else 0.0
-        extra = (f"; each ms of {lose.binding.upper()} target is worth ${-price:.3g}/Mtok to it" if price < 0 else "")
-        limit = f"its {lose.binding} constraint binds" if lose.binding else "its smallest deployment has room to spare"
-        return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} cheaper: {lose.mode} would need "
-                f"{lose.chips - win.chips} fewer chips to match ({limit}{extra}).")
-    if len(ok) == 1:
-        (win,) = ok.values()
-        return "; ".join(parts) + f". {win.mode.capitalize()} is the only mode that meets the targets."
-    return "; ".join(parts) + "."
 
 
 def optimize_serving(
@@ -331,12 +86,12 @@ def solve(problem: ServingProblem, method: str = "gradient", verify: bool = Fals
     for mode in problem.modes:
         space = space_size(problem, mode)
         total += space
-        answers[MODE_NAMES[mode]] = _mode_answer(problem, mode, _solve(problem, mode, method), method, space, t0)
+        answers[MODE_NAMES[mode]] = mode_answer(problem, mode, solve_mode(problem, mode, method), method, space, t0)
     ok = [a for a in answers.values() if a.feasible]
-    why = _why(problem, answers)
+    reason = why(problem, answers)
     if ok:
         win = min(ok, key=lambda a: (a.usd_per_mtok, a.tpot_s))
-        sol = dataclasses.replace(win, modes=answers, space_size=total, message=why)
+        sol = dataclasses.replace(win, modes=answers, space_size=total, message=reason)
     else:
         needs = [a.min_chips_needed for a in answers.values() if a.min_chips_needed is not None]
         fast = [a.fastest for a in answers.values() if a.fastest]
@@ -347,7 +102,7 @@ def solve(problem: ServingProblem, method: str = "gradient", verify: bool = Fals
             fastest = {"ttft_s": fast[i]["ttft_s"], "ttft_chips": fast[i]["ttft_chips"],
                        "tpot_s": fast[j]["tpot_s"], "tpot_chips": fast[j]["tpot_chips"]}
         first = next(iter(answers.values()))
-        sol = dataclasses.replace(first, modes=answers, space_size=total, message=why, fastest=fastest,
+        sol = dataclasses.replace(first, modes=answers, space_size=total, message=reason, fastest=fastest,
                                   min_chips_needed=min(needs) if needs else None,
                                   binding="chips" if needs else first.binding)
     sol = dataclasses.replace(sol, wall_time_s=time.perf_counter() - t0)

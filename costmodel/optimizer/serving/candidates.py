@@ -159,7 +159,8 @@ def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) ->
         if mode == "agg":
             out.append(Deployment("agg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["replicas"][i]),
                                   (int(frame["tp"][i]), int(frame["pp"][i]), int(frame["ep"][i])),
-                                  attention=ATTENTION_OPTIONS[int(frame["attention"][i])], chunk=int(frame["chunk"][i]), figures=fig))
+                                  attention=ATTENTION_OPTIONS[int(frame["attention"][i])],
+                                  chunk=int(frame["chunk"][i]), figures=fig))
         else:
             out.append(Deployment("disagg", int(frame["prec"][i]), int(frame["spec"][i]), int(frame["d_replicas"][i]),
                                   (int(frame["d_tp"][i]), int(frame["d_pp"][i]), int(frame["d_ep"][i])),

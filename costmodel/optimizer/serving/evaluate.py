@@ -79,7 +79,7 @@ def _draft_row(problem: ServingProblem, draft_name, split: tuple[int, int, int],
     """Inputs of a draft model on the target's split (``None`` when the split cannot hold it)."""
     sc = problem.decode_base
     try:
-        dsc = scenario(load_model(draft_name), sc.hardware, Workload(), Parallel(tp=split[0], pp=split[1], ep=1),
+        dsc = scenario(load_model(draft_name), sc.hardware, Workload(), Parallel(tp=split[0], pp=split[1], ep=split[2]),
                        dataclasses.replace(problem.precision_of(prec), weights=None, math=None),
                        problem.efficiency, problem.usd_per_chip_hour)
     except CostModelError:
@@ -404,5 +404,6 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
     with np.errstate(divide="ignore", invalid="ignore"):
         late = np.maximum(np.log(base / ttft_s), 0.0) if ttft_s is not None else 0.0
     violation = dec["violation"] + pre["memory_excess"] + late
-    return {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p, "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
+    return {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p,
+            "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
             "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}

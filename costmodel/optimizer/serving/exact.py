@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...config import Parallel
+from ...errors import CostModelError
 from ...serving.api import serve
 from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
@@ -94,8 +95,11 @@ def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int =
         if checks >= max_checks or (best is not None and d.chips >= best.chips):
             break
         while checks < max_checks and d.chips <= problem.max_chips and (best is None or d.chips < best.chips):
-            s = serve_deployment(problem, d)
             checks += 1
+            try:
+                s = serve_deployment(problem, d)
+            except CostModelError:  # e.g. a draft model the split cannot hold
+                break
             ok = meets_targets(problem, s)
             if all(ok.values()):
                 best, best_pred = d, s

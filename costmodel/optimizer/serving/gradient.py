@@ -2,9 +2,10 @@ r"""The gradient path: the decode optimiser's relaxation for starting splits, th
 
 The serving problem is relaxed to the decode problem of :mod:`costmodel.optimizer.gradient`:
 decoding sequences at the mean context ``S̄ = I + O/2`` within the TPOT target at the demand
-``R·O`` output tokens/s (TTFT: one prompt's prefill and a step, no queue), in log variables ``(log B, log tp, log pp, log ep)``, solved by the
-augmented Lagrangian with optax for every precision. This leaves out the prompts (their chunks and
-their queue), so it is a relaxation: it cannot cost more than the serving problem. Its optimum is rounded to the split lattice
+``R·O`` output tokens/s, with TTFT as one prompt's prefill and a step, in log variables
+``(log B, log tp, log pp, log ep)``, solved by the augmented Lagrangian with optax for every
+precision. It leaves out the prompts' chunks in the decode steps and their queue, so it is a
+relaxation: it cannot cost more than the serving problem. Its optimum is rounded to the split lattice
 (:func:`costmodel.optimizer.search.round_to_lattice`) and a hill climb with the vectorised
 deployment model (:mod:`.evaluate`) moves to the best neighbouring split
 (:func:`costmodel.optimizer.search._neighbours`: one lattice step in any combination, every value
