@@ -13,6 +13,7 @@ Example:
 
 from ._lazy import lazy_getattr
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .engines import ENGINES, with_engine
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
 from .serving.workload import Disaggregated, Load, Pool, Requests, Speculative
@@ -35,6 +36,9 @@ _LAZY = {
     "Prediction": "prediction",
     "evaluate": "prediction",
     "predict": "prediction",
+    "predict_many": "prediction",
+    "evaluate_many": "prediction",
+    "set_cache": "cache",
     "load_profile": "calibrate",
     "list_profiles": "calibrate",
     "optimize": "optimizer",
@@ -57,6 +61,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "IDEAL",
+    "ENGINES",
     "ConfigError",
     "CostModelError",
     "Disaggregated",
@@ -82,9 +87,11 @@ __all__ = [
     "UnknownNameError",
     "Workload",
     "evaluate",
+    "evaluate_many",
     "list_hardware",
     "list_models",
     "list_profiles",
+    "with_engine",
     "load_hardware",
     "load_fleet",
     "load_model",
@@ -94,9 +101,11 @@ __all__ = [
     "optimize_serving",
     "plan",
     "predict",
+    "predict_many",
     "scenario",
     "serve",
     "sweep",
     "sensitivities",
+    "set_cache",
     "write_report",
 ]

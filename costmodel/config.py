@@ -135,7 +135,10 @@ class Efficiency:
     """Achievable fractions of peak and fixed overheads (docs/theory.md §5.6).
 
     The default is the ideal roofline: every peak reached, no kernel overhead,
-    all of HBM usable. Calibrated profiles come from :mod:`costmodel.calibrate`.
+    all of HBM usable. ``memory_fraction``, ``kv_memory_fraction`` and
+    ``activations_in_budget`` are a serving engine's memory rule (the KV cache gets
+    ``kv_memory_fraction·(memory_fraction·M − weights − activations_in_budget·activations)``;
+    :mod:`costmodel.engines` holds the presets of vLLM, TensorRT-LLM and SGLang). Calibrated profiles come from :mod:`costmodel.calibrate`.
     ``collective_latency_s`` replaces the chip's spec value when set (a calibrated
     profile fits it), so an efficiency taken from one prediction predicts the same
     numbers when passed to another.
@@ -149,16 +152,38 @@ class Efficiency:
     memory_fraction: float = 1.0
     name: str = "ideal"
     collective_latency_s: float | None = None
+    kv_memory_fraction: float = 1.0
+    activations_in_budget: float = 1.0
+    collective_step_latency_s: float | None = None
+    launch_overhead_s: float = 0.0
+    cuda_graphs: float = 1.0
+    dequant_flops_8bit: float = 0.0
+    dequant_flops_4bit: float = 0.0
+    low_precision_flops_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"))
-        _positive(self, ("kernel_overhead_s", "kernels_per_layer"), allow_zero=True)
+        _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction",
+                         "kv_memory_fraction", "low_precision_flops_factor"))
+        _positive(self, ("kernel_overhead_s", "kernels_per_layer", "activations_in_budget"), allow_zero=True)
         check_in_range("kernel_overhead_s", self.kernel_overhead_s, 0, 1.0, "seconds")
         check_in_range("kernels_per_layer", self.kernels_per_layer, 0, 10_000)
-        if self.collective_latency_s is not None:
-            _positive(self, ("collective_latency_s",), allow_zero=True)
-            check_in_range("collective_latency_s", self.collective_latency_s, 0, 1.0, "seconds")
-        for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction"):
+        for f in ("collective_latency_s", "collective_step_latency_s"):
+            if getattr(self, f) is not None:
+                _positive(self, (f,), allow_zero=True)
+                check_in_range(f, getattr(self, f), 0, 1.0, "seconds")
+        _positive(self, ("launch_overhead_s", "cuda_graphs", "dequant_flops_8bit", "dequant_flops_4bit"),
+                  allow_zero=True)
+        check_in_range("launch_overhead_s", self.launch_overhead_s, 0, 1.0, "seconds")
+        check_in_range("dequant_flops_8bit", self.dequant_flops_8bit, 0, 1e4, "FLOP per weight element")
+        check_in_range("dequant_flops_4bit", self.dequant_flops_4bit, 0, 1e4, "FLOP per weight element")
+        if not 0 <= self.cuda_graphs <= 1:
+            raise ConfigError(f"cuda_graphs is the fraction of steps replayed from a CUDA graph and must be "
+                              f"in [0, 1], got {self.cuda_graphs}")
+        if not 0 <= self.activations_in_budget <= 1:
+            raise ConfigError(f"activations_in_budget is 1 when the engine's memory budget counts activations, "
+                              f"0 when they live outside it, and must be in [0, 1], got {self.activations_in_budget}")
+        for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
+                  "low_precision_flops_factor"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 
@@ -167,10 +192,10 @@ class Efficiency:
         return {f.name: float(v) for f in fields(self) if f.name != "name" and (v := getattr(self, f.name)) is not None}
 
     def hardware(self, hw: HardwareSpec) -> HardwareSpec:
-        """``hw`` with the chip numbers this profile replaces (the collective latency, when set)."""
-        if self.collective_latency_s is None:
-            return hw
-        return hw.replace(collective_latency_s=self.collective_latency_s)
+        """``hw`` with the chip numbers this profile replaces (the collective latencies, when set)."""
+        over = {f: v for f in ("collective_latency_s", "collective_step_latency_s")
+                if (v := getattr(self, f)) is not None}
+        return hw.replace(**over) if over else hw
 
 
 IDEAL = Efficiency()

@@ -104,7 +104,9 @@ class Calibrated:
 
     def inputs(self, hw: HardwareSpec) -> dict[str, float]:
         """Model inputs (symbol name -> value) this calibration sets for ``hw``."""
-        return self.efficiency.inputs() | {"collective_latency_s": float(self.hardware(hw).collective_latency_s)}
+        h = self.hardware(hw)
+        return self.efficiency.inputs() | {"collective_latency_s": float(h.collective_latency_s),
+                                           "collective_step_latency_s": float(h.collective_step_latency_s)}
 
 
 def list_profiles() -> list[str]:

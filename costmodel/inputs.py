@@ -30,6 +30,16 @@ def math_the_chip_runs(hardware: HardwareSpec, math: str) -> str:
     return next((p for p in _FALLBACK_MATH if p in hardware.flops_per_s), math)
 
 
+def weight_only_flags(weights: str, math: str) -> dict[str, float]:
+    """``weight_only_8bit`` and ``weight_only_4bit``: 1 when weights of that width are stored narrower
+    than the math format and dequantised before every multiply (weight-only quantisation), else 0;
+    ``low_precision_math``: 1 when the math runs in an 8-bit or narrower format."""
+    bw, bm = bytes_per_element(weights), bytes_per_element(math)
+    narrow = bw < bm
+    return {"weight_only_8bit": float(narrow and bw == 1.0), "weight_only_4bit": float(narrow and bw < 1.0),
+            "low_precision_math": float(bm <= 1.0)}
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A fully resolved, validated configuration: everything one prediction needs.
@@ -67,6 +77,7 @@ class Scenario:
         vals.update(
             usd_per_chip_hour=float(self.usd_per_chip_hour),
             weight_bytes=bytes_per_element(self.weights),
+            **weight_only_flags(self.weights, self.math),
             kv_bytes=bytes_per_element(self.kv),
             activation_bytes=bytes_per_element(self.activations),
             dispatch_bytes=bytes_per_element(self.dispatch or self.activations),
@@ -93,19 +104,21 @@ def scenario(
     precision: Precision = Precision(),
     efficiency: Efficiency | str = IDEAL,
     usd_per_chip_hour: float | None = None,
+    layout: str = "1d-ws",
 ) -> Scenario:
     """Resolve names and defaults and validate everything; raise a clear error on bad input.
 
     ``efficiency`` is an :class:`Efficiency`, or a profile: ``"ideal"``, ``"calibrated"`` or the
     path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
-    collective latency (``Efficiency.collective_latency_s``).
+    collective latency (``Efficiency.collective_latency_s``). ``layout`` (``Rules.layout``) decides
+    which tensor-parallel degrees split the heads (:func:`costmodel.parallel.check_parallel`).
     """
     check_type("workload", workload, Workload)
     check_type("parallel", parallel, Parallel)
     check_type("precision", precision, Precision)
     m, h = load_model(model), load_hardware(hardware)
     efficiency, h = resolve_efficiency(efficiency, h, workload.phase)
-    check_parallel(m, parallel)
+    check_parallel(m, parallel, layout, mesh_of(parallel, h))
     weights = precision.weights or m.native_precision
     math = precision.math or default_math_precision(weights)
     if precision.weights is None and precision.math is None:

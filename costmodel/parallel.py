@@ -6,6 +6,8 @@ degrees, e.g. ``tp=6 must divide 64 heads; valid: 1, 2, 4, 8, 16, 32, 64``.
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 
 from .config import Parallel
@@ -17,7 +19,12 @@ __all__ = ["divisors", "check_parallel", "valid_degrees", "default_mesh", "mesh_
 
 def divisors(n: int) -> list[int]:
     """All positive divisors of ``n``, ascending (:func:`sympy.divisors`: factorises, never scans to ``n``)."""
-    return [int(d) for d in sympy.divisors(int(n))]
+    return list(_divisors(int(n)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(int(d) for d in sympy.divisors(n))
 
 
 def valid_degrees(model: ModelSpec) -> dict[str, list[int]]:
@@ -33,9 +40,23 @@ def valid_degrees(model: ModelSpec) -> dict[str, list[int]]:
     }
 
 
-def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
-    """Raise a :class:`ConfigError` if ``parallel`` cannot split ``model``."""
+def check_parallel(model: ModelSpec, parallel: Parallel, layout: str = "1d-ws",
+                   mesh: tuple[int, int, int] | None = None) -> None:
+    """Raise a :class:`ConfigError` if ``parallel`` cannot split ``model`` under ``layout``.
+
+    1D weight-stationary shards the heads over all ``tp`` chips, so ``tp`` divides them. The 2D
+    and weight-gathered layouts shard the heads over the ``Y·Z`` part of the ``X×Y×Z`` mesh only
+    (weights ``E_x F_yz``, Pope et al. 2022 section 3.2; docs/theory.md §13.2): PaLM 540B's 48 heads
+    on 64 chips as 4×4×4 are 3 per ``yz`` group.
+    """
     valid = valid_degrees(model)
+    if layout != "1d-ws" and mesh is not None and parallel.tp > 1:
+        yz = mesh[1] * mesh[2]
+        if model.n_heads % yz:
+            raise ConfigError(f"tp={parallel.tp} on mesh {'x'.join(map(str, mesh))} with layout {layout} shards "
+                              f"{model.n_heads} heads of {model.name} over Y*Z = {yz} chips; Y*Z must divide "
+                              f"the heads (divisors: {', '.join(map(str, divisors(model.n_heads)))})")
+        valid = {**valid, "tp": [parallel.tp]}
     what = {"tp": f"{model.n_heads} heads", "pp": f"{model.n_layers} layers",
             "ep": f"{model.n_experts} experts" if model.mlp == "moe" else "a dense model (no experts)"}
     for name, allowed in valid.items():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from .compile import compiled
 from .errors import ConfigError
@@ -13,7 +16,7 @@ from .limits import check_type
 from .specs import HardwareSpec, ModelSpec
 from .symbolic import Rules, fits_in_memory
 
-__all__ = ["Prediction", "predict", "evaluate", "bound_of", "breakdown_of"]
+__all__ = ["Prediction", "predict", "predict_many", "evaluate", "evaluate_many", "bound_of", "breakdown_of"]
 
 _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
@@ -145,8 +148,7 @@ def evaluate(sc: Scenario, rules: Rules = Rules()) -> Prediction:
     check_type("scenario", sc, Scenario)
     check_type("rules", rules, Rules)
     with _float64():  # one configuration: float64 costs nothing and keeps JSON free of float32 artefacts
-        out = compiled(sc.model.structure, rules)(sc.inputs())
-        return Prediction(sc, rules, {k: float(v) for k, v in out.items()})
+        return Prediction(sc, rules, compiled(sc.model.structure, rules).values(sc.inputs()))
 
 
 def _float64():
@@ -201,5 +203,112 @@ def predict(
     rules = rules or Rules(phase=workload.phase)
     if rules.phase != workload.phase:
         rules = replace(rules, phase=workload.phase)
-    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour)
+    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour, rules.layout)
     return evaluate(sc, rules)
+
+
+def _bucket(n: int) -> int:
+    """Columns padded to a power of two (at least 8), so that the compiled shapes repeat."""
+    return max(8, 1 << max(n - 1, 0).bit_length())
+
+
+def evaluate_many(scenarios: Sequence[Scenario], rules: Rules = Rules()) -> dict[str, np.ndarray]:
+    """Evaluate many resolved scenarios in one compiled call per model structure.
+
+    Returns columns: every model output as a float64 array with one entry per scenario (in order),
+    plus ``fits`` (bool) and ``bound`` (str), as :class:`Prediction` reports them one at a time.
+    The values equal :func:`evaluate`'s. Scenarios of structures without some output
+    (there are none today) would get NaN there.
+    """
+    check_type("rules", rules, Rules)
+    scenarios = list(scenarios)
+    for sc in scenarios:
+        check_type("scenario", sc, Scenario)
+    if not scenarios:
+        raise ConfigError("evaluate_many needs at least one scenario, got none")
+    groups: dict[Any, list[int]] = {}
+    for i, sc in enumerate(scenarios):
+        groups.setdefault(sc.model.structure, []).append(i)
+    cols: dict[str, np.ndarray] = {}
+    with _float64():
+        for structure, idx in groups.items():
+            model = compiled(structure, rules)
+            rows = [sc.inputs() for sc in (scenarios[i] for i in idx)]
+            size = _bucket(len(idx))
+            packed = np.empty((len(model.input_names), size))
+            for j, name in enumerate(model.input_names):
+                col = [r[name] for r in rows]
+                packed[j, : len(col)] = col
+                packed[j, len(col):] = col[-1]
+            out = model.packed(packed)[:, : len(idx)]
+            for j, name in enumerate(model.output_names):
+                cols.setdefault(name, np.full(len(scenarios), np.nan))[idx] = out[j]
+    cols["fits"] = np.asarray(fits_in_memory(cols))
+    cols["bound"] = np.array([bound_of({k: cols[k][i] for k in ("compute_s", "weights_s", "kv_s", "communication_s")})
+                              for i in range(len(scenarios))])
+    return cols
+
+
+def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = None) -> dict[str, np.ndarray]:
+    """Predict many configurations at once: a list of configurations in, columns out.
+
+    Each configuration is a mapping of :func:`predict`'s arguments (``model`` and ``hardware``
+    required; ``workload``, ``parallel``, ``precision``, ``efficiency``, ``usd_per_chip_hour``
+    optional). Validation is per configuration, as in :func:`predict`; evaluation is one compiled
+    call per model structure and phase instead of one per configuration.
+
+    Returns:
+        Columns as in :func:`evaluate_many`, one entry per configuration, in order.
+
+    Raises:
+        CostModelError: as :func:`predict`, naming the configuration's index.
+
+    Example:
+        >>> import costmodel as cm
+        >>> cols = cm.predict_many([{"model": "llama-3-70b", "hardware": "h100-sxm",
+        ...                          "workload": cm.Workload(batch=b, context=8192),
+        ...                          "parallel": cm.Parallel(tp=8)} for b in (1, 64, 256)])
+        >>> [round(t * 1e3, 2) for t in cols["step_time_s"].tolist()]  # ms per decode step
+        [7.73, 14.68, 35.87]
+        >>> p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=64, context=8192), parallel=cm.Parallel(tp=8))
+        >>> bool(cols["step_time_s"][1] == p.step_time_s), str(cols["bound"][1]) == p.bound
+        (True, True)
+    """
+    if rules is not None:
+        check_type("rules", rules, Rules)
+    allowed = {"model", "hardware", "workload", "parallel", "precision", "efficiency", "usd_per_chip_hour"}
+    scenarios, phases = [], []
+    for i, c in enumerate(configs):
+        if not isinstance(c, Mapping):
+            raise ConfigError(f"configs[{i}] must be a mapping of predict's arguments, got {type(c).__name__}")
+        extra = sorted(set(c) - allowed)
+        missing = sorted({"model", "hardware"} - set(c))
+        if extra or missing:
+            raise ConfigError(f"configs[{i}]: " + (f"unknown keys {', '.join(extra)}" if extra else
+                                                   f"missing {', '.join(missing)}")
+                              + f"; allowed: {', '.join(sorted(allowed))}")
+        wl = c.get("workload", Workload())
+        check_type(f"configs[{i}].workload", wl, Workload)
+        try:
+            scenarios.append(scenario(c["model"], c["hardware"], wl, c.get("parallel", Parallel()),
+                                      c.get("precision", Precision()), c.get("efficiency", IDEAL),
+                                      c.get("usd_per_chip_hour")))
+        except ConfigError as e:
+            raise type(e)(f"configs[{i}]: {e}") from None
+        phases.append(wl.phase)
+    if not scenarios:
+        raise ConfigError("predict_many needs at least one configuration, got none")
+    base = rules or Rules()
+    by_phase: dict[str, list[int]] = {}
+    for i, ph in enumerate(phases):
+        by_phase.setdefault(ph, []).append(i)
+    cols: dict[str, np.ndarray] = {}
+    for ph, idx in by_phase.items():
+        part = evaluate_many([scenarios[i] for i in idx], replace(base, phase=ph))
+        for k, v in part.items():
+            if k not in cols:
+                cols[k] = np.empty(len(scenarios), dtype=v.dtype) if v.dtype != object else np.empty(len(scenarios), object)
+                if v.dtype.kind == "f":
+                    cols[k][:] = np.nan
+            cols[k][idx] = v
+    return cols

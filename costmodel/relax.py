@@ -21,11 +21,13 @@ steers the search.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import sympy as sp
 
+from .compile import lambdified
 from .specs.model import ModelStructure
 from .symbolic import Rules, outputs
 
@@ -33,7 +35,7 @@ __all__ = ["relax_expr", "RelaxedModel", "relaxed", "SHARPNESS"]
 
 SHARPNESS = "sharpness"
 _TINY = 1e-30
-_HALF_OCTAVE = 0.5 * float(jnp.log(2.0))
+_HALF_OCTAVE = 0.5 * math.log(2.0)
 
 _smax, _smin, _ssel = sp.Function("smooth_max"), sp.Function("smooth_min"), sp.Function("smooth_select")
 
@@ -96,13 +98,13 @@ class RelaxedModel:
 
     def __init__(self, structure: ModelStructure, rules: Rules, names: tuple[str, ...] | None = None):
         k = sp.Symbol(SHARPNESS, positive=True)
-        exprs = outputs(structure, rules)
-        exprs = {n: exprs[n] for n in (names or exprs)}
-        self.output_names = tuple(exprs)
-        relaxed_exprs = [relax_expr(sp.sympify(e), k) for e in exprs.values()]
-        free = sorted(set().union(*(e.free_symbols for e in relaxed_exprs)), key=lambda s: s.name)
-        self.input_names = tuple(s.name for s in free)
-        self._fn = sp.lambdify(free, relaxed_exprs, modules=[_MODULE, "jax"], cse=True)
+
+        def build():
+            exprs = outputs(structure, rules)
+            return {n: relax_expr(sp.sympify(exprs[n]), k) for n in (names or exprs)}
+
+        self._fn, self.input_names, self.output_names, self.source = lambdified(
+            ("relaxed", structure, rules, names), build, [_MODULE, "jax"])
 
     def raw(self, inputs) -> dict[str, jax.Array]:
         """Evaluate (un-jitted, for use inside ``grad``/``vmap``/``jit``)."""

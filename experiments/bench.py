@@ -13,12 +13,26 @@ wall time and peak memory). Figures:
   ``decode_evals_per_cpu_s_*``: configurations per CPU-second this process used (all windows), a
   figure other load does not change: on N otherwise idle cores the rate approaches N times it.
   ``decode_evals_per_s_float32[N devices]``: the same with the CPU split into one JAX device per core.
+- ``decode_vector_evals_per_s_float32`` and ``serving_evals_per_s_float32``: the compiled decode model
+  (every output) and the serving closed forms (mixed prefill+decode step, static-batch decode sum,
+  tokens per step) called on 2^16 random configurations per call (batch, context; for serving also
+  prefill tokens and decode steps), as a caller with its own arrays uses them.
 - ``sweep_pareto_configs_per_s``: the same grid end to end through ``costmodel.sweep`` with the
   frontier kept on the fly (host transfer and reduction included).
 - ``numpy_loop_evals_per_s`` and ``speedup_vs_numpy_loop``: the same expressions lambdified to NumPy
   and called once per configuration in a Python loop; ``numpy_vectorised_evals_per_s`` and
   ``speedup_vs_numpy_vectorised``: NumPy over whole chunks.
-- ``optimize_cold/warm``: ``costmodel.optimize`` first and second call, where it exists.
+- ``optimize_cold/warm``: ``costmodel.optimize`` first and second call in this process (the caches
+  empty: compilation included).
+- ``cli_optimize_empty_cache_s`` and ``cli_optimize_warm_cache_s``: ``costmodel optimize`` (the default
+  problem) from the shell, wall time of separate processes, the median of ``--runs`` runs, with an
+  empty cache directory each run, then with the one the first run filled; the load average is
+  printed beside each.
+- ``gradient_first_call_s[empty|warm cache]`` and ``gradient_warm_ms``: in a fresh process, the first
+  ``costmodel.optimize`` (gradient) call and the median of later calls.
+- ``predict_per_call_ms``: ``costmodel.predict`` of one configuration in a Python loop (warm), and
+  ``predict_many_per_config_us`` for the batch API.
+- ``serving_optimize_warm_ms``: ``costmodel.optimize_serving`` second call, where it exists.
 - ``llm_analysis_ratio``: 1,000 decode configurations of Llama 2 7B on H100 (batch x context x tp)
   through llm-analysis, where installed, against ``decode_evals_per_s_float32``; and the wall time
   of the same 1,000 through ``costmodel.sweep`` (compiled already).
@@ -27,11 +41,16 @@ wall time and peak memory). Figures:
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
+import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import types
 
@@ -152,6 +171,38 @@ def numpy_baselines(jax_rate: float) -> None:
     line("speedup_vs_numpy_vectorised", jax_rate / vec, "x")
 
 
+def vector_evals_per_s(kind: str, rounds: int = 6, window_s: float = 0.3) -> float:
+    """The compiled model (``kind="decode"``: ``costmodel.compile.compiled``) or the serving closed forms
+    (``"serving"``: the mixed prefill+decode step, the static-batch decode sum, tokens per step;
+    ``compiled_serving``) of Llama 3 70B on 8 H100, called on 2^16 configurations (batch, context and,
+    for serving, prefill tokens and decode steps drawn at random), float32, every output returned;
+    the best of short timing windows."""
+    import jax
+    import jax.numpy as jnp
+    import costmodel as cm
+    from costmodel.compile import compiled, compiled_serving
+
+    sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(batch=1, context=8192), cm.Parallel(tp=8))
+    model = (compiled_serving if kind == "serving" else compiled)(sc.model.structure, cm.Rules())
+    n, rng = 1 << 16, np.random.default_rng(0)
+    x = sc.inputs() | {"steps": 1.0, "prefill_tokens": 0.0, "prefill_position": 0.0, "draft_length": 0.0,
+                       "acceptance": 0.0}
+    x = {k: jnp.asarray(v, jnp.float32) for k, v in x.items()}
+    swept = (("batch", 1, 1024), ("context", 128, 131072))
+    swept += (("prefill_tokens", 0, 8192), ("steps", 1, 4096)) if kind == "serving" else ()
+    x |= {k: jnp.asarray(rng.uniform(lo, hi, n), jnp.float32) for k, lo, hi in swept}
+    jax.block_until_ready(model(x))
+    best = 0.0
+    for _ in range(rounds):
+        k, t = 0, time.perf_counter()
+        while time.perf_counter() - t < window_s:
+            out = model(x)
+            k += 1
+        jax.block_until_ready(out)
+        best = max(best, k * n / (time.perf_counter() - t))
+    return best
+
+
 def sweep_end_to_end() -> None:
     import costmodel as cm
 
@@ -180,6 +231,107 @@ def optimize_times() -> None:
             line(name, f"unavailable ({type(e).__name__}: {e})")
             continue
         line(name, time.perf_counter() - t, "s")
+
+
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.2f}"
+
+
+def cli_cold(runs: int) -> None:
+    """``costmodel optimize`` from the shell: empty cache (a new directory each run), then warm."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    cmd = [sys.executable, "-m", "costmodel", "optimize"]
+    base = tempfile.mkdtemp(prefix="costmodel-bench-")
+    try:
+        empty, loads = [], []
+        for i in range(runs):
+            env["COSTMODEL_CACHE_DIR"] = os.path.join(base, f"empty{i}")
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+            empty.append(time.perf_counter() - t)
+            loads.append(os.getloadavg()[0])
+        line("cli_optimize_empty_cache_s", statistics.median(empty),
+             f"s (median of {runs}; min {min(empty):.2f}; load average {statistics.median(loads):.2f})")
+        warm, loads = [], []
+        for _ in range(runs):  # the cache the last empty-cache run filled
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+            warm.append(time.perf_counter() - t)
+            loads.append(os.getloadavg()[0])
+        line("cli_optimize_warm_cache_s", statistics.median(warm),
+             f"s (median of {runs}; min {min(warm):.2f}; load average {statistics.median(loads):.2f})")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "costmodel", "--no-cache", "optimize"], env=env, capture_output=True,
+                       check=True)
+        line("cli_optimize_no_cache_s", time.perf_counter() - t, f"s ({_load()})")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_GRADIENT = """
+import json, statistics, time
+import costmodel as cm
+t = time.perf_counter(); cm.optimize("llama-3-70b", "h100-sxm", context=8192, tpot_s=0.05); first = time.perf_counter() - t
+warm = []
+for _ in range(15):
+    t = time.perf_counter(); cm.optimize("llama-3-70b", "h100-sxm", context=8192, tpot_s=0.05); warm.append(time.perf_counter() - t)
+print(json.dumps([first, statistics.median(warm)]))
+"""
+
+
+def gradient_times() -> None:
+    """The first and later gradient solves in a fresh process, with an empty and with a warm cache."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = tempfile.mkdtemp(prefix="costmodel-bench-")
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "COSTMODEL_CACHE_DIR": base}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    try:
+        for label in ("empty cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", _GRADIENT], env=env, capture_output=True, text=True, check=True)
+            first, warm = json.loads(out.stdout)
+            line(f"gradient_first_call_s[{label}]", first, f"s ({_load()})")
+            line(f"gradient_warm_ms[{label}]", warm * 1e3, f"ms (median of 15; {_load()})")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def predict_times() -> None:
+    """``cm.predict`` per call in a Python loop, and the batch API per configuration."""
+    import costmodel as cm
+
+    args = ("llama-3-70b", "h100-sxm", cm.Workload(batch=64, context=8192))
+    cm.predict(*args, parallel=cm.Parallel(tp=8))
+    windows = []
+    for _ in range(7):
+        t = time.perf_counter()
+        for _ in range(200):
+            cm.predict(*args, parallel=cm.Parallel(tp=8))
+        windows.append((time.perf_counter() - t) / 200)
+    line("predict_per_call_ms", statistics.median(windows) * 1e3, f"ms (median of 7 windows of 200 calls; {_load()})")
+    configs = [{"model": "llama-3-70b", "hardware": "h100-sxm", "parallel": cm.Parallel(tp=8),
+                "workload": cm.Workload(batch=b, context=8192)} for b in range(1, 1025)]
+    cm.predict_many(configs)
+    t = time.perf_counter()
+    cm.predict_many(configs)
+    line("predict_many_per_config_us", (time.perf_counter() - t) / len(configs) * 1e6, f"us (1,024 configurations; {_load()})")
+
+
+def serving_optimize_times() -> None:
+    import costmodel as cm
+
+    opt = getattr(cm, "optimize_serving", None)
+    if not callable(opt):
+        line("serving_optimize_warm_ms", "unavailable (no costmodel.optimize_serving)")
+        return
+    try:
+        opt("llama-3-70b", "h100-sxm")
+        t = time.perf_counter()
+        opt("llama-3-70b", "h100-sxm")
+        line("serving_optimize_warm_ms", (time.perf_counter() - t) * 1e3, f"ms ({_load()})")
+    except Exception as e:  # a benchmark reports, it does not stop
+        line("serving_optimize_warm_ms", f"unavailable ({type(e).__name__}: {e})")
 
 
 def llm_analysis_ratio(jax_rate: float) -> None:
@@ -235,7 +387,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--big", action="store_true", help="also run a 10^8-configuration sweep")
     ap.add_argument("--rate-only", action="store_true", help="print only the float32 evaluation rate")
+    ap.add_argument("--startup-only", action="store_true",
+                    help="print only the start-up figures: cold CLI, gradient solves, predict per call")
+    ap.add_argument("--runs", type=int, default=5, help="processes per cold-start figure (default 5)")
     args = ap.parse_args()
+    # in-process figures start from an empty cache of their own (compilation measured, the user's kept)
+    os.environ["COSTMODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="costmodel-bench-")
+    atexit.register(shutil.rmtree, os.environ["COSTMODEL_CACHE_DIR"], ignore_errors=True)
+    if args.startup_only:
+        line("load_average_1min", os.getloadavg()[0])
+        cli_cold(args.runs)
+        gradient_times()
+        predict_times()
+        serving_optimize_times()
+        return
     if args.rate_only:
         import jax
 
@@ -259,10 +424,16 @@ def main() -> None:
     env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={cores}"}
     print(subprocess.run([sys.executable, __file__, "--rate-only"], env=env, capture_output=True, text=True,
                          check=True).stdout, end="", flush=True)
+    line("decode_vector_evals_per_s_float32", vector_evals_per_s("decode"), f"configs/s ({_load()})")
+    line("serving_evals_per_s_float32", vector_evals_per_s("serving"), f"configs/s ({_load()})")
     sweep_end_to_end()
     numpy_baselines(rate32)
     llm_analysis_ratio(rate32)
     optimize_times()
+    cli_cold(args.runs)
+    gradient_times()
+    predict_times()
+    serving_optimize_times()
     if args.big:
         big_sweep()
 

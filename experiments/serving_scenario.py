@@ -44,7 +44,9 @@ def step_table(eff: str) -> list[str]:
     served = cm.serve(MODEL, CHIP, req, cm.Load.offline(max_batch=BATCH), parallel=cm.Parallel(tp=8),
                       efficiency=eff, chunk_tokens=CHUNK)
     static = cm.serve(MODEL, CHIP, req, cm.Load.static(BATCH), parallel=cm.Parallel(tp=8), efficiency=eff)
-    if abs(static.e2e_latency_s / e2e - 1) > 1e-6:
+    # the derivation takes one efficiency for both phases; cm.serve prefills with the prefill-phase
+    # values, so the two agree exactly where the profile does not depend on the phase (ideal)
+    if eff == "ideal" and abs(static.e2e_latency_s / e2e - 1) > 1e-6:
         raise RuntimeError(f"cm.serve's static batch ({static.e2e_latency_s}) and the derivation ({e2e}) disagree")
     per_gpu = lambda tpot: BATCH / tpot / 8  # noqa: E731  output tokens/s per GPU at 442 sequences
     return [

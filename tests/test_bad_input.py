@@ -125,6 +125,37 @@ def test_malformed_profile_names_the_entry(tmp_path, capsys, profile, match):
     assert code == 2 and len(err.strip().splitlines()) == 1
 
 
+# ---------------------------------------------------------------- measurement files (costmodel calibrate)
+
+def _measurements():
+    from costmodel.calibrate import load_records
+
+    return [r for r in load_records() if r["id"] in ("GF-01", "TRTV05-03")]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda rs: rs[1].pop("hardware"), r"measurement record 1 \(TRTV05-03\): missing field 'hardware'"),
+    (lambda rs: rs[0].update(model="gpt-7"), r"measurement record 0 \(GF-01\): unknown model 'gpt-7'"),
+    (lambda rs: rs[1].update(hardware="l40"), r"measurement record 1 \(TRTV05-03\): unknown hardware 'l40'"),
+    (lambda rs: rs[0].update(value=float("nan")), r"record 0 \(GF-01\): value must be a positive finite number"),
+    (lambda rs: rs[0].update(batch=0), r"record 0 \(GF-01\): batch must be null or a number from 1 to 1e9, got 0"),
+    (lambda rs: rs[1].update(id="GF-01"), "record id 'GF-01' appears more than once"),
+    (lambda rs: rs[1].update(engine="tgi"), r"record 1 \(TRTV05-03\): engine 'tgi' must be one of vllm"),
+    (lambda rs: rs[1].update(prompt_tokens=None), "measurement record TRTV05-03: prompt_tokens is null"),
+])
+def test_malformed_measurements_name_the_record(tmp_path, capsys, change, match):
+    from costmodel.calibrate import load_cases
+
+    records = _measurements()
+    change(records)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"records": records}))
+    with pytest.raises(cm.ConfigError, match=match):
+        load_cases(path)
+    code, out, err = cli(capsys, "calibrate", str(path), "--out", str(tmp_path / "p.json"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 # ---------------------------------------------------------------- extreme numbers on the command line
 
 @pytest.mark.parametrize("argv, message", [
@@ -285,6 +316,7 @@ def test_library_errors_speak_parameter_names_and_the_cli_translates(capsys):
     assert code == 0 and "--max-chips" in out and "max_chips" not in out
 
 
+@pytest.mark.slow  # builds a 10^7-value axis before refusing it
 def test_sweep_to_csv_is_bounded_and_axes_keep_their_flag(capsys):
     code, out, err = cli(capsys, "sweep", "--batch", "1:2:10000000", "--context", "1,2", "--no-progress")
     assert code == 2 and out == "" and "20,000,000 rows, more than 2,000,000 for CSV" in err

@@ -14,7 +14,6 @@ import sympy as sp
 
 import costmodel as cm
 from costmodel.calibrate import load_cases, load_records
-from costmodel.calibrate.records import FITTED_STRUCTURE, excluded_records, exclusion_reason
 from costmodel.cli.list_cmd import attention_kind
 from costmodel.specs import BYTES_PER_ELEMENT
 from costmodel.symbolic import Rules, SYMBOLS, causal_pairs, param_counts
@@ -71,6 +70,8 @@ def test_every_chip_capacity_is_its_datasheet_figure_in_bytes():
         assert h.hbm_bytes == n * unit, chip
         src = h.sources["hbm_bytes"]
         assert str(n) in src and "GiB" in src, f"{chip}: the source must give the figure and say it is GiB"
+        # the source states the bytes it stands for, and they are the value
+        assert f"{n} * 2^30 bytes" in src and n * 2**30 == int(h.hbm_bytes), chip
 
 
 def test_h100_capacity_holds_what_nvidia_smi_reports():
@@ -206,29 +207,26 @@ def test_every_record_resolves_by_name():
     for r in load_records():
         cm.load_model(r["model"]), cm.load_hardware(r["hardware"])
         for f in ("weights_dtype", "kv_dtype"):
-            assert r[f] is None or r[f] in BYTES_PER_ELEMENT or exclusion_reason(r), (r["id"], f)
+            assert r[f] is None or r[f].split()[0] in BYTES_PER_ELEMENT, (r["id"], f)
 
 
-def test_records_are_fitted_or_excluded_with_a_reason():
+def test_every_record_is_calibrated_on():
     records = load_records()
     assert len(records) == 35
-    excluded = excluded_records()
-    fitted = [c.id for c in load_cases()]
-    assert sorted(fitted + list(excluded)) == sorted(r["id"] for r in records)
-    assert not set(fitted) & set(excluded)
-    why = lambda rid: excluded[rid]  # noqa: E731
-    assert all(why(f"GAUDI-0{i}").startswith("phase 'e2e'") for i in range(1, 6))
-    assert all(why(f"VLLMCI-0{i}").startswith("phase 'e2e'") for i in range(1, 4))
-    assert all(why(f"TRTV05-0{i}").startswith("metric 'ttft'") for i in range(1, 4))
-    assert why("SGL-02").startswith("metric 'input_tokens_per_s_per_node'")
-    assert why("TRTQ3-01").startswith("serving-stack figure") and why("TRTQ3-02").startswith("serving-stack")
-    assert why("GF2-05").startswith("model structure gqa/moe")     # Mixtral: one structure per fit
-    # a record with only an unknown precision string is excluded for it
-    sgl = next(r for r in records if r["id"] == "SGL-02")
-    assert "'fp8 (block-scaled)' is not a precision" in exclusion_reason({**sgl, "metric": "prefill_latency"})
-    # the fitted step-level set: the 13 earlier records and the dense gpt-fast runs of GF2
-    assert len(fitted) == 17 and {"GF2-01", "GF2-02", "GF2-03", "GF2-04"} <= set(fitted)
-    assert all(cm.load_model(c.model).structure == FITTED_STRUCTURE for c in load_cases())
+    cases = {c.id: c for c in load_cases()}
+    assert list(cases) == [r["id"] for r in records]
+    kinds = {rid: (c.metric, c.load) for rid, c in cases.items()}
+    assert all(kinds[f"GAUDI-0{i}"] == ("static_tokens_per_s", "static") for i in range(1, 6))
+    assert all(kinds[f"VLLMCI-0{i}"] == ("e2e_s", "static") for i in range(1, 4))
+    assert all(kinds[f"TRTV05-0{i}"] == ("ttft_s", "static") for i in range(1, 4))
+    assert kinds["SGL-02"] == ("prefill_tokens_per_s", "fixed") and kinds["TRTQ3-01"] == ("system_tokens_per_s", "max")
+    assert cases["GF2-05"].model == "mixtral-8x7b"
+    # each record runs under its engine's memory rule and names its layout
+    assert cases["TRT-01"].engine == cases["MLP-01"].engine == "trtllm" and cases["SGL-02"].engine == "sglang"
+    assert cases["VLLMCI-01"].engine == "vllm"
+    assert cases["POPE-06"].layout == "wg-xyz" and cases["POPE-04"].layout == "2d-ws" and cases["GF-01"].layout == "1d-ws"
+    # a per-chip rate is the system rate over the chips
+    assert cases["TRTV05-05"].scale == 1 / 2
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from costmodel import list_hardware, list_models
 from costmodel.cli import common, main
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
-CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8, "report": 2, "list": 30,
-               "hf-config": 120, "profile": 80, "plan": 40}
+CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8,
+               "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60, "plan": 40}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60
 
@@ -374,6 +374,41 @@ def profile_file(draw):
     return json.dumps(p)
 
 
+with open(Path(__file__).parents[1] / "costmodel" / "calibrate" / "data" / "measurements.json") as f:
+    RECORDS = json.load(f)["records"]
+_NOT_A_NAME = st.one_of(st.text(max_size=12).filter(lambda t: t not in list_models() + list_hardware()),
+                        st.integers(), st.none())
+
+
+@st.composite
+def measurements_file(draw):
+    """One or two packaged records with a part that makes the file malformed, or not a file of records.
+
+    Every draw is malformed (a fit of a valid file takes seconds to compile, too long for a fuzz
+    example); the valid path is tests/test_calibrate_cli.py's round trip.
+    """
+    kind = draw(st.sampled_from(["drop", "model", "hardware", "value", "metric", "count", "top", "not-utf8"]))
+    if kind == "not-utf8":
+        return b"\xff\xfe"
+    if kind == "top":
+        return json.dumps(draw(st.sampled_from([[], {"records": []}, {"records": {}}, {"records": [1]}, "x", None])))
+    rs = [dict(r) for r in draw(st.lists(st.sampled_from(RECORDS), min_size=1, max_size=2, unique_by=lambda r: r["id"]))]
+    r = rs[draw(st.integers(0, len(rs) - 1))]
+    if kind == "drop":
+        r.pop(draw(st.sampled_from(["id", "model", "hardware", "chips", "tp", "batch", "phase", "metric", "value",
+                                    "source", "prompt_tokens", "weights_dtype"])))
+    elif kind in ("model", "hardware"):
+        r[kind] = draw(_NOT_A_NAME)
+    elif kind == "value":
+        r["value"] = draw(st.sampled_from([0, -1.5, "12", None, [], True]))
+    elif kind == "metric":
+        r["metric"] = draw(st.one_of(st.text(max_size=10), st.integers(), st.none()))
+    else:
+        r[draw(st.sampled_from(["batch", "tp", "prompt_tokens", "chips"]))] = draw(
+            st.sampled_from([0, -3, 1e12, "8", [8], 0.5]))
+    return json.dumps({"records": rs})
+
+
 def _write(folder: Path, content, name: str) -> str:
     path = folder / name
     if content == "directory":
@@ -546,3 +581,10 @@ def test_profile_files(fuzz):
 
     assert not fuzz("profile", st.tuples(profile_file(), st.sampled_from(["predict", "predict", "predict", "optimize"])),
          to_argv)
+
+
+def test_measurement_files(fuzz):
+    def to_argv(content, folder):
+        return ["calibrate", _write(folder, content, "m.json"), "--out", str(folder / "p.json"), "--iterations", "1"]
+
+    assert not fuzz("measurements", measurements_file(), to_argv)

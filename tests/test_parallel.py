@@ -281,3 +281,19 @@ def test_cli_layout_options_and_parallel_object(capsys):
 def test_cli_bad_mesh_is_one_line(capsys):
     assert main(["predict", "--tp", "8", "--mesh", "4x4"]) == 2
     assert "mesh 4x4 has 16 chips but tp=8" in capsys.readouterr().err
+
+
+def test_2d_layouts_shard_heads_over_part_of_the_mesh():
+    """PaLM 540B: 48 heads on 64 TPU v4 chips (4x4x4) is valid under 2D weight-stationary (heads over
+    Y*Z = 16 chips, 3 each; Pope et al. 2022 section 3.2) and invalid under 1D (64 does not divide 48)."""
+    import costmodel as cm
+
+    w = cm.Workload(batch=64, context=2048)
+    p = cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64), precision=cm.Precision(weights="int8"),
+                   rules=cm.Rules(layout="2d-ws", attention_sharding="batch"))
+    assert p.step_time_s > 0 and p.scenario.mesh == (4, 4, 4)
+    with pytest.raises(cm.ConfigError, match="tp=64 must divide 48 heads"):
+        cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64))
+    with pytest.raises(cm.ConfigError, match="Y\\*Z = 64 chips; Y\\*Z must divide the heads"):
+        cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64, mesh=(1, 8, 8)),
+                   rules=cm.Rules(layout="2d-ws"))

@@ -5,8 +5,11 @@
   and :func:`resolve`, which gives the :class:`~costmodel.config.Efficiency` (collective latency
   included) for a chip and a phase.
 * :mod:`.fit`: the parameters, the optax fit on log-error and leave-one-source-out validation.
+* :mod:`.evaluate`: :class:`CaseSet`, every record's metric (step, stream, prefill, static batch,
+  offline throughput, TTFT, prefill pool) as one vectorised, differentiable function.
 * :mod:`.run`: :func:`calibrate`, which fits, cross-validates and writes a profile
-  (``python -m costmodel.calibrate``).
+  (``python -m costmodel.calibrate`` for the packaged one, ``costmodel calibrate FILE`` for a
+  user's measurements).
 
 Importing this package does not import JAX; the fitting names load on first use.
 """

@@ -29,6 +29,7 @@ import optax
 
 from ..errors import ConfigError
 from ..efficiency import family_of, specificity
+from ..engines import DEFAULT_ENGINE, ENGINES, MEMORY_FIELDS
 from .evaluate import TUNABLE, CaseSet
 
 __all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "FitResult", "Calibration", "fit", "calibrate_cases",
@@ -74,26 +75,55 @@ class Param:
         return self.lo + (self.hi - self.lo) * jax.nn.sigmoid(z)
 
 
-#: The default parameters: few, each with a physical meaning (see docs/calibration.md).
+#: The default parameters: few, general and physical (docs/calibration.md): never one per record.
 DEFAULT_PARAMS: tuple[Param, ...] = (
-    Param("hbm_efficiency", "*", "*", 0.3, 1.0, 0.85,
-          "achievable fraction of peak HBM bandwidth (docs/theory.md §5.6: 0.8-0.9)"),
-    Param("flops_efficiency", "nvidia-gpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on NVIDIA GPUs (docs/theory.md §5.6: 0.4-0.8)"),
-    Param("flops_efficiency", "tpu", "*", 0.1, 1.0, 0.6,
-          "achievable fraction of peak FLOP/s on TPUs (docs/theory.md §5.6: 0.4-0.8)"),
-    Param("kernel_overhead_s", "*", "*", 0.0, 30e-6, 1e-6,
-          "fixed time per serial kernel, 4 per layer ([Ep]: 1 us per matmul)"),
-    Param("collective_latency_s", "nvidia-gpu", "*", 1e-6, 50e-6, 10e-6,
-          "fixed latency of one GPU collective ([Ep]: NCCL LL 6.8 us + 0.6 us per rank step)"),
+    Param("hbm_efficiency", "*", "*", 0.5, 1.0, 0.85,
+          "achievable fraction of peak HBM bandwidth in weight-streaming kernels (docs/theory.md §5.6: "
+          "0.8-0.9; gpt-fast measured 1.4-1.5 of 2.04 TB/s on a power-capped A100)"),
+    Param("flops_efficiency", "nvidia-gpu", "decode", 0.2, 0.95, 0.6,
+          "achievable fraction of peak tensor FLOP/s in decode-step matmuls on NVIDIA GPUs "
+          "(docs/theory.md §5.6: 0.4-0.8)"),
+    Param("flops_efficiency", "nvidia-gpu", "prefill", 0.2, 0.95, 0.6,
+          "achievable fraction of peak tensor FLOP/s in prefill on NVIDIA GPUs (model FLOP utilisation "
+          "of large GEMMs and flash attention, docs/theory.md §5.6: 0.4-0.8)"),
+    Param("flops_efficiency", "tpu", "*", 0.2, 0.95, 0.6,
+          "achievable fraction of peak FLOP/s on TPUs (Pope et al. 2022 report 43-76% MFU)"),
+    Param("flops_efficiency", "other", "*", 0.2, 0.95, 0.6,
+          "achievable fraction of peak FLOP/s on other accelerators (Gaudi; docs/theory.md §5.6: 0.4-0.8)"),
+    Param("kernel_overhead_s", "*", "*", 0.0, 10e-6, 2e-6,
+          "device-side fixed time per serial kernel, 4 per layer, launches replayed from a CUDA graph "
+          "(ramp-up, tail and the gap between dependent kernels: 1-5 us; [Ep]: 1 us per matmul)"),
+    Param("collective_latency_s", "nvidia-gpu", "*", 2e-6, 30e-6, 6.8e-6,
+          "fixed latency of one GPU collective (NCCL LL protocol base latency ~6.8 us, [Ep])"),
+    Param("collective_step_latency_s", "nvidia-gpu", "*", 0.2e-6, 4e-6, 0.6e-6,
+          "latency of one ring step of a GPU collective: an all-reduce over n ranks pays 2(n-1) of them "
+          "(NCCL LL ~0.6 us per step, [Ep]; NVLink/NVSwitch hop and synchronisation 0.5-3 us)"),
+    Param("low_precision_flops_factor", "*", "*", 0.5, 1.0, 0.85,
+          "fraction of its doubled peak an 8-bit (fp8/int8) GEMM reaches, relative to 16-bit: H100 fp8 "
+          "GEMMs run 1.3-1.6x bf16, not 2x (NVIDIA Transformer Engine benchmarks), 0.65-0.8"),
+    Param("dequant_flops_8bit", "nvidia-gpu", "*", 0.0, 200.0, 40.0,
+          "dequantisation work per int8 weight element of weight-only kernels, in tensor-core FLOP: a "
+          "convert and a scale (2-4 ALU operations) on cores 16x slower than the tensor cores "
+          "(A100: 19.5 vs 312 TFLOP/s) is 30-60"),
+    Param("dequant_flops_8bit", "tpu", "*", 0.0, 200.0, 40.0,
+          "dequantisation work per int8 weight element on TPUs, in MXU FLOP (converted on the vector "
+          "units, Pope et al. 2022 section 3.6)"),
+    Param("dequant_flops_4bit", "*", "*", 0.0, 400.0, 80.0,
+          "dequantisation work per 4-bit weight element of weight-only kernels, in tensor-core FLOP: "
+          "unpacking two elements per byte, a zero point and a group scale, about twice the 8-bit work"),
 )
 
 #: Inputs the calibrated profile sets without fitting them (not identifiable from the data).
+#: The memory rule is the default engine's (:mod:`costmodel.engines`); each record is fitted under
+#: its own engine's rule.
 FIXED: dict[str, float] = {
     "comm_efficiency": 370 / 450,  # [S]: H100 NVLink all-reduce reaches ~370 of 450 GB/s (docs/theory.md §2)
     "kernels_per_layer": 4.0,      # [Ep]: 4 serial matmuls per layer
-    "memory_fraction": 0.9,        # HBM left to weights + KV after runtime buffers (TensorRT-LLM default
-                                   # KV-cache fraction 0.9 of free memory)
+    "launch_overhead_s": 5e-6,     # host launch of one kernel without a CUDA graph: 4-10 us (PyTorch
+                                   # "Accelerating PyTorch with CUDA Graphs", 2021); engines replay graphs
+    "cuda_graphs": 1.0,            # vLLM, TensorRT-LLM, SGLang and gpt-fast (torch.compile
+                                   # mode="reduce-overhead") replay decode steps from CUDA graphs
+    **ENGINES[DEFAULT_ENGINE].inputs(),
 }
 
 
@@ -118,6 +148,8 @@ def values_for(cs: CaseSet, params: Sequence[Param], x, fixed: dict[str, float] 
     fixed = FIXED if fixed is None else fixed
     ideal = cs.ideal_values()["decode"]
     base = {f: jnp.asarray(fixed[f] * np.ones(len(cs)) if f in fixed else ideal[f]) for f in TUNABLE}
+    for f in MEMORY_FIELDS:  # each record under its engine's memory rule
+        base[f] = jnp.asarray([ENGINES[c.engine].inputs()[f] for c in cs.cases])
     x = jnp.asarray(x)
     index = _index(cs, params)
     return {phase: {f: jnp.where(idx >= 0, x[np.maximum(idx, 0)], base[f]) for f, idx in index[phase].items()}
@@ -226,7 +258,9 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
     """
     groups = tuple(c.source for c in cs.cases) if groups is None else tuple(groups)
     names = sorted(set(groups))
-    masks = np.array([[1.0] * len(cs)] + [[float(g != n) for g in groups] for n in names])
+    # every group weighs the same in the loss: a source of eleven records does not outvote one of one
+    w = np.array([1.0 / groups.count(g) for g in groups])
+    masks = np.array([w] + [[wi * float(g != n) for wi, g in zip(w, groups)] for n in names])
     x, lv, pred = _solve(cs, params, masks, iterations, learning_rate, prior_weight)
     cv = np.zeros(len(cs))
     for k, n in enumerate(names, start=1):

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweep_cmd",
     "plot": "plot_cmd",
     "report": "report_cmd",
+    "calibrate": "calibrate_cmd",
     "plan": "plan_cmd",
 }
 
@@ -41,11 +42,16 @@ def one_line(message: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``costmodel`` argument parser with every subcommand of :data:`COMMANDS`."""
     parser = _Parser(prog="costmodel", description="Roofline cost model of LLM inference.")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the persistent caches of compiled programs and generated "
+                             "functions (also COSTMODEL_NO_CACHE=1; COSTMODEL_CACHE_DIR moves them)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in COMMANDS.items():
         mod = importlib.import_module(f"{__name__}.{module}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
+        p.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS,
+                       help="as `costmodel --no-cache`: do not use the persistent caches")
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -57,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if args.no_cache:
+        from ..cache import set_cache
+
+        set_cache(enabled=False)
     try:
+        if getattr(args, "engine", None) is not None:  # --engine: the profile under that engine's memory rule
+            from ..engines import with_engine
+            args.efficiency = with_engine(args.efficiency, args.engine)
         return int(args._run(args) or 0)
     except CostModelError as e:
         words = getattr(args, "_words", cli_words)  # `plan` names the keys of its file, not flags

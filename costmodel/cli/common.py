@@ -50,6 +50,11 @@ def add_efficiency_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|PATH",
                    help="efficiency profile: calibrated (fitted to published measurements, default; "
                         "docs/calibration.md), ideal (the roofline lower bound) or a profile JSON file")
+    p.add_argument("--engine", default=None, choices=("vllm", "trtllm", "sglang"),
+                   help="the serving engine's memory rule for the KV cache at its default setting (vLLM "
+                        "gpu_memory_utilization 0.9 of total memory, TensorRT-LLM kv_cache_free_gpu_memory_fraction "
+                        "0.9 of the memory left after weights, SGLang mem_fraction_static 0.88); default: the "
+                        "profile's own rule (calibrated: vllm; ideal: all of HBM); docs/theory.md §4.3")
 
 
 #: library parameter -> command-line flag, for messages the library writes in its own words.

@@ -21,6 +21,10 @@ __all__ = ["structure_of", "single_replica", "decode_terms", "decode_memory", "a
            "ASSUME_SPLIT", "ASSUME_LINK"]
 
 ASSUME_SPLIT = "one replica of n = n_tp chips (pp = ep = 1), n_tp <= N_kv so the KV cache is not replicated"
+#: Substituted in every derivation: 16-bit math without weight-only dequantisation, decode steps
+#: replayed from CUDA graphs, and the KV cache filling u·M (the vLLM form of the memory rule, §4.3).
+_PLAIN = {"low_precision_math": 0, "weight_only_8bit": 0, "weight_only_4bit": 0, "cuda_graphs": 1,
+          "kv_memory_fraction": 1, "activations_in_budget": 1}
 ASSUME_LINK = "tensor-parallel collectives stay inside one scale-up domain (n_tp <= n_up)"
 
 B, S, tp, pp, ep = sym("batch", "context", "tp", "pp", "ep")
@@ -35,7 +39,7 @@ def structure_of(model: str | ModelSpec | ModelStructure) -> ModelStructure:
 
 def single_replica(st: ModelStructure, e: sp.Expr) -> sp.Expr:
     """``e`` under :data:`ASSUME_SPLIT` and :data:`ASSUME_LINK`."""
-    e = e.xreplace({pp: sp.Integer(1), ep: sp.Integer(1)})
+    e = e.xreplace({pp: sp.Integer(1), ep: sp.Integer(1)} | {sym(k): sp.Integer(v) for k, v in _PLAIN.items()})
     if st.attention == "gqa":
         e = e.xreplace({arch.kv_heads_replication(st): sp.Integer(1)})
     # inside one scale-up domain: the link bandwidth is the first branch of link_bytes_per_s

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..cache import CachedJit
 from ..compile import compiled
 from ..config import Parallel
 from ..symbolic import fits_in_memory, usd_per_mtok
@@ -47,11 +48,11 @@ def candidate_inputs(problem: Problem, tp, pp, ep, batch, prec) -> dict:
     """Model inputs for candidates given as broadcastable numpy arrays (``prec`` indexes ``problem.precisions``)."""
     shape = np.broadcast_shapes(*(np.shape(a) for a in (tp, pp, ep, batch, prec)))
     splits = np.stack([np.broadcast_to(np.asarray(a), shape).reshape(-1) for a in (tp, pp, ep)], axis=1)
-    x = {k: jnp.asarray(v.reshape(shape), dtype=float) for k, v in split_inputs(problem, splits).items()}
-    x.update(batch=jnp.asarray(np.broadcast_to(batch, shape), dtype=float), replicas=jnp.ones(shape))
+    x = {k: np.asarray(v.reshape(shape), dtype=float) for k, v in split_inputs(problem, splits).items()}
+    x.update(batch=np.asarray(np.broadcast_to(batch, shape), dtype=float), replicas=np.ones(shape))
     prec = np.broadcast_to(np.asarray(prec, dtype=np.int64), shape)
     for k, table in problem.precision_inputs().items():
-        x[k] = jnp.asarray(table[prec], dtype=float)
+        x[k] = np.asarray(table[prec], dtype=float)
     return x
 
 
@@ -63,8 +64,19 @@ def _bucket(n: int) -> int:
 
 @functools.cache
 def _fns(problem_key):
-    """Jitted exact metrics and the jitted largest-feasible-batch search for one structure."""
+    """Jitted exact metrics and the jitted largest-feasible-batch search for one structure, their
+    traced programs kept on disk (:class:`costmodel.cache.CachedJit`)."""
     structure, rules = problem_key
+    key = (repr(structure), repr(rules))
+    # the batch search runs on a few hundred candidates: compile fast rather than run fast
+    return (CachedJit(("metrics",) + key, lambda: _functions(structure, rules)[0]),
+            CachedJit(("largest_batch",) + key, lambda: _functions(structure, rules)[1],
+                      compiler_options={"xla_backend_optimization_level": 0}))
+
+
+@functools.cache
+def _functions(structure, rules):
+    """Exact metrics and the largest-feasible-batch search (plain functions, to jit)."""
     decode = compiled(structure, rules)
     prefill = compiled(structure, dataclasses.replace(rules, phase="prefill"))
 
@@ -115,8 +127,7 @@ def _fns(problem_key):
         out.update({f"next_{k}": nxt[k] for k in ("ok_tpot", "ok_ttft", "fits")})
         return batch, out
 
-    # the batch search runs on a few hundred candidates: compile fast rather than run fast
-    return jax.jit(metrics), jax.jit(largest_batch, compiler_options={"xla_backend_optimization_level": 0})
+    return metrics, largest_batch
 
 
 def _limits(problem: Problem, tpot_s: float | None):

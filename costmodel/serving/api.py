@@ -24,8 +24,9 @@ _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 def replica_of(model, hardware, parallel: Parallel, precision: Precision, efficiency, usd_per_chip_hour,
                rules: Rules, spec: Speculative | None = None) -> Replica:
     """The compiled step times of one replica (decode- and prefill-phase efficiency resolved apart)."""
-    dec = scenario(model, hardware, Workload(phase="decode"), parallel, precision, efficiency, usd_per_chip_hour)
-    pre = scenario(model, hardware, Workload(phase="prefill"), parallel, precision, efficiency, usd_per_chip_hour)
+    layout = rules.layout if rules is not None else "1d-ws"
+    dec = scenario(model, hardware, Workload(phase="decode"), parallel, precision, efficiency, usd_per_chip_hour, layout)
+    pre = scenario(model, hardware, Workload(phase="prefill"), parallel, precision, efficiency, usd_per_chip_hour, layout)
     return Replica(dec, pre, rules, spec)
 
 

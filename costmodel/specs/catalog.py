@@ -19,7 +19,13 @@ _DATA = resources.files(__package__) / "data"
 
 
 def _names(kind: str) -> list[str]:
-    return sorted(p.name[:-5] for p in (_DATA / kind).iterdir() if p.name.endswith(".toml"))
+    return list(_listing(kind))
+
+
+@functools.cache
+def _listing(kind: str) -> tuple[str, ...]:
+    """The catalog's file names, read once (package data does not change while it runs)."""
+    return tuple(sorted(p.name[:-5] for p in (_DATA / kind).iterdir() if p.name.endswith(".toml")))
 
 
 def list_models() -> list[str]:

@@ -33,15 +33,23 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     §4.2 (continuous: floor them for a whole count; 0 when the weights alone do
     not fit):
 
-    * ``max_batch``: ``B_max = (u·M - W_chip)·B/(KV_chip + A_chip)``: the KV
+    The serving engine's memory rule (docs/theory.md §4.3, :mod:`costmodel.engines`) gives the KV
+    cache ``f_kv·(u·M - W_chip - α·A_chip)``: vLLM takes ``u`` of the total (``f_kv = α = 1``),
+    TensorRT-LLM ``f_kv`` of what the weights and activations leave (``u = α = 1``), SGLang ``u``
+    of the total for weights and KV with activations outside it (``f_kv = 1``, ``α = 0``). So
+    ``memory_bytes_per_chip`` is the memory the rule charges, ``W_chip + α·A_chip + KV_chip/f_kv``
+    (the physical contents when ``f_kv = α = 1``), and it fits when it is at most ``u·M``.
+
+    * ``max_batch``: ``B_max = f_kv·(u·M - W_chip)·B/(KV_chip + f_kv·α·A_chip)``: the KV
       cache and activations grow linearly in ``B``, the weights do not.
     * ``max_context``: the cached length per sequence at batch ``B`` (the prompt
-      in prefill), ``S_max = (u·M - W_chip - A_0)/(∂(KV_chip + A_chip)/∂S)``
+      in prefill), ``S_max = (u·M - W_chip - α·A_0)/(∂(KV_chip/f_kv + α·A_chip)/∂S)``
       with ``A_0`` the part of the activations that does not grow with ``S``.
     """
     B, S, T, tp, pp, ep = sym("batch", "context", "prompt", "tp", "pp", "ep")
     D, V, bw, ba, M, u = sym("d_model", "vocab_size", "weight_bytes", "activation_bytes",
                              "hbm_bytes", "memory_fraction")
+    f_kv, a_in = sym("kv_memory_fraction", "activations_in_budget")
     p = arch.param_counts(st)
     weights = bw * ((p.total - p.routed) / (tp * pp) + p.routed / (tp * pp * ep))
     cached = S if rules.phase == "decode" else T
@@ -57,17 +65,17 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     logits = seqs * V * 4 / tp
     act = stream + logits
     free = u * M - weights
-    growth_per_token = kv_per_token + (0 if rules.phase == "decode" else stream / T)
-    free_for_context = free - logits - (stream if rules.phase == "decode" else 0)
+    growth_per_token = kv_per_token / f_kv + a_in * (0 if rules.phase == "decode" else stream / T)
+    free_for_context = free - a_in * (logits + (stream if rules.phase == "decode" else 0))
     return {
         "weight_bytes_per_chip": weights,
         "kv_bytes_per_chip": kv,
         "activation_bytes_per_chip": act,
-        "memory_bytes_per_chip": weights + kv + act,
+        "memory_bytes_per_chip": weights + a_in * act + kv / f_kv,
         "usable_bytes_per_chip": u * M,
         "kv_replication": r_kv,
-        "max_batch": sp.Max(0, free * B / (kv + act)),
-        "max_context": _max_context(st, free_for_context, growth_per_token, kv_per_token),
+        "max_batch": sp.Max(0, f_kv * free * B / (kv + f_kv * a_in * act)),
+        "max_context": _max_context(st, free_for_context, growth_per_token, kv_per_token / f_kv),
     }
 
 

@@ -36,7 +36,7 @@ import sympy as sp
 from ..specs.model import ModelStructure
 from . import architecture as arch
 from .rules import Rules
-from .step import _combine, communication_terms, step_terms
+from .step import _combine, achieved_flops_per_s, communication_terms, step_terms
 from .symbols import SYMBOLS, SymbolInfo, sym
 
 __all__ = ["SERVING_SYMBOLS", "serving_sym", "serving_latex_names", "mixed_step_terms", "static_decode_sum",
@@ -76,7 +76,8 @@ def mixed_step_terms(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp
     if rules.phase != "decode":
         rules = Rules("decode", rules.combine, rules.comm_overlap, rules.expert_fetch, rules.layout,
                       rules.attention_sharding)
-    B, S, tp, pp, ep, C, eta_c = sym("batch", "context", "tp", "pp", "ep", "flops_per_s", "flops_efficiency")
+    B, S, tp, pp, ep = sym("batch", "context", "tp", "pp", "ep")
+    C, eta_c = achieved_flops_per_s(), 1
     c, A, g = serving_sym("prefill_tokens", "prefill_position", "draft_length")
     decode = step_terms(st, rules)
     tokens = B * (g + 1) + c  # tokens through the layers this step

@@ -24,7 +24,7 @@ from .layouts import attention_resharding_s, gathered_chips, tensor_parallel_s
 from .rules import Rules
 from .symbols import sym
 
-__all__ = ["step_terms", "communication_terms", "microbatch", "tokens_in_flight", "useful_flops"]
+__all__ = ["step_terms", "overhead_terms", "communication_terms", "microbatch", "tokens_in_flight", "useful_flops"]
 
 
 def microbatch(rules: Rules) -> sp.Expr:
@@ -67,8 +67,17 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     return {"weights_s": weights, "kv_s": kv}
 
 
+def achieved_flops_per_s() -> sp.Expr:
+    """``C·η_c·(1 - m_8·(1 - φ_8))``: peak FLOP/s times the achievable fraction, times ``φ_8`` when the
+    math runs in an 8-bit or narrower format (``m_8 = 1``), whose kernels reach a smaller fraction of
+    their doubled peak (docs/theory.md §5.6)."""
+    C, eta_c, m8, phi = sym("flops_per_s", "flops_efficiency", "low_precision_math", "low_precision_flops_factor")
+    return C * eta_c * (1 - m8 * (1 - phi))
+
+
 def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
-    tp, ep, C, eta_c = sym("tp", "ep", "flops_per_s", "flops_efficiency")
+    tp, ep = sym("tp", "ep")
+    C, eta_c = achieved_flops_per_s(), 1
     b = microbatch(rules)
     total = useful_flops(st, rules, b) / (tp * ep * C * eta_c)
     p = arch.param_counts(st)
@@ -106,6 +115,25 @@ def _combine(rules: Rules, t: dict[str, sp.Expr]) -> sp.Expr:
     return sp.Max(t["kv_s"], attention_compute) + sp.Max(t["compute_matmul_s"], t["weights_s"])
 
 
+def overhead_terms(st: ModelStructure, rules: Rules) -> sp.Expr:
+    """Fixed per-step costs that bandwidth and FLOP/s do not explain (docs/theory.md §5.7).
+
+    ``L·n_k·(t_k + (1 - g)·t_launch)``: every serial kernel pays a device-side fixed time ``t_k``
+    (ramp-up, tail, the gap between dependent kernels), and a host launch ``t_launch`` unless the
+    step replays a CUDA graph (``g = 1``). Plus the dequantisation of weight-only formats,
+    ``(w_8·k_8 + w_4·k_4)·N_w/(C·η_c)``: every fetched weight element is unpacked and scaled in
+    registers before the matrix multiply, ``k`` FLOP-equivalents per element, serial with the fetch
+    at the batch sizes where the fetch binds. Collective latencies are in the communication term
+    (``α + steps·α_step`` per collective, :mod:`.collectives`).
+    """
+    L, nk, tk, tl, g = sym("n_layers", "kernels_per_layer", "kernel_overhead_s", "launch_overhead_s", "cuda_graphs")
+    tp, C, eta_c = sym("tp"), achieved_flops_per_s(), 1
+    w8, w4, k8, k4 = sym("weight_only_8bit", "weight_only_4bit", "dequant_flops_8bit", "dequant_flops_4bit")
+    p = arch.param_counts(st)
+    elements = p.nonrouted_fetch / tp + (p.routed / (tp * sym("ep")) if st.mlp == "moe" else 0)
+    return L * nk * (tk + (1 - g) * tl) + (w8 * k8 + w4 * k4) * elements / (C * eta_c)
+
+
 def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     """The step-time breakdown of one replica, in seconds.
 
@@ -117,8 +145,7 @@ def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     roof = _combine(rules, t)
     parts = communication_terms(st, rules)
     comm = parts["communication_tp_s"] + parts["communication_ep_s"] + parts["communication_pp_s"]
-    L, nk, tk = sym("n_layers", "kernels_per_layer", "kernel_overhead_s")
-    overhead = L * nk * tk
+    overhead = overhead_terms(st, rules)
     step = (roof + comm if rules.comm_overlap == "none" else sp.Max(roof, comm)) + overhead
     return {
         "compute_s": t["compute_s"],

@@ -83,7 +83,26 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("comm_efficiency", "1", r"\eta_{ici}", "achievable fraction of interconnect bandwidth", "efficiency"),
     ("kernel_overhead_s", "s", "t_k", "fixed overhead per serial kernel", "efficiency"),
     ("kernels_per_layer", "1", "n_k", "serial kernels per layer", "efficiency"),
+    ("launch_overhead_s", "s", "t_{launch}", "host launch time per kernel not replayed from a CUDA graph",
+     "efficiency"),
+    ("cuda_graphs", "1", "g", "1 when the step replays a captured CUDA graph (no per-kernel launches), 0 when not",
+     "efficiency"),
+    ("dequant_flops_8bit", "FLOP", "k_{8}",
+     "dequantisation work per 8-bit weight element of a weight-only format, in tensor-core FLOP", "efficiency"),
+    ("dequant_flops_4bit", "FLOP", "k_{4}",
+     "dequantisation work per 4-bit weight element of a weight-only format, in tensor-core FLOP", "efficiency"),
+    ("low_precision_flops_factor", "1", r"\varphi_8",
+     "achievable fraction of peak of 8-bit-or-narrower math relative to 16-bit math", "efficiency"),
+    ("low_precision_math", "1", "m_{8}", "1 when the math runs in an 8-bit or narrower format", "precision"),
+    ("weight_only_8bit", "1", "w_{8}", "1 when 8-bit weights are multiplied in a wider format (weight-only)",
+     "precision"),
+    ("weight_only_4bit", "1", "w_{4}", "1 when 4-bit weights are multiplied in a wider format (weight-only)",
+     "precision"),
     ("memory_fraction", "1", "u", "usable fraction of HBM", "efficiency"),
+    ("kv_memory_fraction", "1", "f_{kv}",
+     "fraction of the memory left after weights and activations that the KV cache gets", "efficiency"),
+    ("activations_in_budget", "1", r"\alpha_{act}",
+     "1 when the engine's memory budget counts activations, 0 when they live outside it", "efficiency"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
     ("steps", "steps", "n", "decode steps summed over a static batch's generation", "serving"),
     ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", "serving"),
@@ -92,7 +111,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("acceptance", "1", "a", "probability that a draft token is accepted", "serving"),
 ]
 
-_MAY_BE_ZERO = {"prefill_tokens", "prefill_position", "draft_length", "acceptance",
+_MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
+                "dequant_flops_4bit", "weight_only_8bit", "weight_only_4bit", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share"}
 

@@ -1,0 +1,257 @@
+"""Persistent caches: compiled XLA programs, traced programs and the generated Python of the SymPy-to-JAX step.
+
+Three caches make a fresh process nearly as quick as a warm one, all in one directory:
+
+* ``xla/``: JAX's persistent compilation cache (``jax_compilation_cache_dir``), with the
+  thresholds lowered so that this package's programs, which compile in a fraction of a second,
+  are kept too.
+* ``export/``: the traced programs of the optimiser's loops (:mod:`jax.export`), so that a
+  fresh process neither builds nor traces them.
+* ``sympy/``: the Python source that ``sympy.lambdify`` writes for each set of expressions, one
+  JSON file per key. The key hashes the model structure, the rules, the output names, the package
+  version and the source of the modules that build and lambdify the expressions, so an edited
+  formula never loads an old function. Loading a file executes the same source in the same
+  namespace ``lambdify`` would use, so the function, and every number it returns, are the same.
+
+The directory is ``platformdirs.user_cache_dir("costmodel")`` (e.g. ``~/.cache/costmodel`` on
+Linux), or ``$COSTMODEL_CACHE_DIR``; it is created on the first compilation, never at import.
+``COSTMODEL_NO_CACHE=1``, ``costmodel --no-cache ...`` or :func:`set_cache` (``enabled=False``)
+turn them off. A corrupt or unreadable entry is ignored and rebuilt; a directory that
+cannot be written only costs the speed-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["ENV_DIR", "ENV_OFF", "cache_dir", "cache_enabled", "set_cache", "configure_jax", "cached_source",
+           "CachedJit"]
+
+#: environment variable that moves the cache directory
+ENV_DIR = "COSTMODEL_CACHE_DIR"
+#: environment variable that turns the caches off when set to anything but "", "0", "false" or "no"
+ENV_OFF = "COSTMODEL_NO_CACHE"
+#: modules whose source decides the generated functions (part of every key)
+_KEYED_SOURCES = ("symbolic", "compile.py", "relax.py", "cache.py", "optimizer", "config.py")
+
+_override: dict[str, object] = {}
+_jax_dir: str | None = None  # the directory this module pointed JAX at, if any
+
+
+def set_cache(enabled: bool | None = None, directory: str | os.PathLike | None = None) -> None:
+    """Turn the persistent caches on or off, or move them, for this process.
+
+    Args:
+        enabled: ``False`` turns the caches off, ``True`` on; ``None`` leaves the setting to
+            ``$COSTMODEL_NO_CACHE``.
+        directory: the cache directory; ``None`` leaves it to ``$COSTMODEL_CACHE_DIR`` or the
+            user's cache directory.
+
+    Programs already compiled in this process stay compiled; the setting applies to the next.
+    """
+    _override.clear()
+    if enabled is not None:
+        _override["enabled"] = bool(enabled)
+    if directory is not None:
+        _override["directory"] = Path(directory)
+    if _jax_dir is not None:
+        configure_jax()
+
+
+def cache_enabled() -> bool:
+    """Whether the persistent caches are on (:func:`set_cache`, else ``$COSTMODEL_NO_CACHE``)."""
+    if "enabled" in _override:
+        return bool(_override["enabled"])
+    return os.environ.get(ENV_OFF, "").strip().lower() in ("", "0", "false", "no")
+
+
+def cache_dir() -> Path:
+    """The cache directory (not created here): :func:`set_cache`, ``$COSTMODEL_CACHE_DIR``, or the
+    user's cache directory."""
+    if "directory" in _override:
+        return Path(_override["directory"])  # type: ignore[arg-type]
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("costmodel", appauthor=False))
+
+
+def _usable_dir(sub: str) -> Path | None:
+    """``cache_dir()/sub``, created if needed, or ``None`` when the caches are off or it cannot be made."""
+    if not cache_enabled():
+        return None
+    path = cache_dir() / sub
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+def configure_jax() -> None:
+    """Point JAX's persistent compilation cache at ``cache_dir()/xla`` (or turn it off).
+
+    Called before this package compiles anything. A cache directory the user set for JAX
+    themselves (``jax_compilation_cache_dir``) is left alone. JAX's thresholds are process-wide:
+    while this cache is on, every program the process compiles is kept.
+    """
+    global _jax_dir
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    current = jax.config.jax_compilation_cache_dir
+    if current is not None and current != _jax_dir:
+        return  # the user's own setting
+    path = _usable_dir("xla")
+    wanted = None if path is None else str(path)
+    if wanted == current and (wanted is None or jax.config.jax_enable_compilation_cache):
+        return
+    if current is not None:
+        cc.reset_cache()  # JAX opens its cache once per process: let it reopen at the new place
+    if wanted is None:
+        jax.config.update("jax_compilation_cache_dir", None)
+    else:
+        jax.config.update("jax_enable_compilation_cache", True)
+        jax.config.update("jax_compilation_cache_dir", wanted)
+        # this package's programs compile in well under JAX's default second: keep them all
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    _jax_dir = wanted
+
+
+def _source_fingerprint() -> str:
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in _KEYED_SOURCES:
+        p = root / name
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _key(parts: tuple) -> str:
+    import sympy
+
+    from . import __version__
+
+    if not _FINGERPRINT:
+        _FINGERPRINT.append(_source_fingerprint())
+    text = repr((__version__, sympy.__version__, _FINGERPRINT[0]) + parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached_source(parts: tuple[str, ...], build: Callable[[], dict], load: Callable[[dict], T]) -> T:
+    """``load(entry)`` of the cached entry for the key ``parts``, or of a fresh ``build()``, then stored.
+
+    ``build()`` returns a dict with ``source`` (the generated function's Python), ``inputs``,
+    ``outputs`` and ``imports`` (lists; ``imports`` ``None`` when the function cannot be cached)
+    and optionally ``function`` (the function just built, never stored). A file that cannot be read or parsed,
+    does not hold this key, or that ``load`` refuses (raises) is ignored and rebuilt; a failed write
+    is ignored.
+    """
+    folder = _usable_dir("sympy")
+    if folder is None:
+        return load(build())
+    key = _key(parts)
+    path = folder / f"{key}.json"
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if (isinstance(entry, dict) and entry.get("key") == key and isinstance(entry.get("source"), str)
+                and all(isinstance(entry.get(k), list) for k in ("inputs", "outputs", "imports"))):
+            return load(entry)
+    except Exception:  # noqa: BLE001 - any broken entry (unreadable, bad JSON, bad source) is rebuilt
+        pass
+    entry = build()
+    out = load(entry)
+    stored = {k: v for k, v in entry.items() if k != "function"} | {"key": key}
+    if stored.get("imports") is None:
+        return out  # a generated function whose globals cannot be written down: not cached
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(stored, f)
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass
+    return out
+
+
+def _signature(args: tuple) -> tuple:
+    """What a traced program depends on besides the code: the pytree, shapes and dtypes (as JAX
+    will see them) of the arguments, and the backend."""
+    import jax
+    import numpy as np
+
+    leaves, tree = jax.tree.flatten(args)
+    avals = tuple((np.shape(a), str(jax.dtypes.canonicalize_dtype(np.result_type(a))), isinstance(a, (int, float)))
+                  for a in leaves)
+    return str(tree), avals, jax.default_backend(), jax.__version__
+
+
+class CachedJit:
+    """``jax.jit(make())`` whose traced and lowered program is also kept on disk (``export/``), one
+    file per argument signature, through :mod:`jax.export`.
+
+    A fresh process that finds the file skips building and tracing the function: it deserialises
+    the program, and JAX's compilation cache supplies the executable. The function itself
+    (``make()``) is built only when a signature has no file. With the caches off, or a file that
+    does not load, it is a plain ``jax.jit``.
+    """
+
+    def __init__(self, parts: tuple[str, ...], make: Callable[[], Callable], **jit_options):
+        self._parts, self._make, self._options = parts, make, jit_options
+        self._plain = None
+        self._by_signature: dict[tuple, Callable] = {}
+
+    def _jit_plain(self):
+        import jax
+
+        if self._plain is None:
+            self._plain = jax.jit(self._make(), **self._options)
+        return self._plain
+
+    def _load_or_export(self, args: tuple, sig: tuple) -> Callable:
+        import jax
+        from jax import export
+
+        configure_jax()
+        folder = _usable_dir("export")
+        if folder is None:
+            return self._jit_plain()
+        path = folder / f"{_key(self._parts + (repr(sig),))}.bin"
+        try:
+            exported = export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # noqa: BLE001 - absent, unreadable or from another JAX: export again
+            try:
+                exported = export.export(self._jit_plain())(*args)
+                blob = exported.serialize()
+            except Exception:  # noqa: BLE001 - a program JAX cannot export: plain jit, uncached
+                return self._jit_plain()
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        return jax.jit(exported.call, **self._options)
+
+    def __call__(self, *args):
+        sig = _signature(args)
+        fn = self._by_signature.get(sig)
+        if fn is None:
+            fn = self._by_signature[sig] = self._load_or_export(args, sig)
+        return fn(*args)
