@@ -51,6 +51,9 @@ _LAZY = {
     "SweepResult": "sweeps",
     "serve": "serving.api",
     "ServingPrediction": "serving.prediction",
+    "plan": "fleet.plan",
+    "FleetPlan": "fleet.plan",
+    "load_fleet": "fleet.spec",
 }
 
 
@@ -63,6 +66,7 @@ __all__ = [
     "CostModelError",
     "Disaggregated",
     "Efficiency",
+    "FleetPlan",
     "HardwareSpec",
     "Load",
     "ModelSpec",
@@ -89,11 +93,13 @@ __all__ = [
     "list_profiles",
     "with_engine",
     "load_hardware",
+    "load_fleet",
     "load_model",
     "load_profile",
     "model_from_hf_config",
     "optimize",
     "optimize_serving",
+    "plan",
     "predict",
     "predict_many",
     "scenario",

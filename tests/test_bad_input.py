@@ -292,7 +292,7 @@ def _options(command: str) -> dict:
     return {s: a for a in sub.choices[command]._actions for s in a.option_strings}
 
 
-@pytest.mark.parametrize("command", ["predict", "optimize", "search", "sweep", "plot", "report"])
+@pytest.mark.parametrize("command", ["predict", "optimize", "search", "sweep", "plot", "report", "plan"])
 def test_every_evaluating_command_takes_the_same_efficiency(command):
     assert _options(command)["--efficiency"].default == "calibrated"
 
@@ -452,3 +452,102 @@ def test_open_loop_prompt_of_millions_of_chunks_is_refused_not_run_out_of_memory
                          "--chunk", "512")
     assert code == 2 and "needs 1953125 chunk steps" in err and "at least 3906250" in err, err
     assert len(err.strip().splitlines()) == 1 and out == ""
+
+
+# ---------------------------------------------------------------- fleet files (costmodel plan)
+
+FLEET_OK = """
+[chips.h100-sxm]
+available = 16
+
+[models.chat]
+model = "llama-3-8b"
+isl = 1024
+osl = 256
+rate_per_s = 2.0
+tpot_ms = 50
+"""
+
+
+def _fleet(**change: str) -> str:
+    """FLEET_OK with a line replaced (``key="old line => new line"``) or appended (``extra=...``)."""
+    text = FLEET_OK
+    for old_new in change.values():
+        old, _, new = old_new.partition(" => ")
+        text = text.replace(old, new) if new or " => " in old_new else text + old + "\n"
+    return text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[chips.h100-sxm\navailable = 16\n", "is not valid TOML: Expected ']' at the end of a table declaration (at line 1"),
+    ("", "needs [models.NAME] tables"),
+    (_fleet(a="tpot_ms = 50 => tpot = 50"), "models.chat.tpot: unknown key; did you mean 'tpot_ms'?"),
+    (_fleet(a="[chips.h100-sxm] => price = 3\n[chips.h100-sxm]"), "price: unknown key Allowed keys: models, chips"),
+    (_fleet(a="available = 16 => available = \"16\""), "chips.h100-sxm.available must be a whole number in [0, 1048575] chips, got '16'"),
+    (_fleet(a="available = 16 => available = 16.0"), "chips.h100-sxm.available must be a whole number in [0, 1048575] chips, got 16.0"),
+    (_fleet(a="available = 16 => available = -4"), "chips.h100-sxm.available must be a whole number in [0, 1048575] chips, got -4"),
+    (_fleet(a="available = 16 => available = 16\nusd_per_chip_hour = -2"), "chips.h100-sxm.usd_per_chip_hour must be a number in [1e-06, 1000000] USD per chip-hour, got -2"),
+    (_fleet(a="available = 16 => "), "chips.h100-sxm: needs available"),
+    (_fleet(a="[chips.h100-sxm] => [chips.h100]"), "chips.h100: unknown hardware 'h100'; did you mean 'h100-sxm'?"),
+    (_fleet(a="llama-3-8b => llama-9"), "models.chat.model: unknown model 'llama-9'"),
+    (_fleet(a="llama-3-8b => missing/config.json"), "models.chat.model: model config file"),
+    (_fleet(a="rate_per_s = 2.0 => "), "models.chat: needs exactly one of rate_per_s (requests/s) or output_tokens_per_s, got neither"),
+    (_fleet(a="rate_per_s = 2.0 => rate_per_s = 2.0\noutput_tokens_per_s = 500"), "got rate_per_s and output_tokens_per_s"),
+    (_fleet(a="rate_per_s = 2.0 => rate_per_s = 0"), "models.chat.rate_per_s must be a number in [1e-09, 1e+09] requests/s, got 0"),
+    (_fleet(a="rate_per_s = 2.0 => rate_per_s = nan"), "models.chat.rate_per_s must be a number in [1e-09, 1e+09] requests/s, got nan"),
+    (_fleet(a="rate_per_s = 2.0 => rate_per_s = true"), "models.chat.rate_per_s must be a number"),
+    (_fleet(a="tpot_ms = 50 => tpot_ms = inf"), "models.chat.tpot_ms must be a number in [0.0001, 8.64e+07] ms, got inf"),
+    (_fleet(a="osl = 256 => "), "models.chat: needs osl (input and output tokens per request) or mix"),
+    (_fleet(a="osl = 256 => osl = 256\nmix = [[1, 128, 64]]"), "models.chat: give isl and osl, or mix, not both"),
+    (_fleet(a="isl = 1024 => "), "models.chat: needs isl (input and output tokens per request) or mix"),
+    (_fleet(a="isl = 1024\nosl = 256 => mix = [[1, 128]]"), "models.chat: classes must be a non-empty list"),
+    (_fleet(a="isl = 1024 => isl = 1024\nprefix_hit = 1"), "models.chat.prefix_hit must be a number in [0, 1), got 1"),
+    (_fleet(a="tpot_ms = 50 => mode = \"fast\""), "models.chat.mode must be one of 'auto', 'agg', 'disagg', got 'fast'"),
+    (_fleet(a="tpot_ms = 50 => weights = [\"bf16\", \"fp9\"]"), "models.chat.weights: unknown precision 'fp9'"),
+    (_fleet(a="tpot_ms = 50 => kv = []"), "models.chat.kv must be a name or a non-empty list of names, got []"),
+    (_fleet(a="tpot_ms = 50 => hardware = [\"b200\"]"), "models.chat.hardware: 'b200' is not a chip type of this fleet; the fleet's chips: h100-sxm"),
+    ("models = 3\n" + FLEET_OK, "is not valid TOML: Cannot overwrite a value (at line 6"),
+    ("models = 3\n[chips.h100-sxm]\navailable = 1\n", "models must be a table, got int 3"),
+    ("models = {}\n[chips.h100-sxm]\navailable = 1\n", "models: needs at least one model"),
+])
+def test_malformed_fleet_file_is_one_line_with_status_2(tmp_path, capsys, text, message):
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    with pytest.raises(cm.CostModelError) as e:
+        cm.load_fleet(path)
+    assert message in str(e.value) and str(e.value).startswith(f"fleet file {path}"), str(e.value)
+    code, out, err = cli(capsys, "plan", str(path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_fleet_file_that_is_not_a_readable_toml_file(tmp_path, capsys):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe[chips]")
+    for path, message in ((tmp_path, "is a directory; pass a TOML file"), (tmp_path / "none.toml", "does not exist"),
+                          (tmp_path / "bin.toml", "is not UTF-8 text (byte 0)")):
+        code, out, err = cli(capsys, "plan", str(path))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_fleet_mapping_errors_and_options_are_checked_before_any_optimisation(tmp_path, capsys):
+    with pytest.raises(cm.ConfigError, match=r"^fleet: chips.h100-sxm.available must be a whole number"):
+        cm.load_fleet({"models": {"a": {"isl": 1, "osl": 1, "rate_per_s": 1}}, "chips": {"h100-sxm": {"available": 1.5}}})
+    with pytest.raises(cm.ConfigError, match="a fleet is a TOML file path or a mapping, got int 3"):
+        cm.plan(3)
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET_OK)
+    with pytest.raises(cm.ConfigError, match="method must be one of gradient, exhaustive, got 'newton'"):
+        cm.plan(path, method="newton")
+    code, _, err = cli(capsys, "plan", str(path), "--efficiency", "nope")
+    assert code == 2 and "unknown efficiency profile 'nope'" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_model_label_is_its_catalog_name_by_default_and_config_paths_are_relative_to_the_file(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text(json.dumps(LLAMA))
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET_OK.replace('model = "llama-3-8b"', 'model = "cfg/config.json"')
+                    + '\n[models.llama-3-70b]\nisl = 128\nosl = 64\noutput_tokens_per_s = 100\n')
+    f = cm.load_fleet(path)
+    assert f.models[0].model == str(tmp_path / "cfg" / "config.json") and f.models[1].model == "llama-3-70b"
+    assert f.models[1].rate_per_s is None and f.models[1].output_tokens_per_s == 100.0
+    assert f.chips[0].usd_per_chip_hour == cm.load_hardware("h100-sxm").usd_per_chip_hour

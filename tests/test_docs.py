@@ -49,7 +49,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_strict_build_writes_every_page(site):
-    for page in ("index.html", "theory/index.html", "cli/index.html", "api/index.html",
+    for page in ("index.html", "theory/index.html", "cli/index.html", "api/index.html", "fleet/index.html",
                  "howto/choose-a-target/index.html", "howto/add-a-chip/index.html",
                  "howto/import-a-model/index.html", "howto/read-a-report/index.html"):
         assert (site / page).is_file(), page

@@ -34,7 +34,7 @@ from costmodel.cli import common, main
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
 CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8,
-               "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60}
+               "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60, "plan": 40}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60
 
@@ -422,6 +422,54 @@ def _write(folder: Path, content, name: str) -> str:
     return str(path)
 
 
+#: a small valid fleet, each value a TOML literal
+FLEET = {"chips": {"h100-sxm": {"available": "8"}},
+         "models": {"chat": {"model": '"llama-3-8b"', "isl": "128", "osl": "64", "rate_per_s": "1.0", "tpot_ms": "50"}}}
+FLEET_KEYS = {"chips": ["available", "usd_per_chip_hour", "price"],
+              "models": ["model", "isl", "osl", "mix", "prefix_hit", "rate_per_s", "output_tokens_per_s", "ttft_ms",
+                         "tpot_ms", "mode", "weights", "kv", "hardware", "tpot"]}
+toml_value = st.one_of(st.sampled_from(["0", "-1", "1", "7.5", "1e308", "-39", "9223372036854775807", "nan", "inf",
+                                        "-inf", "true", '"12"', '"x"', '""', "[]", "[1, 2]", "{}", '{a = 1}',
+                                        '"h100-sxm"', '["h200"]', '"llama-3-70b"', '"agg"', '"fp8"', '["bf16", "fp8"]',
+                                        "[[1, 128, 64]]", "[[1, 128]]", "0.5", "0.999", "1e-9", "2048", "1970-01-01"]),
+                       st.integers(-2**70, 2**70).map(str))
+
+
+def _toml(fleet: dict) -> str:
+    """A fleet of TOML literals as TOML text."""
+    lines = []
+    for table in ("chips", "models"):
+        for name, body in fleet[table].items():
+            lines += [f"[{table}.{name}]", *(f"{k} = {v}" for k, v in body.items())]
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def fleet_file(draw):
+    """The small valid fleet with a few keys changed, deleted or added, or not a fleet file at all."""
+    kind = draw(st.sampled_from(["mutated"] * 6 + ["not-toml", "not-utf8", "directory", "empty", "valid"]))
+    if kind == "not-toml":
+        return draw(st.sampled_from(["[chips.h100-sxm", "models = 3\n[models.a]", "[[chips]]\nx = 1", "a = ",
+                                     "[chips.h100-sxm]\navailable = 1\navailable = 2"]))
+    if kind == "not-utf8":
+        return b"\xff\xfe[chips]"
+    if kind in ("directory", "empty"):
+        return kind
+    fleet = json.loads(json.dumps(FLEET))
+    if kind == "mutated":
+        for _ in range(draw(st.integers(1, 3))):
+            table = draw(st.sampled_from(["chips", "models"]))
+            (name, body), = fleet[table].items()
+            key = draw(st.sampled_from(FLEET_KEYS[table]))
+            if draw(st.integers(0, 3)) == 0:
+                body.pop(key, None)
+            else:
+                body[key] = draw(toml_value)
+        if draw(st.integers(0, 5)) == 0:
+            fleet["chips"] = {draw(st.sampled_from(["h100", "mi300x", "x" * 50, "tpu-v5e"])): {"available": "4"}}
+    return _toml(fleet)
+
+
 # ---------------------------------------------------------------- the tests
 
 @pytest.fixture(scope="module")
@@ -512,6 +560,17 @@ def test_hf_config_files(fuzz):
 
     extra = st.lists(st.sampled_from(["--json", "--batch=64", "--tp=8", "--ep=8", "--phase=prefill"]), unique=True)
     assert not fuzz("hf-config", st.tuples(hf_config(), extra), to_argv)
+
+
+def test_fleet_files(fuzz):
+    def to_argv(d, folder):
+        content, flags = d
+        return ["plan", _write(folder, content, "fleet.toml"), *flags]
+
+    extra = st.lists(st.sampled_from(["--json", "--efficiency=ideal", "--method=exhaustive"]), unique=True)
+    folder = Path(tempfile.mkdtemp(prefix="costmodel-fleet-"))
+    run(["plan", _write(folder, _toml(FLEET), "fleet.toml")])  # compile once: the limit is for each example
+    assert not fuzz("plan", st.tuples(fleet_file(), extra), to_argv)
 
 
 def test_profile_files(fuzz):

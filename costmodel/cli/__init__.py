@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "plot": "plot_cmd",
     "report": "report_cmd",
     "calibrate": "calibrate_cmd",
+    "plan": "plan_cmd",
 }
 
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             args.efficiency = with_engine(args.efficiency, args.engine)
         return int(args._run(args) or 0)
     except CostModelError as e:
-        print(f"costmodel {args.command}: error: {one_line(cli_words(str(e)))}", file=sys.stderr)
+        words = getattr(args, "_words", cli_words)  # `plan` names the keys of its file, not flags
+        print(f"costmodel {args.command}: error: {one_line(words(str(e)))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `costmodel sweep ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")

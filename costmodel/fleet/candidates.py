@@ -1,0 +1,119 @@
+"""Candidate deployments: per (model, chip type), the fewest chips that serve the model's demand.
+
+At a fixed demand a deployment on one chip type costs ``price x chips`` per hour, and the cap of that
+type counts the same chips, so cost and cap usage are one number: the cost-versus-chips frontier of
+a (model, chip type) pair is a single point, the deployment with the fewest chips that meets the
+model's targets at its rate. Any other deployment on that type costs more *and* uses more of the
+cap, so a plan holding it is improved by swapping in the frontier point; the program over these
+points is exact over every single-type deployment the serving optimiser considers.
+
+The serving optimiser minimises USD per million output tokens at the demand, which at a fixed rate
+is ``price x chips`` over a fixed token count: its answer is that point. It is asked with a budget of
+``available + 1`` chips, so the same candidates also answer "what is one more chip worth"; when the
+fewest chips exceed that budget it reports how many would be needed (``min_chips_needed``), which is
+the candidate's size for the questions that lift a cap (its configuration is then not computed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import IDEAL
+from ..errors import CostModelError, PrecisionError
+from .spec import ChipSupply, Fleet, ModelDemand
+
+__all__ = ["Candidate", "candidates", "RETRY_BUDGET"]
+
+#: the budget of a second request when nothing fits within ``available + 1`` chips (nor the
+#: multiples of it the serving optimiser tries): a model larger than one chip's memory, on a cap of 0.
+RETRY_BUDGET = 64
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The frontier point of one (model, chip type) pair.
+
+    Attributes:
+        model: the model's label in the fleet.
+        hardware: the chip type.
+        chips: the fewest chips that meet the model's targets at its rate (``None``: none does).
+        usd_per_hour: ``chips x`` the fleet's price of the chip type (``None`` with ``chips``).
+        solution: the serving optimiser's answer (a ``ServingSolution``) when ``chips`` is within
+            the budget asked (``available + 1``); ``None`` otherwise.
+        reason: why there is no deployment within the budget (empty when there is one).
+    """
+
+    model: str
+    hardware: str
+    chips: int | None
+    usd_per_hour: float | None
+    solution: Any = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``model``, ``hardware``, ``chips``, ``usd_per_hour``, ``mode``, ``reason``."""
+        return {"model": self.model, "hardware": self.hardware, "chips": self.chips,
+                "usd_per_hour": self.usd_per_hour, "mode": self.solution.mode if self.solution else None,
+                "reason": self.reason}
+
+
+def _optimize_serving():
+    from ..optimizer.serving import optimize_serving  # imports JAX: only when a fleet is planned
+
+    return optimize_serving
+
+
+def _fastest(sol: Any) -> str:
+    fast = getattr(sol, "fastest", None) or {}
+    parts = [f"{k[:-2].upper()} {fast[k] * 1e3:.3g} ms" for k in ("ttft_s", "tpot_s")
+             if isinstance(fast.get(k), (int, float))]
+    if not parts:
+        return "nothing fits in memory and keeps up with the rate"
+    return f"the targets are out of reach (fastest {', '.join(parts)})"
+
+
+def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = IDEAL, method: str = "gradient") -> Candidate:
+    """The frontier point of ``model`` on ``chip`` (budget ``chip.available + 1``)."""
+    if model.hardware is not None and chip.name not in model.hardware:
+        return Candidate(model.name, chip.name, None, None, reason="not in the model's hardware list")
+    options: dict[str, Any] = {}
+    if model.weights is not None:
+        options["weights"] = ",".join(model.weights)
+    if model.kv is not None:
+        options["kv"] = ",".join(model.kv)
+
+    def ask(budget: int):
+        return _optimize_serving()(
+            model.model, chip.name, requests=model.requests, rate_per_s=model.rate_per_s,
+            demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s, tpot_s=model.tpot_s, max_chips=budget,
+            mode=model.mode, efficiency=efficiency, usd_per_chip_hour=chip.usd_per_chip_hour, method=method, **options)
+
+    try:
+        sol = ask(chip.available + 1)
+    except PrecisionError as e:  # e.g. fp8 asked of a chip without fp8 math
+        return Candidate(model.name, chip.name, None, None, reason=str(e))
+    if sol.feasible:
+        chips = int(sol.chips)
+        return Candidate(model.name, chip.name, chips, chips * chip.usd_per_chip_hour, sol)
+    need = getattr(sol, "min_chips_needed", None)
+    if need is None and not getattr(sol, "fastest", None) and chip.available + 1 < RETRY_BUDGET:
+        # Nothing fits and keeps up within the budget, nor within the larger ones the optimiser tried:
+        # ask once more with a budget of RETRY_BUDGET chips, so that "what it would need" has a number.
+        try:
+            big = ask(RETRY_BUDGET)
+        except CostModelError:
+            big = None
+        if big is not None and big.feasible:
+            need = int(big.chips)
+        elif big is not None:
+            need = getattr(big, "min_chips_needed", None)
+    if need is not None:
+        return Candidate(model.name, chip.name, int(need), int(need) * chip.usd_per_chip_hour,
+                         reason=f"needs {int(need)} chips")
+    return Candidate(model.name, chip.name, None, None, reason=_fastest(sol))
+
+
+def candidates(fleet: Fleet, *, efficiency: Any = IDEAL, method: str = "gradient") -> tuple[tuple[Candidate, ...], ...]:
+    """``[model][chip type]`` frontier points of every pair of the fleet."""
+    return tuple(tuple(one(m, c, efficiency=efficiency, method=method) for c in fleet.chips) for m in fleet.models)
