@@ -19,13 +19,13 @@ import numpy as np
 
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
-from ..inputs import Scenario, math_the_chip_runs, scenario
+from ..inputs import Scenario, math_the_chip_runs, scenario, weight_only_flags
 from ..limits import check_number, check_type
 from ..parallel import valid_degrees
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision, load_hardware, load_model
 from ..symbolic import Rules
 
-__all__ = ["Problem", "PrecisionChoice", "make_problem"]
+__all__ = ["Problem", "PrecisionChoice", "make_problem", "precision_input_table"]
 
 #: Largest batch per replica considered (sequences). Beyond it no chip has the memory at useful contexts.
 MAX_BATCH = 16384
@@ -90,12 +90,8 @@ class Problem:
         return out.reshape(-1, 3)
 
     def precision_inputs(self) -> dict[str, np.ndarray]:
-        """Per-choice ``weight_bytes``, ``kv_bytes`` and ``flops_per_s`` arrays."""
-        return {
-            "weight_bytes": np.array([bytes_per_element(c.weights) for c in self.precisions]),
-            "kv_bytes": np.array([bytes_per_element(c.kv) for c in self.precisions]),
-            "flops_per_s": np.array([self.hardware.flops_per_s[c.math] for c in self.precisions]),
-        }
+        """Per-choice model inputs that depend on the precision (:func:`precision_input_table`)."""
+        return precision_input_table(self.hardware, self.precisions)
 
 
 def _choices(name: str, option: str | tuple[str, ...] | list[str] | None, default: str) -> tuple[str, ...]:
@@ -130,6 +126,19 @@ def _precisions(hw: HardwareSpec, model: ModelSpec, weights, kv, math: str | Non
             f"{', '.join(hw.flops_per_s)}: choose weights (or math) from those (int8/int4 weights run bf16 math)"
         )
     return tuple(out)
+
+
+def precision_input_table(hw: HardwareSpec, precisions) -> dict[str, np.ndarray]:
+    """Per-choice arrays of every input the precision sets, as :func:`costmodel.scenario` sets them:
+    ``weight_bytes``, ``kv_bytes``, ``flops_per_s`` and the weight-only and low-precision-math flags
+    (:func:`costmodel.inputs.weight_only_flags`, docs/theory.md §5.7)."""
+    flags = [weight_only_flags(c.weights, c.math) for c in precisions]
+    return {
+        "weight_bytes": np.array([bytes_per_element(c.weights) for c in precisions]),
+        "kv_bytes": np.array([bytes_per_element(c.kv) for c in precisions]),
+        "flops_per_s": np.array([hw.flops_per_s[c.math] for c in precisions]),
+        **{k: np.array([f[k] for f in flags]) for k in flags[0]},
+    }
 
 
 def make_problem(

@@ -32,8 +32,8 @@ from ...inputs import Scenario, scenario
 from ...limits import check_number, shown_value
 from ...parallel import valid_degrees
 from ...serving.workload import Requests, Speculative
-from ...specs import HardwareSpec, ModelSpec, bytes_per_element, load_hardware, load_model
-from ..problem import MAX_SPLITS, PrecisionChoice, _precisions
+from ...specs import HardwareSpec, ModelSpec, load_hardware, load_model
+from ..problem import MAX_SPLITS, PrecisionChoice, _precisions, precision_input_table
 
 __all__ = ["ServingProblem", "make_serving_problem", "MODES", "OBJECTIVES", "CHUNK_OPTIONS", "PREFILL_BATCHES",
            "ATTENTION_OPTIONS"]
@@ -127,12 +127,8 @@ class ServingProblem:
         return Precision(weights=c.weights, kv=c.kv, math=c.math)
 
     def precision_inputs(self) -> dict[str, np.ndarray]:
-        """Per-choice ``weight_bytes``, ``kv_bytes`` and ``flops_per_s`` arrays."""
-        return {
-            "weight_bytes": np.array([bytes_per_element(c.weights) for c in self.precisions]),
-            "kv_bytes": np.array([bytes_per_element(c.kv) for c in self.precisions]),
-            "flops_per_s": np.array([self.hardware.flops_per_s[c.math] for c in self.precisions]),
-        }
+        """Per-choice model inputs that depend on the precision (:func:`precision_input_table`)."""
+        return precision_input_table(self.hardware, self.precisions)
 
 
 def _specs(spec) -> tuple[Speculative | None, ...]:
