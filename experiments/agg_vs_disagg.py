@@ -60,6 +60,8 @@ def cell(costs: dict[str, float]) -> tuple[str, float]:
     if math.isinf(a):
         return "disagg only", 3.0
     ratio = math.log2(a / d)
+    if abs(ratio) < 1e-9:
+        return "tie", 0.0
     return (f"disagg {a / d:.2f}x" if a > d else f"agg {d / a:.2f}x"), ratio
 
 
@@ -96,10 +98,9 @@ def _known_results(grid: list[list[dict]]) -> str:
     short_loose = cell(grid[0][-1])[1]
     long_tight = cell(grid[-1][0])[1]
     says = []
-    if not math.isnan(short_loose):
-        says.append(f"short prompt, loose target: {'aggregated' if short_loose <= 0 else 'disaggregated'} wins")
-    if not math.isnan(long_tight):
-        says.append(f"long prompt, tight target: {'disaggregated' if long_tight > 0 else 'aggregated'} wins")
+    for corner, r in (("short prompt, loose target", short_loose), ("long prompt, tight target", long_tight)):
+        if not math.isnan(r):
+            says.append(f"{corner}: " + ("a tie" if r == 0 else "disaggregated wins" if r > 0 else "aggregated wins"))
     return "; ".join(says) or "no feasible corner"
 
 
