@@ -119,7 +119,7 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ("TPOT", [_ms(modes[n]["tpot_s"]) for n in names]),
         ("tok/s per chip", ["-" if modes[n]["output_tokens_per_s_per_chip"] is None else
                             f"{modes[n]['output_tokens_per_s_per_chip']:,.0f}" for n in names]),
-        ("binds", [str(modes[n]["binding"]) for n in names]),
+        ("binds", [modes[n]["binding"] or "-" for n in names]),
         ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
                               f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
     ]
