@@ -208,12 +208,12 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
                 calls = _grid_calls(layout, plan, axes) if samples is None else \
                     _random_calls(layout, kinds, chunk, per_group, axes, seed)
                 pending = None
-                for fn, pre, post, n in calls:
+                for fn, pre, post, n, shape in calls:
                     extra = () if pareto is None else (jnp.asarray(reducer.anchors(_ANCHORS, dtype)),)
                     out = fn(*pre, consts, *post, *extra)  # dispatched asynchronously
                     if pending is not None:  # collect the previous chunk while this one runs
                         parts.append(_collect(*pending, g, order, reducer, bar))
-                    pending = (out, n)
+                    pending = (out, n, shape)
                 parts.append(_collect(*pending, g, order, reducer, bar))
     finally:
         bar.close()
@@ -223,25 +223,26 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
 
 
 def _grid_calls(layout: _Layout, plan, axes: dict):
-    """``(fn, args before consts, args after, valid rows)`` per chunk of a grid (outer products)."""
+    """``(fn, args before consts, args after, valid rows, chunk shape)`` per chunk of a grid (outer products)."""
     dtype = layout.dtype
     fn = grid_function(layout.structure, layout.rules, layout.names, layout.sizes, layout.columns, plan, dtype,
                        layout.devices, layout.pareto)
     tables = [np.asarray(a.values) for a in axes.values()]
     trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
+    shape = (plan.padded, *layout.sizes[plan.split + 1:])
     for leading, block, n in grid_chunks(tables, plan, dtype):
-        yield fn, (jnp.asarray(leading), jnp.asarray(block)), (trailing,), n
+        yield fn, (jnp.asarray(leading), jnp.asarray(block)), (trailing,), n, shape
 
 
 def _random_calls(layout: _Layout, kinds: tuple, chunk: int, per_group: int, axes: dict, seed: int):
-    """``(fn, args before consts, args after, valid rows)`` per chunk of a random sweep (flat index)."""
+    """``(fn, args before consts, args after, valid rows, chunk shape)`` per chunk of a random sweep (flat index)."""
     dtype = layout.dtype
     fn = chunk_function(layout.structure, layout.rules, layout.names, kinds, layout.sizes, layout.columns, chunk,
                         dtype, layout.devices, layout.pareto)
     tables = tuple(jnp.asarray(a.values if isinstance(a, Values) else (a.low, a.high), dtype) for a in axes.values())
     key = jnp.uint32(seed & 0xFFFFFFFF)
     for start in range(0, per_group, chunk):
-        yield fn, (jnp.int32(start), key), (tables,), min(chunk, per_group - start)
+        yield fn, (jnp.int32(start), key), (tables,), min(chunk, per_group - start), (chunk,)
 
 
 def _group_scenario(m, h, prec, workload, parallel, efficiency, price, axes: dict, rules: Rules):
@@ -259,8 +260,16 @@ def _group_scenario(m, h, prec, workload, parallel, efficiency, price, axes: dic
     return sc
 
 
-def _collect(out: dict, n: int, g: int, order: tuple, reducer, bar: Progress) -> dict | None:
-    host = {"group": np.full(n, g, dtype=np.int16)} | {k: _to_host(out[k])[:n] for k in order}
+def _collect(out: dict, n: int, shape: tuple, g: int, order: tuple, reducer, bar: Progress) -> dict | None:
+    """The chunk's first ``n`` rows in flat order; columns arrive broadcastable to ``shape``.
+    With a ``_candidate`` column only the candidates' rows are formed (the rest cannot be kept)."""
+    host = {k: _to_host(out[k]) for k in order}
+    if "_candidate" in host:
+        rows = np.unravel_index(np.flatnonzero(host.pop("_candidate")[:n]), shape)
+        host = {k: np.broadcast_to(v, shape)[rows] for k, v in host.items()}
+    else:
+        host = {k: np.broadcast_to(v, shape).reshape(-1)[:n] for k, v in host.items()}
+    host = {"group": np.full(len(host[order[0]]), g, dtype=np.int16)} | host
     bar.update(n)
     if reducer is None:
         return host
