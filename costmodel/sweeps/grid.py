@@ -64,7 +64,7 @@ def grid_chunks(tables: list[np.ndarray], plan: GridPlan, dtype) -> Iterator[tup
 def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...], sizes: tuple[int, ...],
                   columns: tuple[str, ...], plan: GridPlan, dtype: str, devices: tuple | None = None,
                   frontier: str | None = None):
-    """The jitted ``f(leading, block, consts, trailing_tables[, anchors]) -> {column: array}``.
+    """The compiled ``f(leading, block, consts, trailing_tables[, anchors]) -> {column: array}``.
 
     Columns are the swept inputs, then ``columns``; each has the shape of the axes it depends on
     (broadcastable to the chunk's ``(padded, n_{s+1}, ..., n_{K-1})``, flat order, dimension 0 always
@@ -78,7 +78,7 @@ def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...
     shape = (plan.padded, *sizes[s + 1:])
     lead_shape = (plan.padded,) + (1,) * (k - 1)
 
-    def run(leading, block, consts, trailing, anchors=None):
+    def run(leading, block, consts, trailing):
         block = jax.lax.with_sharding_constraint(block, sharded)
         axes = (block, *trailing)
         x = consts | {names[i]: leading[i] for i in range(s)} | {  # axis i along dimension i: an outer product
@@ -88,8 +88,19 @@ def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...
         for c, v in ({n: x[n] for n in names} | {c: out[c] for c in columns}).items():
             v = v if v.dtype == jnp.bool_ else v.astype(dtype)
             cols[c] = jnp.broadcast_to(v, jnp.broadcast_shapes(v.shape, lead_shape))
-        if frontier is not None:
-            cols["_candidate"] = jnp.broadcast_to(_candidates(cols, frontier, anchors), shape).reshape(-1)
         return cols
 
-    return jax.jit(run, out_shardings=sharded)
+    evaluate = jax.jit(run, out_shardings=sharded)
+    if frontier is None:
+        return evaluate
+
+    # a second program: in one, XLA fuses the model into the per-configuration test, recomputing
+    # it for every configuration (an optimisation barrier did not stop that on CPU)
+    candidates = jax.jit(lambda cols, anchors: jnp.broadcast_to(_candidates(cols, frontier, anchors), shape)
+                         .reshape(-1), out_shardings=sharded)
+
+    def run_frontier(leading, block, consts, trailing, anchors):
+        cols = evaluate(leading, block, consts, trailing)
+        return cols | {"_candidate": candidates(cols, anchors)}
+
+    return run_frontier
