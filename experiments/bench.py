@@ -80,24 +80,26 @@ def import_time() -> None:
 def chunk_fn(model: str, dtype: str, chunk: int, frontier: str | None = None):
     """One compiled grid chunk over AXES as ``cm.sweep`` runs it: ``(step(i) -> outputs, rows per chunk)``;
     with ``frontier`` also the device pre-filter (against ``inf`` anchors: the same work as real ones)."""
+    import jax
     import jax.numpy as jnp
     import costmodel as cm
     from costmodel.compile import compiled
-    from costmodel.sweeps.driver import DEFAULT_OUTPUTS
+    from costmodel.sweeps.driver import DEFAULT_OUTPUTS, _placed
     from costmodel.sweeps.grid import grid_chunks, grid_function, grid_plan
 
     sc = cm.scenario(model, "h100-sxm", cm.Workload(batch=1, context=8192))
     sizes = tuple(len(v) for v in AXES.values())
-    plan = grid_plan(sizes, chunk, 1)
+    plan = grid_plan(sizes, chunk, jax.device_count())
     fn = grid_function(sc.model.structure, cm.Rules(), tuple(AXES), sizes, DEFAULT_OUTPUTS, plan, dtype, None,
                        frontier)  # DEFAULT_OUTPUTS hold the cost-latency columns and fits
-    anchors = () if frontier is None else (jnp.full((2, 8), jnp.inf, dtype),)
+    anchors = () if frontier is None else (_placed(jnp.full((2, 8), jnp.inf, dtype), None),)
     base = sc.inputs()
-    consts = {k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, cm.Rules()).input_names
-              if k not in AXES}
+    consts = _placed({k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, cm.Rules()).input_names
+                      if k not in AXES}, None)  # placed on the devices once, as cm.sweep does
     tables = [np.asarray(v) for v in AXES.values()]
-    trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
-    calls = [(jnp.asarray(lead), jnp.asarray(block)) for lead, block, _ in grid_chunks(tables, plan, dtype)]
+    trailing = _placed(tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:]), None)
+    calls = [(_placed(lead, None), _placed(block, None, "configs"))
+             for lead, block, _ in grid_chunks(tables, plan, dtype)]
 
     def step(i: int):
         lead, block = calls[i % len(calls)]
