@@ -8,8 +8,11 @@ wall time and peak memory). Figures:
   expressions, then compiling one sweep chunk, per model structure in the catalog.
 - ``decode_evals_per_s_float32/float64``: decode configurations per second through the compiled,
   sharded chunk evaluator that ``costmodel.sweep`` runs for a grid (``costmodel.sweeps.grid``: one
-  outer-product block per call), the four swept inputs and six outputs written per configuration;
-  the best of short timing windows, since other load on the cores only ever slows a window.
+  outer-product block per call), the four swept inputs and six outputs returned, each at the shape of
+  the swept axes it depends on (as the sweep's host side receives them); the best of short timing
+  windows, since other load on the cores only ever slows a window.
+  ``decode_evals_per_s_float32[pareto pre-filter]``: the same plus the device's per-configuration
+  frontier test that ``costmodel.sweep(..., pareto=...)`` runs (one flag written per configuration).
   ``decode_evals_per_cpu_s_*``: configurations per CPU-second this process used (all windows), a
   figure other load does not change: on N otherwise idle cores the rate approaches N times it.
   ``decode_evals_per_s_float32[N devices]``: the same with the CPU split into one JAX device per core.
@@ -74,28 +77,33 @@ def import_time() -> None:
     line("import_loads_jax", runs[0][1])
 
 
-def chunk_fn(model: str, dtype: str, chunk: int):
-    """One compiled grid chunk over AXES as ``cm.sweep`` runs it: ``(step(i) -> outputs, rows per chunk)``."""
+def chunk_fn(model: str, dtype: str, chunk: int, frontier: str | None = None):
+    """One compiled grid chunk over AXES as ``cm.sweep`` runs it: ``(step(i) -> outputs, rows per chunk)``;
+    with ``frontier`` also the device pre-filter (against ``inf`` anchors: the same work as real ones)."""
+    import jax
     import jax.numpy as jnp
     import costmodel as cm
     from costmodel.compile import compiled
-    from costmodel.sweeps.driver import DEFAULT_OUTPUTS
+    from costmodel.sweeps.driver import DEFAULT_OUTPUTS, _placed
     from costmodel.sweeps.grid import grid_chunks, grid_function, grid_plan
 
     sc = cm.scenario(model, "h100-sxm", cm.Workload(batch=1, context=8192))
     sizes = tuple(len(v) for v in AXES.values())
-    plan = grid_plan(sizes, chunk, 1)
-    fn = grid_function(sc.model.structure, cm.Rules(), tuple(AXES), sizes, DEFAULT_OUTPUTS, plan, dtype)
+    plan = grid_plan(sizes, chunk, jax.device_count())
+    fn = grid_function(sc.model.structure, cm.Rules(), tuple(AXES), sizes, DEFAULT_OUTPUTS, plan, dtype, None,
+                       frontier)  # DEFAULT_OUTPUTS hold the cost-latency columns and fits
+    anchors = () if frontier is None else (_placed(jnp.full((2, 8), jnp.inf, dtype), None),)
     base = sc.inputs()
-    consts = {k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, cm.Rules()).input_names
-              if k not in AXES}
+    consts = _placed({k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, cm.Rules()).input_names
+                      if k not in AXES}, None)  # placed on the devices once, as cm.sweep does
     tables = [np.asarray(v) for v in AXES.values()]
-    trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
-    calls = [(jnp.asarray(lead), jnp.asarray(block)) for lead, block, _ in grid_chunks(tables, plan, dtype)]
+    trailing = _placed(tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:]), None)
+    calls = [(_placed(lead, None), _placed(block, None, "configs"))
+             for lead, block, _ in grid_chunks(tables, plan, dtype)]
 
     def step(i: int):
         lead, block = calls[i % len(calls)]
-        return fn(lead, block, consts, trailing)
+        return fn(lead, block, consts, trailing, *anchors)
 
     return step, plan.padded * plan.inner
 
@@ -120,12 +128,13 @@ def compile_times() -> None:
         line(f"xla_compile_s[{label}]", time.perf_counter() - t, "s")
 
 
-def evals_per_s(dtype: str, rounds: int = 6, window_s: float = 0.3) -> tuple[float, float]:
+def evals_per_s(dtype: str, rounds: int = 6, window_s: float = 0.3, frontier: str | None = None
+                ) -> tuple[float, float]:
     """The best rate over short timing windows (other load on the cores only ever slows a window),
     and the configurations per CPU-second of this process over all windows (load-independent)."""
     import jax
 
-    steps = [chunk_fn("llama-3-70b", dtype, chunk) for chunk in (1 << 15, 1 << 16, 1 << 17)]
+    steps = [chunk_fn("llama-3-70b", dtype, chunk, frontier) for chunk in (1 << 15, 1 << 16, 1 << 17)]
     for step, _ in steps:
         jax.block_until_ready(step(0))
     best, done, cpu = 0.0, 0, time.process_time()
@@ -416,6 +425,8 @@ def main() -> None:
     rate32, per_cpu32 = evals_per_s("float32")
     line("decode_evals_per_s_float32", rate32, "configs/s")
     line("decode_evals_per_cpu_s_float32", per_cpu32, "configs/CPU-s")
+    line("decode_evals_per_s_float32[pareto pre-filter]", evals_per_s("float32", frontier="cost-latency")[0],
+         "configs/s")
     with jax.enable_x64(True):
         rate64, per_cpu64 = evals_per_s("float64")
     line("decode_evals_per_s_float64", rate64, "configs/s")

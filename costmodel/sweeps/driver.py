@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from ..compile import compiled
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
@@ -23,7 +25,7 @@ from ..specs.model import ModelStructure
 from ..symbolic import Rules
 from ..symbolic.outputs import OUTPUT_UNITS
 from .axes import LogUniform, Uniform, Values, as_axis
-from .engine import DERIVED, chunk_function
+from .engine import DERIVED, chunk_function, device_mesh
 from .grid import grid_chunks, grid_function, grid_plan
 from .progress import Progress
 from .reduce import make_reducer
@@ -100,6 +102,17 @@ def _dtype_context(dtype: str | None):
         raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     ctx = jax.enable_x64(True) if dtype == "float64" and not x64 else contextlib.nullcontext()
     return dtype, ctx
+
+
+@functools.lru_cache(maxsize=16)
+def _sharding(devices: tuple | None, *spec: str) -> NamedSharding:
+    return NamedSharding(device_mesh(devices), PartitionSpec(*spec))
+
+
+def _placed(tree, devices: tuple | None, *spec: str):
+    """``tree`` on the sweep's devices, replicated (or split along ``spec``), so that a call does not
+    copy every argument to every device again; left to ``jit`` across several hosts."""
+    return tree if jax.process_count() > 1 else jax.device_put(tree, _sharding(devices, *spec))
 
 
 def _to_host(a: jax.Array) -> np.ndarray:
@@ -202,18 +215,18 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
         with x64:
             for g, sc in enumerate(scenarios):
                 base = sc.inputs()
-                consts = {k: jnp.asarray(base[k], dtype) for k in compiled(sc.model.structure, rules).input_names
-                          if k not in axes}
+                names_in = compiled(sc.model.structure, rules).input_names
+                consts = _placed({k: jnp.asarray(base[k], dtype) for k in names_in if k not in axes}, devices)
                 layout = _Layout(sc.model.structure, rules, names, sizes, columns, dtype, devices, pareto)
                 calls = _grid_calls(layout, plan, axes) if samples is None else \
                     _random_calls(layout, kinds, chunk, per_group, axes, seed)
                 pending = None
-                for fn, pre, post, n in calls:
+                for fn, pre, post, n, shape in calls:
                     extra = () if pareto is None else (jnp.asarray(reducer.anchors(_ANCHORS, dtype)),)
                     out = fn(*pre, consts, *post, *extra)  # dispatched asynchronously
                     if pending is not None:  # collect the previous chunk while this one runs
                         parts.append(_collect(*pending, g, order, reducer, bar))
-                    pending = (out, n)
+                    pending = (out, n, shape)
                 parts.append(_collect(*pending, g, order, reducer, bar))
     finally:
         bar.close()
@@ -223,25 +236,27 @@ def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequ
 
 
 def _grid_calls(layout: _Layout, plan, axes: dict):
-    """``(fn, args before consts, args after, valid rows)`` per chunk of a grid (outer products)."""
+    """``(fn, args before consts, args after, valid rows, chunk shape)`` per chunk of a grid (outer products)."""
     dtype = layout.dtype
     fn = grid_function(layout.structure, layout.rules, layout.names, layout.sizes, layout.columns, plan, dtype,
                        layout.devices, layout.pareto)
     tables = [np.asarray(a.values) for a in axes.values()]
-    trailing = tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:])
+    trailing = _placed(tuple(jnp.asarray(t, dtype) for t in tables[plan.split + 1:]), layout.devices)
+    shape = (plan.padded, *layout.sizes[plan.split + 1:])
     for leading, block, n in grid_chunks(tables, plan, dtype):
-        yield fn, (jnp.asarray(leading), jnp.asarray(block)), (trailing,), n
+        yield fn, (_placed(leading, layout.devices), _placed(block, layout.devices, "configs")), (trailing,), n, shape
 
 
 def _random_calls(layout: _Layout, kinds: tuple, chunk: int, per_group: int, axes: dict, seed: int):
-    """``(fn, args before consts, args after, valid rows)`` per chunk of a random sweep (flat index)."""
+    """``(fn, args before consts, args after, valid rows, chunk shape)`` per chunk of a random sweep (flat index)."""
     dtype = layout.dtype
     fn = chunk_function(layout.structure, layout.rules, layout.names, kinds, layout.sizes, layout.columns, chunk,
                         dtype, layout.devices, layout.pareto)
-    tables = tuple(jnp.asarray(a.values if isinstance(a, Values) else (a.low, a.high), dtype) for a in axes.values())
+    tables = _placed(tuple(jnp.asarray(a.values if isinstance(a, Values) else (a.low, a.high), dtype)
+                           for a in axes.values()), layout.devices)
     key = jnp.uint32(seed & 0xFFFFFFFF)
     for start in range(0, per_group, chunk):
-        yield fn, (jnp.int32(start), key), (tables,), min(chunk, per_group - start)
+        yield fn, (jnp.int32(start), key), (tables,), min(chunk, per_group - start), (chunk,)
 
 
 def _group_scenario(m, h, prec, workload, parallel, efficiency, price, axes: dict, rules: Rules):
@@ -259,8 +274,16 @@ def _group_scenario(m, h, prec, workload, parallel, efficiency, price, axes: dic
     return sc
 
 
-def _collect(out: dict, n: int, g: int, order: tuple, reducer, bar: Progress) -> dict | None:
-    host = {"group": np.full(n, g, dtype=np.int16)} | {k: _to_host(out[k])[:n] for k in order}
+def _collect(out: dict, n: int, shape: tuple, g: int, order: tuple, reducer, bar: Progress) -> dict | None:
+    """The chunk's first ``n`` rows in flat order; columns arrive broadcastable to ``shape``.
+    With a ``_candidate`` column only the candidates' rows are formed (the rest cannot be kept)."""
+    host = {k: _to_host(out[k]) for k in order}
+    if "_candidate" in host:
+        rows = np.unravel_index(np.flatnonzero(host.pop("_candidate")[:n]), shape)
+        host = {k: np.broadcast_to(v, shape)[rows] for k, v in host.items()}
+    else:
+        host = {k: np.broadcast_to(v, shape).reshape(-1)[:n] for k, v in host.items()}
+    host = {"group": np.full(len(host[order[0]]), g, dtype=np.int16)} | host
     bar.update(n)
     if reducer is None:
         return host

@@ -73,14 +73,15 @@ def _axis_values(idx, seed, kinds, sizes, tables, dtype) -> list[jax.Array]:
 def _candidates(cols: dict, frontier: str, anchors: jax.Array) -> jax.Array:
     """Feasible points with finite objectives that no anchor dominates (minimising both).
 
-    The anchors are frontier points sorted by ``x`` (so ``y`` falls along them). Of the anchors
-    with ``a_x <= x``, the last has the smallest ``a_y``, so one count and one lookup decide:
-    ``p`` is dominated iff that anchor has ``a_y <= y`` and is not ``p`` itself.
+    ``anchors`` are frontier points (``inf``-padded); ``p`` is dominated by anchor ``a`` iff
+    ``a_x <= x`` and ``a_y <= y`` and ``a`` is not ``p`` itself. Compared with each anchor in turn
+    (elementwise, no gather), so the test fuses into one pass over the configurations.
     """
     x, y = minimised(frontier, cols)
-    last = sum((anchors[0, a] <= x).astype(jnp.int32) for a in range(anchors.shape[1])) - 1
-    ax, ay = anchors[0][jnp.maximum(last, 0)], anchors[1][jnp.maximum(last, 0)]
-    dominated = (last >= 0) & (ay <= y) & ((ax < x) | (ay < y))
+    dominated = jnp.zeros((), jnp.bool_)
+    for a in range(anchors.shape[1]):
+        ax, ay = anchors[0, a], anchors[1, a]
+        dominated = dominated | ((ax <= x) & (ay <= y) & ((ax < x) | (ay < y)))
     return cols["fits"] & jnp.isfinite(x) & jnp.isfinite(y) & ~dominated
 
 

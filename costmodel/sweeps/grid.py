@@ -2,10 +2,11 @@
 
 A chunk of a grid is a contiguous run of flat indices chosen to be an outer product: fixed values
 of the leading axes ``0..s-1``, a block of ``m`` values of axis ``s`` and every value of the
-trailing axes ``s+1..K-1`` (``m · prod(n_{s+1..K-1})`` configurations, in flat order). The model
-runs under one ``vmap`` per swept axis. ``vmap`` batches a value only along the axes it depends on,
-so a term of ``tp`` alone (``tp**mesh_x_share``, say) is computed for the few ``tp`` values and
-broadcast, not once per configuration. The block is sharded over the device mesh like the flat
+trailing axes ``s+1..K-1`` (``m · prod(n_{s+1..K-1})`` configurations, in flat order). Each swept
+axis enters the model along its own dimension (shape ``(1, .., n_k, .., 1)``), so broadcasting
+forms the outer product and a term of ``tp`` alone (``tp**mesh_x_share``, say) is computed for the
+few ``tp`` values, not once per configuration. Outputs leave at the shape of the axes they depend
+on; the host broadcasts them for the rows it keeps. The block is sharded over the device mesh like the flat
 index of :mod:`costmodel.sweeps.engine`.
 """
 
@@ -63,31 +64,43 @@ def grid_chunks(tables: list[np.ndarray], plan: GridPlan, dtype) -> Iterator[tup
 def grid_function(structure: ModelStructure, rules: Rules, names: tuple[str, ...], sizes: tuple[int, ...],
                   columns: tuple[str, ...], plan: GridPlan, dtype: str, devices: tuple | None = None,
                   frontier: str | None = None):
-    """The jitted ``f(leading, block, consts, trailing_tables[, anchors]) -> {column: flat array}``.
+    """The compiled ``f(leading, block, consts, trailing_tables[, anchors]) -> {column: array}``.
 
-    Columns are the swept inputs, then ``columns`` (and ``_candidate`` when ``frontier`` is set,
-    as in :func:`costmodel.sweeps.engine.chunk_function`); each has ``padded · inner`` rows.
+    Columns are the swept inputs, then ``columns``; each has the shape of the axes it depends on
+    (broadcastable to the chunk's ``(padded, n_{s+1}, ..., n_{K-1})``, flat order, dimension 0 always
+    full): the host broadcasts it only for the rows it keeps, so a term no swept axis changes is
+    neither recomputed nor written per configuration. ``_candidate`` (when ``frontier`` is set, as in
+    :func:`costmodel.sweeps.engine.chunk_function`) is flat, ``padded · inner`` rows.
     """
     model = compiled(structure, rules)
     sharded = NamedSharding(device_mesh(devices), PartitionSpec("configs"))
-    s = plan.split
+    s, k = plan.split, len(sizes) - plan.split
     shape = (plan.padded, *sizes[s + 1:])
+    lead_shape = (plan.padded,) + (1,) * (k - 1)
 
-    def one(leading, consts, *values):
-        x = consts | {names[k]: leading[k] for k in range(s)} | dict(zip(names[s:], values))
-        out = with_derived(model.raw({k: jnp.asarray(v, dtype) for k, v in x.items()}), columns)
-        return {n: x[n] for n in names} | {c: out[c] for c in columns}
-
-    def run(leading, block, consts, trailing, anchors=None):
+    def run(leading, block, consts, trailing):
         block = jax.lax.with_sharding_constraint(block, sharded)
-        g = one
-        for ax in reversed(range(len(sizes) - s)):  # innermost vmap: the last axis
-            g = jax.vmap(g, in_axes=(None, None, *(0 if i == ax else None for i in range(len(sizes) - s))))
-        out = g(leading, consts, block, *trailing)
-        cols = {k: jnp.broadcast_to(v if v.dtype == jnp.bool_ else v.astype(dtype), shape).reshape(-1)
-                for k, v in out.items()}
-        if frontier is not None:
-            cols["_candidate"] = _candidates(cols, frontier, anchors)
+        axes = (block, *trailing)
+        x = consts | {names[i]: leading[i] for i in range(s)} | {  # axis i along dimension i: an outer product
+            names[s + i]: v.reshape(tuple(-1 if j == i else 1 for j in range(k))) for i, v in enumerate(axes)}
+        out = with_derived(model.raw({n: jnp.asarray(v, dtype) for n, v in x.items()}), columns)
+        cols = {}
+        for c, v in ({n: x[n] for n in names} | {c: out[c] for c in columns}).items():
+            v = v if v.dtype == jnp.bool_ else v.astype(dtype)
+            cols[c] = jnp.broadcast_to(v, jnp.broadcast_shapes(v.shape, lead_shape))
         return cols
 
-    return jax.jit(run, out_shardings=sharded)
+    evaluate = jax.jit(run, out_shardings=sharded)
+    if frontier is None:
+        return evaluate
+
+    # a second program: in one, XLA fuses the model into the per-configuration test, recomputing
+    # it for every configuration (an optimisation barrier did not stop that on CPU)
+    candidates = jax.jit(lambda cols, anchors: jnp.broadcast_to(_candidates(cols, frontier, anchors), shape)
+                         .reshape(-1), out_shardings=sharded)
+
+    def run_frontier(leading, block, consts, trailing, anchors):
+        cols = evaluate(leading, block, consts, trailing)
+        return cols | {"_candidate": candidates(cols, anchors)}
+
+    return run_frontier
