@@ -10,11 +10,13 @@ over tokens.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from ..cache import CachedJit
 from ..compile import compiled, compiled_serving
 from ..config import Workload
 from ..errors import ConfigError
@@ -48,9 +50,9 @@ class Replica:
     def __init__(self, decode_sc: Scenario, prefill_sc: Scenario, rules: Rules, spec: Speculative | None = None):
         self.decode_sc, self.prefill_sc = decode_sc, prefill_sc
         self.rules = replace(rules, phase="decode")
-        self._serving = compiled_serving(decode_sc.model.structure, self.rules)
-        self._decode = compiled(decode_sc.model.structure, self.rules)
-        self._prefill = compiled(decode_sc.model.structure, replace(rules, phase="prefill"))
+        self._serving = _kept("serving", decode_sc.model.structure, self.rules)
+        self._decode = _kept("decode", decode_sc.model.structure, self.rules)
+        self._prefill = _kept("decode", decode_sc.model.structure, replace(rules, phase="prefill"))
         self.draft_length = float(spec.length) if spec else 0.0
         self.acceptance = spec.acceptance if spec else 0.0
         self._x = decode_sc.inputs() | {"steps": 1.0, "prefill_tokens": 0.0, "prefill_position": 0.0,
@@ -157,6 +159,23 @@ class Replica:
     @property
     def usd_per_chip_s(self) -> float:
         return self.decode_sc.usd_per_chip_hour / 3600.0
+
+
+@functools.cache
+def _kept(kind: str, structure, rules: Rules):
+    """``compiled(...)`` (``kind="decode"``) or ``compiled_serving(...)`` (``"serving"``) called through a
+    :class:`~costmodel.cache.CachedJit`: the same program, its traced form kept on disk per argument
+    signature, so a fresh process neither builds the expressions nor traces them again."""
+    build = compiled_serving if kind == "serving" else compiled
+    jitted = CachedJit((f"replica_{kind}", repr(structure), repr(rules)), lambda: build(structure, rules).raw)
+    names: list[tuple[str, ...]] = []
+
+    def call(inputs):
+        if not names:
+            names.append(tuple(build(structure, rules).input_names))
+        return jitted({n: inputs[n] for n in names[0]})
+
+    return call
 
 
 def _precision_of(sc: Scenario):
