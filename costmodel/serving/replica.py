@@ -93,15 +93,20 @@ class Replica:
     def mixed(self, batch: Any, prefill_tokens: Any, context: Any, prefill_position: Any = 0.0, *,
               speculative: bool = True) -> dict[str, np.ndarray]:
         """Every output of the mixed step (:func:`costmodel.symbolic.serving.mixed_step_terms`), as arrays."""
-        g = self.draft_length if speculative else 0.0
-        out = self._serving(self.inputs(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
-                                        context=context, prefill_position=prefill_position, draft_length=g))
+        out = self._mixed_raw(batch, prefill_tokens, context, prefill_position, speculative)
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+    def _mixed_raw(self, batch, prefill_tokens, context, prefill_position, speculative):
+        g = self.draft_length if speculative else 0.0
+        return self._serving(self.inputs(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
+                                         context=context, prefill_position=prefill_position, draft_length=g))
 
     def step(self, batch: Any, prefill_tokens: Any, context: Any, prefill_position: Any = 0.0, *,
              draft: bool = True, speculative: bool = True) -> np.ndarray:
         """Seconds of one mixed step, plus the draft model's ``γ`` steps when speculating."""
-        t = self.mixed(batch, prefill_tokens, context, prefill_position, speculative=speculative)["step_time_s"]
+        # only the step time leaves the device (``mixed`` converts every output)
+        t = np.asarray(self._mixed_raw(batch, prefill_tokens, context, prefill_position, speculative)["step_time_s"],
+                       dtype=float)
         if draft and speculative and self.draft_length:
             t = t + self.draft_length * self._draft(batch, context)
         return t
