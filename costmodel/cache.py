@@ -253,10 +253,12 @@ class CachedJit:
     def __call__(self, *args):
         import jax
 
-        # a cheap key first (the pytree and each leaf's type, shape and dtype, which decide the signature):
-        # callers in loops pay a dictionary lookup, not the signature's dtype canonicalisation per leaf
+        # a cheap key first (the pytree, each leaf's type, shape and dtype, and whether 64-bit types are on,
+        # which together decide the signature): callers in loops pay a dictionary lookup, not the
+        # signature's dtype canonicalisation per leaf
         leaves, tree = jax.tree.flatten(args)
-        fast = (tree, tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None)) for a in leaves))
+        fast = (tree, bool(jax.config.jax_enable_x64),
+                tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None)) for a in leaves))
         fn = self._by_fast.get(fast)
         if fn is None:
             sig = _signature(args)
