@@ -215,6 +215,7 @@ class CachedJit:
         self._parts, self._make, self._options = parts, make, jit_options
         self._plain = None
         self._by_signature: dict[tuple, Callable] = {}
+        self._by_fast: dict[tuple, Callable] = {}
 
     def _jit_plain(self):
         import jax
@@ -250,8 +251,19 @@ class CachedJit:
         return jax.jit(exported.call, **self._options)
 
     def __call__(self, *args):
-        sig = _signature(args)
-        fn = self._by_signature.get(sig)
+        import jax
+
+        # a cheap key first (the pytree, each leaf's type, shape and dtype, and whether 64-bit types are on,
+        # which together decide the signature): callers in loops pay a dictionary lookup, not the
+        # signature's dtype canonicalisation per leaf
+        leaves, tree = jax.tree.flatten(args)
+        fast = (tree, bool(jax.config.jax_enable_x64),
+                tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None)) for a in leaves))
+        fn = self._by_fast.get(fast)
         if fn is None:
-            fn = self._by_signature[sig] = self._load_or_export(args, sig)
+            sig = _signature(args)
+            fn = self._by_signature.get(sig)
+            if fn is None:
+                fn = self._by_signature[sig] = self._load_or_export(args, sig)
+            self._by_fast[fast] = fn
         return fn(*args)

@@ -35,7 +35,9 @@ wall time and peak memory). Figures:
   ``costmodel.optimize`` (gradient) call and the median of later calls.
 - ``predict_per_call_ms``: ``costmodel.predict`` of one configuration in a Python loop (warm), and
   ``predict_many_per_config_us`` for the batch API.
-- ``serving_optimize_warm_ms``: ``costmodel.optimize_serving`` second call, where it exists.
+- ``serving_optimize_cold[empty|warm cache]``, ``serving_optimize_warm`` and
+  ``serving_optimize_warm_new_rate``: ``costmodel.optimize_serving`` of the default serving problem in a
+  fresh process: the first call, repeated calls, and calls at rates not solved before in the process.
 - ``llm_analysis_ratio``: 1,000 decode configurations of Llama 2 7B on H100 (batch x context x tp)
   through llm-analysis, where installed, against ``decode_evals_per_s_float32``; and the wall time
   of the same 1,000 through ``costmodel.sweep`` (compiled already).
@@ -327,20 +329,43 @@ def predict_times() -> None:
     line("predict_many_per_config_us", (time.perf_counter() - t) / len(configs) * 1e6, f"us (1,024 configurations; {_load()})")
 
 
-def serving_optimize_times() -> None:
-    import costmodel as cm
+_SERVING = """
+import json, statistics, time
+import costmodel as cm
+args = ("llama-3-70b", "h100-sxm", cm.Requests(1024, 256))
+kw = dict(ttft_s=0.5, tpot_s=0.05)
+t = time.perf_counter(); cm.optimize_serving(*args, rate_per_s=4, **kw); first = time.perf_counter() - t
+warm = []
+for _ in range(7):
+    t = time.perf_counter(); cm.optimize_serving(*args, rate_per_s=4, **kw); warm.append(time.perf_counter() - t)
+new = []
+for rate in (3.0, 5.0, 6.0):
+    t = time.perf_counter(); cm.optimize_serving(*args, rate_per_s=rate, **kw); new.append(time.perf_counter() - t)
+print(json.dumps([first, statistics.median(warm), statistics.median(new)]))
+"""
 
-    opt = getattr(cm, "optimize_serving", None)
-    if not callable(opt):
-        line("serving_optimize_warm_ms", "unavailable (no costmodel.optimize_serving)")
-        return
+
+def serving_optimize_times() -> None:
+    """``costmodel.optimize_serving`` of the default serving problem (Llama 3 70B on H100, 1024 in / 256 out,
+    4 req/s, TTFT 500 ms, TPOT 50 ms) in a fresh process: the first call with an empty and with a warm
+    cache, the median of repeated calls, and the median of three problems of the same structure at rates
+    not solved before in the process (no kept ``cm.serve`` confirmation applies)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = tempfile.mkdtemp(prefix="costmodel-bench-")
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "COSTMODEL_CACHE_DIR": base}
+    env.pop("COSTMODEL_NO_CACHE", None)
     try:
-        opt("llama-3-70b", "h100-sxm")
-        t = time.perf_counter()
-        opt("llama-3-70b", "h100-sxm")
-        line("serving_optimize_warm_ms", (time.perf_counter() - t) * 1e3, f"ms ({_load()})")
-    except Exception as e:  # a benchmark reports, it does not stop
-        line("serving_optimize_warm_ms", f"unavailable ({type(e).__name__}: {e})")
+        for label in ("empty cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", _SERVING], env=env, capture_output=True, text=True)
+            if out.returncode:
+                line("serving_optimize_cold", f"unavailable ({out.stderr.strip().splitlines()[-1:]})")
+                return
+            first, warm, new = json.loads(out.stdout)
+            line(f"serving_optimize_cold[{label}]", first, f"s ({_load()})")
+        line("serving_optimize_warm", warm * 1e3, f"ms (median of 7 repeats; {_load()})")
+        line("serving_optimize_warm_new_rate", new * 1e3, f"ms (median of 3 rates; {_load()})")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def llm_analysis_ratio(jax_rate: float) -> None:
@@ -398,11 +423,16 @@ def main() -> None:
     ap.add_argument("--rate-only", action="store_true", help="print only the float32 evaluation rate")
     ap.add_argument("--startup-only", action="store_true",
                     help="print only the start-up figures: cold CLI, gradient solves, predict per call")
+    ap.add_argument("--serving-only", action="store_true", help="print only the serving optimiser's figures")
     ap.add_argument("--runs", type=int, default=5, help="processes per cold-start figure (default 5)")
     args = ap.parse_args()
     # in-process figures start from an empty cache of their own (compilation measured, the user's kept)
     os.environ["COSTMODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="costmodel-bench-")
     atexit.register(shutil.rmtree, os.environ["COSTMODEL_CACHE_DIR"], ignore_errors=True)
+    if args.serving_only:
+        line("load_average_1min", os.getloadavg()[0])
+        serving_optimize_times()
+        return
     if args.startup_only:
         line("load_average_1min", os.getloadavg()[0])
         cli_cold(args.runs)

@@ -17,7 +17,19 @@ MODEL, CHIP = "llama-3-8b", "h100-sxm"
 REQ = cm.Requests(1024, 256)
 
 
+#: answers already solved in this module, by their arguments: several tests ask the same problem (the answer
+#: is a frozen dataclass and the solve is deterministic, so sharing it proves the same)
+_SOLVED: dict[str, cm.ServingSolution] = {}
+
+
 def opt(**kw):
+    key = repr(sorted(kw.items()))
+    if key not in _SOLVED:
+        _SOLVED[key] = _solve(**kw)
+    return _SOLVED[key]
+
+
+def _solve(**kw):
     args = dict(rate_per_s=20.0, ttft_s=0.3, tpot_s=0.02, max_chips=16, method="exhaustive")
     args.update(kw)
     return cm.optimize_serving(kw.pop("model", MODEL), CHIP, kw.pop("requests", REQ),

@@ -163,8 +163,10 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
     if D == 0:
         return fluid_max
 
+    step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, cap)  # the steps at B_cap: the same for every R
+
     def ok(R):
-        chain = _chain_at(rep, R, req, S, A, chunk_tokens)(cap)
+        chain = bulk_prefill_queue(step_s, R, mix)
         return chain["stable"] and R * D * chain["mean_step_s"] <= cap
 
     if ok(fluid_max):
@@ -178,6 +180,16 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
 
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
     """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
+    def chain(B):
+        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, B)
+        return bulk_prefill_queue(step_s, R, mix)
+
+    return chain
+
+
+def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: float, B) -> tuple:
+    """The chain's step times at decode batch ``B`` (one per count of prefilled units, whatever the rate)
+    and ``(weight, units)`` of each request class."""
     unit, mix = prompt_units(req, chunk_tokens)
     if max(u for _, u in mix) > MAX_UNITS_PER_PROMPT:  # the chain's states and arrival rows grow with it
         big = max(i for _, i, _ in req.classes) * (1 - req.prefix_hit)
@@ -188,7 +200,7 @@ def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_t
     # the chain tracks at most Q_LIMIT queued units, so a step never serves more (a huge chunk budget
     # of tiny prompts would otherwise price millions of step sizes)
     tokens = np.arange(min(math.floor(chunk_tokens / unit + 1e-9), Q_LIMIT) + 1) * unit
-    return lambda B: bulk_prefill_queue(rep.step(B, tokens, S, A), R, mix)
+    return rep.step(B, tokens, S, A), mix
 
 
 def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[float, int]]]:

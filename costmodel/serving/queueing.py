@@ -130,19 +130,37 @@ def _arrival_units(means: np.ndarray, mix: list[tuple[float, int]]) -> np.ndarra
     Compound Poisson: independent Poisson counts per class, ``units`` each, convolved; cut where
     each class's tail is below 1e-15 for the largest mean, the rest lumped on the last entry.
     """
-    from scipy.stats import poisson
-
     means = np.asarray(means, dtype=float)
     pmf = np.ones((len(means), 1))
     for w, u in mix:  # one SciPy call per class over every row (a row per step size: thousands)
         lam = means * w
-        a = np.arange(int(poisson.isf(1e-15, lam.max())) + 2)
-        p = poisson.pmf(a[None, :], lam[:, None])
+        a = np.arange(int(poisson_isf(1e-15, lam.max())) + 2)
+        p = poisson_pmf(a[None, :], lam[:, None])
         p[:, -1] += 1 - p.sum(axis=1)
         spread = np.zeros((len(means), u * (len(a) - 1) + 1))
         spread[:, ::u] = p
         pmf = spread if pmf.shape[1] == 1 else np.array([np.convolve(x, y) for x, y in zip(pmf, spread)])
     return pmf
+
+
+def poisson_pmf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.pmf(k, mu)`` for integers ``k >= 0`` and ``mu >= 0``: the same expression
+    SciPy evaluates, ``exp(xlogy(k, mu) - gammaln(k + 1) - mu)``, without importing ``scipy.stats``
+    (seconds at start-up)."""
+    from scipy import special
+
+    return np.exp(special.xlogy(k, mu) - special.gammaln(k + 1) - mu)
+
+
+def poisson_isf(q: float, mu: float) -> float:
+    """``scipy.stats.poisson.isf(q, mu)`` for ``0 < q < 1`` and ``mu >= 0``: the smallest ``k`` with
+    ``P(K > k) <= q``, by SciPy's own steps (``pdtrik``, then one step down where ``pdtr`` allows)."""
+    from scipy import special
+
+    p = 1.0 - q
+    vals = np.ceil(special.pdtrik(p, mu))
+    vals1 = np.maximum(vals - 1, 0)
+    return float(np.where(special.pdtr(vals1, mu) >= p, vals1, vals))
 
 
 def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):

@@ -10,11 +10,13 @@ over tokens.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from ..cache import CachedJit
 from ..compile import compiled, compiled_serving
 from ..config import Workload
 from ..errors import ConfigError
@@ -48,9 +50,9 @@ class Replica:
     def __init__(self, decode_sc: Scenario, prefill_sc: Scenario, rules: Rules, spec: Speculative | None = None):
         self.decode_sc, self.prefill_sc = decode_sc, prefill_sc
         self.rules = replace(rules, phase="decode")
-        self._serving = compiled_serving(decode_sc.model.structure, self.rules)
-        self._decode = compiled(decode_sc.model.structure, self.rules)
-        self._prefill = compiled(decode_sc.model.structure, replace(rules, phase="prefill"))
+        self._serving = _kept("serving", decode_sc.model.structure, self.rules)
+        self._decode = _kept("decode", decode_sc.model.structure, self.rules)
+        self._prefill = _kept("decode", decode_sc.model.structure, replace(rules, phase="prefill"))
         self.draft_length = float(spec.length) if spec else 0.0
         self.acceptance = spec.acceptance if spec else 0.0
         self._x = decode_sc.inputs() | {"steps": 1.0, "prefill_tokens": 0.0, "prefill_position": 0.0,
@@ -91,15 +93,20 @@ class Replica:
     def mixed(self, batch: Any, prefill_tokens: Any, context: Any, prefill_position: Any = 0.0, *,
               speculative: bool = True) -> dict[str, np.ndarray]:
         """Every output of the mixed step (:func:`costmodel.symbolic.serving.mixed_step_terms`), as arrays."""
-        g = self.draft_length if speculative else 0.0
-        out = self._serving(self.inputs(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
-                                        context=context, prefill_position=prefill_position, draft_length=g))
+        out = self._mixed_raw(batch, prefill_tokens, context, prefill_position, speculative)
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+    def _mixed_raw(self, batch, prefill_tokens, context, prefill_position, speculative):
+        g = self.draft_length if speculative else 0.0
+        return self._serving(self.inputs(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
+                                         context=context, prefill_position=prefill_position, draft_length=g))
 
     def step(self, batch: Any, prefill_tokens: Any, context: Any, prefill_position: Any = 0.0, *,
              draft: bool = True, speculative: bool = True) -> np.ndarray:
         """Seconds of one mixed step, plus the draft model's ``γ`` steps when speculating."""
-        t = self.mixed(batch, prefill_tokens, context, prefill_position, speculative=speculative)["step_time_s"]
+        # only the step time leaves the device (``mixed`` converts every output)
+        t = np.asarray(self._mixed_raw(batch, prefill_tokens, context, prefill_position, speculative)["step_time_s"],
+                       dtype=float)
         if draft and speculative and self.draft_length:
             t = t + self.draft_length * self._draft(batch, context)
         return t
@@ -157,6 +164,23 @@ class Replica:
     @property
     def usd_per_chip_s(self) -> float:
         return self.decode_sc.usd_per_chip_hour / 3600.0
+
+
+@functools.cache
+def _kept(kind: str, structure, rules: Rules):
+    """``compiled(...)`` (``kind="decode"``) or ``compiled_serving(...)`` (``"serving"``) called through a
+    :class:`~costmodel.cache.CachedJit`: the same program, its traced form kept on disk per argument
+    signature, so a fresh process neither builds the expressions nor traces them again."""
+    build = compiled_serving if kind == "serving" else compiled
+    jitted = CachedJit((f"replica_{kind}", repr(structure), repr(rules)), lambda: build(structure, rules).raw)
+    names: list[tuple[str, ...]] = []
+
+    def call(inputs):
+        if not names:
+            names.append(tuple(build(structure, rules).input_names))
+        return jitted({n: inputs[n] for n in names[0]})
+
+    return call
 
 
 def _precision_of(sc: Scenario):

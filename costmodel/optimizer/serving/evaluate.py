@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...cache import CachedJit
 from ...compile import compiled, compiled_serving
 from ...config import Parallel, Workload
 from ...errors import CostModelError
@@ -153,7 +154,13 @@ def _bisect_root(f, target, lo, hi, steps=BISECTION_STEPS):
 
 
 @functools.cache
-def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
+def _aggregated_fn(structure, rules: Rules, draft, n_layers: int) -> CachedJit:
+    """The jitted aggregated table, its traced program kept on disk (:class:`costmodel.cache.CachedJit`)."""
+    return CachedJit(("serving_aggregated", repr(structure), repr(rules), repr(draft), str(n_layers)),
+                     functools.partial(_aggregated_run, structure, rules, draft, n_layers))
+
+
+def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
     step, serving = _step_fn(structure, rules, draft, n_layers)
     decode = compiled(structure, rules)
 
@@ -221,7 +228,7 @@ def _aggregated_fn(structure, rules: Rules, draft, n_layers: int):
                 "tokens_per_step": E, "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
                                                                               "context": S})["memory_bytes_per_chip"]}
 
-    return jax.jit(run)
+    return run
 
 
 def _workload(problem: ServingProblem, ttft_s, tpot_s) -> dict[str, float]:
@@ -275,7 +282,13 @@ def aggregated_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarr
 
 
 @functools.cache
-def _decode_fn(structure, rules: Rules, draft, n_layers: int):
+def _decode_fn(structure, rules: Rules, draft, n_layers: int) -> CachedJit:
+    """The jitted decode-pool table, its traced program kept on disk (:class:`costmodel.cache.CachedJit`)."""
+    return CachedJit(("serving_decode", repr(structure), repr(rules), repr(draft), str(n_layers)),
+                     functools.partial(_decode_run, structure, rules, draft, n_layers))
+
+
+def _decode_run(structure, rules: Rules, draft, n_layers: int):
     step, serving = _step_fn(structure, rules, draft, n_layers)
     decode = compiled(structure, rules)
 
@@ -309,7 +322,7 @@ def _decode_fn(structure, rules: Rules, draft, n_layers: int):
                 "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": S})[
                     "memory_bytes_per_chip"]}
 
-    return jax.jit(run)
+    return run
 
 
 def decode_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray, spec_index: int, *,
@@ -335,7 +348,12 @@ def decode_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray, 
 
 
 @functools.cache
-def _prefill_fn(structure, rules: Rules):
+def _prefill_fn(structure, rules: Rules) -> CachedJit:
+    """The jitted prefill-pool table, its traced program kept on disk (:class:`costmodel.cache.CachedJit`)."""
+    return CachedJit(("serving_prefill", repr(structure), repr(rules)), functools.partial(_prefill_run, structure, rules))
+
+
+def _prefill_run(structure, rules: Rules):
     prefill = compiled(structure, dataclasses.replace(rules, phase="prefill"))
 
     def run(x, P):
@@ -344,7 +362,7 @@ def _prefill_fn(structure, rules: Rules):
                 "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"],
                 "memory_excess": jnp.maximum(jnp.log(out["memory_bytes_per_chip"] / out["usable_bytes_per_chip"]), 0.0)}
 
-    return jax.jit(run)
+    return run
 
 
 def prefill_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray, prefill_batch: np.ndarray

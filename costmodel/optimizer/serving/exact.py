@@ -10,6 +10,7 @@ confirmed so far.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,28 @@ class Deployment:
 
 
 def serve_deployment(problem: ServingProblem, d: Deployment):
-    """The :class:`~costmodel.serving.prediction.ServingPrediction` of ``d`` at the problem's rate."""
+    """The :class:`~costmodel.serving.prediction.ServingPrediction` of ``d`` at the problem's rate.
+
+    Kept per (problem, deployment) for the process (:data:`CONFIRMED`): the two methods, ``verify``,
+    the budget search of an infeasible answer and a repeated problem confirm the same candidates,
+    and ``cm.serve`` is deterministic, so a kept prediction is the one a new call would return.
+    """
+    # the efficiency as resolved for this problem: a profile named by a path or "calibrated" may be refit
+    resolved = tuple(b.efficiency if b is not None else None for b in (problem.decode_base, problem.prefill_base))
+    try:
+        hash((problem, d, resolved))
+    except TypeError:  # a problem holding something unhashable (e.g. a custom spec): not kept
+        return _serve_kept.__wrapped__(problem, d, resolved)
+    return _serve_kept(problem, d, resolved)
+
+
+#: ``cm.serve`` predictions kept per (problem, deployment) (a frozen problem and a frozen deployment
+#: compare by value; a deployment's table figures are left out of the comparison)
+CONFIRMED = 1024
+
+
+@functools.lru_cache(maxsize=CONFIRMED)
+def _serve_kept(problem: ServingProblem, d: Deployment, resolved: tuple):
     tp, pp, ep = d.split
     common = dict(precision=problem.precision_of(d.prec), efficiency=problem.efficiency,
                   usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec])
