@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 import costmodel as cm
+from costmodel.optimizer.serving.exact import forget_confirmed
 
 TOLERANCE = 1e-3
 
@@ -41,6 +42,7 @@ def draw(rng: np.random.Generator) -> dict:
 
 
 def solve(p: dict, method: str):
+    forget_confirmed()  # each method confirms its own candidates: no cm.serve result kept from the other
     t = time.perf_counter()
     s = cm.optimize_serving(p["model"], p["hardware"], cm.Requests(p["isl"], p["osl"]), rate_per_s=p["rate_per_s"],
                             ttft_s=p["ttft_s"], tpot_s=p["tpot_s"], max_chips=p["max_chips"], weights=p["weights"],

@@ -19,6 +19,11 @@ from .solution import ServingSolution
 
 __all__ = ["mode_answer", "why", "BUDGET_FACTOR", "MAX_BUDGET"]
 
+
+def _ms(t_s: float) -> str:
+    """A duration for a message: milliseconds below a second, seconds above (never exponent notation)."""
+    return f"{t_s * 1e3:.3g} ms" if t_s < 1.0 else f"{t_s:,.3g} s" if t_s < 100 else f"{t_s:,.0f} s"
+
 #: the budget tried, as a multiple of the given one, to say how many chips an infeasible problem needs
 BUDGET_FACTOR = 8
 #: and at most this many chips
@@ -176,7 +181,7 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     if found.deployment is None:
         fastest = _fastest(problem, mode)
         need = _min_chips(problem, mode, method)
-        targets = " and ".join(f"{k.upper()} {v * 1e3:.3g} ms" for k, v in
+        targets = " and ".join(f"{k.upper()} {_ms(v)}" for k, v in
                                (("ttft", problem.ttft_s), ("tpot", problem.tpot_s)) if v is not None) or "the demand"
         if need is not None:
             binding = "chips"
@@ -192,8 +197,8 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
             if meets:
                 msg += f" (nor on {min(problem.max_chips * BUDGET_FACTOR, MAX_BUDGET)})"
         if fastest:
-            msg += (f"; the fastest achievable at this rate is TTFT {fastest['ttft_s'] * 1e3:.3g} ms "
-                    f"({fastest['ttft_chips']} chips) and TPOT {fastest['tpot_s'] * 1e3:.3g} ms "
+            msg += (f"; the fastest achievable at this rate is TTFT {_ms(fastest['ttft_s'])} "
+                    f"({fastest['ttft_chips']} chips) and TPOT {_ms(fastest['tpot_s'])} "
                     f"({fastest['tpot_chips']} chips)")
         elif need is None and not meets:
             msg += "; nothing fits in memory and keeps up with the rate within the budget: allow more chips or " \
@@ -214,7 +219,7 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     reason = (f"the {binding} constraint binds" if binding else
               "one replica serves the rate with room to spare")
     msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
-           f"output tokens, TTFT {s.ttft_s * 1e3:.3g} ms, TPOT {s.tpot_s * 1e3:.3g} ms; {reason}")
+           f"output tokens, TTFT {_ms(s.ttft_s)}, TPOT {_ms(s.tpot_s)}; {reason}")
     return ServingSolution(
         feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
         usd_per_mtok_input=usd_per_hour / in_mtok_h, usd_per_mtok=float(problem.usd_per_mtok(chips)),

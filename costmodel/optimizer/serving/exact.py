@@ -23,7 +23,7 @@ from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
 from .problem import ServingProblem
 
-__all__ = ["Deployment", "serve_deployment", "meets_targets", "confirm", "MAX_CHECKS"]
+__all__ = ["Deployment", "serve_deployment", "forget_confirmed", "meets_targets", "confirm", "MAX_CHECKS"]
 
 #: cm.serve evaluations one answer may spend (each takes milliseconds to a few hundred ms)
 MAX_CHECKS = 12
@@ -80,6 +80,11 @@ def serve_deployment(problem: ServingProblem, d: Deployment):
 #: ``cm.serve`` predictions kept per (problem, deployment) (a frozen problem and a frozen deployment
 #: compare by value; a deployment's table figures are left out of the comparison)
 CONFIRMED = 1024
+
+
+def forget_confirmed() -> None:
+    """Drop the kept ``cm.serve`` predictions (so that a timing run measures every confirmation)."""
+    _serve_kept.cache_clear()
 
 
 @functools.lru_cache(maxsize=CONFIRMED)
