@@ -233,7 +233,7 @@ def test_command_line_plans_the_example(example):
     assert [m["hardware"] for m in d["models"]] == [m.hardware for m in p.models]
     assert set(d) == {"feasible", "usd_per_hour", "models", "chips", "unserved", "needs", "message", "candidates",
                       "method", "wall_time_s", "candidates_time_s", "milp_time_s"}
-    assert p.method == "gradient" and [c["available"] for c in d["chips"]] == [32, 16, 2]
+    assert p.method == "gradient" and [c["available"] for c in d["chips"]] == [32, 16, 1]
     from costmodel.cli.plan_cmd import render
 
     text = render(d, types.SimpleNamespace(fleet=str(EXAMPLE), efficiency="calibrated"))
