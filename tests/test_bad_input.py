@@ -10,7 +10,8 @@ import time
 import pytest
 
 import costmodel as cm
-from costmodel.cli import build_parser, main
+from cli_run import run_cli as cli
+from costmodel.cli import build_parser
 from costmodel.parallel import divisors
 
 LLAMA = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
@@ -22,14 +23,6 @@ DEEPSEEK = {"model_type": "deepseek_v3", "hidden_size": 7168, "intermediate_size
             "v_head_dim": 128, "qk_nope_head_dim": 128, "vocab_size": 129280}
 
 
-def cli(capsys, *argv):
-    """``(exit status, stdout, stderr)`` of ``costmodel ARGV`` run in-process."""
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---------------------------------------------------------------- Hugging Face config.json

@@ -9,16 +9,9 @@ import pytest
 import costmodel as cm
 from costmodel.calibrate import load_records
 from costmodel.calibrate.records import REQUIRED_FIELDS, load_cases
-from costmodel.cli import main
+from cli_run import run_cli as _cli
 
 
-def _cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _user_file(tmp_path, records):

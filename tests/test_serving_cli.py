@@ -4,17 +4,10 @@ import json
 
 import pytest
 
-from costmodel.cli import main
+from cli_run import run_cli
 from costmodel.serving.prediction import CONTRACT_KEYS
 
 
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own errors (types, mutually exclusive flags)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 BASE = ("predict", "--model", "llama-3-8b", "--isl", "1024", "--osl", "128")
