@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 import costmodel as cm
@@ -108,3 +110,76 @@ def test_goodput_meets_the_ttft_target_and_no_more():
     r = goodput("llama-3-8b", "h100-sxm", req, target)
     assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r)).ttft_s <= target
     assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r * 1.01)).ttft_s > target
+
+
+def _random_chain(rng):
+    """A prompt-queue chain: up to 64 units a step, one or two prompt sizes, load 5-99%, any truncation."""
+    from costmodel.serving.queueing import _arrival_units
+
+    n = int(rng.integers(1, 65))
+    mix = [(1.0, int(rng.integers(1, 6)))]
+    if rng.random() < 0.4:
+        mix = [(0.6, mix[0][1]), (0.4, int(rng.integers(1, 9)))]
+    step = 0.01 + 0.002 * rng.random() * np.arange(n + 1)
+    mean_units = sum(w * u for w, u in mix)
+    rate = rng.uniform(0.05, 0.99) * n / (step[n] * mean_units)
+    arrivals = _arrival_units(rate * step, mix)
+    q_max = int(rng.integers(1, n + arrivals.shape[1] + 3)) if rng.random() < 0.3 else int(rng.integers(n, 800))
+    return arrivals, n, max(q_max, 1)
+
+
+def test_band_solver_equals_the_sparse_solver_on_random_chains():
+    """The band LU (LAPACK gbtrf/gbtrs) and SuperLU solve the same stationary equations, truncation
+    and lumping at ``q_max`` included."""
+    from costmodel.serving.queueing import _stationary_banded, _stationary_sparse
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        arrivals, n, q_max = _random_chain(rng)
+        band, sparse = _stationary_banded(arrivals, n, q_max), _stationary_sparse(arrivals, n, q_max)
+        band, sparse = band / band.sum(), sparse / sparse.sum()
+        assert band.sum() == pytest.approx(1.0) and np.all(band > -1e-12)
+        np.testing.assert_allclose(band, sparse, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("parallel,chunk", [(cm.Parallel(tp=2), 256), (cm.Parallel(tp=4), 8192)])
+def test_rate_limit_is_the_edge_of_the_sustainable_rates(parallel, chunk):
+    """The largest sustainable rate (found by Brent's method) is where a plain bisection on the
+    definition puts it: the chain stable and ``R·D·E[τ](B_cap) <= B_cap``. The first case is bound by
+    the queue's stability (a 256-token chunk budget), the second by the batch that fits."""
+    from costmodel.serving.aggregated import _chain_steps, _rate_limit
+
+    req = cm.Requests(1024, 256)
+    rep = replica_of("llama-3-70b", "h100-sxm", parallel, cm.Precision(), cm.IDEAL, None, Rules())
+    D, S, A = 255.0, 1024 + 128.0, 512.0
+    cap = float(rep.max_batch(S))
+    step_s, mix = _chain_steps(rep, req, S, A, chunk, cap)
+
+    def sustainable(R):
+        chain = bulk_prefill_queue(step_s, R, mix)
+        return chain["stable"] and R * D * chain["mean_step_s"] <= cap
+
+    hi = 1.0
+    while sustainable(hi):
+        hi *= 2
+    lo = 0.0
+    while hi - lo > 1e-9 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sustainable(mid) else (lo, mid)
+    r_max = _rate_limit(rep, 2 * hi, req, D, S, A, chunk, cap)
+    assert sustainable(r_max)
+    assert r_max == pytest.approx(lo, rel=5e-6)
+
+
+def test_kept_rate_limits_give_the_same_answers():
+    """A replica's largest sustainable rate is kept across demanded rates: the figures are the same
+    bit for bit as from a fresh computation."""
+    from costmodel.serving.aggregated import forget_rate_limits
+
+    req, par = cm.Requests(1024, 256), cm.Parallel(tp=2)
+    kept = [cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(r), parallel=par, chunk_tokens=256)
+            for r in (3.0, 5.0)]
+    forget_rate_limits()
+    fresh = cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(5.0), parallel=par, chunk_tokens=256)
+    assert kept[1].max_rate_per_s == fresh.max_rate_per_s == kept[0].max_rate_per_s
+    assert kept[1].ttft_s == fresh.ttft_s and kept[1].tpot_s == fresh.tpot_s

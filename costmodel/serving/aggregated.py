@@ -40,16 +40,17 @@ The chip-time of a step splits into decode work ``ℓ_mixed(B, 0)`` and prefill 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from ..errors import ConfigError
-from .queueing import Q_LIMIT, bulk_prefill_queue
+from .queueing import Q_LIMIT, STABLE_TAIL, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
 
-__all__ = ["aggregated"]
+__all__ = ["aggregated", "forget_rate_limits"]
 
 #: Most chunks (queue units) per prompt the open-loop chain follows: its arrival rows are that many
 #: units wide per prompt, so 10^6 chunks would take terabytes.
@@ -153,29 +154,55 @@ def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> floa
     return float(bisect_increasing(in_system, N, 0.0, X_cap, iterations=80))
 
 
+#: Relative precision of the largest sustainable rate.
+RATE_LIMIT_RTOL = 1e-6
+
+
 def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
                 cap: float) -> float:
     """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
 
-    ``R·D·E[τ](B_cap; R)`` grows with ``R``: bisection between 0 and the fluid limit, a rate counting
-    as sustainable when the chain is stable and its decode batch stays within ``B_cap``.
+    ``R·D·E[τ](B_cap; R)`` grows with ``R``: a rate counts as sustainable when the chain is stable and
+    its decode batch stays within ``B_cap``, and Brent's method finds the edge between 0 and the fluid
+    limit on a margin that is positive exactly there and continuous in ``R``.
     """
     if D == 0:
         return fluid_max
 
     step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, cap)  # the steps at B_cap: the same for every R
+    return _edge_rate(np.asarray(step_s, dtype=float).tobytes(), tuple(mix), float(D), float(cap), float(fluid_max))
 
-    def ok(R):
-        chain = bulk_prefill_queue(step_s, R, mix)
-        return chain["stable"] and R * D * chain["mean_step_s"] <= cap
 
-    if ok(fluid_max):
+def forget_rate_limits() -> None:
+    """Drop the kept rate limits (:func:`_edge_rate`)."""
+    _edge_rate.cache_clear()
+
+
+@functools.lru_cache(maxsize=256)
+def _edge_rate(step_bytes: bytes, mix: tuple, D: float, cap: float, fluid_max: float) -> float:
+    """:func:`_rate_limit` on the chain's step times (as bytes: a key), kept: it does not depend on the
+    demanded rate, so a replica confirmed at another rate reuses it."""
+    step_s = np.frombuffer(step_bytes)
+
+    def slack(R):
+        """Positive where ``R`` is sustainable, continuous in ``R``: the least of the batch room
+        ``1 - R·D·E[τ]/B_cap`` and the stability margin ``log(STABLE_TAIL/tail)`` (scaled alike)."""
+        if R <= 0:
+            return 1.0
+        chain = bulk_prefill_queue(step_s, R, list(mix))
+        stability = math.log(STABLE_TAIL / max(chain["tail"], 1e-300)) / -math.log(STABLE_TAIL)
+        return min(1 - R * D * chain["mean_step_s"] / cap, stability)
+
+    if slack(fluid_max) >= 0:
         return fluid_max
-    lo, hi = 0.0, fluid_max
-    while hi - lo > 1e-6 * hi:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
+    from scipy.optimize import brentq  # Brent's method: a handful of chain solves where bisection needs 20
+
+    R = brentq(slack, 0.0, fluid_max, xtol=1e-12 * fluid_max, rtol=RATE_LIMIT_RTOL)
+    for _ in range(8):  # Brent's estimate may sit just past the edge: step back within its tolerance
+        if slack(R) >= 0:
+            break
+        R *= 1 - 2 * RATE_LIMIT_RTOL
+    return R
 
 
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
@@ -229,7 +256,9 @@ def _rate_chain(rep: Replica, R: float, req: Requests, D: float, S: float, A: fl
     at_cap = chain(cap)
     if not at_cap["stable"] or cap - R * D * at_cap["mean_step_s"] < 0:
         return {"stable": False, "batch": cap}
-    B = float(bisect_increasing(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, 0.0, cap, iterations=40))
+    from scipy.optimize import brentq
+
+    B = brentq(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, cap, xtol=1e-12 * cap)
     return chain(B) | {"batch": B}
 
 

@@ -83,8 +83,9 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
       (a prompt's units mostly finish in the same step): ``Σ π_Q (Q·τ_Q + λ·ū·τ_Q²/2) / (λ·ū·Σ π_Q τ_Q)``,
       which weighs prompts by their units, less ``δ·Var(k)/ū`` (``δ`` the step time a unit adds).
 
-    Returns ``mean_step_s``, ``mean_step_sq_s2``, ``ttft_s`` and ``stable`` (False when the
-    queue grows without bound: the chunk budget cannot keep up).
+    Returns ``mean_step_s``, ``mean_step_sq_s2``, ``ttft_s``, ``tail`` (the probability mass at the
+    longest queues the chain tracks) and ``stable`` (``tail < STABLE_TAIL``; False when the queue
+    grows without bound: the chunk budget cannot keep up).
     """
     step_s = np.asarray(step_s, dtype=float)
     n = len(step_s) - 1
@@ -96,7 +97,7 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
     load = rate_per_s * step_s[n] * mean_units / n
     if load >= 1:
         return {"mean_step_s": float(step_s[n]), "mean_step_sq_s2": float(step_s[n] ** 2), "ttft_s": math.inf,
-                "stable": False}
+                "stable": False, "tail": 1.0}
     arrivals = _arrival_units(rate_per_s * step_s, mix)
     q_max = int(min(n + arrivals.shape[1] + np.ceil(20 * mean_units / (1 - load)), Q_LIMIT))
     while True:
@@ -117,8 +118,11 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
         var_units = sum(w * u**2 for w, u in mix) - mean_units**2
         ttft -= delta * var_units / mean_units
     return {"mean_step_s": mean, "mean_step_sq_s2": float(pi @ tau**2), "ttft_s": ttft,
-            "stable": tail < 1e-6}
+            "stable": tail < STABLE_TAIL, "tail": tail}
 
+
+#: Largest tail mass of a queue that counts as stable (the chain is truncated at ``Q_LIMIT``).
+STABLE_TAIL = 1e-6
 
 #: Queue lengths (units) the chain tracks; beyond, the chunk budget is saturated.
 Q_LIMIT = 4096
@@ -166,18 +170,71 @@ def poisson_isf(q: float, mu: float) -> float:
 def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
     """Queue lengths, their step times and the stationary distribution of the chain truncated at ``q_max``.
 
-    The transition matrix is sparse; ``π (T - I) = 0`` is solved with ``π_0 = 1``, then normalised.
+    ``π (T - I) = 0`` is solved with ``π_0 = 1``, then normalised. A step serves at most ``n`` units
+    and brings at most ``w - 1`` (``w`` the arrival rows' width), so ``T - I`` is a band matrix
+    ``n`` below and ``w - 1`` above the diagonal: LAPACK's band LU (``gbtrf``, partial pivoting,
+    ``O(q·n·(n+w))``) of ``T - I`` with its first column replaced by ``e_0``, solved transposed
+    (``gbtrs``), when the chunk budget holds few units; SuperLU on the sparse matrix otherwise (a
+    wide band is mostly empty: the first ``n`` rows all jump to the bottom of the queue).
     """
+    Q = np.arange(q_max + 1)
+    tau = step_s[np.minimum(Q, n)]
+    pi = _stationary_banded(arrivals, n, q_max) if n <= BANDED_MAX_UNITS else None
+    if pi is None:
+        pi = _stationary_sparse(arrivals, n, q_max)
+    pi = np.clip(pi, 0.0, None)
+    return Q, tau, pi / pi.sum()
+
+
+#: Most units per step for which the band solver is used: its time and memory grow with the square of
+#: it (experiments/bench.py measures both solvers; the band is 4-15x faster up to here).
+BANDED_MAX_UNITS = 512
+
+
+def _stationary_banded(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray | None:
+    """``π`` (unnormalised) by band LU; ``None`` if LAPACK reports the matrix singular."""
+    from scipy.linalg import lapack
+
+    w, size = arrivals.shape[1], q_max + 1
+    kl, ku = n, w - 1
+    d = kl + ku  # LAPACK band storage: A[i, j] is ab[d + i - j, j] (kl more rows for the pivoting fill)
+    ab = np.zeros((2 * kl + ku + 1, size))
+    # A = T - I: from state i, serving s = min(i, n), a arrivals lead to j = i - s + a (j >= q_max lumped)
+    low = min(n, size)
+    for i in range(low):  # the first n states serve all they hold: j = a
+        a = np.arange(min(w, q_max))
+        ab[d + i - a, a] = arrivals[i, a]
+    for a in range(w):  # the rest serve n: j = i - n + a, a diagonal of the band per a
+        last = min(q_max - n + a, q_max - 1)  # targets of i = n .. q_max below q_max: a .. last
+        if last >= a:
+            ab[d + n - a, a:last + 1] = arrivals[n, a]
+    # lumped at q_max: from i, every a with i - s + a >= q_max
+    tails = np.cumsum(arrivals[:, ::-1], axis=1)[:, ::-1]  # tails[s, k] = P(a >= k) after serving s
+    i = np.arange(size)
+    i = i[i - np.minimum(i, n) + w - 1 >= q_max]
+    ab[d + i - q_max, q_max] = tails[np.minimum(i, n), q_max - i + np.minimum(i, n)]
+    ab[d] -= 1.0
+    ab[:, 0] = 0.0  # the first equation becomes π_0 = 1
+    ab[d, 0] = 1.0
+    lu, piv, info = lapack.dgbtrf(ab, kl, ku)
+    if info != 0:
+        return None
+    rhs = np.zeros(size)
+    rhs[0] = 1.0
+    pi, info = lapack.dgbtrs(lu, kl, ku, rhs, piv, trans=1)
+    return pi if info == 0 and np.all(np.isfinite(pi)) else None
+
+
+def _stationary_sparse(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray:
+    """``π`` (unnormalised) by SuperLU on the sparse ``(T - I)ᵀ`` with its first equation ``π_0 = 1``."""
     from scipy import sparse
     from scipy.sparse.linalg import spsolve
 
     Q = np.arange(q_max + 1)
     served = np.minimum(Q, n)
-    tau = step_s[served]
     probs = arrivals[served]
     a = np.arange(arrivals.shape[1])
     target = np.minimum(Q[:, None] - served[:, None] + a[None, :], q_max)  # past q_max: lumped there
-    # (T - I)ᵀ with its first equation replaced by π_0 = 1
     rows, cols, vals = target.ravel(), np.repeat(Q, len(a)), probs.ravel()
     keep = (rows != 0) & (vals > 0)
     rows = np.concatenate([rows[keep], Q[1:], [0]])
@@ -186,5 +243,4 @@ def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
     M = sparse.coo_matrix((vals, (rows, cols)), shape=(q_max + 1, q_max + 1))
     rhs = np.zeros(q_max + 1)
     rhs[0] = 1.0
-    pi = np.clip(spsolve(M.tocsc(), rhs), 0.0, None)
-    return Q, tau, pi / pi.sum()
+    return spsolve(M.tocsc(), rhs)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...config import Parallel
 from ...errors import CostModelError
+from ...serving.aggregated import forget_rate_limits
 from ...serving.api import serve
 from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
@@ -83,8 +84,10 @@ CONFIRMED = 1024
 
 
 def forget_confirmed() -> None:
-    """Drop the kept ``cm.serve`` predictions (so that a timing run measures every confirmation)."""
+    """Drop the kept ``cm.serve`` predictions and replica rate limits (so that a timing run measures
+    every confirmation)."""
     _serve_kept.cache_clear()
+    forget_rate_limits()
 
 
 @functools.lru_cache(maxsize=CONFIRMED)
