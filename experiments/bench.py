@@ -38,6 +38,10 @@ wall time and peak memory). Figures:
 - ``serving_optimize_cold[empty|warm cache]``, ``serving_optimize_warm`` and
   ``serving_optimize_warm_new_rate``: ``costmodel.optimize_serving`` of the default serving problem in a
   fresh process: the first call, repeated calls, and calls at rates not solved before in the process.
+- ``prompt_queue_solve_ms[n units, band|sparse]``: one stationary solve of the open-loop prompt queue
+  (``costmodel.serving.queueing``) truncated at its longest (4,096 units) at 90% load, with ``n``
+  units served a step, by the band LU the chain uses up to ``BANDED_MAX_UNITS`` and by SuperLU
+  (the best of 5 each).
 - ``llm_analysis_ratio``: 1,000 decode configurations of Llama 2 7B on H100 (batch x context x tp)
   through llm-analysis, where installed, against ``decode_evals_per_s_float32``; and the wall time
   of the same 1,000 through ``costmodel.sweep`` (compiled already).
@@ -402,6 +406,21 @@ def llm_analysis_ratio(jax_rate: float) -> None:
     line("llm_analysis_1000_configs_wall_s", 1000 / rate, "s")
 
 
+def prompt_queue_solves() -> None:
+    from costmodel.serving import queueing as q
+
+    for n in (1, 8, 64, 512):
+        step_s = 0.01 + 0.0005 * np.arange(n + 1)
+        arrivals = q._arrival_units(0.9 * n / step_s[n] * step_s, [(1.0, 1)])
+        for label, solve in (("band", q._stationary_banded), ("sparse", q._stationary_sparse)):
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                solve(arrivals, n, q.Q_LIMIT)
+                times.append(time.perf_counter() - t)
+            line(f"prompt_queue_solve_ms[{n} units, {label}]", min(times) * 1e3, f"ms ({_load()})")
+
+
 def big_sweep() -> None:
     import costmodel as cm
 
@@ -431,6 +450,7 @@ def main() -> None:
     atexit.register(shutil.rmtree, os.environ["COSTMODEL_CACHE_DIR"], ignore_errors=True)
     if args.serving_only:
         line("load_average_1min", os.getloadavg()[0])
+        prompt_queue_solves()
         serving_optimize_times()
         return
     if args.startup_only:
@@ -474,6 +494,7 @@ def main() -> None:
     cli_cold(args.runs)
     gradient_times()
     predict_times()
+    prompt_queue_solves()
     serving_optimize_times()
     if args.big:
         big_sweep()

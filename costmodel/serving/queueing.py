@@ -187,7 +187,7 @@ def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
 
 
 #: Most units per step for which the band solver is used: its time and memory grow with the square of
-#: it (experiments/bench.py measures both solvers; the band is 4-15x faster up to here).
+#: it (``prompt_queue_solve_ms`` in experiments/bench.py times both solvers).
 BANDED_MAX_UNITS = 512
 
 
