@@ -51,6 +51,18 @@ def test_every_record_maps_to_a_configuration(cases):
     assert all(c.model == "palm-540b-padded64" for c in cases.cases if c.source == "pope-2022")
 
 
+def test_a_stated_mean_prompt_replaces_the_mlperf_assumption():
+    """MLPerf does not state its mean prompt (an assumption, docs/calibration.md); a record that
+    states one is taken at its word, and the case says which it is."""
+    from costmodel.calibrate.records import MLPERF_PROMPT_TOKENS, case_from_record
+
+    record = next(r for r in load_records() if r["id"] == "MLP-01")
+    assumed, stated = case_from_record(record), case_from_record(record | {"prompt_tokens": 300})
+    assert assumed.prompt == MLPERF_PROMPT_TOKENS and "not stated" in " ".join(assumed.assumptions)
+    assert stated.prompt == 300 and "mean prompt 300 tokens (record)" in stated.assumptions
+    assert stated.context == 300 + stated.output / 2
+
+
 def test_ideal_roofline_is_a_bound_on_every_measurement(cases, ideal):
     """The ideal model never predicts a time above, or a rate below, a measurement (docs/theory.md §5.4)."""
     for c, p in zip(cases.cases, ideal):

@@ -282,10 +282,13 @@ def _mapping(r: dict[str, Any]) -> dict[str, Any]:
         return dict(load="rate", request_rate_per_s=LOW_LOAD_REQUESTS_PER_S, prompt=I, output=O,
                     assumptions=("2 requests/s; batch from Little's law (costmodel.serving.load_to_batch.low_load_batch)",))
     if rid == "MLP-01":
-        return dict(load="max", prompt=MLPERF_PROMPT_TOKENS, output=MLPERF_OUTPUT_TOKENS, batch=B,
+        prompt = I if I is not None else MLPERF_PROMPT_TOKENS
+        return dict(load="max", prompt=prompt, output=O or MLPERF_OUTPUT_TOKENS, batch=B,
                     assumptions=(f"offline at the submission's batch cap {B} per TP2 replica, 4 replicas",
-                                 f"{MLPERF_OUTPUT_TOKENS} output tokens per sample (record note)",
-                                 f"mean prompt {MLPERF_PROMPT_TOKENS} tokens: not stated; half the 1024 cap"))
+                                 f"{O or MLPERF_OUTPUT_TOKENS} output tokens per sample"
+                                 + (" (record)" if O else " (record note)"),
+                                 f"mean prompt {prompt} tokens" + (" (record)" if I is not None else
+                                                                  ": not stated; half the 1024 cap")))
     if rid.startswith("POPE-"):
         # heads padded 48 -> 64 for these experiments (record's heads_note, Pope et al. section 5);
         # 64-way split on the default 4x4x4 mesh, with the paper's layouts. Communication is
