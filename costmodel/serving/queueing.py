@@ -174,8 +174,8 @@ def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
     and brings at most ``w - 1`` (``w`` the arrival rows' width), so ``T - I`` is a band matrix
     ``n`` below and ``w - 1`` above the diagonal: LAPACK's band LU (``gbtrf``, partial pivoting,
     ``O(q·n·(n+w))``) of ``T - I`` with its first column replaced by ``e_0``, solved transposed
-    (``gbtrs``), when the chunk budget holds few units; SuperLU on the sparse matrix otherwise (a
-    wide band is mostly empty: the first ``n`` rows all jump to the bottom of the queue).
+    (``gbtrs``), up to ``BANDED_MAX_UNITS`` units a step; SuperLU on the sparse matrix beyond (a wide
+    band is mostly empty: the first ``n`` states all lead to the first ``w``).
     """
     Q = np.arange(q_max + 1)
     tau = step_s[np.minimum(Q, n)]
@@ -200,9 +200,8 @@ def _stationary_banded(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray |
     d = kl + ku  # LAPACK band storage: A[i, j] is ab[d + i - j, j] (kl more rows for the pivoting fill)
     ab = np.zeros((2 * kl + ku + 1, size))
     # A = T - I: from state i, serving s = min(i, n), a arrivals lead to j = i - s + a (j >= q_max lumped)
-    low = min(n, size)
-    for i in range(low):  # the first n states serve all they hold: j = a
-        a = np.arange(min(w, q_max))
+    a = np.arange(min(w, q_max))
+    for i in range(min(n, size)):  # the first n states serve all they hold: j = a
         ab[d + i - a, a] = arrivals[i, a]
     for a in range(w):  # the rest serve n: j = i - n + a, a diagonal of the band per a
         last = min(q_max - n + a, q_max - 1)  # targets of i = n .. q_max below q_max: a .. last
