@@ -214,3 +214,34 @@ def test_cli_errors_are_one_line(capsys, extra, message):
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def _plateau_climb(landscape: dict, default: float):
+    """Run the serving climb on a made-up lattice scored by ``landscape`` (``default`` elsewhere)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from costmodel.optimizer.serving.gradient import _climb
+
+    lattice = SimpleNamespace(degrees={"tp": [1, 2, 4, 8], "pp": [1, 2], "ep": [1, 2, 4, 8, 16]}, precisions=("bf16",))
+    calls = []
+
+    def score_of(points):
+        calls.append(len(points))
+        return np.array([landscape.get(p[:3], default) for p in points], dtype=float), {}
+
+    seen, _ = _climb(lattice, {(1, 1, 16, 0)}, score_of, 32)
+    return seen, calls
+
+
+def test_the_climb_crosses_a_plateau_of_equal_chip_counts():
+    """Chip counts tie across neighbouring splits: from tp1 pp1 ep16 the only equal neighbour is
+    tp1 pp2 ep8, whose chip exchange reaches tp4 pp2 ep1 at half the chips (Qwen3-235B on H100 with
+    25k-token prompts took this path). Stopping at the first tie never sees it."""
+    from costmodel.optimizer.serving.gradient import PLATEAU_STEPS
+
+    seen, _ = _plateau_climb({(1, 1, 16): 16.0, (1, 2, 8): 16.0, (4, 2, 1): 8.0}, 32.0)
+    assert seen[(4, 2, 1, 0)] == 8.0
+    flat, calls = _plateau_climb({}, 16.0)  # a plateau everywhere: a bounded walk, not the whole lattice
+    assert len(calls) <= 2 + PLATEAU_STEPS and len(flat) < 4 * 2 * 5

@@ -10,7 +10,8 @@ relaxation: it cannot cost more than the serving problem. Its optimum is rounded
 deployment model (:mod:`.evaluate`) moves to the best neighbouring split
 (:func:`costmodel.optimizer.search._neighbours`: one lattice step in any combination, every value
 along each axis, chip exchanges between axes, every precision; those of the three best points seen)
-while that lowers the chips:
+while that lowers the chips, and across up to ``PLATEAU_STEPS`` steps that only match them (chip
+counts tie across neighbouring splits):
 
 * aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
   speculation options;
@@ -38,6 +39,8 @@ PAIR_TOP = 6
 #: points whose neighbourhoods the climb visits at each step (a beam: cost is nearly flat across splits, and
 #: the relaxation, which leaves the prompts out, can start far from the best split for long prompts)
 BEAM = 3
+#: climb steps in a row that only match the best score before the climb stops
+PLATEAU_STEPS = 2
 
 
 def relaxed_starts(problem: ServingProblem):
@@ -86,24 +89,29 @@ def _per_point(frame: Frame, points: list, keys=("tp", "pp", "ep", "prec")) -> n
 
 def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
     """Hill climb over points from ``start``, moving to the neighbours of the ``BEAM`` best points seen while
-    that lowers the best score; returns every visited point's score and the evaluated frames."""
-    seen: dict[tuple, float] = {}
+    that lowers the best score, and across up to ``PLATEAU_STEPS`` steps that only match it (the score
+    counts chips, so neighbouring splits often tie: the newest of equal points lead, so the climb walks
+    the plateau); returns every visited point's score and the evaluated frames."""
+    seen: dict[tuple, tuple[float, int]] = {}
     frames: list[Frame] = []
     frontier = sorted(start)
-    best_score = np.inf
-    for _ in range(MAX_CLIMB_STEPS):
+    best_score, stalled = np.inf, 0
+    for step in range(MAX_CLIMB_STEPS):
         frontier = [p for p in frontier if p not in seen]
         if not frontier:
             break
         scores, frame = score_of(frontier)
         frames.append(frame)
-        seen.update(zip(frontier, scores))
-        if float(np.min(scores)) >= best_score:
+        seen.update((p, (float(v), -step)) for p, v in zip(frontier, scores))
+        low = float(np.min(scores))
+        if low > best_score or (low == best_score and (stalled := stalled + 1) > PLATEAU_STEPS) or \
+                not np.isfinite(low):
             break
-        best_score = float(np.min(scores))
+        if low < best_score:
+            best_score, stalled = low, 0
         leaders = sorted(seen, key=seen.get)[:BEAM]
         frontier = sorted(set().union(*(_neighbours(dp, p, budget) for p in leaders)))
-    return seen, frames
+    return {p: v for p, (v, _) in seen.items()}, frames
 
 
 def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
