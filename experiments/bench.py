@@ -343,7 +343,7 @@ warm = []
 for _ in range(7):
     t = time.perf_counter(); cm.optimize_serving(*args, rate_per_s=4, **kw); warm.append(time.perf_counter() - t)
 new = []
-for rate in (3.0, 5.0, 6.0):
+for rate in (2.5, 3.0, 3.5, 4.5, 5.0, 5.5, 6.0):
     t = time.perf_counter(); cm.optimize_serving(*args, rate_per_s=rate, **kw); new.append(time.perf_counter() - t)
 print(json.dumps([first, statistics.median(warm), statistics.median(new)]))
 """
@@ -352,7 +352,7 @@ print(json.dumps([first, statistics.median(warm), statistics.median(new)]))
 def serving_optimize_times() -> None:
     """``costmodel.optimize_serving`` of the default serving problem (Llama 3 70B on H100, 1024 in / 256 out,
     4 req/s, TTFT 500 ms, TPOT 50 ms) in a fresh process: the first call with an empty and with a warm
-    cache, the median of repeated calls, and the median of three problems of the same structure at rates
+    cache, the median of repeated calls, and the median of seven problems of the same structure at rates
     not solved before in the process (no kept ``cm.serve`` confirmation applies)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     base = tempfile.mkdtemp(prefix="costmodel-bench-")
@@ -367,7 +367,7 @@ def serving_optimize_times() -> None:
             first, warm, new = json.loads(out.stdout)
             line(f"serving_optimize_cold[{label}]", first, f"s ({_load()})")
         line("serving_optimize_warm", warm * 1e3, f"ms (median of 7 repeats; {_load()})")
-        line("serving_optimize_warm_new_rate", new * 1e3, f"ms (median of 3 rates; {_load()})")
+        line("serving_optimize_warm_new_rate", new * 1e3, f"ms (median of 7 rates; {_load()})")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -22,6 +22,7 @@ region into the best point.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -56,25 +57,32 @@ def round_to_lattice(problem: Problem, u: np.ndarray, prec: np.ndarray, budget: 
 def _neighbours(problem: Problem, pt: tuple[int, ...], budget: int) -> set[tuple[int, ...]]:
     """One lattice step in any combination of tp, pp, ep, every value along each single axis (a
     coordinate line search) and the exchanges between two axes, each with every allowed precision."""
-    idx = [problem.degrees[d].index(pt[i]) for i, d in enumerate(_DIMS)]
-    steps = [range(max(i - 1, 0), min(i + 2, len(problem.degrees[d]))) for i, d in zip(idx, _DIMS)]
-    splits = {tuple(problem.degrees[d][j] for d, j in zip(_DIMS, js)) for js in itertools.product(*steps)}
-    for axis, d in enumerate(_DIMS):
-        for v in problem.degrees[d]:
-            splits.add(tuple(v if a == axis else pt[a] for a in range(3)))
-    splits |= _exchanges(problem, pt)
+    splits = _split_neighbours(tuple(tuple(problem.degrees[d]) for d in _DIMS), tuple(pt[:3]))
     return {(t, q, e, p) for t, q, e in splits if t * q * e <= budget for p in range(len(problem.precisions))}
 
 
-def _exchanges(problem: Problem, pt: tuple[int, ...]) -> set[tuple[int, int, int]]:
+@functools.lru_cache(maxsize=4096)
+def _split_neighbours(degrees: tuple[tuple[int, ...], ...], pt: tuple[int, int, int]) -> frozenset:
+    """The neighbouring splits of ``pt`` on the lattice ``degrees`` (tp, pp, ep values): they depend on
+    nothing else, so they are kept across problems of the same model."""
+    idx = [degrees[i].index(pt[i]) for i in range(3)]
+    steps = [range(max(i - 1, 0), min(i + 2, len(degrees[d]))) for d, i in enumerate(idx)]
+    splits = {tuple(degrees[d][j] for d, j in enumerate(js)) for js in itertools.product(*steps)}
+    for axis in range(3):
+        for v in degrees[axis]:
+            splits.add(tuple(v if a == axis else pt[a] for a in range(3)))
+    return frozenset(splits | _exchanges(degrees, pt))
+
+
+def _exchanges(degrees: tuple[tuple[int, ...], ...], pt: tuple[int, ...]) -> set[tuple[int, int, int]]:
     """Moves that shift chips from one axis to another at about the same chip count (or half or
     twice it): for each pair of axes (a, b) and each value of a, the values of b bracketing
     ``g·pt[a]·pt[b] / a`` for ``g`` in 1/2, 1, 2."""
     out = set()
     for (a, b), g in itertools.product(itertools.permutations(range(3), 2), (0.5, 1.0, 2.0)):
         pair = g * pt[a] * pt[b]
-        for va in problem.degrees[_DIMS[a]]:
-            for vb in lattice_neighbours(problem.degrees[_DIMS[b]], pair / va, 0):
+        for va in degrees[a]:
+            for vb in lattice_neighbours(degrees[b], pair / va, 0):
                 new = list(pt[:3])
                 new[a], new[b] = va, vb
                 out.add(tuple(new))
