@@ -10,8 +10,9 @@ Three caches make a fresh process nearly as quick as a warm one, all in one dire
 * ``sympy/``: the Python source that ``sympy.lambdify`` writes for each set of expressions, one
   JSON file per key. The key hashes the model structure, the rules, the output names, the package
   version and the source of the modules that build and lambdify the expressions, so an edited
-  formula never loads an old function. Loading a file executes the same source in the same
-  namespace ``lambdify`` would use, so the function, and every number it returns, are the same.
+  formula never loads an old function. Loading a file executes the same source with the same
+  objects for every global it reads (each named in the file by module and name, so loading needs
+  no SymPy), so the function, and every number it returns, are the same.
 
 The directory is ``platformdirs.user_cache_dir("costmodel")`` (e.g. ``~/.cache/costmodel`` on
 Linux), or ``$COSTMODEL_CACHE_DIR``; it is created on the first compilation, never at import.
@@ -143,13 +144,13 @@ _FINGERPRINT: list[str] = []
 
 
 def _key(parts: tuple) -> str:
-    import sympy
+    from importlib.metadata import version  # SymPy's version without importing SymPy
 
     from . import __version__
 
     if not _FINGERPRINT:
         _FINGERPRINT.append(_source_fingerprint())
-    text = repr((__version__, sympy.__version__, _FINGERPRINT[0]) + parts)
+    text = repr((__version__, version("sympy"), _FINGERPRINT[0]) + parts)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -157,7 +158,8 @@ def cached_source(parts: tuple[str, ...], build: Callable[[], dict], load: Calla
     """``load(entry)`` of the cached entry for the key ``parts``, or of a fresh ``build()``, then stored.
 
     ``build()`` returns a dict with ``source`` (the generated function's Python), ``inputs``,
-    ``outputs`` and ``imports`` (lists; ``imports`` ``None`` when the function cannot be cached)
+    ``outputs`` and ``imports`` (lists; ``imports`` ``None`` when the function cannot be cached),
+    ``globals`` (``[module, name]`` of every global the source reads, or ``None``)
     and optionally ``function`` (the function just built, never stored). A file that cannot be read or parsed,
     does not hold this key, or that ``load`` refuses (raises) is ignored and rebuilt; a failed write
     is ignored.

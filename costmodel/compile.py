@@ -12,23 +12,27 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
 from .cache import cached_source, configure_jax
 from .errors import ConfigError
 from .specs.model import ModelStructure
-from .symbolic import Rules, outputs
+from .symbolic.rules import Rules
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 __all__ = ["CompiledModel", "compiled", "compiled_serving", "lambdified", "source_of"]
 
 
 def _namespace(modules) -> dict[str, Any]:
     """The globals ``sympy.lambdify`` gives every function printed for ``modules``."""
+    import sympy as sp
+
     return dict(sp.lambdify([], 0, modules=modules).__globals__)
 
 
@@ -45,6 +49,8 @@ def _imports(fn: Callable, modules) -> list[list[str]] | None:
     ``functools.reduce``), so that a cached source gets them back; ``None`` if one is not found."""
     import importlib
 
+    import sympy as sp
+
     base, out = _namespace(modules), []
     for name, value in fn.__globals__.items():
         if name in base or name.startswith("__") or isinstance(value, sp.Basic):  # symbols: shadowed by arguments
@@ -56,12 +62,46 @@ def _imports(fn: Callable, modules) -> list[list[str]] | None:
     return out
 
 
+def _globals_used(fn: Callable, modules) -> list[list[str]] | None:
+    """``[module, name]`` of every global the generated function reads (``[\"\", name]`` for one the
+    caller's own mapping in ``modules`` provides), so that a cached source runs without SymPy;
+    ``None`` if one is not found in :data:`_IMPORT_FROM` (the cached source then rebuilds the
+    namespace with SymPy)."""
+    import importlib
+
+    own = {k for m in (modules if isinstance(modules, list) else [modules]) if isinstance(m, dict) for k in m}
+    names, codes = [], [fn.__code__]
+    while codes:  # the function's code and any nested in it (comprehensions)
+        code = codes.pop()
+        names += [n for n in code.co_names if n not in names]
+        codes += [c for c in code.co_consts if hasattr(c, "co_names")]
+    out = []
+    for name in names:
+        if name not in fn.__globals__:
+            continue  # an attribute name, not a global
+        if name in own:
+            out.append(["", name])
+            continue
+        value = fn.__globals__[name]
+        found = [m for m in _IMPORT_FROM if _same(getattr(importlib.import_module(m), name, None), value)]
+        if not found:
+            return None
+        out.append([found[0], name])
+    return out
+
+
 def _function(entry: dict, modules) -> Callable:
     import importlib
 
-    namespace = _namespace(modules)
-    for module, name in entry["imports"]:
-        namespace[name] = getattr(importlib.import_module(module), name)
+    if entry.get("globals") is not None:  # every global the source reads, named: no SymPy needed
+        own = {k: v for m in (modules if isinstance(modules, list) else [modules]) if isinstance(m, dict)
+               for k, v in m.items()}
+        namespace = {name: own[name] if module == "" else getattr(importlib.import_module(module), name)
+                     for module, name in entry["globals"]}
+    else:
+        namespace = _namespace(modules)
+        for module, name in entry["imports"]:
+            namespace[name] = getattr(importlib.import_module(module), name)
     exec(compile(entry["source"], "<costmodel-generated>", "exec"), namespace)  # noqa: S102 - lambdify's own output
     return namespace["_lambdifygenerated"]
 
@@ -81,12 +121,15 @@ def lambdified(key: tuple | None, build: Callable[[], Mapping[str, sp.Expr]], mo
     configure_jax()
 
     def fresh() -> dict:
+        import sympy as sp
+
         exprs = build()
         values = [sp.sympify(e) for e in exprs.values()]
         free = sorted(set().union(*(e.free_symbols for e in values)), key=lambda s: s.name)
         fn = sp.lambdify(free, values, modules=modules, cse=True)
         return {"source": inspect.getsource(fn), "imports": _imports(fn, modules),
-                "inputs": [s.name for s in free], "outputs": list(exprs), "function": fn}
+                "globals": _globals_used(fn, modules), "inputs": [s.name for s in free],
+                "outputs": list(exprs), "function": fn}
 
     def load(entry: dict):
         fn = entry["function"] if "function" in entry else _function(entry, modules)
@@ -121,7 +164,10 @@ class CompiledModel:
 
             build = functools.partial(serving_outputs, structure, rules)
         else:
-            build = functools.partial(outputs, structure, rules)
+            def build():
+                from .symbolic import outputs  # SymPy: only when the expressions are built
+
+                return outputs(structure, rules)
         self._raw, self.input_names, self.output_names, self.source = lambdified(key, build, "jax")
         self._jit = jax.jit(self.raw)
 

@@ -7,8 +7,7 @@ degrees, e.g. ``tp=6 must divide 64 heads; valid: 1, 2, 4, 8, 16, 32, 64``.
 from __future__ import annotations
 
 import functools
-
-import sympy
+import math
 
 from .config import Parallel
 from .errors import ConfigError
@@ -18,12 +17,22 @@ __all__ = ["divisors", "check_parallel", "valid_degrees", "default_mesh", "mesh_
 
 
 def divisors(n: int) -> list[int]:
-    """All positive divisors of ``n``, ascending (:func:`sympy.divisors`: factorises, never scans to ``n``)."""
+    """All positive divisors of ``n``, ascending: the pairs ``(d, n/d)`` with ``d <= √n`` for a model's
+    sizes, :func:`sympy.divisors` (which factorises) past ``TRIAL_DIVISION_LIMIT``."""
     return list(_divisors(int(n)))
+
+
+#: Largest ``n`` whose divisors are found by trying each ``d <= √n`` (10^4 tries); SymPy factorises larger ones.
+TRIAL_DIVISION_LIMIT = 10**8
 
 
 @functools.lru_cache(maxsize=1024)
 def _divisors(n: int) -> tuple[int, ...]:
+    if 1 <= n <= TRIAL_DIVISION_LIMIT:
+        low = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+        return tuple(sorted(set(low) | {n // d for d in low}))
+    import sympy  # huge (or non-positive) numbers: SymPy's factorisation
+
     return tuple(int(d) for d in sympy.divisors(n))
 
 

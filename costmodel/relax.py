@@ -23,13 +23,17 @@ from __future__ import annotations
 import functools
 import math
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
-import sympy as sp
 
 from .compile import lambdified
 from .specs.model import ModelStructure
-from .symbolic import Rules, outputs
+from .symbolic.rules import Rules
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 __all__ = ["relax_expr", "RelaxedModel", "relaxed", "SHARPNESS"]
 
@@ -37,7 +41,13 @@ SHARPNESS = "sharpness"
 _TINY = 1e-30
 _HALF_OCTAVE = 0.5 * math.log(2.0)
 
-_smax, _smin, _ssel = sp.Function("smooth_max"), sp.Function("smooth_min"), sp.Function("smooth_select")
+@functools.cache
+def _smooth_functions():
+    """The undefined SymPy functions ``smooth_max``, ``smooth_min`` and ``smooth_select`` (made on first
+    use: a start from cached programs never imports SymPy); :data:`_MODULE` implements them in JAX."""
+    import sympy as sp
+
+    return sp.Function("smooth_max"), sp.Function("smooth_min"), sp.Function("smooth_select")
 
 
 def _log(x):
@@ -72,34 +82,42 @@ _MODULE = {"smooth_max": _smooth_max, "smooth_min": _smooth_min, "smooth_select"
 
 def relax_expr(expr: sp.Expr, k: sp.Symbol) -> sp.Expr:
     """Replace every ``Max``, ``Min`` and two-branch ``Piecewise`` in ``expr`` by its smooth form."""
+    import sympy as sp
+
     if not expr.args:
         return expr
     args = [relax_expr(a, k) for a in expr.args]
+    smax, smin, _ = _smooth_functions()
     if isinstance(expr, sp.Max):
-        return _smax(*args, k)
+        return smax(*args, k)
     if isinstance(expr, sp.Min):
-        return _smin(*args, k)
+        return smin(*args, k)
     if isinstance(expr, sp.Piecewise):
         return _relax_piecewise(expr, k)
     return expr.func(*args)
 
 
 def _relax_piecewise(expr: sp.Piecewise, k: sp.Symbol) -> sp.Expr:
+    import sympy as sp
+
     ok = len(expr.args) == 2 and expr.args[1][1] is sp.true
     (x, cond), (y, _) = expr.args if ok else ((None, None), (None, None))
     if not (ok and isinstance(cond, sp.core.relational.Relational)):
         raise NotImplementedError(f"cannot relax {expr}: expected Piecewise((x, a <= b), (y, True))")
     small, large = (cond.lhs, cond.rhs) if isinstance(cond, (sp.LessThan, sp.StrictLessThan)) else (cond.rhs, cond.lhs)
-    return _ssel(relax_expr(x, k), relax_expr(y, k), relax_expr(small, k), relax_expr(large, k), k)
+    return _smooth_functions()[2](relax_expr(x, k), relax_expr(y, k), relax_expr(small, k), relax_expr(large, k), k)
 
 
 class RelaxedModel:
     """The relaxed model: like :class:`~costmodel.compile.CompiledModel`, plus a ``sharpness`` input."""
 
     def __init__(self, structure: ModelStructure, rules: Rules, names: tuple[str, ...] | None = None):
-        k = sp.Symbol(SHARPNESS, positive=True)
+        def build():  # SymPy: only when the expressions are built
+            import sympy as sp
 
-        def build():
+            from .symbolic import outputs
+
+            k = sp.Symbol(SHARPNESS, positive=True)
             exprs = outputs(structure, rules)
             return {n: relax_expr(sp.sympify(exprs[n]), k) for n in (names or exprs)}
 

@@ -60,7 +60,7 @@ def test_cached_functions_equal_fresh_ones_bit_for_bit(cache_in):
         assert np.array_equal(np.asarray(r2.raw(xr)[k]), np.asarray(v))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "empty", "wrong key", "bad source", "missing field"])
+@pytest.mark.parametrize("damage", ["garbage", "empty", "wrong key", "bad source", "missing field", "bad global"])
 def test_a_broken_or_stale_entry_is_rebuilt(cache_in, damage):
     x = _inputs()
     want = _values(CompiledModel(STRUCTURE, Rules()), x)
@@ -72,6 +72,7 @@ def test_a_broken_or_stale_entry_is_rebuilt(cache_in, damage):
         "wrong key": json.dumps(entry | {"key": "0" * 64}),  # e.g. another version's entry under this name
         "bad source": json.dumps(entry | {"source": "def _lambdifygenerated(:\n"}),
         "missing field": json.dumps({k: v for k, v in entry.items() if k != "inputs"}),
+        "bad global": json.dumps(entry | {"globals": [["jax.numpy", "no_such_function"]]}),
     }[damage]
     path.write_text(broken)
     got = _values(CompiledModel(STRUCTURE, Rules()), x)
@@ -181,3 +182,21 @@ def test_the_optimiser_answers_the_same_from_its_cached_programs(cache_in):
     assert len(list((cache_in / "export").glob("*.bin"))) == 1
     for r in runs[1:]:
         assert np.array_equal(r.u, runs[0].u) and np.array_equal(r.objective, runs[0].objective)
+
+
+def test_a_start_from_cached_programs_never_imports_sympy(tmp_path):
+    """``import costmodel`` imports neither SymPy nor JAX; the default ``costmodel optimize`` builds its
+    expressions with SymPy once, and a later process answers from the cached source and programs (every
+    global of the generated code is named in the entry) without importing SymPy, with the same output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COSTMODEL_CACHE_DIR": str(tmp_path)}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    code = ("import sys; from costmodel.cli import main; rc = main(['optimize']); "
+            "print('SYMPY', 'sympy' in sys.modules); sys.exit(rc)")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                           cwd=tmp_path).stdout for _ in range(2)]
+    assert runs[0].rstrip().endswith("SYMPY True") and runs[1].rstrip().endswith("SYMPY False")
+    drop = lambda out: [ln for ln in out.splitlines() if "solved by" not in ln and "SYMPY" not in ln]  # noqa: E731
+    assert drop(runs[0]) == drop(runs[1])
+    light = subprocess.run([sys.executable, "-c", "import sys, costmodel; print(sorted(m for m in ('sympy', 'jax') "
+                            "if m in sys.modules))"], capture_output=True, text=True, env=env, check=True)
+    assert light.stdout.strip() == "[]"

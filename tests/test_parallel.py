@@ -26,6 +26,15 @@ def decode(model, hw="h100-sxm", batch=16, context=4096, rules=Rules(), **par):
 
 # --- validity -----------------------------------------------------------------------------------
 
+def test_divisors_equal_sympys():
+    """Trial division up to the square root for a model's sizes, SymPy's factorisation past the limit:
+    the same divisors either way."""
+    from costmodel.parallel import TRIAL_DIVISION_LIMIT, divisors
+
+    for n in [*range(1, 3001), 4096 * 3**5, TRIAL_DIVISION_LIMIT, TRIAL_DIVISION_LIMIT + 1, 2**61 - 1, 6**20]:
+        assert divisors(n) == sp.divisors(n), n
+
+
 def test_invalid_tp_names_the_valid_degrees():
     # the issue's example message: tp must divide the 64 query heads of LLaMA-3 70B
     with pytest.raises(cm.ConfigError, match=r"tp=6 must divide 64 heads .*valid: 1, 2, 4, 8, 16, 32, 64$"):

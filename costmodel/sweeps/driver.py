@@ -23,7 +23,7 @@ from ..parallel import check_parallel
 from ..specs import HardwareSpec, ModelSpec
 from ..specs.model import ModelStructure
 from ..symbolic import Rules
-from ..symbolic.outputs import OUTPUT_UNITS
+from ..symbolic.derived import OUTPUT_UNITS
 from .axes import LogUniform, Uniform, Values, as_axis
 from .engine import DERIVED, chunk_function, device_mesh
 from .grid import grid_chunks, grid_function, grid_plan

@@ -4,32 +4,39 @@ Importing this package must not import JAX; :mod:`costmodel.compile` is the one
 place where SymPy meets JAX.
 """
 
-from .architecture import (
-    ParamCounts,
-    attended_tokens,
-    causal_pairs,
-    decode_attention_flops_per_token,
-    expert_touch_fraction,
-    fetched_params,
-    kv_bytes_per_token,
-    kv_heads_replication,
-    param_counts,
-    prefill_attention_flops_per_sequence,
-)
-from .collectives import (
-    all_gather_s,
-    all_reduce_s,
-    all_to_all_s,
-    hierarchical_all_to_all_s,
-    point_to_point_s,
-    reduce_scatter_s,
-)
-from .dispatch import domains_spanned, expert_parallel_s, remote_domains_per_token
-from .memory import memory_terms
-from .outputs import OUTPUT_UNITS, fits_in_memory, outputs, usd_per_mtok
+from .._lazy import lazy_getattr
+from .derived import OUTPUT_UNITS, fits_in_memory, usd_per_mtok
 from .rules import Rules
-from .step import step_terms
-from .symbols import SYMBOLS, latex_names, sym
+
+# The expression builders import SymPy: they load on first use, so that `import costmodel` (which
+# needs `Rules`) and a start from cached programs never import it.
+_LAZY = {
+    "ParamCounts": "architecture",
+    "attended_tokens": "architecture",
+    "causal_pairs": "architecture",
+    "decode_attention_flops_per_token": "architecture",
+    "expert_touch_fraction": "architecture",
+    "fetched_params": "architecture",
+    "kv_bytes_per_token": "architecture",
+    "kv_heads_replication": "architecture",
+    "param_counts": "architecture",
+    "prefill_attention_flops_per_sequence": "architecture",
+    "all_gather_s": "collectives",
+    "all_reduce_s": "collectives",
+    "all_to_all_s": "collectives",
+    "hierarchical_all_to_all_s": "collectives",
+    "point_to_point_s": "collectives",
+    "reduce_scatter_s": "collectives",
+    "domains_spanned": "dispatch",
+    "expert_parallel_s": "dispatch",
+    "remote_domains_per_token": "dispatch",
+    "memory_terms": "memory",
+    "outputs": "all_outputs",
+    "step_terms": "step",
+    "SYMBOLS": "symbols",
+    "latex_names": "symbols",
+    "sym": "symbols",
+}
 
 __all__ = [
     "OUTPUT_UNITS",
@@ -62,3 +69,5 @@ __all__ = [
     "sym",
     "usd_per_mtok",
 ]
+
+__getattr__ = lazy_getattr(__name__, _LAZY)
