@@ -3,7 +3,7 @@
 Run: ``python experiments/bench.py`` (add ``--big`` for a 10^8-configuration sweep with its
 wall time and peak memory). Figures:
 
-- ``import_time_cold``: ``import costmodel`` in a fresh interpreter (no JAX, no compilation).
+- ``import_time_cold``: ``import costmodel`` in a fresh interpreter (no JAX, no SymPy, no compilation).
 - ``sympy_to_jax_s[structure]`` and ``xla_compile_s[structure]``: building and lambdifying the
   expressions, then compiling one sweep chunk, per model structure in the catalog.
 - ``decode_evals_per_s_float32/float64``: decode configurations per second through the compiled,
@@ -76,11 +76,12 @@ def line(name: str, value, unit: str = "") -> None:
 
 def import_time() -> None:
     code = ("import time, sys; t = time.perf_counter(); import costmodel; "
-            "print(time.perf_counter() - t, 'jax' in sys.modules)")
+            "print(time.perf_counter() - t, 'jax' in sys.modules, 'sympy' in sys.modules)")
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
             for _ in range(3)]
     line("import_time_cold", min(float(r[0]) for r in runs), "s")
     line("import_loads_jax", runs[0][1])
+    line("import_loads_sympy", runs[0][2])
 
 
 def chunk_fn(model: str, dtype: str, chunk: int, frontier: str | None = None):
@@ -455,6 +456,7 @@ def main() -> None:
         return
     if args.startup_only:
         line("load_average_1min", os.getloadavg()[0])
+        import_time()
         cli_cold(args.runs)
         gradient_times()
         predict_times()
