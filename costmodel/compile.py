@@ -63,7 +63,7 @@ def _imports(fn: Callable, modules) -> list[list[str]] | None:
 
 
 def _globals_used(fn: Callable, modules) -> list[list[str]] | None:
-    """``[module, name]`` of every global the generated function reads (``[\"\", name]`` for one the
+    """``[module, name]`` of every global the generated function reads (``["", name]`` for one the
     caller's own mapping in ``modules`` provides), so that a cached source runs without SymPy;
     ``None`` if one is not found in :data:`_IMPORT_FROM` (the cached source then rebuilds the
     namespace with SymPy)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-
 from typing import TYPE_CHECKING
 
 import jax
@@ -40,6 +39,7 @@ __all__ = ["relax_expr", "RelaxedModel", "relaxed", "SHARPNESS"]
 SHARPNESS = "sharpness"
 _TINY = 1e-30
 _HALF_OCTAVE = 0.5 * math.log(2.0)
+
 
 @functools.cache
 def _smooth_functions():
