@@ -261,23 +261,19 @@ def cli_cold(runs: int) -> None:
     cmd = [sys.executable, "-m", "costmodel", "optimize"]
     base = tempfile.mkdtemp(prefix="costmodel-bench-")
     try:
-        empty, loads = [], []
-        for i in range(runs):
-            env["COSTMODEL_CACHE_DIR"] = os.path.join(base, f"empty{i}")
-            t = time.perf_counter()
-            subprocess.run(cmd, env=env, capture_output=True, check=True)
-            empty.append(time.perf_counter() - t)
-            loads.append(os.getloadavg()[0])
-        line("cli_optimize_empty_cache_s", statistics.median(empty),
-             f"s (median of {runs}; min {min(empty):.2f}; load average {statistics.median(loads):.2f})")
-        warm, loads = [], []
-        for _ in range(runs):  # the cache the last empty-cache run filled
-            t = time.perf_counter()
-            subprocess.run(cmd, env=env, capture_output=True, check=True)
-            warm.append(time.perf_counter() - t)
-            loads.append(os.getloadavg()[0])
-        line("cli_optimize_warm_cache_s", statistics.median(warm),
-             f"s (median of {runs}; min {min(warm):.2f}; load average {statistics.median(loads):.2f})")
+        def timed(name: str, cache_of_run) -> None:
+            times, loads = [], []
+            for i in range(runs):
+                env["COSTMODEL_CACHE_DIR"] = cache_of_run(i)
+                t = time.perf_counter()
+                subprocess.run(cmd, env=env, capture_output=True, check=True)
+                times.append(time.perf_counter() - t)
+                loads.append(os.getloadavg()[0])
+            line(name, statistics.median(times),
+                 f"s (median of {runs}; min {min(times):.2f}; load average {statistics.median(loads):.2f})")
+
+        timed("cli_optimize_empty_cache_s", lambda i: os.path.join(base, f"empty{i}"))
+        timed("cli_optimize_warm_cache_s", lambda i: os.path.join(base, f"empty{runs - 1}"))  # the last one filled
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "costmodel", "--no-cache", "optimize"], env=env, capture_output=True,
                        check=True)

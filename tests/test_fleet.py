@@ -5,6 +5,7 @@ lowers the cost; an infeasible fleet names the model and what it would need."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import itertools
 import json
@@ -28,6 +29,12 @@ CHIPS = ["h100-sxm", "h200", "mi300x", "b200", "gaudi3"]
 
 # ---------------------------------------------------------------- brute force (itertools, no solver)
 
+_spec = importlib.util.spec_from_file_location(
+    "fleet_plan_experiment", Path(__file__).resolve().parents[1] / "experiments" / "fleet_plan.py")
+_fleet_experiment = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fleet_experiment)
+
+
 def brute_cheapest(cost, chips, caps):
     """``(min USD/h, choice)`` over every way to put each model on one chip type within the caps, or ``None``."""
     n_models, n_types = len(cost), len(caps)
@@ -44,21 +51,9 @@ def brute_cheapest(cost, chips, caps):
     return best
 
 
-def brute_most(cost, chips, caps):
-    """``(models served, min USD/h among the plans serving that many)``: a model may also stay unserved."""
-    n_models, n_types = len(cost), len(caps)
-    best = (0, 0.0)
-    for choice in itertools.product(range(n_types + 1), repeat=n_models):  # n_types: not served
-        if any(k < n_types and math.isinf(cost[m][k]) for m, k in enumerate(choice)):
-            continue
-        used = [sum(chips[m][k] for m, kk in enumerate(choice) if kk == k) for k in range(n_types)]
-        if any(u > c for u, c in zip(used, caps)):
-            continue
-        served = sum(k < n_types for k in choice)
-        total = sum(cost[m][k] for m, k in enumerate(choice) if k < n_types)
-        if served > best[0] or (served == best[0] and total < best[1]):
-            best = (served, total)
-    return best
+#: ``(models served, min USD/h among the plans serving that many)``, a model allowed to stay unserved:
+#: the enumeration experiments/fleet_plan.py checks the program against
+brute_most = _fleet_experiment.brute
 
 
 def brute_extra(cost, chips, caps, k):
