@@ -130,6 +130,27 @@ class Precision:
                 check_precision(v, f"{f.name} precision")
 
 
+#: the operator step's shape parameters (docs/theory.md §20.3): (lowest, highest, unit)
+OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
+    "gemm_tile_m": (1, 1024, "tokens"),
+    "gemm_tile_n": (1, 1024, "elements"),
+    "gemm_split_k": (1, 65536, "elements"),
+    "compute_units": (1, 4096, "work units"),
+    "gemm_k_half": (0, 65536, "elements"),
+    "attention_decode_work_half": (0, 1e9, "sequence-head-tokens"),
+    "attention_prefill_tokens_half": (0, 1e6, "tokens"),
+    "mla_head_tile": (1, 1024, "heads"),
+    "moe_imbalance": (1, 64, "busiest over mean"),
+    "oneshot_allreduce_latency_s": (0, 1.0, "seconds"),
+}
+
+
+def _check_operator_fields(eff: "Efficiency") -> None:
+    for name, (lo, hi, unit) in OPERATOR_RANGES.items():
+        _positive(eff, (name,), allow_zero=True)
+        check_in_range(name, getattr(eff, name), lo, hi, unit)
+
+
 @dataclass(frozen=True)
 class Efficiency:
     """Achievable fractions of peak and fixed overheads (docs/theory.md §5.6).
@@ -160,6 +181,21 @@ class Efficiency:
     dequant_flops_8bit: float = 0.0
     dequant_flops_4bit: float = 0.0
     low_precision_flops_factor: float = 1.0
+    # the operator-level step (docs/theory.md §20): ideal values make every shape factor 1
+    gemm_tile_m: float = 1.0
+    gemm_tile_n: float = 1.0
+    gemm_split_k: float = 1.0
+    compute_units: float = 1.0
+    gemm_k_half: float = 0.0
+    attention_decode_efficiency: float = 1.0
+    attention_decode_work_half: float = 0.0
+    attention_prefill_efficiency: float = 1.0
+    attention_prefill_tokens_half: float = 0.0
+    mla_decode_efficiency: float = 1.0
+    mla_head_tile: float = 1.0
+    moe_gemm_efficiency: float = 1.0
+    moe_imbalance: float = 1.0
+    oneshot_allreduce_latency_s: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction",
@@ -182,8 +218,10 @@ class Efficiency:
         if not 0 <= self.activations_in_budget <= 1:
             raise ConfigError(f"activations_in_budget is 1 when the engine's memory budget counts activations, "
                               f"0 when they live outside it, and must be in [0, 1], got {self.activations_in_budget}")
+        _check_operator_fields(self)
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
-                  "low_precision_flops_factor"):
+                  "low_precision_flops_factor", "attention_decode_efficiency", "attention_prefill_efficiency",
+                  "mla_decode_efficiency", "moe_gemm_efficiency"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 

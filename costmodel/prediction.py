@@ -16,7 +16,7 @@ from .limits import check_type
 from .specs import HardwareSpec, ModelSpec
 from .symbolic import Rules, fits_in_memory
 
-__all__ = ["Prediction", "predict", "predict_many", "evaluate", "evaluate_many", "bound_of", "breakdown_of"]
+__all__ = ["Prediction", "predict", "predict_many", "evaluate", "evaluate_many", "bound_of", "breakdown_of", "ops_of"]
 
 _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
@@ -34,6 +34,33 @@ def bound_of(values: dict[str, float]) -> str:
         "communication": values["communication_s"],
     }
     return max(terms, key=terms.get)
+
+
+def ops_of(values: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The operator rows of an operator-level step (docs/theory.md §20), in the order the step runs them:
+    ``name``, ``count`` (launches per step), ``time_s`` (seconds per step), ``bound`` (``"compute"``,
+    ``"memory"``, ``"communication"`` or ``"latency"``: what sets the row's time; latency when the
+    launch floors exceed both), ``flops`` and ``bytes`` (per step, per chip). Operators with no work
+    and no time at this configuration (a pipeline hop at ``pp = 1``) are left out; the ``time_s`` add
+    up to ``step_time_s``. Empty for the single-roofline step."""
+    rows = []
+    for key in values:
+        if not (key.startswith("op_") and key.endswith("_flops")):
+            continue
+        name = key[3:-6]
+        t, c, m = (float(values[f"op_{name}_{x}"]) for x in ("s", "compute_s", "memory_s"))
+        work = float(values[key]) + float(values[f"op_{name}_bytes"])
+        if t == 0 and work == 0:
+            continue  # nothing at this configuration (a pipeline hop at pp = 1, an all-to-all at ep = 1)
+        if work == 0:  # collectives (their time is the memory column) and the dequantisation (compute)
+            bound = "compute" if c > 0 else "communication" if m > 0 else "latency"
+        else:
+            bound = "compute" if c > m else "memory"
+            if t - max(c, m) > max(c, m):
+                bound = "latency"
+        rows.append({"name": name, "count": float(values[f"op_{name}_count"]), "time_s": t, "bound": bound,
+                     "flops": float(values[key]), "bytes": float(values[f"op_{name}_bytes"])})
+    return rows
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,11 @@ class Prediction:
         """Seconds of each step-time term, before combining."""
         return breakdown_of(self.values)
 
+    @property
+    def ops(self) -> list[dict[str, Any]]:
+        """Per-operator rows of the step (:func:`ops_of`; ``rules.step == "operators"``), else ``[]``."""
+        return ops_of(self.values)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready answer (a stable contract for scripts)."""
         v, s = self.values, self.scenario
@@ -117,6 +149,7 @@ class Prediction:
             "usd_per_chip_hour": s.usd_per_chip_hour,
             "efficiency": s.efficiency.name,
             "rules": asdict(self.rules),
+            **({"ops": self.ops} if self.rules.step == "operators" else {}),
         }
 
 

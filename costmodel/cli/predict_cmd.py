@@ -6,8 +6,9 @@ import argparse
 import re
 
 from ..config import Parallel, Workload
+from ..errors import ConfigError
 from ..symbolic import Rules
-from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS
+from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS, STEPS
 from . import serve_args
 from .common import (add_efficiency_argument, add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds,
                      precision_from, print_json, ranged)
@@ -39,9 +40,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh", type=mesh_type, default=None,
                    help="tensor-parallel mesh XxYxZ with X*Y*Z = tp, e.g. 4x4x4 "
                         "(default: balanced over the chip's torus axes)")
+    p.add_argument("--step", choices=STEPS, default=None,
+                   help="price the step as one roofline (default) or as the sum of the kernels an engine runs, "
+                        "each its own roofline (operators; docs/theory.md §20)")
+    p.add_argument("--ops", action="store_true",
+                   help="print the step's operators (name, count, time, bound, FLOPs, bytes); implies --step "
+                        "operators; --json carries them as key 'ops'")
     add_efficiency_argument(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     serve_args.add_arguments(p)
+
+
+def step_rule(args: argparse.Namespace) -> str:
+    """The step rule the flags ask for: ``--ops`` implies ``operators``; ``--ops --step roofline`` is refused."""
+    if args.ops and args.step == "roofline":
+        raise ConfigError("--ops lists the operators of the operator-level step; drop --step roofline "
+                          "(or drop --ops for the single-roofline step)")
+    return "operators" if args.ops else (args.step or "roofline")
 
 
 def mesh_type(text: str) -> tuple[int, ...]:
@@ -64,13 +79,15 @@ def run(args: argparse.Namespace) -> int:
         efficiency=args.efficiency,
         usd_per_chip_hour=args.price,
         rules=Rules(args.phase, args.combine, args.overlap, args.expert_fetch, layout=args.layout,
-                    attention_sharding=args.attention_sharding),
+                    attention_sharding=args.attention_sharding, step=step_rule(args)),
     )
     d = pred.to_dict()
     if args.json:
         print_json(d)
     else:
         print(render(d))
+        if args.ops:
+            print(render_ops(d["ops"], d["step_time_s"]))
         if not pred.fits:
             print(f"warning: {pred.memory_message()}")
     return 0
@@ -104,3 +121,14 @@ def render(d: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
+
+
+def render_ops(ops: list[dict], step_time_s: float) -> str:
+    """The per-operator table of an operator-level step: one row per operator, then the total."""
+    head = ("operator", "count", "time", "share", "bound", "GFLOP", "MB")
+    rows = [(o["name"], f"{o['count']:g}", fmt_seconds(o["time_s"]), f"{o['time_s'] / step_time_s:.1%}", o["bound"],
+             f"{o['flops'] / 1e9:,.3g}", f"{o['bytes'] / 1e6:,.4g}") for o in ops if o["count"] > 0]
+    rows.append(("total", "", fmt_seconds(sum(o["time_s"] for o in ops)), "100.0%", "", "", ""))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(head), *map(line, rows)])

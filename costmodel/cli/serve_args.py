@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
               precision=precision_from(args), efficiency=args.efficiency, usd_per_chip_hour=args.price,
               chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec,
               rules=Rules("decode", args.combine, args.overlap, args.expert_fetch, layout=args.layout,
-                          attention_sharding=args.attention_sharding))
+                          attention_sharding=args.attention_sharding, step=args.step or "roofline"))
     if args.json:
         print_json(s.to_dict())
     else:

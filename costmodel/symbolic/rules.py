@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["Rules", "PHASES", "COMBINES", "COMM_OVERLAPS", "EXPERT_FETCHES", "LAYOUTS", "ATTENTION_SHARDINGS"]
+__all__ = ["Rules", "PHASES", "COMBINES", "COMM_OVERLAPS", "EXPERT_FETCHES", "LAYOUTS", "ATTENTION_SHARDINGS", "STEPS"]
 
 PHASES = ("decode", "prefill")
 COMBINES = ("max", "sum", "scaling-book")
@@ -14,6 +14,7 @@ COMM_OVERLAPS = ("none", "full")
 EXPERT_FETCHES = ("expected", "all")
 LAYOUTS = ("1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz")
 ATTENTION_SHARDINGS = ("heads", "batch")
+STEPS = ("roofline", "operators")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Rules:
             MLA ``tp``); ``"batch"`` shards them over sequences (``r_kv = 1``)
             at the price of two all-to-alls per layer of the small Q and output
             tensors ([E]'s multiquery layout, docs/theory.md §13.3).
+        step: ``"roofline"`` prices the step as one roofline of all its FLOPs and bytes
+            (docs/theory.md §5); ``"operators"`` as the sum of the kernels an engine runs, each its
+            own roofline with efficiencies that depend on its shape (§20; 1D weight-stationary
+            layout, communication not overlapped, ``combine="max"`` within each kernel).
     """
 
     phase: str = "decode"
@@ -49,10 +54,12 @@ class Rules:
     expert_fetch: str = "expected"
     layout: str = "1d-ws"
     attention_sharding: str = "heads"
+    step: str = "roofline"
 
     def __post_init__(self) -> None:
         for name, allowed in (("phase", PHASES), ("combine", COMBINES),
                               ("comm_overlap", COMM_OVERLAPS), ("expert_fetch", EXPERT_FETCHES),
-                              ("layout", LAYOUTS), ("attention_sharding", ATTENTION_SHARDINGS)):
+                              ("layout", LAYOUTS), ("attention_sharding", ATTENTION_SHARDINGS),
+                              ("step", STEPS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed; choose one of {', '.join(allowed)}")

@@ -35,6 +35,7 @@ import sympy as sp
 
 from ..specs.model import ModelStructure
 from . import architecture as arch
+from .operators import Tokens, operator_terms
 from .rules import Rules
 from .step import _combine, achieved_flops_per_s, communication_terms, step_terms
 from .symbols import SYMBOLS, SymbolInfo, sym
@@ -74,11 +75,13 @@ def mixed_step_terms(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp
     ``communication_s``, ``overhead_s``, ``roofline_s`` and ``step_time_s``.
     """
     if rules.phase != "decode":
-        rules = Rules("decode", rules.combine, rules.comm_overlap, rules.expert_fetch, rules.layout,
-                      rules.attention_sharding)
+        rules = replace(rules, phase="decode")
     B, S, tp, pp, ep = sym("batch", "context", "tp", "pp", "ep")
     C, eta_c = achieved_flops_per_s(), 1
     c, A, g = serving_sym("prefill_tokens", "prefill_position", "draft_length")
+    if rules.step == "operators":
+        return operator_terms(st, rules, Tokens(decode_seqs=B / pp, queries=g + 1, context=S, chunk=c / pp,
+                                                chunk_position=A))
     decode = step_terms(st, rules)
     tokens = B * (g + 1) + c  # tokens through the layers this step
     p = arch.param_counts(st)
@@ -163,10 +166,11 @@ def static_decode_sum(st: ModelStructure, rules: Rules = Rules()) -> sp.Expr | N
     ``max(roofline, T_comm)``: the roofline is nondecreasing in ``t``, so the constant
     wins before the first ``t`` where either line reaches it and the roofline after.
 
-    ``None`` for windowed attention (``min(S + E·t, W_a)`` bends the lines): the serving
-    layer then sums the compiled steps, vectorised over ``t``.
+    ``None`` for windowed attention (``min(S + E·t, W_a)`` bends the lines) and for the operator
+    step (a sum of many maxima, with efficiencies that depend on the context): the serving layer then
+    sums the compiled steps, vectorised over ``t``.
     """
-    if st.window != "none":
+    if st.window != "none" or rules.step == "operators":
         return None
     S = sym("context")
     n = serving_sym("steps")

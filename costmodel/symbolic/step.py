@@ -20,6 +20,7 @@ from ..specs.model import ModelStructure
 from . import architecture as arch
 from .collectives import link_bytes_per_s, point_to_point_s
 from .dispatch import expert_parallel_s
+from .operators import Tokens, operator_terms
 from .layouts import attention_resharding_s, gathered_chips, tensor_parallel_s
 from .rules import Rules
 from .symbols import sym
@@ -140,7 +141,13 @@ def step_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     Returns ``compute_s``, ``weights_s``, ``kv_s``, ``communication_s``,
     ``overhead_s``, ``roofline_s`` (the combined compute/memory time) and
     ``step_time_s`` (decode: time per output token; prefill: time to prefill the batch).
+    Under ``rules.step == "operators"`` the step is the sum of the kernels of
+    :func:`.operators.operators`, with one ``op_<name>_s`` row per operator (docs/theory.md §20).
     """
+    if rules.step == "operators":
+        B, S, T, pp = sym("batch", "context", "prompt", "pp")
+        tok = Tokens(decode_seqs=B / pp, context=S) if rules.phase == "decode" else Tokens(prefill_seqs=B, prompt=T)
+        return operator_terms(st, rules, tok)
     t = {**_compute_terms(st, rules), **_memory_terms(st, rules)}
     roof = _combine(rules, t)
     parts = communication_terms(st, rules)

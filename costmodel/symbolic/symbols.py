@@ -103,6 +103,30 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "fraction of the memory left after weights and activations that the KV cache gets", "efficiency"),
     ("activations_in_budget", "1", r"\alpha_{act}",
      "1 when the engine's memory budget counts activations, 0 when they live outside it", "efficiency"),
+    # the operator-level step (costmodel.symbolic.kernels, docs/theory.md §20); ideal values make every factor 1
+    ("gemm_tile_m", "tokens", "m_t", "GEMM output tile rows (tile padding of M)", "efficiency"),
+    ("gemm_tile_n", "elements", "n_t", "GEMM output tile columns (tile padding of N)", "efficiency"),
+    ("gemm_split_k", "elements", "k_t", "GEMM reduction chunk of one work unit (split-K)", "efficiency"),
+    ("compute_units", "1", "n_{SM}", "work units a chip runs at once (SMs): the wave size", "efficiency"),
+    ("gemm_k_half", "elements", "k_0", "GEMM reduction length at which prologue and epilogue halve efficiency",
+     "efficiency"),
+    ("attention_decode_efficiency", "1", r"\eta_{ad}", "achievable fraction of HBM bandwidth of decode attention",
+     "efficiency"),
+    ("attention_decode_work_half", "1", "P_0",
+     "decode-attention parallel work (sequences x KV heads x cached tokens) at half its bandwidth", "efficiency"),
+    ("attention_prefill_efficiency", "1", r"\eta_{ap}", "achievable fraction of peak FLOP/s of prefill attention",
+     "efficiency"),
+    ("attention_prefill_tokens_half", "tokens", "T_{1/2}", "prefill length at which prefill attention reaches half "
+     "its efficiency", "efficiency"),
+    ("mla_decode_efficiency", "1", r"\eta_{mla}", "achievable fraction of peak FLOP/s of MLA decode attention",
+     "efficiency"),
+    ("mla_head_tile", "1", "h_t", "query heads one MLA decode tile processes (head padding)", "efficiency"),
+    ("moe_gemm_efficiency", "1", r"\eta_{moe}", "achievable fraction of peak FLOP/s of the MoE grouped GEMMs",
+     "efficiency"),
+    ("moe_imbalance", "1", r"\iota", "tokens of the busiest expert over the mean (1: balanced routing)",
+     "efficiency"),
+    ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
+     "efficiency"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
     ("steps", "steps", "n", "decode steps summed over a static batch's generation", "serving"),
     ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", "serving"),
@@ -114,7 +138,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
 _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
                 "dequant_flops_4bit", "weight_only_8bit", "weight_only_4bit", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
-                "mesh_x_share", "mesh_y_share"}
+                "mesh_x_share", "mesh_y_share", "gemm_k_half", "attention_decode_work_half",
+                "attention_prefill_tokens_half", "oneshot_allreduce_latency_s"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(

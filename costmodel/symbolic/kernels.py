@@ -1,0 +1,185 @@
+"""The time of one kernel: its own roofline with efficiencies that are functions of its shape.
+
+Every kernel of a step (docs/theory.md §20) is priced as
+
+    t = max(F / (C·η_c(shape)), B / (W·η_m(shape))) + τ,   τ = t_k + (1 - g)·t_launch
+
+where ``F`` are the kernel's useful FLOPs, ``B`` the bytes it must move through HBM, and each
+efficiency names its physics (§20.3):
+
+* **GEMM** (NVIDIA, *Matrix Multiplication Background User's Guide*: tile and wave quantization).
+  The output is cut into ``m_t×n_t`` tiles and the reduction into chunks of ``k_t`` (split-K);
+  ``u = ⌈M/m_t⌉·⌈N/n_t⌉·⌈K/k_t⌉`` work units run in ``⌈u/n_SM⌉`` waves over ``n_SM`` units, so
+  the chip does the work of ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉`` FLOPs, at ``η_c·K/(K + k_0)`` of peak
+  (a short reduction pays the prologue and epilogue). Non-decreasing in ``M``, ``N`` and ``K``.
+* **Decode attention** (Flash-Decoding, Dao et al. 2023): memory-bound; its bandwidth grows with
+  the parallel work ``P = sequences·KV heads·context`` as ``η_ad·P/(P + P_0)``.
+* **Prefill attention** (FlashAttention-2/3, Dao 2023; Shah et al. 2024): compute-bound; its
+  efficiency ramps with the sequence as ``η_ap·T/(T + T_½)``.
+* **MLA decode** (FlashMLA; DeepSeek-V3 report, arXiv 2412.19437): compute-bound at 128 heads;
+  a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``.
+* **Grouped GEMM** (MoE): each local expert's ``M_e`` tokens pad to ``m_t``; the busiest expert
+  holds ``ι`` times the mean.
+* **All-reduce** (NCCL user guide, algorithms; TensorRT-LLM custom all-reduce): the engine takes the
+  faster of a one-shot ``α_1 + (n-1)·V/W`` and NCCL's ring of :func:`.collectives.all_reduce_s`.
+* **Element-wise** (norms, activations, routing): bytes at HBM speed, plus the floor.
+
+With every efficiency 1, every tile 1 and every floor 0 each kernel is ``max(F/C, B/W)``: the sum
+over kernels is at least the single roofline ``max(ΣF/C, ΣB/W)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .collectives import all_reduce_s, link_bytes_per_s, Span
+from .symbols import sym
+
+__all__ = ["Kernel", "launch_floor_s", "gemm", "grouped_gemm", "decode_attention", "prefill_attention",
+           "mla_decode_attention", "elementwise", "all_reduce", "collective", "kernel_rate_flops_per_s"]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel's useful work and its time on one chip (SymPy expressions).
+
+    Attributes:
+        flops: useful FLOPs (multiply-add = 2), before any padding.
+        bytes: bytes through HBM: weights, KV cache and unfused activations.
+        compute_s: ``F_padded/(C·η_c)``.
+        memory_s: ``B/(W·η_m)``.
+        floor_s: fixed time per launch.
+        time_s: ``max(compute_s, memory_s) + floor_s`` (a collective: its own formula).
+    """
+
+    flops: sp.Expr
+    bytes: sp.Expr
+    compute_s: sp.Expr
+    memory_s: sp.Expr
+    floor_s: sp.Expr
+    time_s: sp.Expr
+
+
+def launch_floor_s() -> sp.Expr:
+    """``τ = t_k + (1 - g)·t_launch``: the device-side gap of a dependent kernel, plus a host launch
+    unless the step replays a CUDA graph (CUDA C++ Programming Guide, "CUDA Graphs")."""
+    tk, tl, g = sym("kernel_overhead_s", "launch_overhead_s", "cuda_graphs")
+    return tk + (1 - g) * tl
+
+
+def kernel_rate_flops_per_s() -> sp.Expr:
+    """Peak FLOP/s at the math precision times ``(1 - m_8·(1 - φ_8))`` (docs/theory.md §5.6)."""
+    C, m8, phi = sym("flops_per_s", "low_precision_math", "low_precision_flops_factor")
+    return C * (1 - m8 * (1 - phi))
+
+
+def _memory_s(nbytes: sp.Expr, eta: sp.Expr | None = None) -> sp.Expr:
+    W, eta_m = sym("hbm_bytes_per_s", "hbm_efficiency")
+    return nbytes / (W * (eta_m if eta is None else eta))
+
+
+def _kernel(flops, nbytes, compute_s, memory_s) -> Kernel:
+    floor = launch_floor_s()
+    return Kernel(flops, nbytes, compute_s, memory_s, floor, sp.Max(compute_s, memory_s) + floor)
+
+
+def _padded_work(M: sp.Expr, N: sp.Expr, K: sp.Expr) -> sp.Expr:
+    """FLOPs the chip spends on an ``M×N×K`` product: ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉``."""
+    mt, nt, kt, nsm = sym("gemm_tile_m", "gemm_tile_n", "gemm_split_k", "compute_units")
+    units = sp.ceiling(M / mt) * sp.ceiling(N / nt) * sp.ceiling(K / kt)
+    return 2 * mt * nt * kt * nsm * sp.ceiling(units / nsm)
+
+
+def _short_k(K: sp.Expr, k0: sp.Expr) -> sp.Expr:
+    """``(K + k_0)/K``, the prologue and epilogue of a short reduction (``K >= 1`` element; an absent
+    GEMM of ``K = 0``, such as the dense MLP of an all-MoE model, has no work to scale)."""
+    return (K + k0) / sp.Max(K, 1)
+
+
+def gemm(M: sp.Expr, N: sp.Expr, K: sp.Expr, *, weight_bytes: sp.Expr, activation_bytes: sp.Expr,
+         extra_bytes: sp.Expr = sp.Integer(0)) -> Kernel:
+    """``(M×K)·(K×N)``: ``2MNK`` FLOPs; reads ``N·K`` weights (plus ``extra_bytes``, such as biases)
+    and the ``M×K`` input, writes ``M×N``."""
+    eta_c, k0 = sym("flops_efficiency", "gemm_k_half")
+    flops = 2 * M * N * K
+    nbytes = N * K * weight_bytes + (M * K + M * N) * activation_bytes + extra_bytes
+    compute = _padded_work(M, N, K) * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta_c)
+    return _kernel(flops, nbytes, compute, _memory_s(nbytes))
+
+
+def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp.Expr, *, touched: sp.Expr,
+                 weight_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
+    """``experts`` products of ``M_e×K`` by ``K×N`` (MoE): the useful FLOPs are ``2·experts·M_e·N·K``;
+    the weights of the ``touched`` fraction of experts are read. Each expert's tokens pad to the tile
+    ``m_t`` and the busiest expert holds ``ι·M_e`` of them."""
+    mt, eta, k0, imb = sym("gemm_tile_m", "moe_gemm_efficiency", "gemm_k_half", "moe_imbalance")
+    Me = tokens_per_expert
+    flops = 2 * experts * Me * N * K
+    nbytes = touched * experts * N * K * weight_bytes + 2 * experts * Me * (K + N) * activation_bytes
+    padded = 2 * experts * mt * sp.ceiling(imb * Me / mt) * N * K
+    compute = padded * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta)
+    return _kernel(flops, nbytes, compute, _memory_s(nbytes))
+
+
+def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_dim: sp.Expr, context: sp.Expr,
+                     queries: sp.Expr, *, kv_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
+    """Decode (or verify) attention of ``seqs`` sequences, ``queries`` new tokens each, over ``context``
+    cached tokens: ``4·seqs·queries·q_heads·H·S`` FLOPs, the cache read once (``2·kv_heads·H`` per token)."""
+    eta, P0, eta_c = sym("attention_decode_efficiency", "attention_decode_work_half", "flops_efficiency")
+    flops = 4 * seqs * queries * q_heads * head_dim * context
+    nbytes = seqs * context * 2 * kv_heads * head_dim * kv_bytes + 2 * seqs * queries * q_heads * head_dim * activation_bytes
+    work = seqs * kv_heads * context
+    C = sym("flops_per_s")
+    return _kernel(flops, nbytes, flops / (C * eta_c), _memory_s(nbytes, eta * work / (work + P0)))
+
+
+def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width: sp.Expr, tokens: sp.Expr,
+                      pairs: sp.Expr, *, kv_write_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
+    """Causal attention of ``seqs`` sequences of ``tokens`` new tokens over ``pairs`` (query, key) pairs
+    each: ``2·q_heads·width·pairs`` FLOPs per sequence (``width``: ``2H``, or MLA's ``H_n + d_R + H_v``);
+    reads q, k, v, writes the output and the new cache (``kv_write_bytes``)."""
+    eta, Th, C = sym("attention_prefill_efficiency", "attention_prefill_tokens_half", "flops_per_s")
+    flops = 2 * seqs * q_heads * width * pairs
+    nbytes = kv_write_bytes + seqs * tokens * (q_heads + kv_heads) * width * activation_bytes
+    return _kernel(flops, nbytes, flops / (C * eta * tokens / (tokens + Th)), _memory_s(nbytes))
+
+
+def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, queries: sp.Expr, *,
+                         kv_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
+    """Absorbed MLA decode: every local query head attends the shared latent ``d_c + d_R``:
+    ``2·seqs·queries·h·(2d_c + d_R)·S`` FLOPs, ``seqs·S·(d_c + d_R)·b_kv`` bytes. Heads pad to ``h_t``."""
+    dc, dR = sym("kv_lora_rank", "qk_rope_head_dim")
+    eta, ht, C = sym("mla_decode_efficiency", "mla_head_tile", "flops_per_s")
+    eta_m, P0 = sym("attention_decode_efficiency", "attention_decode_work_half")
+    flops = 2 * seqs * queries * q_heads * (2 * dc + dR) * context
+    nbytes = seqs * context * (dc + dR) * kv_bytes + seqs * queries * q_heads * (2 * dc + dR) * activation_bytes
+    padded = flops * ht * sp.ceiling(q_heads / ht) / q_heads
+    work = seqs * context
+    return _kernel(flops, nbytes, padded / (C * eta), _memory_s(nbytes, eta_m * work / (work + P0)))
+
+
+def elementwise(nbytes: sp.Expr) -> Kernel:
+    """A norm, activation or routing kernel: ``bytes/(W·η_m) + τ``."""
+    zero = sp.Integer(0)
+    return _kernel(zero, nbytes, zero, _memory_s(nbytes))
+
+
+def all_reduce(nbytes: sp.Expr, group: Span) -> Kernel:
+    """All-reduce of ``nbytes`` per chip over ``group``: the faster of the one-shot kernel
+    ``α_1 + (n-1)·V/W`` (each rank reads every peer's buffer; TensorRT-LLM's custom all-reduce) and
+    NCCL's ``α + 2·steps·α_step + 2·(n-1)/n·V/W``. Zero on one chip."""
+    a1 = sym("oneshot_allreduce_latency_s")
+    n = group.chips
+    ring = all_reduce_s(nbytes, group)
+    oneshot = sp.Min(1, n - 1) * a1 + (n - 1) * nbytes / link_bytes_per_s(n)
+    zero = sp.Integer(0)
+    t = sp.Min(ring, oneshot)
+    return Kernel(zero, zero, zero, t, zero, t)
+
+
+def collective(time_s: sp.Expr) -> Kernel:
+    """A collective whose time another module gives (all-to-all, pipeline hop, weight gathers)."""
+    zero = sp.Integer(0)
+    return Kernel(zero, zero, zero, time_s, zero, time_s)
