@@ -137,11 +137,20 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "gemm_split_k": (1, 65536, "elements"),
     "compute_units": (1, 4096, "work units"),
     "gemm_k_half": (0, 65536, "elements"),
-    "attention_decode_work_half": (0, 1e9, "sequence-head-tokens"),
-    "attention_prefill_tokens_half": (0, 1e6, "tokens"),
+    "attention_decode_work_half": (0, 1e12, "bytes"),
+    "attention_prefill_rows_half": (0, 1e12, "query rows"),
     "mla_head_tile": (1, 1024, "heads"),
     "moe_imbalance": (1, 64, "busiest over mean"),
     "oneshot_allreduce_latency_s": (0, 1.0, "seconds"),
+    "attention_floor_s": (0, 1.0, "seconds"),
+    "moe_floor_s": (0, 1.0, "seconds"),
+    "mla_floor_s": (0, 1.0, "seconds"),
+    "decode_attention_block_s": (0, 1.0, "seconds"),
+    "decode_attention_row_s": (0, 1.0, "seconds"),
+    "prefill_attention_block_s": (0, 1.0, "seconds"),
+    "attention_block_tokens": (1, 1024, "tokens"),
+    "attention_softmax_width": (0, 4096, "elements"),
+    "attention_window_block_tokens": (0, 65536, "tokens"),
 }
 
 
@@ -190,12 +199,22 @@ class Efficiency:
     attention_decode_efficiency: float = 1.0
     attention_decode_work_half: float = 0.0
     attention_prefill_efficiency: float = 1.0
-    attention_prefill_tokens_half: float = 0.0
+    attention_prefill_rows_half: float = 0.0
     mla_decode_efficiency: float = 1.0
     mla_head_tile: float = 1.0
+    mla_hbm_efficiency: float = 1.0
+    mla_floor_s: float = 0.0
     moe_gemm_efficiency: float = 1.0
     moe_imbalance: float = 1.0
     oneshot_allreduce_latency_s: float = 0.0
+    attention_floor_s: float = 0.0
+    moe_floor_s: float = 0.0
+    decode_attention_block_s: float = 0.0
+    decode_attention_row_s: float = 0.0
+    prefill_attention_block_s: float = 0.0
+    attention_block_tokens: float = 1.0
+    attention_softmax_width: float = 0.0
+    attention_window_block_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self, ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction",
@@ -221,7 +240,7 @@ class Efficiency:
         _check_operator_fields(self)
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
                   "low_precision_flops_factor", "attention_decode_efficiency", "attention_prefill_efficiency",
-                  "mla_decode_efficiency", "moe_gemm_efficiency"):
+                  "mla_decode_efficiency", "moe_gemm_efficiency", "mla_hbm_efficiency"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 

@@ -51,16 +51,22 @@ def family_of(hw: HardwareSpec) -> str:
     return "amd-gpu" if vendor == "amd" else "other"
 
 
-def specificity(family: str, phase: str, for_family: str, for_phase: str) -> int:
+def specificity(family: str, phase: str, for_family: str, for_phase: str, for_chip: str = "") -> int:
     """How specifically a parameter keyed by ``family`` and ``phase`` applies to a chip family and
-    phase: an exact family beats ``"*"``, then an exact phase beats ``"*"`` (3, 2, 1 or 0); -1 when
-    it does not apply.
+    phase: a chip's own name (``for_chip``; kernel fits are per chip) beats its family, an exact
+    family beats ``"*"``, then an exact phase beats ``"*"`` (5 to 0); -1 when it does not apply.
 
     Example:
         >>> [specificity(f, p, "tpu", "decode") for f, p in (("tpu", "*"), ("*", "decode"), ("nvidia-gpu", "*"))]
         [2, 1, -1]
+        >>> specificity("h200", "*", "nvidia-gpu", "decode", "h200")
+        4
     """
-    if family not in (for_family, "*") or phase not in (for_phase, "*"):
+    if phase not in (for_phase, "*"):
+        return -1
+    if for_chip and family == for_chip:
+        return 4 + (phase == for_phase)
+    if family not in (for_family, "*"):
         return -1
     return 2 * (family == for_family) + (phase == for_phase)
 
@@ -76,11 +82,12 @@ class Profile:
     fit: dict[str, Any] | None = None
     about: str = ""
 
-    def lookup(self, field: str, family: str, phase: str) -> float | None:
-        """The most specific value of ``field`` for ``family`` and ``phase``, or ``None``."""
+    def lookup(self, field: str, family: str, phase: str, chip: str = "") -> float | None:
+        """The most specific value of ``field`` for ``chip`` (a catalog name), ``family`` and ``phase``,
+        or ``None``."""
         best, score = None, -1
         for p in self.parameters:
-            s = specificity(p["family"], p["phase"], family, phase) if p["field"] == field else -1
+            s = specificity(p["family"], p["phase"], family, phase, chip) if p["field"] == field else -1
             if s > score:
                 best, score = float(p["value"]), s
         return best
@@ -228,7 +235,7 @@ def resolve(profile: str | Path | Profile, hardware: str | HardwareSpec, phase: 
         family = p.fallback_family
     vals: dict[str, Any] = dict(p.fixed)
     for f in EFFICIENCY_FIELDS:
-        v = p.lookup(f, family, phase)
+        v = p.lookup(f, family, phase, hw.name)
         if v is not None:
             vals[f] = v
     eff = replace(IDEAL, name=p.name, **{k: v for k, v in vals.items() if k in EFFICIENCY_FIELDS})

@@ -13,16 +13,24 @@ efficiency names its physics (§20.3):
   the chip does the work of ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉`` FLOPs, at ``η_c·K/(K + k_0)`` of peak
   (a short reduction pays the prologue and epilogue). Non-decreasing in ``M``, ``N`` and ``K``.
 * **Decode attention** (Flash-Decoding, Dao et al. 2023): memory-bound; its bandwidth grows with
-  the parallel work ``P = sequences·KV heads·context`` as ``η_ad·P/(P + P_0)``.
+  the bytes it streams ``P`` as ``η_ad·P/(P + P_0)`` (a small read does not fill the memory pipes).
 * **Prefill attention** (FlashAttention-2/3, Dao 2023; Shah et al. 2024): compute-bound; its
-  efficiency ramps with the sequence as ``η_ap·T/(T + T_½)``.
+  efficiency ramps with the query rows it spreads over the SMs (sequences × heads × tokens ``R``)
+  as ``η_ap·R/(R + R_½)``.
 * **MLA decode** (FlashMLA; DeepSeek-V3 report, arXiv 2412.19437): compute-bound at 128 heads;
-  a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``.
+  a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``; its
+  latent stream reaches its own fraction ``η_mla,m`` of HBM bandwidth.
 * **Grouped GEMM** (MoE): each local expert's ``M_e`` tokens pad to ``m_t``; the busiest expert
   holds ``ι`` times the mean.
 * **All-reduce** (NCCL user guide, algorithms; TensorRT-LLM custom all-reduce): the engine takes the
   faster of a one-shot ``α_1 + (n-1)·V/W`` and NCCL's ring of :func:`.collectives.all_reduce_s`.
 * **Element-wise** (norms, activations, routing): bytes at HBM speed, plus the floor.
+
+Attention, MLA and grouped-GEMM kernels add their own fixed time (``τ_att``, ``τ_mla``, ``τ_moe``) to the
+launch floor;
+attention spends ``t_b`` per thread block (decode: a sequence's KV head; prefill: a query block of a
+head) over the ``n_SM`` SMs, overlapped with its KV stream (decode) or its FLOPs (prefill), and
+computes the causal diagonal in whole blocks of ``b_q`` tokens.
 
 With every efficiency 1, every tile 1 and every floor 0 each kernel is ``max(F/C, B/W)``: the sum
 over kernels is at least the single roofline ``max(ΣF/C, ΣB/W)``.
@@ -80,9 +88,14 @@ def _memory_s(nbytes: sp.Expr, eta: sp.Expr | None = None) -> sp.Expr:
     return nbytes / (W * (eta_m if eta is None else eta))
 
 
-def _kernel(flops, nbytes, compute_s, memory_s) -> Kernel:
-    floor = launch_floor_s()
+def _kernel(flops, nbytes, compute_s, memory_s, extra_floor: sp.Expr = sp.Integer(0)) -> Kernel:
+    floor = launch_floor_s() + extra_floor
     return Kernel(flops, nbytes, compute_s, memory_s, floor, sp.Max(compute_s, memory_s) + floor)
+
+
+def _blocks_s(blocks: sp.Expr, per_block_s: sp.Expr) -> sp.Expr:
+    """``blocks·t_b/n_SM``: work per thread block that neither FLOPs nor bytes explain, spread over the SMs."""
+    return blocks * per_block_s / sym("compute_units")
 
 
 def _padded_work(M: sp.Expr, N: sp.Expr, K: sp.Expr) -> sp.Expr:
@@ -120,7 +133,7 @@ def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp
     nbytes = touched * experts * N * K * weight_bytes + 2 * experts * Me * (K + N) * activation_bytes
     padded = 2 * experts * mt * sp.ceiling(imb * Me / mt) * N * K
     compute = padded * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta)
-    return _kernel(flops, nbytes, compute, _memory_s(nbytes))
+    return _kernel(flops, nbytes, compute, _memory_s(nbytes), sym("moe_floor_s"))
 
 
 def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_dim: sp.Expr, context: sp.Expr,
@@ -130,20 +143,39 @@ def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_di
     eta, P0, eta_c = sym("attention_decode_efficiency", "attention_decode_work_half", "flops_efficiency")
     flops = 4 * seqs * queries * q_heads * head_dim * context
     nbytes = seqs * context * 2 * kv_heads * head_dim * kv_bytes + 2 * seqs * queries * q_heads * head_dim * activation_bytes
-    work = seqs * kv_heads * context
     C = sym("flops_per_s")
-    return _kernel(flops, nbytes, flops / (C * eta_c), _memory_s(nbytes, eta * work / (work + P0)))
+    # a thread block per (sequence, KV head), a softmax row per query head: overlapping the KV stream
+    blocks = _blocks_s(seqs * kv_heads, sym("decode_attention_block_s")) + _blocks_s(
+        seqs * queries * q_heads, sym("decode_attention_row_s"))
+    memory = _memory_s(nbytes + P0, eta)  # = bytes/(W·η·P/(P + P_0)), finite at P = 0
+    return _kernel(flops, nbytes, flops / (C * eta_c), sp.Max(memory, blocks), sym("attention_floor_s"))
 
 
 def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width: sp.Expr, tokens: sp.Expr,
-                      pairs: sp.Expr, *, kv_write_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
+                      pairs: sp.Expr, *, kv_write_bytes: sp.Expr, activation_bytes: sp.Expr,
+                      window: sp.Expr | None = None) -> Kernel:
     """Causal attention of ``seqs`` sequences of ``tokens`` new tokens over ``pairs`` (query, key) pairs
     each: ``2·q_heads·width·pairs`` FLOPs per sequence (``width``: ``2H``, or MLA's ``H_n + d_R + H_v``);
-    reads q, k, v, writes the output and the new cache (``kv_write_bytes``)."""
-    eta, Th, C = sym("attention_prefill_efficiency", "attention_prefill_tokens_half", "flops_per_s")
+    reads q, k, v, writes the output and the new cache (``kv_write_bytes``).
+
+    The kernel computes the causal diagonal in whole blocks of ``b_q`` tokens (``T·b_q/2`` more pairs;
+    ``b_q = 1`` is the exact ``T(T+1)/2``), a sliding ``window`` in blocks of ``b_w`` keys past it
+    (``T·(w + b_w)`` pairs at most), and every pair pays the softmax's exponentials, ``H_s`` head
+    elements' worth of tensor-core time (FlashAttention-3, Shah et al. 2024, §3: the exponential
+    runs on the special function units at a small fraction of the matmul rate)."""
+    eta, Th, C, bq = sym("attention_prefill_efficiency", "attention_prefill_rows_half", "flops_per_s",
+                         "attention_block_tokens")
+    Hs, bw = sym("attention_softmax_width", "attention_window_block_tokens")
     flops = 2 * seqs * q_heads * width * pairs
     nbytes = kv_write_bytes + seqs * tokens * (q_heads + kv_heads) * width * activation_bytes
-    return _kernel(flops, nbytes, flops / (C * eta * tokens / (tokens + Th)), _memory_s(nbytes))
+    worked = pairs + tokens * bq / 2
+    if window is not None:
+        worked = sp.Min(worked, tokens * (window + bw))
+    padded = 2 * seqs * q_heads * (width + Hs) * worked
+    blocks = _blocks_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s"))
+    rows = seqs * q_heads * tokens
+    compute = padded * (1 + Th / sp.Max(rows, 1)) / (C * eta)  # = padded/(C·η·R/(R + R_½)) for R >= 1
+    return _kernel(flops, nbytes, sp.Max(compute, blocks), _memory_s(nbytes), sym("attention_floor_s"))
 
 
 def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, queries: sp.Expr, *,
@@ -152,12 +184,13 @@ def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, quer
     ``2·seqs·queries·h·(2d_c + d_R)·S`` FLOPs, ``seqs·S·(d_c + d_R)·b_kv`` bytes. Heads pad to ``h_t``."""
     dc, dR = sym("kv_lora_rank", "qk_rope_head_dim")
     eta, ht, C = sym("mla_decode_efficiency", "mla_head_tile", "flops_per_s")
-    eta_m, P0 = sym("attention_decode_efficiency", "attention_decode_work_half")
+    eta_m, P0 = sym("mla_hbm_efficiency", "attention_decode_work_half")
     flops = 2 * seqs * queries * q_heads * (2 * dc + dR) * context
     nbytes = seqs * context * (dc + dR) * kv_bytes + seqs * queries * q_heads * (2 * dc + dR) * activation_bytes
     padded = flops * ht * sp.ceiling(q_heads / ht) / q_heads
-    work = seqs * context
-    return _kernel(flops, nbytes, padded / (C * eta), _memory_s(nbytes, eta_m * work / (work + P0)))
+    blocks = _blocks_s(seqs * sp.ceiling(q_heads / ht), sym("decode_attention_block_s"))
+    memory = _memory_s(nbytes + P0, eta_m)
+    return _kernel(flops, nbytes, padded / (C * eta), sp.Max(memory, blocks), sym("mla_floor_s"))
 
 
 def elementwise(nbytes: sp.Expr) -> Kernel:

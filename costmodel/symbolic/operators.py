@@ -152,7 +152,9 @@ def _gqa_attention(st: ModelStructure, rules: Rules, tok: Tokens, decode: bool, 
             T = tok.prompt if prefill else tok.chunk / ep
             pairs = _pairs(st, window, T) if prefill else T * clip(tok.chunk_position)
             kv_write = seqs * T * 2 * hkv * H * bkv
-            k_ = kn.prefill_attention(seqs, hq, hkv, 2 * H, T, pairs, kv_write_bytes=kv_write, activation_bytes=ba)
+            edge = sp.Min(T, window) if (prefill and window is not None and st.window == "sliding") else None
+            k_ = kn.prefill_attention(seqs, hq, hkv, 2 * H, T, pairs, kv_write_bytes=kv_write, activation_bytes=ba,
+                                      window=edge)
             name = "attention_prefill" if prefill else "attention_chunk"
             ops.append(Op(name + suffix, "attention_prefill", layers * (1 if prefill else sp.Min(1, tok.chunk)), k_,
                           "kv", (("sequences", seqs), ("heads", hq), ("kv_heads", hkv), ("tokens", T))))

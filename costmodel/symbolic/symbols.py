@@ -112,19 +112,39 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "efficiency"),
     ("attention_decode_efficiency", "1", r"\eta_{ad}", "achievable fraction of HBM bandwidth of decode attention",
      "efficiency"),
-    ("attention_decode_work_half", "1", "P_0",
-     "decode-attention parallel work (sequences x KV heads x cached tokens) at half its bandwidth", "efficiency"),
+    ("attention_decode_work_half", "bytes", "P_0",
+     "bytes a decode-attention kernel streams at half its bandwidth", "efficiency"),
     ("attention_prefill_efficiency", "1", r"\eta_{ap}", "achievable fraction of peak FLOP/s of prefill attention",
      "efficiency"),
-    ("attention_prefill_tokens_half", "tokens", "T_{1/2}", "prefill length at which prefill attention reaches half "
-     "its efficiency", "efficiency"),
+    ("attention_prefill_rows_half", "1", "R_{1/2}", "query rows (sequences x heads x tokens) at which prefill "
+     "attention reaches half its efficiency", "efficiency"),
     ("mla_decode_efficiency", "1", r"\eta_{mla}", "achievable fraction of peak FLOP/s of MLA decode attention",
      "efficiency"),
+    ("mla_hbm_efficiency", "1", r"\eta_{mla,m}", "achievable fraction of HBM bandwidth of MLA decode attention",
+     "efficiency"),
+    ("mla_floor_s", "s", r"\tau_{mla}", "fixed time an MLA decode kernel adds to the launch floor (its "
+     "split metadata and the combine of the splits)", "efficiency"),
     ("mla_head_tile", "1", "h_t", "query heads one MLA decode tile processes (head padding)", "efficiency"),
     ("moe_gemm_efficiency", "1", r"\eta_{moe}", "achievable fraction of peak FLOP/s of the MoE grouped GEMMs",
      "efficiency"),
     ("moe_imbalance", "1", r"\iota", "tokens of the busiest expert over the mean (1: balanced routing)",
      "efficiency"),
+    ("attention_floor_s", "s", r"\tau_{att}", "fixed time an attention kernel adds to the launch floor (split-KV "
+     "reduction, scheduling)", "efficiency"),
+    ("decode_attention_block_s", "s", r"t_{bd}", "time an SM spends per (sequence, KV head) thread block of decode "
+     "attention besides its KV stream (setup, query load, softmax reduction, output)", "efficiency"),
+    ("decode_attention_row_s", "s", r"t_{rd}", "time an SM spends per (sequence, query head) row of decode "
+     "attention besides its KV stream (query load, softmax, output)", "efficiency"),
+    ("prefill_attention_block_s", "s", r"t_{bp}", "time an SM spends per (sequence, head, query block) of prefill "
+     "attention outside its FLOPs (tile setup, softmax rescaling, output)", "efficiency"),
+    ("attention_block_tokens", "tokens", "b_{q}", "query (and key) block of a prefill-attention tile: the causal "
+     "diagonal and the window edges are computed in whole blocks", "efficiency"),
+    ("attention_softmax_width", "elements", "H_s", "the softmax's cost per (query, key) pair in head elements of "
+     "tensor-core time", "efficiency"),
+    ("attention_window_block_tokens", "tokens", "b_w", "keys past a sliding window that its prefill kernel "
+     "computes per query (whole key blocks)", "efficiency"),
+    ("moe_floor_s", "s", r"\tau_{moe}", "fixed time a grouped-GEMM kernel adds to the launch floor (expert "
+     "offsets, tile scheduling)", "efficiency"),
     ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
      "efficiency"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
@@ -139,7 +159,10 @@ _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_
                 "dequant_flops_4bit", "weight_only_8bit", "weight_only_4bit", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share", "gemm_k_half", "attention_decode_work_half",
-                "attention_prefill_tokens_half", "oneshot_allreduce_latency_s"}
+                "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
+                "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
+                "decode_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
+                "mla_floor_s"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(
