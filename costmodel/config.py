@@ -145,6 +145,7 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "attention_floor_s": (0, 1.0, "seconds"),
     "moe_floor_s": (0, 1.0, "seconds"),
     "mla_floor_s": (0, 1.0, "seconds"),
+    "quantise_overhead_s": (0, 1.0, "seconds"),
     "decode_attention_block_s": (0, 1.0, "seconds"),
     "decode_attention_row_s": (0, 1.0, "seconds"),
     "prefill_attention_block_s": (0, 1.0, "seconds"),
@@ -204,6 +205,8 @@ class Efficiency:
     mla_head_tile: float = 1.0
     mla_hbm_efficiency: float = 1.0
     mla_floor_s: float = 0.0
+    low_precision_hbm_factor: float = 1.0
+    quantise_overhead_s: float = 0.0
     moe_gemm_efficiency: float = 1.0
     moe_imbalance: float = 1.0
     oneshot_allreduce_latency_s: float = 0.0
@@ -240,7 +243,8 @@ class Efficiency:
         _check_operator_fields(self)
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
                   "low_precision_flops_factor", "attention_decode_efficiency", "attention_prefill_efficiency",
-                  "mla_decode_efficiency", "moe_gemm_efficiency", "mla_hbm_efficiency"):
+                  "mla_decode_efficiency", "moe_gemm_efficiency", "mla_hbm_efficiency",
+                  "low_precision_hbm_factor"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 

@@ -21,7 +21,7 @@ import time
 from costmodel.calibrate import kernels as K
 from costmodel.kernels import read_table
 
-BARS = {"gemm": 0.10, "attention_context": 0.10, "attention_generation": 0.10, "allreduce": 0.10,
+BARS = {"gemm": 0.10, "gemm_fp8": 0.10, "attention_context": 0.10, "attention_generation": 0.10, "allreduce": 0.10,
         "moe": 0.15, "mla_generation": 0.15, "mla_context": 0.15}
 
 
@@ -31,12 +31,12 @@ def main() -> None:
     ap.add_argument("--dies", default="gh100,gb100", help="dies to fit (default gh100,gb100)")
     ap.add_argument("--write-profile", action="store_true", help="write costmodel/calibrate/profiles/kernels.json")
     args = ap.parse_args()
-    classes = [c for c, _, _ in K.PLAN] + ["mla_context"]
+    classes = [c for c, _, _, _ in K.PLAN] + ["mla_context"]
     fits = {}
     for die in args.dies.split(","):
         chips = K.DIES[die]
         t0 = time.perf_counter()
-        tables = {c: {chip: read_table(c, chip) for chip in chips} for c in classes}
+        tables = {c: {chip: read_table(c, chip) for chip in chips} for c in {t for _, t, _, _ in K.PLAN} | {"mla_context"}}
         fits[die] = K.fit_die(tables, steps=args.steps, log=lambda s: print(f"  [{die}] {s}", flush=True))
         print(f"{die}: fitted in {time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.1f})")
     print()

@@ -144,6 +144,9 @@ FORMS: dict[str, Form] = {
         Param("flops_efficiency", "fraction", init=0.7), Param("hbm_efficiency", "fraction", init=0.8, per_chip=True),
         Param("gemm_k_half", "positive", 256.0, 0.5), _FLOOR),
         {"gemm_tile_m": (64.0, 128.0), "gemm_tile_n": (128.0, 256.0), "gemm_split_k": (512.0, 2048.0, 65536.0)}),
+    "gemm_fp8": Form("gemm", _gemm_expr, (
+        Param("low_precision_flops_factor", "fraction", init=0.7), Param("low_precision_hbm_factor", "fraction", init=0.8),
+        Param("quantise_overhead_s", "positive", 1e-6, 4.0))),
     "attention_generation": Form("attention_generation", _decode_attention_expr, (
         Param("attention_decode_efficiency", "fraction", init=0.8, per_chip=True),
         Param("attention_decode_work_half", "positive", 1e7, 1.0), Param("attention_floor_s", "positive", 1e-6, 2.0),
@@ -219,7 +222,8 @@ def _chip_inputs(chip: str, n: int) -> dict[str, np.ndarray]:
     fixed = {"hbm_bytes_per_s": hw.hbm_bytes_per_s, "compute_units": COMPUTE_UNITS[chip],
              "scale_up_bytes_per_s": hw.scale_up_bytes_per_s, "scale_out_bytes_per_s": hw.scale_out_bytes_per_s,
              "scale_up_domain_chips": hw.scale_up_domain_chips, "low_precision_math": 0.0,
-             "low_precision_flops_factor": 1.0, "cuda_graphs": 1.0, "launch_overhead_s": 0.0, **MLA_DIMS}
+             "low_precision_flops_factor": 1.0, "low_precision_hbm_factor": 1.0, "quantise_overhead_s": 0.0,
+             "cuda_graphs": 1.0, "launch_overhead_s": 0.0, **MLA_DIMS}
     return {k: np.full(n, float(v)) for k, v in fixed.items()}
 
 
@@ -241,14 +245,15 @@ def _class_inputs(op_class: str, t: Mapping[str, np.ndarray], chip: str) -> tupl
     if op_class == "gemm":
         b = _bytes_of(t["dtype"])
         x |= {"shape_m": t["m"], "shape_n": t["n"], "shape_k": t["k"], "weight_bytes": b, "activation_bytes": b,
-              "flops_per_s": _peak(chip, t["dtype"])}
+              "flops_per_s": _peak(chip, t["dtype"]), "low_precision_math": (b == 1).astype(float)}
         keep = np.isin(t["dtype"], ("bfloat16", "fp8"))
         label = np.where(t["dtype"] == "fp8", "fp8", "bf16")
     elif op_class == "attention_generation":
         S = np.where(t["window"] > 0, np.minimum(t["context"], t["window"]), t["context"])
         x |= {"shape_batch": t["batch"], "shape_num_heads": t["num_heads"], "shape_num_kv_heads": t["num_kv_heads"],
               "shape_head_dim": t["head_dim"], "shape_context": S, "kv_bytes": _bytes_of(t["kv_dtype"]),
-              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"])}
+              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"]),
+              "attention_flops_per_s": _peak(chip, t["dtype"])}
         label = np.char.add("kv ", np.where(t["kv_dtype"] == "fp8", "fp8", "bf16"))
     elif op_class in ("attention_context", "mla_context"):
         T = t["isl"]
@@ -262,12 +267,14 @@ def _class_inputs(op_class: str, t: Mapping[str, np.ndarray], chip: str) -> tupl
         x |= {"shape_batch": t["batch"], "shape_num_heads": t["num_heads"], "shape_num_kv_heads": hkv,
               "shape_width": width, "shape_isl": T, "shape_pairs": pairs, "shape_kv_write_bytes": kvw,
               "shape_window": np.where(t["window"] > 0, np.minimum(T, t["window"]), T) if "window" in t else T,
-              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"])}
+              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"]),
+              "attention_flops_per_s": _peak(chip, t["dtype"])}
         label = np.where(t["dtype"] == "fp8", "fp8", "bf16")
     elif op_class == "mla_generation":
         x |= {"shape_batch": t["batch"], "shape_num_heads": t["num_heads"], "shape_context": t["context"],
               "kv_bytes": _bytes_of(t["kv_dtype"]), "activation_bytes": np.full(n, 2.0),
-              "flops_per_s": _peak(chip, t["dtype"])}
+              "flops_per_s": _peak(chip, t["dtype"]),
+              "attention_flops_per_s": _peak(chip, t["dtype"])}
         label = np.char.add("kv ", np.where(t["kv_dtype"] == "fp8", "fp8", "bf16"))
     elif op_class == "moe":
         b = _bytes_of(t["dtype"])
@@ -275,7 +282,8 @@ def _class_inputs(op_class: str, t: Mapping[str, np.ndarray], chip: str) -> tupl
         x |= {"shape_num_tokens": t["num_tokens"], "shape_hidden": t["hidden"], "shape_inter": t["inter"],
               "shape_topk": t["topk"], "shape_num_experts": t["num_experts"], "shape_moe_tp": t["moe_tp"],
               "shape_moe_ep": t["moe_ep"], "shape_matrices": np.where(gated, 3.0, 2.0), "weight_bytes": b,
-              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"]), "moe_imbalance": np.ones(n)}
+              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"]), "moe_imbalance": np.ones(n),
+              "low_precision_math": (b == 1).astype(float)}
         keep = np.isin(t["dtype"], ("bfloat16", "fp8")) & (t["distribution"] == "balanced")
         label = np.where(t["dtype"] == "fp8", "fp8", "bf16")
     elif op_class == "allreduce":
@@ -352,8 +360,9 @@ def predict_rows(rows: KernelRows, values: Mapping[str, Mapping[str, float]]) ->
 
 
 def fit(rows: KernelRows, fixed: Mapping[str, Mapping[str, float]], *, steps: int = 1500, max_rows: int = 40_000,
-        seed: int = 0, learning_rate: float = 0.05) -> FitResult:
-    """Fit ``FORMS[rows.op_class]`` on the rows not held out, each discrete choice tried in turn.
+        seed: int = 0, learning_rate: float = 0.05, form: Form | None = None) -> FitResult:
+    """Fit ``form`` (default ``FORMS[rows.op_class]``) on the rows not held out, each discrete choice
+    tried in turn.
 
     ``fixed[chip]`` holds parameters fitted earlier (a GEMM's tile sizes and HBM efficiency for
     the MoE fit, say). Chips of one die share every parameter not marked ``per_chip``; per-chip
@@ -365,7 +374,7 @@ def fit(rows: KernelRows, fixed: Mapping[str, Mapping[str, float]], *, steps: in
     import jax.numpy as jnp
     import optax
 
-    form = FORMS[rows.op_class]
+    form = form or FORMS[rows.op_class]
     train = rows.subset(~rows.held_out)
     if len(train.latency_s) > max_rows:
         pick = np.random.default_rng(seed).choice(len(train.latency_s), max_rows, replace=False)
@@ -445,16 +454,23 @@ def median_abs_error(rows: KernelRows, values: Mapping[str, Mapping[str, float]]
 #: The order classes are fitted in, what each takes from the fits before it, and whether its
 #: precisions (``label``) are fitted apart (GEMM, prefill attention and MoE math run at the
 #: precision's own peak and reach their own fraction of it).
-PLAN: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("gemm", (), True),
-    ("attention_generation", ("gemm",), False),
-    ("attention_context", ("gemm", "attention_generation"), True),
-    ("mla_generation", ("gemm", "attention_generation"), False),
-    ("moe", ("gemm",), True),
-    ("allreduce", (), False),
+PLAN: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...] | None], ...] = (
+    # (fit, table, fits it takes parameters from, precisions fitted apart; None: all rows as one)
+    ("gemm", "gemm", (), ("bf16",)),
+    ("gemm_fp8", "gemm", ("gemm",), ("fp8",)),
+    ("attention_generation", "attention_generation", ("gemm",), None),
+    ("attention_context", "attention_context", ("gemm", "attention_generation"), ("bf16", "fp8")),
+    ("mla_generation", "mla_generation", ("gemm", "attention_generation"), None),
+    ("moe", "moe", ("gemm", "gemm_fp8"), ("bf16",)),
+    ("allreduce", "allreduce", (), None),
+)
+#: rows priced by parameters fitted on other rows: (report as, table, fits, precision)
+EVALUATED: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("moe", "moe", ("gemm", "gemm_fp8", "moe"), "fp8"),  # the bf16 fit with the 8-bit factors of the GEMMs
+    ("mla_context", "mla_context", ("gemm", "attention_generation", "attention_context"), "bf16"),
 )
 
-#: GEMM and prefill attention parameters are taken at bf16 by the classes after them.
+#: Prefill attention is taken at bf16 by the fits after it.
 REFERENCE_LABEL = "bf16"
 
 
@@ -469,9 +485,9 @@ class ClassFit:
 
 def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, steps: int = 600,
             log: Callable[[str], None] = lambda s: None) -> dict[str, ClassFit]:
-    """Fit every class of :data:`PLAN` on the chips of one die: ``tables[op_class][chip]`` are
-    :func:`costmodel.kernels.read_table` columns. Returns ``{op_class: ClassFit}`` and, for
-    ``mla_context`` (priced by the prefill-attention parameters), its held-out errors."""
+    """Fit every entry of :data:`PLAN` on the chips of one die and price the :data:`EVALUATED` rows:
+    ``tables[op_class][chip]`` are :func:`costmodel.kernels.read_table` columns. Returns
+    ``{fit name: ClassFit}`` (errors per chip and precision on the held-out shapes)."""
     out: dict[str, ClassFit] = {}
     chips = sorted({c for t in tables.values() for c in t})
 
@@ -484,24 +500,30 @@ def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, ste
                 fixed[c].update(vals[lab][c])
         return fixed
 
-    for op_class, deps, by_label in PLAN:
-        if op_class not in tables:
+    for name, table, deps, labels in PLAN:
+        if table not in tables:
             continue
-        rows = rows_for(op_class, tables[op_class])
+        rows = rows_for(table, tables[table])
         fixed = taken(deps)
-        labels = sorted(set(rows.label)) if by_label else ["*"]
         values, errs = {}, {}
-        for lab in labels:
+        for lab in labels or ["*"]:
             part = rows if lab == "*" else rows.subset(rows.label == lab)
-            res = fit(part, fixed, steps=steps)
+            res = fit(part, fixed, steps=steps, form=FORMS[name])
             values[lab] = {c: {**fixed[c], **res.values[c]} for c in chips}
             errs.update(median_abs_error(part, values[lab]))
-            log(f"{op_class} {lab}: loss {res.loss:.4f}")
-        out[op_class] = ClassFit(op_class, values, errs)
-    if "mla_context" in tables and "attention_context" in out:
-        rows = rows_for("mla_context", tables["mla_context"])
-        vals = {c: dict(out["attention_context"].values[REFERENCE_LABEL][c]) for c in chips}
-        out["mla_context"] = ClassFit("mla_context", {REFERENCE_LABEL: vals}, median_abs_error(rows, vals))
+            log(f"{name} {lab}: loss {res.loss:.4f}")
+        out[name] = ClassFit(name, values, errs)
+    for name, table, deps, lab in EVALUATED:
+        if table not in tables or not all(d in out for d in deps):
+            continue
+        rows = rows_for(table, tables[table])
+        part = rows.subset(rows.label == lab)
+        vals = taken(deps)
+        errs = median_abs_error(part, vals)
+        if name in out:
+            out[name].errors.update(errs)
+        else:
+            out[name] = ClassFit(name, {lab: vals}, errs)
     return out
 
 
@@ -509,6 +531,7 @@ def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, ste
 _PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
     "gemm": ("flops_efficiency", "hbm_efficiency", "gemm_k_half", "kernel_overhead_s", "gemm_tile_m", "gemm_tile_n",
              "gemm_split_k", "compute_units"),
+    "gemm_fp8": ("low_precision_flops_factor", "low_precision_hbm_factor", "quantise_overhead_s"),
     "attention_generation": ("attention_decode_efficiency", "attention_decode_work_half", "attention_floor_s",
                              "decode_attention_block_s", "decode_attention_row_s"),
     "attention_context": ("attention_prefill_efficiency", "attention_prefill_rows_half", "prefill_attention_block_s",
@@ -535,16 +558,11 @@ def profile_json(fits: Mapping[str, Mapping[str, ClassFit]], base: Mapping[str, 
                 continue
             cf = res[op_class]
             lab = REFERENCE_LABEL if REFERENCE_LABEL in cf.values else next(iter(cf.values))
-            for chip, vals in cf.values[lab].items():
+            for chip, vals in cf.values[lab].items():  # each fit's values include what it took before
                 for f in fields:
                     value = COMPUTE_UNITS[chip] if f == "compute_units" else vals[f]
                     params.append({"field": f, "family": chip, "phase": "*", "value": float(value),
                                    "meaning": f"fitted to {op_class} kernel latencies ({lab}) of {chip}"})
-                if op_class == "gemm" and "fp8" in cf.values:
-                    ratio = cf.values["fp8"][chip]["flops_efficiency"] / vals["flops_efficiency"]
-                    params.append({"field": "low_precision_flops_factor", "family": chip, "phase": "*",
-                                   "value": float(min(1.0, ratio)),
-                                   "meaning": f"fp8 over bf16 GEMM efficiency of {chip} (kernel tables)"})
                 if reference is None:
                     reference = chip
         for op_class, cf in res.items():
@@ -552,7 +570,8 @@ def profile_json(fits: Mapping[str, Mapping[str, ClassFit]], base: Mapping[str, 
                 errors.append({"class": op_class, "chip": chip, "precision": label, "held_out_rows": n,
                                "median_abs_error": round(err, 4)})
     operator_fields = {f for fs in _PROFILE_FIELDS.values() for f in fs} - {
-        "flops_efficiency", "hbm_efficiency", "collective_latency_s", "collective_step_latency_s", "comm_efficiency"}
+        "flops_efficiency", "hbm_efficiency", "collective_latency_s", "collective_step_latency_s", "comm_efficiency",
+        "low_precision_flops_factor"}
     for p in [q for q in params if q["family"] == reference and q["field"] in operator_fields]:
         params.append({**p, "family": "*", "meaning": f"borrowed from {reference}: no kernel tables for this chip"})
     from .. import kernels as kt

@@ -67,9 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         from ..cache import set_cache
 
         set_cache(enabled=False)
-    if hasattr(args, "efficiency") and args.efficiency is None:  # the profile fitted for the step in use
-        operators = getattr(args, "ops", False) or getattr(args, "step", None) == "operators"
-        args.efficiency = "kernels" if operators else "calibrated"
     try:
         if getattr(args, "engine", None) is not None:  # --engine: the profile under that engine's memory rule
             from ..engines import with_engine

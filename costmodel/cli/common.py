@@ -47,11 +47,10 @@ def _short(text: str) -> str:
 
 def add_efficiency_argument(p: argparse.ArgumentParser) -> None:
     """``--efficiency``: the same option and default for every subcommand that evaluates the model."""
-    p.add_argument("--efficiency", default=None, metavar="ideal|calibrated|kernels|PATH",
-                   help="efficiency profile: calibrated (fitted to published measurements; docs/calibration.md), "
-                        "kernels (fitted to measured kernel latencies, for the operator step; docs/theory.md "
-                        "§20.4), ideal (the roofline lower bound) or a profile JSON file (default: the profile "
-                        "fitted for the step: calibrated, or kernels with --step operators / --ops)")
+    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|kernels|PATH",
+                   help="efficiency profile: calibrated (fitted to published measurements, default; "
+                        "docs/calibration.md), kernels (the operator step's kernels fitted to measured kernel "
+                        "latencies; docs/theory.md §20.4), ideal (the roofline lower bound) or a profile JSON file")
     p.add_argument("--engine", default=None, choices=("vllm", "trtllm", "sglang"),
                    help="the serving engine's memory rule for the KV cache at its default setting (vLLM "
                         "gpu_memory_utilization 0.9 of total memory, TensorRT-LLM kv_cache_free_gpu_memory_fraction "

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="price the step as one roofline (default) or as the sum of the kernels an engine runs, "
                         "each its own roofline (operators; docs/theory.md §20)")
     p.add_argument("--ops", action="store_true",
-                   help="print the step's operators (name, count, time, bound, FLOPs, bytes); implies --step "
+                   help="print the step's operators (name, count, time, bound, FLOPs, bytes; with --efficiency kernels, "
+                        "the profile fitted to measured kernels); implies --step "
                         "operators; --json carries them as key 'ops'")
     add_efficiency_argument(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")

@@ -23,6 +23,7 @@ from .batch import cheapest_batch, context_wall, critical_batch, max_batch
 from .latency import cost_latency_frontier, floor_fraction, latency_floor
 from .modes import fast_mode_cost_ratio, fast_mode_floor_fraction, speculative_cost, speculative_tokens_per_step
 from .serving import aggregated_step, prefill_share, speculative_break_even, static_batch_latency
+from .step_time import step_time
 
 __all__ = [
     "Derivation",
@@ -44,6 +45,7 @@ __all__ = [
     "speculative_cost",
     "speculative_tokens_per_step",
     "static_batch_latency",
+    "step_time",
 ]
 
 

@@ -91,10 +91,20 @@ class HardwareSpec:
             )
         return self.flops_per_s[math_precision]
 
+    @property
+    def attention_flops_per_s(self) -> float:
+        """Peak dense FLOP/s of the 16-bit math attention kernels run in (bf16, else fp16): FlashAttention,
+        Flash-Decoding and FlashMLA multiply in 16 bits whatever the weights' format."""
+        for p in ("bf16", "fp16"):
+            if p in self.flops_per_s:
+                return self.flops_per_s[p]
+        return max(self.flops_per_s.values())
+
     def inputs(self, math_precision: str) -> dict[str, float]:
         """Numeric inputs of the symbolic model that this chip provides (symbol name -> value)."""
         return {
             "flops_per_s": float(self.flops_for(math_precision)),
+            "attention_flops_per_s": float(self.attention_flops_per_s),
             "hbm_bytes_per_s": float(self.hbm_bytes_per_s),
             "hbm_bytes": float(self.hbm_bytes),
             "scale_up_bytes_per_s": float(self.scale_up_bytes_per_s),

@@ -20,6 +20,9 @@ efficiency names its physics (§20.3):
 * **MLA decode** (FlashMLA; DeepSeek-V3 report, arXiv 2412.19437): compute-bound at 128 heads;
   a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``; its
   latent stream reaches its own fraction ``η_mla,m`` of HBM bandwidth.
+* **8-bit math** (FP8 GEMMs of TensorRT-LLM and vLLM): the compute rate is ``φ_8`` of the doubled
+  peak (docs/theory.md §5.6), the weight stream ``ψ_8`` of the 16-bit one's bandwidth, and the input
+  activations are quantised by a kernel of their own first (``τ_q``).
 * **Grouped GEMM** (MoE): each local expert's ``M_e`` tokens pad to ``m_t``; the busiest expert
   holds ``ι`` times the mean.
 * **All-reduce** (NCCL user guide, algorithms; TensorRT-LLM custom all-reduce): the engine takes the
@@ -32,6 +35,7 @@ attention spends ``t_b`` per thread block (decode: a sequence's KV head; prefill
 head) over the ``n_SM`` SMs, overlapped with its KV stream (decode) or its FLOPs (prefill), and
 computes the causal diagonal in whole blocks of ``b_q`` tokens.
 
+Attention kernels multiply in 16 bits (``C_16``, the chip's bf16 peak) whatever the weights' format.
 With every efficiency 1, every tile 1 and every floor 0 each kernel is ``max(F/C, B/W)``: the sum
 over kernels is at least the single roofline ``max(ΣF/C, ΣB/W)``.
 """
@@ -88,6 +92,18 @@ def _memory_s(nbytes: sp.Expr, eta: sp.Expr | None = None) -> sp.Expr:
     return nbytes / (W * (eta_m if eta is None else eta))
 
 
+def _low_precision_memory_s(nbytes: sp.Expr) -> sp.Expr:
+    """A matrix kernel's HBM time: ``η_m·(1 - m_8·(1 - ψ_8))`` of peak, ``ψ_8`` the fraction an 8-bit
+    kernel's stream keeps of the 16-bit one's (scales, narrower loads)."""
+    m8, psi = sym("low_precision_math", "low_precision_hbm_factor")
+    return _memory_s(nbytes, sym("hbm_efficiency") * (1 - m8 * (1 - psi)))
+
+
+def _quantise_floor_s() -> sp.Expr:
+    """``m_8·τ_q``: 8-bit math quantises its input activations in a kernel of its own first."""
+    return sym("low_precision_math") * sym("quantise_overhead_s")
+
+
 def _kernel(flops, nbytes, compute_s, memory_s, extra_floor: sp.Expr = sp.Integer(0)) -> Kernel:
     floor = launch_floor_s() + extra_floor
     return Kernel(flops, nbytes, compute_s, memory_s, floor, sp.Max(compute_s, memory_s) + floor)
@@ -119,7 +135,7 @@ def gemm(M: sp.Expr, N: sp.Expr, K: sp.Expr, *, weight_bytes: sp.Expr, activatio
     flops = 2 * M * N * K
     nbytes = N * K * weight_bytes + (M * K + M * N) * activation_bytes + extra_bytes
     compute = _padded_work(M, N, K) * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta_c)
-    return _kernel(flops, nbytes, compute, _memory_s(nbytes))
+    return _kernel(flops, nbytes, compute, _low_precision_memory_s(nbytes), _quantise_floor_s())
 
 
 def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp.Expr, *, touched: sp.Expr,
@@ -133,7 +149,7 @@ def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp
     nbytes = touched * experts * N * K * weight_bytes + 2 * experts * Me * (K + N) * activation_bytes
     padded = 2 * experts * mt * sp.ceiling(imb * Me / mt) * N * K
     compute = padded * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta)
-    return _kernel(flops, nbytes, compute, _memory_s(nbytes), sym("moe_floor_s"))
+    return _kernel(flops, nbytes, compute, _low_precision_memory_s(nbytes), sym("moe_floor_s") + _quantise_floor_s())
 
 
 def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_dim: sp.Expr, context: sp.Expr,
@@ -143,7 +159,7 @@ def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_di
     eta, P0, eta_c = sym("attention_decode_efficiency", "attention_decode_work_half", "flops_efficiency")
     flops = 4 * seqs * queries * q_heads * head_dim * context
     nbytes = seqs * context * 2 * kv_heads * head_dim * kv_bytes + 2 * seqs * queries * q_heads * head_dim * activation_bytes
-    C = sym("flops_per_s")
+    C = sym("attention_flops_per_s")
     # a thread block per (sequence, KV head), a softmax row per query head: overlapping the KV stream
     blocks = _blocks_s(seqs * kv_heads, sym("decode_attention_block_s")) + _blocks_s(
         seqs * queries * q_heads, sym("decode_attention_row_s"))
@@ -163,7 +179,7 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
     (``T·(w + b_w)`` pairs at most), and every pair pays the softmax's exponentials, ``H_s`` head
     elements' worth of tensor-core time (FlashAttention-3, Shah et al. 2024, §3: the exponential
     runs on the special function units at a small fraction of the matmul rate)."""
-    eta, Th, C, bq = sym("attention_prefill_efficiency", "attention_prefill_rows_half", "flops_per_s",
+    eta, Th, C, bq = sym("attention_prefill_efficiency", "attention_prefill_rows_half", "attention_flops_per_s",
                          "attention_block_tokens")
     Hs, bw = sym("attention_softmax_width", "attention_window_block_tokens")
     flops = 2 * seqs * q_heads * width * pairs
@@ -183,7 +199,7 @@ def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, quer
     """Absorbed MLA decode: every local query head attends the shared latent ``d_c + d_R``:
     ``2·seqs·queries·h·(2d_c + d_R)·S`` FLOPs, ``seqs·S·(d_c + d_R)·b_kv`` bytes. Heads pad to ``h_t``."""
     dc, dR = sym("kv_lora_rank", "qk_rope_head_dim")
-    eta, ht, C = sym("mla_decode_efficiency", "mla_head_tile", "flops_per_s")
+    eta, ht, C = sym("mla_decode_efficiency", "mla_head_tile", "attention_flops_per_s")
     eta_m, P0 = sym("mla_hbm_efficiency", "attention_decode_work_half")
     flops = 2 * seqs * queries * q_heads * (2 * dc + dR) * context
     nbytes = seqs * context * (dc + dR) * kv_bytes + seqs * queries * q_heads * (2 * dc + dR) * activation_bytes

@@ -64,6 +64,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("ep", "chips", "n_{ep}", "expert-parallel degree", "parallel"),
     ("replicas", "1", "n_{rep}", "data-parallel replicas", "parallel"),
     ("flops_per_s", "FLOP/s", "C", "peak dense FLOP/s per chip at the math precision", "hardware"),
+    ("attention_flops_per_s", "FLOP/s", "C_{16}", "peak dense 16-bit FLOP/s per chip: the math attention kernels "
+     "run in", "hardware"),
     ("hbm_bytes_per_s", "bytes/s", "W", "HBM bandwidth per chip", "hardware"),
     ("hbm_bytes", "bytes", "M", "HBM capacity per chip", "hardware"),
     ("scale_up_bytes_per_s", "bytes/s", "W_{up}", "per-chip collective bandwidth in the scale-up domain", "hardware"),
@@ -143,6 +145,10 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "tensor-core time", "efficiency"),
     ("attention_window_block_tokens", "tokens", "b_w", "keys past a sliding window that its prefill kernel "
      "computes per query (whole key blocks)", "efficiency"),
+    ("low_precision_hbm_factor", "1", r"\psi_8", "fraction of the 16-bit kernels' HBM efficiency an 8-bit matrix "
+     "kernel's weight stream reaches", "efficiency"),
+    ("quantise_overhead_s", "s", r"\tau_q", "time of the kernel that quantises a GEMM's input activations to "
+     "8 bits", "efficiency"),
     ("moe_floor_s", "s", r"\tau_{moe}", "fixed time a grouped-GEMM kernel adds to the launch floor (expert "
      "offsets, tile scheduling)", "efficiency"),
     ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
@@ -162,7 +168,7 @@ _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_
                 "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
                 "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
                 "decode_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
-                "mla_floor_s"}
+                "mla_floor_s", "quantise_overhead_s"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(
