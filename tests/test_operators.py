@@ -128,7 +128,7 @@ def _gemm_fn():
     names = ["flops_per_s", "low_precision_math", "low_precision_flops_factor", "hbm_bytes_per_s", "hbm_efficiency",
              "flops_efficiency", "gemm_k_half", "gemm_tile_m", "gemm_tile_n", "gemm_split_k", "compute_units",
              "weight_bytes", "activation_bytes", "kernel_overhead_s", "launch_overhead_s", "cuda_graphs"]
-    return sp.lambdify([M, N, K, *map(sym, names)], k.time_s, "numpy")
+    return sp.lambdify((M, N, K, *map(sym, names)), k.time_s, "numpy")
 
 
 @pytest.mark.parametrize("tiles", [(1, 1, 1, 1, 0.0), (128, 128, 1024, 132, 512.0), (64, 256, 512, 148, 128.0)])
@@ -179,3 +179,34 @@ def test_predict_ops_table(capsys):
     assert "attention_decode" in out and "tp_all_reduce" in out and "100.0%" in out
     code, _, err = run_cli(capsys, "predict", "--ops", "--step", "roofline")
     assert code == 2 and "--ops" in err
+
+
+def test_operator_figure_stacks_to_the_step():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from costmodel.plot import Setup, operator_breakdown
+
+    setup = Setup("llama-3-70b", "h100-sxm", context=4096, tp=8, efficiency="kernels")
+    fig = operator_breakdown(setup, batches=(1, 64))
+    ax = fig.axes[0]
+    heights = np.zeros(2)
+    for bars in ax.containers:
+        heights += np.array([r.get_height() for r in bars])
+    for i, b in enumerate((1, 64)):
+        p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=b, context=4096), parallel=cm.Parallel(tp=8),
+                       efficiency="kernels", rules=OPS)
+        assert heights[i] == pytest.approx(p.step_time_s * 1e3, rel=1e-6)
+
+
+def test_step_time_derivation_equals_the_prediction():
+    from costmodel import derive
+
+    d = derive.step_time("deepseek-v3", "h200", parallel=cm.Parallel(tp=8), efficiency="kernels")
+    assert set(d.free_names) == {"batch", "context"}
+    p = cm.predict("deepseek-v3", "h200", cm.Workload(batch=48, context=3000), parallel=cm.Parallel(tp=8),
+                   efficiency="kernels", rules=OPS)
+    assert d.evaluate(batch=48, context=3000) == pytest.approx(p.step_time_s, rel=1e-9)
+    assert "t_{mla attention decode}" in d.latex
+    pre = derive.step_time("llama-3-8b", "h100-sxm", phase="prefill", efficiency="ideal")
+    assert set(pre.free_names) == {"batch", "prompt"}

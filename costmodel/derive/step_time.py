@@ -42,13 +42,13 @@ def step_time(model, hardware, *, phase: str = "decode", parallel: Parallel = Pa
         (``definitions`` gives each), ``latex``, and ``evaluate(batch=..., context=...)``.
 
     Example:
+        >>> import costmodel as cm
         >>> from costmodel import derive
-        >>> d = derive.step_time("llama-3-70b", "h100-sxm", parallel=Parallel(tp=8))
+        >>> d = derive.step_time("llama-3-70b", "h100-sxm", parallel=cm.Parallel(tp=8))
         >>> d.free_names
         ('batch', 'context')
-        >>> import costmodel as cm
         >>> p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=64, context=8192),
-        ...                parallel=Parallel(tp=8), efficiency="kernels", rules=cm.Rules(step="operators"))
+        ...                parallel=cm.Parallel(tp=8), efficiency="kernels", rules=cm.Rules(step="operators"))
         >>> abs(d.evaluate(batch=64, context=8192) / p.step_time_s - 1) < 1e-9
         True
     """

@@ -14,10 +14,12 @@ from .kinds import FIGURES, SERVING_FIGURES
 
 _LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures",
          "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures",
+         "operator_breakdown": "figures",
          "SERVING_KINDS": "serving", "load_sweep": "serving", "throughput_interactivity": "serving"}
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
-__all__ = ["FIGURES", "KINDS", "SERVING_FIGURES", "SERVING_KINDS", "Setup", "batch_sweep", "load_sweep", "pareto",
+__all__ = ["FIGURES", "KINDS", "SERVING_FIGURES", "SERVING_KINDS", "Setup", "batch_sweep", "load_sweep",
+           "operator_breakdown", "pareto",
            "roofline", "sensitivity_bars", "step_breakdown", "throughput_interactivity"]

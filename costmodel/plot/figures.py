@@ -16,7 +16,7 @@ from ..symbolic import fits_in_memory
 from ._data import Setup, batch_grid, regions, sweep
 from .kinds import FIGURES
 
-__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "sensitivity_bars", "KINDS"]
+__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "operator_breakdown", "sensitivity_bars", "KINDS"]
 
 _SHADE = {"memory-bound": "#dbe9f6", "compute-bound": "#fde0c5", "does not fit": "#e6e6e6"}
 _TERMS = (("weights_s", "weight fetch", "#1f77b4"), ("kv_s", "KV fetch", "#17becf"),
@@ -147,6 +147,38 @@ def step_breakdown(setup: Setup, batches=(1, 16, 64, 256)) -> Figure:
     ax.set_ylabel("time per decode step (ms)")
     ax.set_title(f"Step-time breakdown\n{setup.title()}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def operator_breakdown(setup: Setup, batches=(1, 8, 32, 128, 512), shown: int = 8) -> Figure:
+    """The operator-level step (docs/theory.md §20) stacked by operator at each batch: the ``shown``
+    operators that take the most time over the batches, the rest as "other"."""
+    from dataclasses import replace
+
+    from ..prediction import ops_of
+
+    b = np.asarray(batches, dtype=float)
+    ops_setup = replace(setup, rules=replace(setup.rules, step="operators"))
+    out = sweep(ops_setup, b)
+    rows = [ops_of({k: float(v[i]) for k, v in out.items()}) for i in range(len(b))]
+    names = list(dict.fromkeys(o["name"] for r in rows for o in r))
+    times = {n: np.array([next((o["time_s"] for o in r if o["name"] == n), 0.0) for r in rows]) for n in names}
+    top = sorted(names, key=lambda n: -times[n].sum())[:shown]
+    series = [(n, times[n]) for n in top] + [("other", sum((times[n] for n in names if n not in top), np.zeros(len(b))))]
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    pos = np.arange(len(b))
+    bottom = np.zeros(len(b))
+    colors = [f"C{i}" for i in range(len(series) - 1)] + ["#bbbbbb"]
+    for (name, t), color in zip(series, colors):
+        ax.bar(pos, t * 1e3, 0.6, bottom=bottom, color=color, label=name.replace("_", " "))
+        bottom += t * 1e3
+    fits = fits_in_memory(out)
+    ax.set_xticks(pos, [f"B={x:g}" + ("" if ok else "\n(does not fit)") for x, ok in zip(b, fits)])
+    ax.set_xlabel("batch (sequences per replica)")
+    ax.set_ylabel("time per decode step (ms)")
+    ax.set_title(f"The step by operator\n{setup.title()}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", ncols=2)
     return fig
 
 

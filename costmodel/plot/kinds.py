@@ -10,6 +10,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "batch": ("batch_sweep", "Time per token and cost against batch"),
     "pareto": ("pareto", "Cost-latency frontier over chip counts"),
     "breakdown": ("step_breakdown", "Step-time breakdown"),
+    "operators": ("operator_breakdown", "The step's operators against batch (operator-level step)"),
     "sensitivity": ("sensitivity_bars", "Elasticities of cost and latency to hardware numbers"),
 }
 

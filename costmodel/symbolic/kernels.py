@@ -215,12 +215,13 @@ def elementwise(nbytes: sp.Expr) -> Kernel:
     return _kernel(zero, nbytes, zero, _memory_s(nbytes))
 
 
-def all_reduce(nbytes: sp.Expr, group: Span) -> Kernel:
+def all_reduce(nbytes: sp.Expr, group: Span, ranks: sp.Expr | None = None) -> Kernel:
     """All-reduce of ``nbytes`` per chip over ``group``: the faster of the one-shot kernel
     ``α_1 + (n-1)·V/W`` (each rank reads every peer's buffer; TensorRT-LLM's custom all-reduce) and
-    NCCL's ``α + 2·steps·α_step + 2·(n-1)/n·V/W``. Zero on one chip."""
+    NCCL's ``α + 2·steps·α_step + 2·(n-1)/n·V/W``. Zero on one chip. ``ranks`` is ``n`` as a plain
+    count (default the group's), so that the scale-up test compares whole numbers."""
     a1 = sym("oneshot_allreduce_latency_s")
-    n = group.chips
+    n = group.chips if ranks is None else ranks
     ring = all_reduce_s(nbytes, group)
     oneshot = sp.Min(1, n - 1) * a1 + (n - 1) * nbytes / link_bytes_per_s(n)
     zero = sp.Integer(0)

@@ -121,11 +121,11 @@ def _elementwise(name: str, count, nbytes) -> Op:
     return Op(name, "elementwise", count, kn.elementwise(nbytes), "activations")
 
 
-def _attention_layers(st: ModelStructure) -> list[tuple[str, sp.Expr, object]]:
+def _attention_layers(st: ModelStructure) -> tuple[tuple[str, sp.Expr, object], ...]:
     """``(suffix, layers, window)``: global layers, then windowed ones (``None``: no window)."""
     if st.window == "none":
-        return [("", L, None)]
-    return [("", L - Lw, None), ("_window", Lw, Wa)]
+        return (("", L, None),)
+    return (("", L - Lw, None), ("_window", Lw, Wa))
 
 
 def _heads(st: ModelStructure, rules: Rules, seqs):
@@ -269,7 +269,7 @@ def operators(st: ModelStructure, rules: Rules, tok: Tokens) -> list[Op]:
            _elementwise("norm", 2 * L, 2 * s * D * ba + D * bw)]
     ops += _attention_block(st, rules, tok, s, decode, prefill, chunk)
     ops += _mlp_block(st, rules, s)
-    ar = kn.all_reduce(s * D * ba, _span(mesh_axes()))
+    ar = kn.all_reduce(s * D * ba, _span(mesh_axes()), tp)
     ops.append(Op("tp_all_reduce", "collective", L * nar, ar, "network", (("bytes", s * D * ba), ("ranks", tp))))
     reshard = attention_resharding_s(st, rules, s)
     if reshard != 0:
