@@ -148,6 +148,7 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "quantise_overhead_s": (0, 1.0, "seconds"),
     "decode_attention_block_s": (0, 1.0, "seconds"),
     "decode_attention_row_s": (0, 1.0, "seconds"),
+    "attention_group_tile": (1, 1e6, "query heads per KV head"),
     "prefill_attention_block_s": (0, 1.0, "seconds"),
     "attention_block_tokens": (1, 1024, "tokens"),
     "attention_softmax_width": (0, 4096, "elements"),
@@ -214,6 +215,7 @@ class Efficiency:
     moe_floor_s: float = 0.0
     decode_attention_block_s: float = 0.0
     decode_attention_row_s: float = 0.0
+    attention_group_tile: float = 1e6
     prefill_attention_block_s: float = 0.0
     attention_block_tokens: float = 1.0
     attention_softmax_width: float = 0.0

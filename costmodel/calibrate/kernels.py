@@ -150,10 +150,11 @@ FORMS: dict[str, Form] = {
     "attention_generation": Form("attention_generation", _decode_attention_expr, (
         Param("attention_decode_efficiency", "fraction", init=0.8, per_chip=True),
         Param("attention_decode_work_half", "positive", 1e7, 1.0), Param("attention_floor_s", "positive", 1e-6, 2.0),
-        Param("decode_attention_block_s", "positive", 1e-6, 1.0), Param("decode_attention_row_s", "positive", 1e-7, 1.0))),
+        Param("decode_attention_block_s", "positive", 1e-6, 1.0), Param("decode_attention_row_s", "positive", 1e-7, 1.0)),
+        {"attention_group_tile": (8.0, 16.0, 32.0, 1e6)}),
     "attention_context": Form("attention_context", _prefill_attention_expr, (
         Param("attention_prefill_efficiency", "fraction", init=0.6),
-        Param("attention_prefill_rows_half", "positive", 1e5, 1.0),
+        Param("attention_prefill_rows_half", "positive", 1e5, 0.2),
         Param("prefill_attention_block_s", "positive", 1e-6, 1.0), Param("attention_softmax_width", "positive", 32.0, 0.5),
         Param("attention_window_block_tokens", "positive", 256.0, 1.0)),
         {"attention_block_tokens": (64.0, 128.0)}),
@@ -533,7 +534,7 @@ _PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
              "gemm_split_k", "compute_units"),
     "gemm_fp8": ("low_precision_flops_factor", "low_precision_hbm_factor", "quantise_overhead_s"),
     "attention_generation": ("attention_decode_efficiency", "attention_decode_work_half", "attention_floor_s",
-                             "decode_attention_block_s", "decode_attention_row_s"),
+                             "decode_attention_block_s", "decode_attention_row_s", "attention_group_tile"),
     "attention_context": ("attention_prefill_efficiency", "attention_prefill_rows_half", "prefill_attention_block_s",
                           "attention_block_tokens", "attention_softmax_width", "attention_window_block_tokens"),
     "mla_generation": ("mla_decode_efficiency", "mla_head_tile", "mla_hbm_efficiency", "mla_floor_s"),

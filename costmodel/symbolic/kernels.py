@@ -21,8 +21,9 @@ efficiency names its physics (§20.3):
   a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``; its
   latent stream reaches its own fraction ``η_mla,m`` of HBM bandwidth.
 * **8-bit math** (FP8 GEMMs of TensorRT-LLM and vLLM): the compute rate is ``φ_8`` of the doubled
-  peak (docs/theory.md §5.6), the weight stream ``ψ_8`` of the 16-bit one's bandwidth, and the input
-  activations are quantised by a kernel of their own first (``τ_q``).
+  peak (docs/theory.md §5.6), the weight stream ``ψ_8`` of the 16-bit one's bandwidth, and a GEMM's
+  input activations are quantised by a kernel of their own first (``τ_q``; the fused MoE kernels
+  quantise inside).
 * **Grouped GEMM** (MoE): each local expert's ``M_e`` tokens pad to ``m_t``; the busiest expert
   holds ``ι`` times the mean.
 * **All-reduce** (NCCL user guide, algorithms; TensorRT-LLM custom all-reduce): the engine takes the
@@ -149,7 +150,7 @@ def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp
     nbytes = touched * experts * N * K * weight_bytes + 2 * experts * Me * (K + N) * activation_bytes
     padded = 2 * experts * mt * sp.ceiling(imb * Me / mt) * N * K
     compute = padded * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta)
-    return _kernel(flops, nbytes, compute, _low_precision_memory_s(nbytes), sym("moe_floor_s") + _quantise_floor_s())
+    return _kernel(flops, nbytes, compute, _low_precision_memory_s(nbytes), sym("moe_floor_s"))
 
 
 def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_dim: sp.Expr, context: sp.Expr,
@@ -159,11 +160,14 @@ def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_di
     eta, P0, eta_c = sym("attention_decode_efficiency", "attention_decode_work_half", "flops_efficiency")
     flops = 4 * seqs * queries * q_heads * head_dim * context
     nbytes = seqs * context * 2 * kv_heads * head_dim * kv_bytes + 2 * seqs * queries * q_heads * head_dim * activation_bytes
+    # a thread block serves at most g_t query heads of a KV head: larger groups read the cache again
+    rereads = sp.ceiling(q_heads / (kv_heads * sym("attention_group_tile")))
+    streamed = nbytes + (rereads - 1) * seqs * context * 2 * kv_heads * head_dim * kv_bytes
     C = sym("attention_flops_per_s")
     # a thread block per (sequence, KV head), a softmax row per query head: overlapping the KV stream
     blocks = _blocks_s(seqs * kv_heads, sym("decode_attention_block_s")) + _blocks_s(
         seqs * queries * q_heads, sym("decode_attention_row_s"))
-    memory = _memory_s(nbytes + P0, eta)  # = bytes/(W·η·P/(P + P_0)), finite at P = 0
+    memory = _memory_s(streamed + P0, eta)  # = bytes/(W·η·P/(P + P_0)), finite at P = 0
     return _kernel(flops, nbytes, flops / (C * eta_c), sp.Max(memory, blocks), sym("attention_floor_s"))
 
 
@@ -175,8 +179,8 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
     reads q, k, v, writes the output and the new cache (``kv_write_bytes``).
 
     The kernel computes the causal diagonal in whole blocks of ``b_q`` tokens (``T·b_q/2`` more pairs;
-    ``b_q = 1`` is the exact ``T(T+1)/2``), a sliding ``window`` in blocks of ``b_w`` keys past it
-    (``T·(w + b_w)`` pairs at most), and every pair pays the softmax's exponentials, ``H_s`` head
+    ``b_q = 1`` is the exact ``T(T+1)/2``), a sliding ``window`` of ``w`` keys with ``b_w`` more past
+    its edge (``T·(w + b_w)`` pairs, at most the causal work), and every pair pays the softmax's exponentials, ``H_s`` head
     elements' worth of tensor-core time (FlashAttention-3, Shah et al. 2024, §3: the exponential
     runs on the special function units at a small fraction of the matmul rate)."""
     eta, Th, C, bq = sym("attention_prefill_efficiency", "attention_prefill_rows_half", "attention_flops_per_s",
@@ -185,13 +189,13 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
     flops = 2 * seqs * q_heads * width * pairs
     nbytes = kv_write_bytes + seqs * tokens * (q_heads + kv_heads) * width * activation_bytes
     worked = pairs + tokens * bq / 2
-    if window is not None:
-        worked = sp.Min(worked, tokens * (window + bw))
+    if window is not None:  # each query's window plus the key blocks past its edge, at most the causal work
+        worked = sp.Min(tokens * (window + bw), tokens**2 / 2 + tokens * bq / 2)
     padded = 2 * seqs * q_heads * (width + Hs) * worked
     blocks = _blocks_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s"))
     rows = seqs * q_heads * tokens
     compute = padded * (1 + Th / sp.Max(rows, 1)) / (C * eta)  # = padded/(C·η·R/(R + R_½)) for R >= 1
-    return _kernel(flops, nbytes, sp.Max(compute, blocks), _memory_s(nbytes), sym("attention_floor_s"))
+    return _kernel(flops, nbytes, compute + blocks, _memory_s(nbytes), sym("attention_floor_s"))
 
 
 def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, queries: sp.Expr, *,

@@ -135,6 +135,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "reduction, scheduling)", "efficiency"),
     ("decode_attention_block_s", "s", r"t_{bd}", "time an SM spends per (sequence, KV head) thread block of decode "
      "attention besides its KV stream (setup, query load, softmax reduction, output)", "efficiency"),
+    ("attention_group_tile", "1", "g_t", "query heads per KV head one decode-attention thread block serves; a "
+     "larger group reads the KV cache once per tile of g_t", "efficiency"),
     ("decode_attention_row_s", "s", r"t_{rd}", "time an SM spends per (sequence, query head) row of decode "
      "attention besides its KV stream (query load, softmax, output)", "efficiency"),
     ("prefill_attention_block_s", "s", r"t_{bp}", "time an SM spends per (sequence, head, query block) of prefill "
