@@ -141,6 +141,7 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "attention_prefill_rows_half": (0, 1e12, "query rows"),
     "mla_head_tile": (1, 1024, "heads"),
     "moe_imbalance": (1, 64, "busiest over mean"),
+    "moe_token_passes": (0, 16, "trips through HBM"),
     "oneshot_allreduce_latency_s": (0, 1.0, "seconds"),
     "attention_floor_s": (0, 1.0, "seconds"),
     "moe_floor_s": (0, 1.0, "seconds"),
@@ -210,6 +211,7 @@ class Efficiency:
     quantise_overhead_s: float = 0.0
     moe_gemm_efficiency: float = 1.0
     moe_imbalance: float = 1.0
+    moe_token_passes: float = 0.0
     oneshot_allreduce_latency_s: float = 0.0
     attention_floor_s: float = 0.0
     moe_floor_s: float = 0.0

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from costmodel.calibrate import calibrate
-from costmodel.calibrate.evaluate import CaseSet
+from costmodel.calibrate.evaluate import CaseSet, on_operator_step, profile_values
 from costmodel.calibrate.fit import values_for
 from costmodel.calibrate.records import METRICS, case_from_record, load_records
 from costmodel.calibrate.run import errors
@@ -42,6 +42,29 @@ def prompt_sensitivity(cal, record_id: str = "MLP-01", prompts=MLPERF_PROMPTS) -
     cs = CaseSet([case_from_record(record | {"prompt_tokens": p}) for p in prompts])
     pred = np.asarray(cs.predict(values_for(cs, cal.fit.params, cal.folds[cs.cases[0].source])))
     return [(p, float(v), record["value"]) for p, v in zip(prompts, pred)]
+
+
+def operator_step_table(cs: CaseSet) -> None:
+    """Every record under the operator-level step (docs/theory.md §20) with the ``kernels`` profile
+    (kernels fitted to measured kernel tables; no fit to these records) and its ideal bound."""
+    ops = CaseSet(on_operator_step(cs.cases))
+    kern = np.asarray(ops.predict(profile_values(ops, "kernels")))
+    ideal = np.asarray(ops.predict(ops.ideal_values()))
+    print()
+    print("operator step (docs/theory.md §20), kernels profile: fitted to kernel tables, not to these records")
+    print(f"{'record':10} {'step':9} {'measured':>10} {'ideal':>10} {'kernels':>10} {'err kernels':>11} bound")
+    broken = []
+    for c, i, k in zip(ops.cases, ideal, kern):
+        ok = i <= c.measured if c.is_time else i >= c.measured
+        broken += [] if ok else [c.id]
+        step = dict(c.rules).get("step", "roofline")
+        print(f"{c.id:10} {step:9} {c.measured:10.4g} {i:10.4g} {k:10.4g} {signed(k, c.measured):>11} "
+              f"{'ok' if ok else 'VIOLATED'}")
+    e = errors(kern, ops.measured)
+    print(f"operator_step_records: {sum(dict(c.rules).get('step') == 'operators' for c in ops.cases)} count")
+    print(f"operator_ideal_bounds_every_record: {'yes' if not broken else 'no (' + ', '.join(broken) + ')'}")
+    print(f"operator_kernels_median_ape: {100 * e['median_ape']:.1f} %")
+    print(f"operator_kernels_worst_ape: {100 * e['worst_ape']:.1f} %")
 
 
 def signed(p: float, m: float) -> str:
@@ -101,6 +124,7 @@ def main(argv=None) -> None:
     print(f"worst_source_loso_median_ape: {100 * max(per_source.values()):.1f} % ({max(per_source, key=per_source.get)})")
     print(f"fit_loss: {cal.fit.loss:.5f} mean_sq_log_ratio")
     print(f"calibration_time: {seconds:.1f} s")
+    operator_step_table(cs)
     if args.measurements is None:
         print()
         print("MLP-01 by assumed mean prompt (not stated by MLPerf), leave-one-source-out fit:")

@@ -61,7 +61,7 @@ def measured_ops(sc, lookup: Lookup) -> tuple[list[tuple[str, float, float, str]
                 t = lookup.moe(*args, wdt)
             except cm.CostModelError:  # DeepSeek's experts are measured with block-scaled fp8 only
                 t = lookup.moe(*args, "fp8_block" if wdt == "fp8" else wdt)
-        elif op.name in ("moe_routing", "moe_activation", "moe_down_gemm", "moe_finalize"):
+        elif op.name in ("moe_routing", "moe_down_gemm", "moe_finalize"):
             t = 0.0  # inside the fused MoE kernel the table measures
         elif op.name == "tp_all_reduce" and sc.parallel.tp > 1:
             t = lookup.allreduce(shape["bytes"], sc.parallel.tp)

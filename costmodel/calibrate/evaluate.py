@@ -40,7 +40,7 @@ from ..serving import load_to_batch as loadmodel
 from ..symbolic import Rules
 from .records import Case
 
-__all__ = ["CaseSet", "TUNABLE"]
+__all__ = ["CaseSet", "TUNABLE", "profile_values", "on_operator_step"]
 
 #: Inputs whose values are set per case and phase by a profile or a fit.
 TUNABLE = EFFICIENCY_FIELDS
@@ -188,3 +188,29 @@ class CaseSet:
                          [step, user, pre, replicas * offline, pre, e2e, replicas * static_rate],
                          replicas * pool)
         return out * scale, jnp.where(load == 1, B_off, batch)
+
+
+def profile_values(cs: CaseSet, profile) -> dict[str, dict[str, np.ndarray]]:
+    """Per-phase tunable inputs of every case under an efficiency profile (a name, a path or a
+    :class:`~costmodel.efficiency.Profile`), resolved for each case's chip: what ``cs.predict`` takes."""
+    from ..efficiency import resolve
+
+    out = {}
+    for phase in ("decode", "prefill"):
+        rows = [resolve(profile, hw, phase).inputs(hw) for hw in cs.hardware]
+        out[phase] = {k: np.array([r.get(k, cs.base[k][i]) for i, r in enumerate(rows)]) for k in TUNABLE}
+    return out
+
+
+def on_operator_step(cases: Sequence[Case]) -> tuple[Case, ...]:
+    """The cases with the operator-level step (docs/theory.md §20) wherever their rules allow it
+    (1D weight-stationary layers, communication not overlapped); the others keep the single roofline."""
+    from dataclasses import replace
+
+    out = []
+    for c in cases:
+        rules = dict(c.rules)
+        ok = (rules.get("layout", "1d-ws") == "1d-ws" and rules.get("comm_overlap", "none") == "none"
+              and rules.get("combine", "max") == "max")
+        out.append(replace(c, rules=tuple(sorted((rules | {"step": "operators"}).items()))) if ok else c)
+    return tuple(out)

@@ -112,8 +112,9 @@ def _mla_decode_expr():
 
 
 def _moe_expr():
-    """The fused MoE of the tables: routing, the two grouped GEMMs, the activation, the finalize
-    (the rows ``moe_routing`` .. ``moe_finalize`` of :mod:`costmodel.symbolic.operators`)."""
+    """The fused MoE of the tables: routing, the two grouped GEMMs (the first applies the gated
+    activation), the finalize (the rows ``moe_routing`` .. ``moe_finalize`` of
+    :mod:`costmodel.symbolic.operators`)."""
     from ..symbolic import kernels as kn
     from ..symbolic.symbols import sym
 
@@ -125,8 +126,9 @@ def _moe_expr():
     up = kn.grouped_gemm(local, Me, (mats - 1) * F / mtp, D, touched=touched, weight_bytes=wb, activation_bytes=ab)
     down = kn.grouped_gemm(local, Me, D, F / mtp, touched=touched, weight_bytes=wb, activation_bytes=ab)
     s = t / mep
-    parts = [kn.elementwise(s * (D + 2 * k) * ab + s * k * D * ab), up,
-             kn.elementwise(t * k / mep * mats * F / mtp * ab), down, kn.elementwise(s * k * D * ab + s * D * ab)]
+    kappa = sym("moe_token_passes")
+    parts = [kn.elementwise(s * (D + 2 * k) * ab + kappa * s * k * D * ab), up, down,
+             kn.elementwise(s * D * ab + kappa * s * k * D * ab)]
     return sum(p.time_s for p in parts)
 
 
@@ -163,7 +165,8 @@ FORMS: dict[str, Form] = {
         Param("mla_floor_s", "positive", 1e-6, 5.0)),
                            {"mla_head_tile": (16.0, 32.0, 64.0)}),
     "moe": Form("moe", _moe_expr, (Param("moe_gemm_efficiency", "fraction", init=0.5),
-                                   Param("moe_floor_s", "positive", 1e-5, 2.0))),
+                                   Param("moe_floor_s", "positive", 1e-5, 2.0),
+                                   Param("moe_token_passes", "positive", 1.0, 1.0))),
     "allreduce": Form("allreduce", _allreduce_expr, (
         Param("oneshot_allreduce_latency_s", "positive", 1e-6, 3.0), Param("collective_latency_s", "positive", 1e-5, 1.0),
         Param("collective_step_latency_s", "positive", 1e-6, 1.0), Param("comm_efficiency", "fraction", init=0.8))),
@@ -538,7 +541,7 @@ _PROFILE_FIELDS: dict[str, tuple[str, ...]] = {
     "attention_context": ("attention_prefill_efficiency", "attention_prefill_rows_half", "prefill_attention_block_s",
                           "attention_block_tokens", "attention_softmax_width", "attention_window_block_tokens"),
     "mla_generation": ("mla_decode_efficiency", "mla_head_tile", "mla_hbm_efficiency", "mla_floor_s"),
-    "moe": ("moe_gemm_efficiency", "moe_floor_s"),
+    "moe": ("moe_gemm_efficiency", "moe_floor_s", "moe_token_passes"),
     "allreduce": ("oneshot_allreduce_latency_s", "collective_latency_s", "collective_step_latency_s", "comm_efficiency"),
 }
 PROFILE_PATH = "profiles/kernels.json"

@@ -142,12 +142,16 @@ def gemm(M: sp.Expr, N: sp.Expr, K: sp.Expr, *, weight_bytes: sp.Expr, activatio
 def grouped_gemm(experts: sp.Expr, tokens_per_expert: sp.Expr, N: sp.Expr, K: sp.Expr, *, touched: sp.Expr,
                  weight_bytes: sp.Expr, activation_bytes: sp.Expr) -> Kernel:
     """``experts`` products of ``M_e×K`` by ``K×N`` (MoE): the useful FLOPs are ``2·experts·M_e·N·K``;
-    the weights of the ``touched`` fraction of experts are read. Each expert's tokens pad to the tile
+    the weights of the ``touched`` fraction of experts are read, and the routed tokens' rows ``κ``
+    times (``moe_token_passes``: 0 when a fused MoE keeps them on chip). Each expert's tokens pad to the tile
     ``m_t`` and the busiest expert holds ``ι·M_e`` of them."""
     mt, eta, k0, imb = sym("gemm_tile_m", "moe_gemm_efficiency", "gemm_k_half", "moe_imbalance")
     Me = tokens_per_expert
     flops = 2 * experts * Me * N * K
-    nbytes = touched * experts * N * K * weight_bytes + 2 * experts * Me * (K + N) * activation_bytes
+    # the routed tokens' trips through HBM between the MoE's kernels: κ (0 in a fully fused MoE) times
+    # reading the input rows and writing the output rows of every expert
+    trips = sym("moe_token_passes") * 2 * experts * Me * (K + N) * activation_bytes
+    nbytes = touched * experts * N * K * weight_bytes + trips
     padded = 2 * experts * mt * sp.ceiling(imb * Me / mt) * N * K
     compute = padded * _short_k(K, k0) / (kernel_rate_flops_per_s() * eta)
     return _kernel(flops, nbytes, compute, _low_precision_memory_s(nbytes), sym("moe_floor_s"))

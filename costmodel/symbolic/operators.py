@@ -11,9 +11,11 @@ SGLang model code; the boundaries follow the kernels those engines fuse):
   ``mla_bmm_post``; prefill and chunks: ``kv_up_gemm``, ``mla_attention_prefill`` /
   ``mla_attention_chunk``; ``o_gemm``;
 * dense MLP: ``gate_up_gemm``, ``activation``, ``down_gemm``;
-* MoE: ``router_gemm`` (replicated), ``moe_routing`` (top-k and permute), ``moe_up_gemm`` and
-  ``moe_down_gemm`` (grouped GEMMs over the local experts), ``moe_finalize``, ``shared_up_gemm`` /
-  ``shared_down_gemm``, ``moe_all_to_all``;
+* MoE: ``router_gemm`` (replicated), ``moe_routing`` (top-k and permute), ``moe_up_gemm`` (its
+  epilogue applies the gated activation) and ``moe_down_gemm`` (grouped GEMMs over the local
+  experts), ``moe_finalize``, ``shared_up_gemm`` / ``shared_down_gemm``, ``moe_all_to_all``. Its HBM
+  traffic is the touched experts' weights, the block's input and output, and ``κ`` trips of the
+  routed tokens (``moe_token_passes``: 0 when a fused MoE keeps them on chip, the ideal);
 * once per step: ``embedding``, ``final_norm``, ``lm_head``, ``pp_send``, ``dequantise``.
 
 Pipelining: a step pushes ``pp`` micro-batches through ``L/pp`` layers each, so a chip runs every
@@ -239,13 +241,12 @@ def _mlp_block(st: ModelStructure, rules: Rules, s) -> list[Op]:
     down = kn.grouped_gemm(local, Me, D, Fe / tp, touched=touched, weight_bytes=bw, activation_bytes=ba)
     ops += [
         _times(_gemm("router_gemm", s, E, D), Lmoe),
-        _elementwise("moe_routing", Lmoe, s * (D + 2 * k) * ba + s * k * D * ba),
+        _elementwise("moe_routing", Lmoe, s * (D + 2 * k) * ba + sym("moe_token_passes") * s * k * D * ba),
         Op("moe_up_gemm", "grouped_gemm", Lmoe, up, "weights",
            (("experts", local), ("tokens_per_expert", Me), ("N", (m - 1) * Fe / tp), ("K", D))),
-        _elementwise("moe_activation", Lmoe, t_all * k / ep * m * Fe / tp * ba),
         Op("moe_down_gemm", "grouped_gemm", Lmoe, down, "weights",
            (("experts", local), ("tokens_per_expert", Me), ("N", D), ("K", Fe / tp))),
-        _elementwise("moe_finalize", Lmoe, s * k * D * ba + s * D * ba),
+        _elementwise("moe_finalize", Lmoe, s * D * ba + sym("moe_token_passes") * s * k * D * ba),
         _times(_gemm("shared_up_gemm", s, (m - 1) * Es * Fe / tp, D), shared),
         _times(_gemm("shared_down_gemm", s, D, Es * Fe / tp), shared),
     ]

@@ -153,6 +153,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "8 bits", "efficiency"),
     ("moe_floor_s", "s", r"\tau_{moe}", "fixed time a grouped-GEMM kernel adds to the launch floor (expert "
      "offsets, tile scheduling)", "efficiency"),
+    ("moe_token_passes", "1", r"\kappa", "trips of the routed tokens through HBM between the MoE's kernels (0: "
+     "a fully fused MoE keeps them on chip)", "efficiency"),
     ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
      "efficiency"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
@@ -170,7 +172,7 @@ _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_
                 "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
                 "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
                 "decode_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
-                "mla_floor_s", "quantise_overhead_s"}
+                "mla_floor_s", "quantise_overhead_s", "moe_token_passes"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(
