@@ -142,6 +142,7 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "mla_head_tile": (1, 1024, "heads"),
     "moe_imbalance": (1, 64, "busiest over mean"),
     "moe_token_passes": (0, 16, "trips through HBM"),
+    "graph_floor_fraction": (0, 1, "fraction"),
     "oneshot_allreduce_latency_s": (0, 1.0, "seconds"),
     "attention_floor_s": (0, 1.0, "seconds"),
     "moe_floor_s": (0, 1.0, "seconds"),
@@ -212,6 +213,7 @@ class Efficiency:
     moe_gemm_efficiency: float = 1.0
     moe_imbalance: float = 1.0
     moe_token_passes: float = 0.0
+    graph_floor_fraction: float = 1.0
     oneshot_allreduce_latency_s: float = 0.0
     attention_floor_s: float = 0.0
     moe_floor_s: float = 0.0

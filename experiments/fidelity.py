@@ -15,8 +15,13 @@ assumed 512 tokens, half the OpenOrca set's 1024-token cap). The last table pred
 assumed means under the fit that never saw its source, so that the weight of the assumption is
 on the page: the record's error is the source's median.
 
-Run: ``python experiments/fidelity.py [--measurements PATH]`` (about 1-3 minutes on 2 CPU cores,
-deterministic). With ``PATH``, the same table for a user's own measurement file.
+Then every record under the operator-level step (docs/theory.md §20) with the ``kernels`` profile,
+fitted to measured kernel latencies and never to these records, and the operator ideal's bound;
+with ``--operators``, the end-to-end fit through the operator step as well.
+
+Run: ``python experiments/fidelity.py [--measurements PATH] [--operators]`` (about 1-3 minutes on 2
+CPU cores, deterministic; 1.5 more with ``--operators``). With ``PATH``, the same table for a user's
+own measurement file.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 from costmodel.calibrate import calibrate
 from costmodel.calibrate.evaluate import CaseSet, on_operator_step, profile_values
 from costmodel.calibrate.fit import values_for
+from costmodel.calibrate.operators import calibrate_operators
 from costmodel.calibrate.records import METRICS, case_from_record, load_records
 from costmodel.calibrate.run import errors
 
@@ -67,6 +73,26 @@ def operator_step_table(cs: CaseSet) -> None:
     print(f"operator_kernels_worst_ape: {100 * e['worst_ape']:.1f} %")
 
 
+def operator_fit_table(measurements) -> None:
+    """The end-to-end fit through the operator step (:mod:`costmodel.calibrate.operators`): in sample
+    and leave one source out, per record and per source."""
+    cal, cs = calibrate_operators(measurements=measurements)
+    print()
+    print("operator step fitted end to end over the kernels profile (costmodel.calibrate.operators)")
+    print(f"{'record':10} {'source':21} {'step':9} {'measured':>10} {'in-sample':>10} {'LOSO':>10} {'err in':>8} "
+          f"{'err LOSO':>8}")
+    for c, f, v in zip(cs.cases, cal.fit.predicted, cal.cv_predicted):
+        step = dict(c.rules).get("step", "roofline")
+        print(f"{c.id:10} {c.source:21} {step:9} {c.measured:10.4g} {f:10.4g} {v:10.4g} {signed(f, c.measured):>8} "
+              f"{signed(v, c.measured):>8}")
+    for p, x in zip(cal.fit.params, cal.fit.values):
+        print(f"operator parameter {p.name}: {x:.4g} (bounds {p.lo:g} to {p.hi:g})")
+    e_fit, e_cv = errors(cal.fit.predicted, cs.measured), errors(cal.cv_predicted, cs.measured)
+    print(f"operator_fit_in_sample_median_ape: {100 * e_fit['median_ape']:.1f} %")
+    print(f"operator_fit_loso_median_ape: {100 * e_cv['median_ape']:.1f} %")
+    print(f"operator_fit_loso_worst_ape: {100 * e_cv['worst_ape']:.1f} %")
+
+
 def signed(p: float, m: float) -> str:
     return f"{100 * (p / m - 1):+7.1f}%"
 
@@ -74,6 +100,8 @@ def signed(p: float, m: float) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measurements", help="a measurements file of the packaged schema (default: the packaged one)")
+    ap.add_argument("--operators", action="store_true",
+                    help="also fit end to end through the operator step over the kernels profile (about 1.5 minutes)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     cal, cs = calibrate(measurements=args.measurements)
@@ -125,6 +153,8 @@ def main(argv=None) -> None:
     print(f"fit_loss: {cal.fit.loss:.5f} mean_sq_log_ratio")
     print(f"calibration_time: {seconds:.1f} s")
     operator_step_table(cs)
+    if args.operators:
+        operator_fit_table(args.measurements)
     if args.measurements is None:
         print()
         print("MLP-01 by assumed mean prompt (not stated by MLPerf), leave-one-source-out fit:")

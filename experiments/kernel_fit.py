@@ -28,7 +28,7 @@ BARS = {"gemm": 0.10, "gemm_fp8": 0.10, "attention_context": 0.10, "attention_ge
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600, help="Adam steps per fit (default 600)")
-    ap.add_argument("--dies", default="gh100,gb100", help="dies to fit (default gh100,gb100)")
+    ap.add_argument("--dies", default=",".join(K.DIES), help=f"dies to fit (default {','.join(K.DIES)})")
     ap.add_argument("--write-profile", action="store_true", help="write costmodel/calibrate/profiles/kernels.json")
     args = ap.parse_args()
     classes = [c for c, _, _, _ in K.PLAN] + ["mla_context"]

@@ -35,7 +35,10 @@ def test_kernels_profile_is_chip_specific_and_falls_back_by_family():
     assert mi300.flops_efficiency == calibrated.flops_efficiency
     assert mi300.gemm_tile_m == h100.gemm_tile_m
     doc = json.loads((resources.files("costmodel.calibrate") / "profiles" / "kernels.json").read_text())
-    assert doc["fit"]["held_out"] and all(0 <= e["median_abs_error"] < 1 for e in doc["fit"]["held_out"])
+    held = doc["fit"]["held_out"]
+    assert held and all(np.isfinite(e["median_abs_error"]) and e["median_abs_error"] >= 0 for e in held)
+    # the GEMMs of the three chips the issue names, on shapes the fit never saw
+    assert all(e["median_abs_error"] < 0.15 for e in held if e["class"] in ("gemm", "gemm_fp8") and e["chip"] in CHIPS)
 
 
 def test_every_fitted_value_is_inside_its_physical_range():
@@ -107,3 +110,24 @@ def test_profile_json_round_trips_through_the_loader(tmp_path):
     path = tmp_path / "k.json"
     path.write_text(json.dumps(doc))
     assert load_profile(path).lookup("compute_units", "nvidia-gpu", "decode", "b200") == 148
+
+
+def test_operator_calibration_never_replaces_a_chips_own_kernel_fit():
+    from costmodel.calibrate.evaluate import CaseSet, on_operator_step
+    from costmodel.calibrate.fit import values_for
+    from costmodel.calibrate.operators import OPERATOR_PARAMS, operator_basis
+    from costmodel.calibrate.records import load_cases
+
+    cases = [c for c in load_cases() if c.hardware == "h100-sxm"][:3] + [c for c in load_cases()
+                                                                          if c.hardware == "gaudi3"][:3]
+    cs = CaseSet(on_operator_step(cases))
+    assert {hw.name for hw in cs.hardware} == {"h100-sxm", "gaudi3"}
+    basis = operator_basis(cs)
+    x = np.array([p.typical for p in OPERATOR_PARAMS])
+    v = values_for(cs, OPERATOR_PARAMS, x, basis=basis)["decode"]
+    hbm = next(p.typical for p in OPERATOR_PARAMS if p.field == "hbm_efficiency")
+    for i, hw in enumerate(cs.hardware):
+        own = _profile_values(hw.name)["hbm_efficiency"] if hw.name == "h100-sxm" else hbm
+        assert float(v["hbm_efficiency"][i]) == pytest.approx(own)  # the kernel fit on H100, the parameter on Gaudi
+        assert float(v["graph_floor_fraction"][i]) == pytest.approx(0.6)  # no chip sets it: fitted everywhere
+    assert all(dict(c.rules).get("step") == "operators" for c in cs.cases)

@@ -63,7 +63,9 @@ def test_markdown_sections_and_numbers(md_report):
 def test_markdown_figures_exist(md_report):
     out, text = md_report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(images) == 5
+    from costmodel.plot.kinds import FIGURES
+
+    assert len(images) == len(FIGURES) == 6
     for name in images:
         data = (out / name).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 10_000

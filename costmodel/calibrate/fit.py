@@ -32,7 +32,7 @@ from ..efficiency import family_of, specificity
 from ..engines import DEFAULT_ENGINE, ENGINES, MEMORY_FIELDS
 from .evaluate import TUNABLE, CaseSet
 
-__all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "FitResult", "Calibration", "fit", "calibrate_cases",
+__all__ = ["Param", "DEFAULT_PARAMS", "FIXED", "Basis", "FitResult", "Calibration", "fit", "calibrate_cases",
            "values_for", "apply_params"]
 
 
@@ -143,8 +143,22 @@ def _index(cs: CaseSet, params: Sequence[Param]) -> dict[str, dict[str, np.ndarr
     return out
 
 
-def values_for(cs: CaseSet, params: Sequence[Param], x, fixed: dict[str, float] | None = None):
-    """Per-case, per-phase tunable inputs for parameter values ``x`` (bounded, not ``z``)."""
+@dataclass(frozen=True)
+class Basis:
+    """What a fit starts from instead of :data:`FIXED`: per-phase, per-case inputs (``values[phase][field]``,
+    as :func:`~costmodel.calibrate.evaluate.profile_values` gives) and which of them no fitted
+    parameter may replace (``locked[phase][field]``, boolean per case: values a profile sets for the
+    case's own chip, such as kernel fits). ``name`` keys the compiled solver."""
+
+    name: str
+    values: dict[str, dict[str, np.ndarray]]
+    locked: dict[str, dict[str, np.ndarray]]
+
+
+def values_for(cs: CaseSet, params: Sequence[Param], x, fixed: dict[str, float] | None = None,
+               basis: Basis | None = None):
+    """Per-case, per-phase tunable inputs for parameter values ``x`` (bounded, not ``z``): the fitted
+    parameters over :data:`FIXED` (or ``fixed``) and the ideal values, or over a :class:`Basis`."""
     fixed = FIXED if fixed is None else fixed
     ideal = cs.ideal_values()["decode"]
     base = {f: jnp.asarray(fixed[f] * np.ones(len(cs)) if f in fixed else ideal[f]) for f in TUNABLE}
@@ -152,8 +166,15 @@ def values_for(cs: CaseSet, params: Sequence[Param], x, fixed: dict[str, float] 
         base[f] = jnp.asarray([ENGINES[c.engine].inputs()[f] for c in cs.cases])
     x = jnp.asarray(x)
     index = _index(cs, params)
-    return {phase: {f: jnp.where(idx >= 0, x[np.maximum(idx, 0)], base[f]) for f, idx in index[phase].items()}
-            for phase in index}
+    out = {}
+    for phase in index:
+        out[phase] = {}
+        for f, idx in index[phase].items():
+            b, use = base[f], idx >= 0
+            if basis is not None and f not in MEMORY_FIELDS:
+                b, use = jnp.asarray(basis.values[phase][f]), use & ~basis.locked[phase][f]
+            out[phase][f] = jnp.where(use, x[np.maximum(idx, 0)], b)
+    return out
 
 
 def apply_params(params: Sequence[Param], z) -> jnp.ndarray:
@@ -189,11 +210,12 @@ class Calibration:
     groups: tuple[str, ...]
 
 
-def _solver(cs: CaseSet, params: tuple[Param, ...], iterations: int, learning_rate: float, prior_weight: float):
+def _solver(cs: CaseSet, params: tuple[Param, ...], iterations: int, learning_rate: float, prior_weight: float,
+            basis: Basis | None = None):
     """``solve(masks[m, n]) -> (values[m, P], loss[m], predicted[m, n])``, one compiled function."""
     z0 = jnp.asarray([p.z0() for p in params])
     logy = jnp.log(jnp.asarray(cs.measured))
-    predict = lambda z: cs.predict(values_for(cs, params, apply_params(params, z)))  # noqa: E731
+    predict = lambda z: cs.predict(values_for(cs, params, apply_params(params, z), basis=basis))  # noqa: E731
 
     def loss(z, w):
         r = jnp.log(predict(z)) - logy
@@ -214,11 +236,12 @@ def _solver(cs: CaseSet, params: tuple[Param, ...], iterations: int, learning_ra
     return jax.jit(jax.vmap(run))
 
 
-def _solve(cs, params, masks, iterations, learning_rate, prior_weight):
+def _solve(cs, params, masks, iterations, learning_rate, prior_weight, basis: Basis | None = None):
     key = (tuple(params), iterations, learning_rate, prior_weight)
     cache = cs.__dict__.setdefault("_solvers", {})  # one compile per case set and settings
-    if key not in cache:
-        cache[key] = _solver(cs, *key)
+    if key + (basis and basis.name,) not in cache:
+        cache[key + (basis and basis.name,)] = _solver(cs, *key, basis)
+    key = key + (basis and basis.name,)
     x, lv, pred = cache[key](jnp.asarray(masks, float))
     return np.asarray(x), np.asarray(lv), np.asarray(pred)
 
@@ -230,20 +253,22 @@ def _result(params, x, lv, pred, iterations: int, row: int) -> FitResult:
 
 
 def fit(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
-        learning_rate: float = 0.05, prior_weight: float = 1e-3, weights: np.ndarray | None = None) -> FitResult:
-    """Fit ``params`` to the cases of ``cs`` (all of them unless ``weights`` masks some out).
+        learning_rate: float = 0.05, prior_weight: float = 1e-3, weights: np.ndarray | None = None,
+        basis: Basis | None = None) -> FitResult:
+    """Fit ``params`` to the cases of ``cs`` (all of them unless ``weights`` masks some out), over
+    :data:`FIXED` or a :class:`Basis`.
 
     Returns:
         A :class:`FitResult`; every value lies inside its ``[lo, hi]`` by construction.
     """
     w = np.ones(len(cs)) if weights is None else np.asarray(weights, dtype=float)
-    x, lv, pred = _solve(cs, params, w[None], iterations, learning_rate, prior_weight)
+    x, lv, pred = _solve(cs, params, w[None], iterations, learning_rate, prior_weight, basis)
     return _result(params, x, lv, pred, iterations, 0)
 
 
 def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, iterations: int = 1000,
                     learning_rate: float = 0.05, prior_weight: float = 1e-3,
-                    groups: Sequence[str] | None = None) -> Calibration:
+                    groups: Sequence[str] | None = None, basis: Basis | None = None) -> Calibration:
     """Fit on every case and cross-validate leaving one group out, in one compiled run.
 
     Args:
@@ -252,6 +277,7 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
         iterations, learning_rate: Adam's fixed schedule (deterministic).
         prior_weight: weight ``λ`` of the prior toward typical values.
         groups: each case's fold (default: its source: leave-one-source-out).
+        basis: what the parameters are fitted over (default :data:`FIXED` and the ideal values).
 
     Returns:
         A :class:`Calibration`.
@@ -261,7 +287,7 @@ def calibrate_cases(cs: CaseSet, params: Sequence[Param] = DEFAULT_PARAMS, *, it
     # every group weighs the same in the loss: a source of eleven records does not outvote one of one
     w = np.array([1.0 / groups.count(g) for g in groups])
     masks = np.array([w] + [[wi * float(g != n) for wi, g in zip(w, groups)] for n in names])
-    x, lv, pred = _solve(cs, params, masks, iterations, learning_rate, prior_weight)
+    x, lv, pred = _solve(cs, params, masks, iterations, learning_rate, prior_weight, basis)
     cv = np.zeros(len(cs))
     for k, n in enumerate(names, start=1):
         held = np.array([g == n for g in groups])

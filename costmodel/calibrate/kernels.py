@@ -35,11 +35,13 @@ __all__ = ["Param", "Form", "FORMS", "KernelRows", "rows_for", "held_out", "fit"
 
 #: Streaming multiprocessors per chip: the wave size of a GEMM (NVIDIA H100 Tensor Core GPU
 #: Architecture whitepaper: 132 SMs on H100 SXM5; H200: the same GH100 configuration; B200:
-#: 148 SMs, NVIDIA Blackwell architecture technical brief).
-COMPUTE_UNITS: dict[str, int] = {"h100-sxm": 132, "h200": 132, "b200": 148}
+#: 148 SMs, NVIDIA Blackwell architecture technical brief; NVIDIA A100 Tensor Core GPU Architecture
+#: whitepaper: 108 SMs; NVIDIA Ada GPU Architecture whitepaper and the L40S datasheet: 142 SMs).
+COMPUTE_UNITS: dict[str, int] = {"h100-sxm": 132, "h200": 132, "b200": 148, "a100-80gb": 108, "l40s": 142}
 
 #: Chips that share a die, fitted with one set of compute parameters (first: the reference chip).
-DIES: dict[str, tuple[str, ...]] = {"gh100": ("h100-sxm", "h200"), "gb100": ("b200",)}
+DIES: dict[str, tuple[str, ...]] = {"gh100": ("h100-sxm", "h200"), "gb100": ("b200",), "ga100": ("a100-80gb",),
+                                    "ad102": ("l40s",)}
 
 #: DeepSeek-V3's MLA widths (config.json: kv_lora_rank 512, qk_rope_head_dim 64,
 #: qk_nope_head_dim 128, v_head_dim 128): the shapes the MLA tables measure.
@@ -227,7 +229,7 @@ def _chip_inputs(chip: str, n: int) -> dict[str, np.ndarray]:
              "scale_up_bytes_per_s": hw.scale_up_bytes_per_s, "scale_out_bytes_per_s": hw.scale_out_bytes_per_s,
              "scale_up_domain_chips": hw.scale_up_domain_chips, "low_precision_math": 0.0,
              "low_precision_flops_factor": 1.0, "low_precision_hbm_factor": 1.0, "quantise_overhead_s": 0.0,
-             "cuda_graphs": 1.0, "launch_overhead_s": 0.0, **MLA_DIMS}
+             "cuda_graphs": 1.0, "launch_overhead_s": 0.0, "graph_floor_fraction": 1.0, **MLA_DIMS}
     return {k: np.full(n, float(v)) for k, v in fixed.items()}
 
 
@@ -498,6 +500,8 @@ def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, ste
     def taken(deps: Sequence[str]) -> dict[str, dict[str, float]]:
         fixed: dict[str, dict[str, float]] = {c: {} for c in chips}
         for d in deps:
+            if d not in out or not out[d].values:
+                continue  # nothing of that class on these chips (no fp8 on an A100)
             vals = out[d].values
             lab = REFERENCE_LABEL if REFERENCE_LABEL in vals else next(iter(vals))
             for c in chips:
@@ -512,6 +516,8 @@ def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, ste
         values, errs = {}, {}
         for lab in labels or ["*"]:
             part = rows if lab == "*" else rows.subset(rows.label == lab)
+            if not (~part.held_out).any():
+                continue  # no rows of this precision on these chips
             res = fit(part, fixed, steps=steps, form=FORMS[name])
             values[lab] = {c: {**fixed[c], **res.values[c]} for c in chips}
             errs.update(median_abs_error(part, values[lab]))
@@ -522,6 +528,8 @@ def fit_die(tables: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], *, ste
             continue
         rows = rows_for(table, tables[table])
         part = rows.subset(rows.label == lab)
+        if not len(part.latency_s) or not all(out[d].values for d in deps):
+            continue
         vals = taken(deps)
         errs = median_abs_error(part, vals)
         if name in out:
@@ -558,7 +566,7 @@ def profile_json(fits: Mapping[str, Mapping[str, ClassFit]], base: Mapping[str, 
     reference = None
     for die, res in fits.items():
         for op_class, fields in _PROFILE_FIELDS.items():
-            if op_class not in res:
+            if op_class not in res or not res[op_class].values:
                 continue
             cf = res[op_class]
             lab = REFERENCE_LABEL if REFERENCE_LABEL in cf.values else next(iter(cf.values))

@@ -109,7 +109,8 @@ OP_CLASSES: tuple[str, ...] = (
 )
 
 #: The catalog's chip name -> the ``systems/data/<system>`` folder.
-CHIP_SYSTEMS: dict[str, str] = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "b200": "b200_sxm"}
+CHIP_SYSTEMS: dict[str, str] = {"h100-sxm": "h100_sxm", "h200": "h200_sxm", "b200": "b200_sxm",
+                                "a100-80gb": "a100_sxm", "l40s": "l40s"}
 
 _TRTLLM_FOLDERS = {
     # 1.3.0rc20 is the complete ("provenance: collected") sweep of every compute family on all
@@ -136,6 +137,13 @@ VERSION_FOLDERS: dict[str, dict[str, dict[str, str]]] = {
         "h100-sxm": dict(_TRTLLM_FOLDERS),
         "h200": dict(_TRTLLM_FOLDERS),
         "b200": dict(_TRTLLM_FOLDERS),
+        # the A100's tables are TensorRT-LLM 1.0.0 only (the newer releases were not collected on it);
+        # its NCCL folder is 2.27.3, the only one
+        "a100-80gb": {c: "1.0.0" for c in _TRTLLM_FOLDERS} | {"nccl": "2.27.3"},
+        # the L40S: 1.3.0rc20 like the others, but MLA only at 1.0.0 and the custom all-reduce at 1.0.0
+        # (the rows of its 1.3.0rc20 folder are labelled 1.0.0); NCCL 2.27.3, the only folder
+        "l40s": dict(_TRTLLM_FOLDERS) | {"mla_context": "1.0.0", "mla_generation": "1.0.0", "allreduce": "1.0.0",
+                                         "nccl": "2.27.3"},
     },
 }
 

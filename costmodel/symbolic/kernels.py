@@ -75,11 +75,20 @@ class Kernel:
     time_s: sp.Expr
 
 
+def _replayed(floor: sp.Expr) -> sp.Expr:
+    """A kernel's device-side floor inside a step: ``ρ`` of it when the step replays a CUDA graph
+    (``g = 1``; consecutive kernels of a graph overlap launch and tail, which a kernel measured on
+    its own cannot), all of it when not."""
+    g, rho = sym("cuda_graphs", "graph_floor_fraction")
+    return floor * (1 - g * (1 - rho))
+
+
 def launch_floor_s() -> sp.Expr:
-    """``τ = t_k + (1 - g)·t_launch``: the device-side gap of a dependent kernel, plus a host launch
-    unless the step replays a CUDA graph (CUDA C++ Programming Guide, "CUDA Graphs")."""
+    """``τ = ρ_g·t_k + (1 - g)·t_launch``: the device-side gap of a dependent kernel (``ρ_g`` of it in
+    a replayed CUDA graph, :func:`_replayed`), plus a host launch unless the step replays a CUDA graph
+    (CUDA C++ Programming Guide, "CUDA Graphs")."""
     tk, tl, g = sym("kernel_overhead_s", "launch_overhead_s", "cuda_graphs")
-    return tk + (1 - g) * tl
+    return _replayed(tk) + (1 - g) * tl
 
 
 def kernel_rate_flops_per_s() -> sp.Expr:
@@ -106,7 +115,7 @@ def _quantise_floor_s() -> sp.Expr:
 
 
 def _kernel(flops, nbytes, compute_s, memory_s, extra_floor: sp.Expr = sp.Integer(0)) -> Kernel:
-    floor = launch_floor_s() + extra_floor
+    floor = launch_floor_s() + _replayed(extra_floor)
     return Kernel(flops, nbytes, compute_s, memory_s, floor, sp.Max(compute_s, memory_s) + floor)
 
 

@@ -153,6 +153,8 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "8 bits", "efficiency"),
     ("moe_floor_s", "s", r"\tau_{moe}", "fixed time a grouped-GEMM kernel adds to the launch floor (expert "
      "offsets, tile scheduling)", "efficiency"),
+    ("graph_floor_fraction", "1", r"\rho_g", "fraction of a kernel's measured fixed time that remains when a step "
+     "replays it from a CUDA graph", "efficiency"),
     ("moe_token_passes", "1", r"\kappa", "trips of the routed tokens through HBM between the MoE's kernels (0: "
      "a fully fused MoE keeps them on chip)", "efficiency"),
     ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
