@@ -130,7 +130,7 @@ class Precision:
                 check_precision(v, f"{f.name} precision")
 
 
-#: the operator step's shape parameters (docs/theory.md §20.3): (lowest, highest, unit)
+#: the operator step's kernel parameters (docs/theory.md §20.2): (lowest, highest, unit)
 OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "gemm_tile_m": (1, 1024, "tokens"),
     "gemm_tile_n": (1, 1024, "elements"),

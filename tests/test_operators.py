@@ -191,6 +191,8 @@ def test_predict_ops_table(capsys):
     assert "attention_decode" in out and "tp_all_reduce" in out and "100.0%" in out
     code, _, err = run_cli(capsys, "predict", "--ops", "--step", "roofline")
     assert code == 2 and "--ops" in err
+    code, _, err = run_cli(capsys, "predict", "--ops", "--isl", "1024", "--osl", "128")
+    assert code == 2 and "--ops" in err and len(err.strip().splitlines()) == 1
 
 
 def test_operator_figure_stacks_to_the_step():

@@ -69,6 +69,9 @@ def mesh_type(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     if serve_args.wanted(args):
+        if args.ops:
+            raise ConfigError("--ops lists the operators of one step; drop the request flags (--isl, --osl, "
+                              "--rate, ...) to see them, or use --step operators for the serving answer")
         return serve_args.run(args)
     from ..prediction import predict  # imports JAX: only when a prediction runs, not for `costmodel list`
 

@@ -2,10 +2,11 @@
 
 Every kernel of a step (docs/theory.md §20) is priced as
 
-    t = max(F / (C·η_c(shape)), B / (W·η_m(shape))) + τ,   τ = t_k + (1 - g)·t_launch
+    t = max(F / (C·η_c(shape)), B / (W·η_m(shape))) + τ,   τ = ρ_g·t_k + (1 - g)·t_launch
 
-where ``F`` are the kernel's useful FLOPs, ``B`` the bytes it must move through HBM, and each
-efficiency names its physics (§20.3):
+where ``F`` are the kernel's useful FLOPs, ``B`` the bytes it must move through HBM, ``ρ_g`` the
+part of a kernel's measured floor left when the step replays a CUDA graph (``g = 1``), and each
+efficiency names its physics (§20.2):
 
 * **GEMM** (NVIDIA, *Matrix Multiplication Background User's Guide*: tile and wave quantization).
   The output is cut into ``m_t×n_t`` tiles and the reduction into chunks of ``k_t`` (split-K);
@@ -13,7 +14,9 @@ efficiency names its physics (§20.3):
   the chip does the work of ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉`` FLOPs, at ``η_c·K/(K + k_0)`` of peak
   (a short reduction pays the prologue and epilogue). Non-decreasing in ``M``, ``N`` and ``K``.
 * **Decode attention** (Flash-Decoding, Dao et al. 2023): memory-bound; its bandwidth grows with
-  the bytes it streams ``P`` as ``η_ad·P/(P + P_0)`` (a small read does not fill the memory pipes).
+  the bytes it streams ``P`` as ``η_ad·P/(P + P_0)`` (a small read does not fill the memory pipes);
+  a thread block serves at most ``g_t`` query heads of a KV head, so larger groups read the cache
+  ``⌈g/g_t⌉`` times.
 * **Prefill attention** (FlashAttention-2/3, Dao 2023; Shah et al. 2024): compute-bound; its
   efficiency ramps with the query rows it spreads over the SMs (sequences × heads × tokens ``R``)
   as ``η_ap·R/(R + R_½)``.
@@ -31,10 +34,9 @@ efficiency names its physics (§20.3):
 * **Element-wise** (norms, activations, routing): bytes at HBM speed, plus the floor.
 
 Attention, MLA and grouped-GEMM kernels add their own fixed time (``τ_att``, ``τ_mla``, ``τ_moe``) to the
-launch floor;
-attention spends ``t_b`` per thread block (decode: a sequence's KV head; prefill: a query block of a
-head) over the ``n_SM`` SMs, overlapped with its KV stream (decode) or its FLOPs (prefill), and
-computes the causal diagonal in whole blocks of ``b_q`` tokens.
+launch floor. Attention spends time per thread block over the ``n_SM`` SMs: in decode per
+(sequence, KV head) and per query head, overlapped with its KV stream; in prefill per query block of
+``b_q`` tokens of a head, added to its FLOPs, and it computes the causal diagonal in whole blocks.
 
 Attention kernels multiply in 16 bits (``C_16``, the chip's bf16 peak) whatever the weights' format.
 With every efficiency 1, every tile 1 and every floor 0 each kernel is ``max(F/C, B/W)``: the sum
