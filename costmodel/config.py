@@ -151,7 +151,9 @@ OPERATOR_RANGES: dict[str, tuple[float, float, str]] = {
     "decode_attention_block_s": (0, 1.0, "seconds"),
     "decode_attention_row_s": (0, 1.0, "seconds"),
     "attention_group_tile": (1, 1e6, "query heads per KV head"),
+    "attention_group_limit": (1, 1e6, "query heads per KV head"),
     "prefill_attention_block_s": (0, 1.0, "seconds"),
+    "prefill_attention_row_s": (0, 1.0, "seconds"),
     "attention_block_tokens": (1, 1024, "tokens"),
     "attention_softmax_width": (0, 4096, "elements"),
     "attention_window_block_tokens": (0, 65536, "tokens"),
@@ -220,7 +222,10 @@ class Efficiency:
     decode_attention_block_s: float = 0.0
     decode_attention_row_s: float = 0.0
     attention_group_tile: float = 1e6
+    attention_group_limit: float = 1e6
+    attention_fallback_efficiency: float = 1.0
     prefill_attention_block_s: float = 0.0
+    prefill_attention_row_s: float = 0.0
     attention_block_tokens: float = 1.0
     attention_softmax_width: float = 0.0
     attention_window_block_tokens: float = 0.0
@@ -250,7 +255,7 @@ class Efficiency:
         for f in ("flops_efficiency", "hbm_efficiency", "comm_efficiency", "memory_fraction", "kv_memory_fraction",
                   "low_precision_flops_factor", "attention_decode_efficiency", "attention_prefill_efficiency",
                   "mla_decode_efficiency", "moe_gemm_efficiency", "mla_hbm_efficiency",
-                  "low_precision_hbm_factor"):
+                  "low_precision_hbm_factor", "attention_fallback_efficiency"):
             if not MIN_FRACTION <= getattr(self, f) <= 1:  # below 0.1% of peak no serving system runs
                 raise ConfigError(f"{f} is a fraction of peak and must be in [{MIN_FRACTION:g}, 1], got {getattr(self, f)}")
 

@@ -16,7 +16,10 @@ efficiency names its physics (§20.2):
 * **Decode attention** (Flash-Decoding, Dao et al. 2023): memory-bound; its bandwidth grows with
   the bytes it streams ``P`` as ``η_ad·P/(P + P_0)`` (a small read does not fill the memory pipes);
   a thread block serves at most ``g_t`` query heads of a KV head, so larger groups read the cache
-  ``⌈g/g_t⌉`` times.
+  ``⌈g/g_t⌉`` times and pad its softmax rows to whole tiles. Multi-head attention (``g = 1``) and
+  groups beyond ``g_max`` (the grouped-query kernel's largest, TensorRT-LLM's XQA) run the generic
+  masked multi-head kernel: a thread block per query head, its FLOPs on CUDA cores at ``η_fb`` of the
+  tensor-core peak.
 * **Prefill attention** (FlashAttention-2/3, Dao 2023; Shah et al. 2024): compute-bound; its
   efficiency ramps with the query rows it spreads over the SMs (sequences × heads × tokens ``R``)
   as ``η_ap·R/(R + R_½)``.
@@ -179,11 +182,18 @@ def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_di
     rereads = sp.ceiling(q_heads / (kv_heads * sym("attention_group_tile")))
     streamed = nbytes + (rereads - 1) * seqs * context * 2 * kv_heads * head_dim * kv_bytes
     C = sym("attention_flops_per_s")
-    # a thread block per (sequence, KV head), a softmax row per query head: overlapping the KV stream
-    blocks = _blocks_s(seqs * kv_heads, sym("decode_attention_block_s")) + _blocks_s(
-        seqs * queries * q_heads, sym("decode_attention_row_s"))
+    # 1 when the group is 1 (multi-head attention) or exceeds the grouped kernel's largest (whole
+    # head counts), 0 otherwise
+    group, gt = q_heads / kv_heads, sym("attention_group_tile")
+    fallback = sp.Min(1, sp.Max(0, group - sym("attention_group_limit")) + sp.Max(0, 2 - group))
+    # a thread block per (sequence, KV head) (per query head in the fallback), a softmax row per
+    # query head padded to the tile: overlapping the KV stream
+    rows = seqs * queries * (fallback * q_heads + (1 - fallback) * kv_heads * gt * sp.ceiling(group / gt))
+    blocks = _blocks_s(seqs * (kv_heads + fallback * (q_heads - kv_heads)), sym("decode_attention_block_s")) + _blocks_s(
+        rows, sym("decode_attention_row_s"))
     memory = _memory_s(streamed + P0, eta)  # = bytes/(W·η·P/(P + P_0)), finite at P = 0
-    return _kernel(flops, nbytes, flops / (C * eta_c), sp.Max(memory, blocks), sym("attention_floor_s"))
+    compute = flops / (C * (eta_c * (1 - fallback) + fallback * sym("attention_fallback_efficiency")))
+    return _kernel(flops, nbytes, compute, sp.Max(memory, blocks), sym("attention_floor_s"))
 
 
 def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width: sp.Expr, tokens: sp.Expr,
@@ -207,8 +217,9 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
     if window is not None:  # each query's window plus the key blocks past its edge, at most the causal work
         worked = sp.Min(tokens * (window + bw), tokens**2 / 2 + tokens * bq / 2)
     padded = 2 * seqs * q_heads * (width + Hs) * worked
-    blocks = _blocks_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s"))
     rows = seqs * q_heads * tokens
+    blocks = _blocks_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s")) + _blocks_s(
+        rows, sym("prefill_attention_row_s"))
     compute = padded * (1 + Th / sp.Max(rows, 1)) / (C * eta)  # = padded/(C·η·R/(R + R_½)) for R >= 1
     return _kernel(flops, nbytes, compute + blocks, _memory_s(nbytes), sym("attention_floor_s"))
 

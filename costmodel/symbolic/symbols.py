@@ -137,10 +137,17 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "attention besides its KV stream (setup, query load, softmax reduction, output)", "efficiency"),
     ("attention_group_tile", "1", "g_t", "query heads per KV head one decode-attention thread block serves; a "
      "larger group reads the KV cache once per tile of g_t", "efficiency"),
+    ("attention_group_limit", "1", r"g_{max}", "the largest group (query heads per KV head) the grouped-query "
+     "decode kernel takes; larger groups run the generic kernel, a thread block per query head", "efficiency"),
+    ("attention_fallback_efficiency", "1", r"\eta_{fb}", "fraction of the 16-bit tensor-core peak the generic "
+     "decode-attention kernel reaches (its FLOPs on CUDA cores)", "efficiency"),
     ("decode_attention_row_s", "s", r"t_{rd}", "time an SM spends per (sequence, query head) row of decode "
      "attention besides its KV stream (query load, softmax, output)", "efficiency"),
     ("prefill_attention_block_s", "s", r"t_{bp}", "time an SM spends per (sequence, head, query block) of prefill "
      "attention outside its FLOPs (tile setup, softmax rescaling, output)", "efficiency"),
+    ("prefill_attention_row_s", "s", r"t_{rp}", "time an SM spends per (sequence, head, query token) row of prefill "
+     "attention outside its FLOPs (loading the query, the softmax's running state, writing the output)",
+     "efficiency"),
     ("attention_block_tokens", "tokens", "b_{q}", "query (and key) block of a prefill-attention tile: the causal "
      "diagonal and the window edges are computed in whole blocks", "efficiency"),
     ("attention_softmax_width", "elements", "H_s", "the softmax's cost per (query, key) pair in head elements of "
@@ -173,7 +180,7 @@ _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_
                 "mesh_x_share", "mesh_y_share", "gemm_k_half", "attention_decode_work_half",
                 "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
                 "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
-                "decode_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
+                "decode_attention_row_s", "prefill_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
                 "mla_floor_s", "quantise_overhead_s", "moe_token_passes"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
