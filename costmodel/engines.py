@@ -26,11 +26,69 @@ from pathlib import Path
 from .config import Efficiency
 from .efficiency import Profile, load_profile
 from .errors import ConfigError, unknown_name
+from .limits import check_number
 
-__all__ = ["Engine", "ENGINES", "DEFAULT_ENGINE", "engine", "with_engine", "MEMORY_FIELDS"]
+__all__ = ["Engine", "ENGINES", "DEFAULT_ENGINE", "engine", "with_engine", "MEMORY_FIELDS", "Scheduler", "SCHEDULERS",
+           "KV_RESERVATIONS", "UNBOUNDED", "scheduler_of"]
 
 #: The efficiency inputs an engine preset sets.
 MEMORY_FIELDS = ("memory_fraction", "kv_memory_fraction", "activations_in_budget")
+
+#: How an engine holds the KV cache of a running request: ``"growing"``, pages allocated as the sequence
+#: grows (the cache holds the mean context ``I + O/2`` per sequence; preemption when full), or
+#: ``"peak"``, the whole ``I + O`` reserved at admission (no request is ever evicted).
+KV_RESERVATIONS = ("growing", "peak")
+
+@dataclass(frozen=True)
+class Scheduler:
+    """An engine's scheduling rules (docs/serving.md §19.9): how the KV cache is reserved and the caps
+    on a step.
+
+    Attributes:
+        kv_reservation: one of :data:`KV_RESERVATIONS`.
+        max_seqs: most running sequences per replica (vLLM ``max_num_seqs``, TensorRT-LLM
+            ``max_batch_size``, SGLang ``max_running_requests``); ``None``: no cap.
+        max_batched_tokens: most tokens a step processes, decode tokens first and prompt chunks in the
+            rest (vLLM ``max_num_batched_tokens``, TensorRT-LLM ``max_num_tokens``, SGLang
+            ``chunked_prefill_size``); ``None``: no cap.
+        chunked_prefill: whether a prompt may be split over steps; without it a step prefills whole
+            prompts within its token budget (TensorRT-LLM's default), so no prompt may exceed it.
+        name: the preset's name (or ``"unbounded"``).
+        source: where the rules are stated.
+    """
+
+    kv_reservation: str = "growing"
+    max_seqs: float | None = None
+    max_batched_tokens: float | None = None
+    chunked_prefill: bool = True
+    name: str = "unbounded"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chunked_prefill, bool):
+            raise ConfigError(f"chunked_prefill must be True or False, got {self.chunked_prefill!r:.60}")
+        if self.kv_reservation not in KV_RESERVATIONS:
+            raise ConfigError(f"kv_reservation must be one of {', '.join(KV_RESERVATIONS)}, got "
+                              f"{self.kv_reservation!r:.60}")
+        for f in ("max_seqs", "max_batched_tokens"):
+            v = getattr(self, f)
+            if v is not None:
+                whole = int(v) if isinstance(v, float) and v.is_integer() else v
+                object.__setattr__(self, f, float(check_number(f, whole, integer=True)))
+
+    def with_overrides(self, *, max_seqs: float | None = None, max_batched_tokens: float | None = None,
+                       kv_reservation: str | None = None, chunked_prefill: bool | None = None) -> "Scheduler":
+        """These rules with the given caps, reservation or chunking replaced (``None``: keep)."""
+        changes = {k: v for k, v in (("max_seqs", max_seqs), ("max_batched_tokens", max_batched_tokens),
+                                     ("kv_reservation", kv_reservation), ("chunked_prefill", chunked_prefill))
+                   if v is not None}
+        if not changes:
+            return self
+        return replace(self, **changes, name=f"{self.name} (overridden)" if not self.name.endswith(")") else self.name)
+
+
+#: No caps, pages as sequences grow: the idealised engine (the default of :func:`costmodel.serve`).
+UNBOUNDED = Scheduler()
 
 
 @dataclass(frozen=True)
@@ -52,6 +110,23 @@ class Engine:
     activations_in_budget: float
     rule: str
     source: str
+    schedulers: tuple[tuple[float, tuple[str, ...], Scheduler], ...] = ((0.0, (), UNBOUNDED),)
+
+    def scheduler(self, hardware=None) -> Scheduler:
+        """The engine's default scheduling rules on ``hardware`` (a spec or a catalog name; ``None``: the
+        largest-memory defaults). Engines pick some defaults by the GPU's memory: the first rule whose
+        memory floor the chip reaches and whose name is not excluded."""
+        if hardware is None:
+            return self.schedulers[0][2]
+        if isinstance(hardware, str):
+            from .specs import load_hardware
+
+            hardware = load_hardware(hardware)
+        name = hardware.name.lower()
+        for floor, excluded, rules in self.schedulers:
+            if hardware.hbm_bytes >= floor and not any(x in name for x in excluded):
+                return rules
+        return self.schedulers[-1][2]
 
     def inputs(self) -> dict[str, float]:
         """The memory inputs this rule sets (``memory_fraction``, ``kv_memory_fraction``, ``activations_in_budget``)."""
@@ -96,6 +171,37 @@ ENGINES: dict[str, Engine] = {
         "mem_fraction_static - weights (model_runner.py)"),
 }
 
+_GIB = 2**30
+_VLLM = ("vLLM 0.11.0 (V1 engine), vllm/engine/arg_utils.py EngineArgs._set_default_args: for `vllm serve` "
+         "(UsageContext.OPENAI_API_SERVER) max_num_seqs 1024 and max_num_batched_tokens 8192 'if device_memory >= "
+         "70 * GiB_bytes and \"a100\" not in device_name', else 256 and 2048; chunked prefill always on; "
+         "vllm/v1/core/kv_cache_manager.py allocate_slots: blocks allocated as tokens are computed, none reserved "
+         "for future output, preemption by recompute when they run out (docs/configuration/optimization.md)")
+_TRTLLM = ("TensorRT-LLM 1.x (PyTorch backend, trtllm-serve): BuildConfig max_batch_size 2048 and max_num_tokens "
+           "8192 (tensorrt_llm/builder.py; tensorrt_llm/commands/serve.py takes them as its defaults); "
+           "SchedulerConfig.capacity_scheduler_policy GUARANTEED_NO_EVICT (tensorrt_llm/llmapi/llm_args.py): "
+           "a request is admitted only with blocks for its whole prompt + max_new_tokens "
+           "(cpp/tensorrt_llm/batch_manager/capacityScheduler.cpp, kvCacheManager.cpp); "
+           "enable_chunked_prefill False (TorchLlmArgs)")
+_SGLANG = ("SGLang 0.5.3, python/sglang/srt/server_args.py _handle_gpu_memory_settings: chunked_prefill_size 16384 "
+           "at 160 GB or more (B200, MI300), 8192 from 60 GB (H100, A100-80G, H200), 4096 from 35 GB, 2048 below; "
+           "max_running_requests derived from memory (min(KV tokens / 2, a request pool of 2,048-4,096)); "
+           "KV reserved as an estimate of the remaining output (new_token_ratio 0.7 decaying to 0.098, "
+           "managers/schedule_policy.py) with retraction when it runs out: modelled as growing pages")
+
+#: Each engine's default scheduler by the chip's memory: (memory floor in bytes, excluded chip names, rules).
+SCHEDULERS: dict[str, tuple[tuple[float, tuple[str, ...], Scheduler], ...]] = {
+    "vllm": ((70 * _GIB, ("a100",), Scheduler("growing", 1024, 8192, True, "vllm", _VLLM)),
+             (0.0, (), Scheduler("growing", 256, 2048, True, "vllm", _VLLM))),
+    "trtllm": ((0.0, (), Scheduler("peak", 2048, 8192, False, "trtllm", _TRTLLM)),),
+    "sglang": ((160 * _GIB, (), Scheduler("growing", None, 16384, True, "sglang", _SGLANG)),
+               (60 * _GIB, (), Scheduler("growing", None, 8192, True, "sglang", _SGLANG)),
+               (35 * _GIB, (), Scheduler("growing", None, 4096, True, "sglang", _SGLANG)),
+               (0.0, (), Scheduler("growing", None, 2048, True, "sglang", _SGLANG))),
+}
+for _name, _rules in SCHEDULERS.items():
+    ENGINES[_name] = replace(ENGINES[_name], schedulers=_rules)
+
 #: The rule the packaged calibrated profile uses (its ``fixed`` inputs): vLLM's default.
 DEFAULT_ENGINE = "vllm"
 
@@ -114,3 +220,16 @@ def with_engine(efficiency: Efficiency | Profile | str | Path, name: str | None)
     if isinstance(efficiency, bool) or not isinstance(efficiency, (Efficiency, Profile, str, Path)):
         raise ConfigError(f"efficiency must be an Efficiency, a profile name or a path, got {efficiency!r:.80}")
     return engine(name).apply(efficiency)
+
+
+def scheduler_of(scheduler: Scheduler | str | None, hardware=None) -> Scheduler:
+    """A :class:`Scheduler` from a scheduler, an engine's name (its defaults on ``hardware``) or ``None``
+    (no caps)."""
+    if scheduler is None:
+        return UNBOUNDED
+    if isinstance(scheduler, str):
+        return engine(scheduler).scheduler(hardware)
+    if not isinstance(scheduler, Scheduler):
+        raise ConfigError(f"scheduler must be a costmodel.engines.Scheduler, an engine name "
+                          f"({', '.join(ENGINES)}) or None, got {scheduler!r:.80}")
+    return scheduler

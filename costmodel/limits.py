@@ -36,6 +36,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "rate_per_s": (1e-9, 1e9, "requests/s"),
     "chunk_tokens": (1, 1e9, "tokens"),
     "max_batch": (1, 1e8, "sequences"),
+    # an engine's scheduler caps (docs/serving.md §19.9)
+    "max_seqs": (1, 1e7, "sequences"),
+    "max_batched_tokens": (1, 1e7, "tokens per step"),
     # a request class's relative weight in a mix (normalised; the ratio of two stays within 10^18)
     "mix_weight": (1e-9, 1e9, "(relative)"),
     # the KV hand-over link of disaggregated serving: 1 MB/s to 1 EB/s (an NVLink port: ~10^11)

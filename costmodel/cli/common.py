@@ -12,7 +12,8 @@ from typing import Any
 from ..config import Precision
 from ..limits import RANGES, fmt_bound
 
-__all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "precision_from",
+__all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "add_scheduler_arguments",
+           "scheduler_from", "precision_from",
            "print_json", "fmt_seconds", "fmt_bytes", "positive_int", "fraction", "ranged", "cli_words"]
 
 
@@ -52,10 +53,35 @@ def add_efficiency_argument(p: argparse.ArgumentParser) -> None:
                         "docs/calibration.md), kernels (the operator step's kernels fitted to measured kernel "
                         "latencies; docs/theory.md §20.4), ideal (the roofline lower bound) or a profile JSON file")
     p.add_argument("--engine", default=None, choices=("vllm", "trtllm", "sglang"),
-                   help="the serving engine's memory rule for the KV cache at its default setting (vLLM "
-                        "gpu_memory_utilization 0.9 of total memory, TensorRT-LLM kv_cache_free_gpu_memory_fraction "
-                        "0.9 of the memory left after weights, SGLang mem_fraction_static 0.88); default: the "
-                        "profile's own rule (calibrated: vllm; ideal: all of HBM); docs/theory.md §4.3")
+                   help="the serving engine's rules at its default settings: its memory rule for the KV cache "
+                        "(vLLM gpu_memory_utilization 0.9 of total memory, TensorRT-LLM kv_cache_free_gpu_memory_fraction "
+                        "0.9 of the memory left after weights, SGLang mem_fraction_static 0.88; docs/theory.md §4.3) "
+                        "and, with --isl, its scheduler: KV reservation and caps (docs/serving.md §19.9); default: "
+                        "the profile's own memory rule (calibrated: vllm; ideal: all of HBM) and no caps")
+
+
+def add_scheduler_arguments(g) -> None:
+    """The scheduler flags of the serving commands: each overrides the --engine preset's rule."""
+    from ..engines import KV_RESERVATIONS
+
+    g.add_argument("--max-seqs", type=ranged("max_seqs", integer=True), default=None,
+                   help="most running sequences per replica (vLLM max_num_seqs, TensorRT-LLM max_batch_size, "
+                        "SGLang max_running_requests); default: the --engine preset's, else no cap")
+    g.add_argument("--max-batched-tokens", type=ranged("max_batched_tokens", integer=True), default=None,
+                   help="most tokens a step processes, decodes first (vLLM max_num_batched_tokens, TensorRT-LLM "
+                        "max_num_tokens, SGLang chunked_prefill_size); default: the --engine preset's, else no cap")
+    g.add_argument("--kv-reservation", choices=KV_RESERVATIONS, default=None,
+                   help="growing: KV pages as sequences grow (vLLM, SGLang); peak: input + output reserved at "
+                        "admission (TensorRT-LLM); default: the --engine preset's, else growing")
+
+
+def scheduler_from(args: argparse.Namespace):
+    """The scheduler of ``--engine`` (or none) with the flags' overrides."""
+    from ..engines import UNBOUNDED, engine
+
+    base = engine(args.engine).scheduler(args.hardware) if getattr(args, "engine", None) else UNBOUNDED
+    return base.with_overrides(max_seqs=args.max_seqs, max_batched_tokens=args.max_batched_tokens,
+                               kv_reservation=args.kv_reservation)
 
 
 #: library parameter -> command-line flag, for messages the library writes in its own words.

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from .common import fmt_seconds, fraction, print_json, ranged
+from .common import add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged, scheduler_from
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
-_FLAGS = ("isl", "osl", "prefix_hit", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective")
+_FLAGS = ("isl", "osl", "prefix_hit", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective",
+          "max_seqs", "max_batched_tokens", "kv_reservation")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="draft tokens per step")
     g.add_argument("--spec-accept", type=fraction, default=None, metavar="A",
                    help="probability a draft token is accepted, in [0, 1)")
+    add_scheduler_arguments(g)
     g.add_argument("--objective", choices=OBJECTIVES, default=None,
                    help="output: USD per million output tokens; total: per million tokens in and out (default output)")
 
@@ -74,7 +76,7 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
         max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
         efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
-        method=method, verify=verify)
+        method=method, verify=verify, scheduler=scheduler_from(args))
 
 
 def run(args: argparse.Namespace) -> int:

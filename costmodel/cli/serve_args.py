@@ -13,12 +13,14 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import fmt_bytes, fmt_seconds, fraction, precision_from, print_json, ranged
+from .common import (add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, precision_from, print_json, ranged,
+                     scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
 _POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "decode_tp", "decode_ep", "decode_replicas")
-_SERVING_FLAGS = ("osl", "prefix_hit", "static_batch", "concurrency", "rate", "chunk", "max_batch",
+_SERVING_FLAGS = ("osl", "prefix_hit", "static_batch", "concurrency", "rate", "chunk", "max_batch", "max_seqs",
+                  "max_batched_tokens", "kv_reservation",
                   "spec_draft", "spec_len", "spec_accept", "spec_accept_len") + _POOL_FLAGS
 
 
@@ -41,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="chunked-prefill budget: prompt tokens per step (default 8192)")
     g.add_argument("--max-batch", type=ranged("max_batch"), default=None,
                    help="cap on decoding sequences per replica (default: what fits in memory)")
+    add_scheduler_arguments(g)
     g.add_argument("--disagg", action="store_true",
                    help="disaggregated prefill and decode pools (needs --prefill-tp and --decode-tp)")
     for pool in ("prefill", "decode"):
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     s = serve(args.model, args.hardware, req, load,
               parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=args.mesh),
               precision=precision_from(args), efficiency=args.efficiency, usd_per_chip_hour=args.price,
-              chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec,
+              chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec, scheduler=scheduler_from(args),
               rules=Rules("decode", args.combine, args.overlap, args.expert_fetch, layout=args.layout,
                           attention_sharding=args.attention_sharding, step=args.step or "roofline"))
     if args.json:

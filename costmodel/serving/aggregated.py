@@ -45,6 +45,7 @@ import math
 
 import numpy as np
 
+from ..engines import UNBOUNDED, Scheduler
 from ..errors import ConfigError
 from .queueing import Q_LIMIT, STABLE_TAIL, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
@@ -57,26 +58,47 @@ __all__ = ["aggregated", "forget_rate_limits"]
 MAX_UNITS_PER_PROMPT = 256
 
 
-def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float) -> dict:
-    """Serving figures of one replica (rates per replica) for ``load`` split over ``replicas``."""
+def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float,
+               scheduler: Scheduler = UNBOUNDED) -> dict:
+    """Serving figures of one replica (rates per replica) for ``load`` split over ``replicas``, under the
+    engine's ``scheduler`` rules (§19.9)."""
     I, O, h = req.input_tokens, req.output_tokens, req.prefix_hit
     P, A = req.prefill_tokens, I * (1 + h) / 2
     E = rep.tokens_per_step
     D = max(O - 1.0, 0.0) / E
     S = I + O / 2
+    q = 1.0 + rep.draft_length  # tokens a decoding sequence puts in a step
+    T = scheduler.max_batched_tokens
+    if not scheduler.chunked_prefill:  # whole prompts, as many as the step's token budget holds
+        longest = max(i for _, i, _ in req.classes) * (1 - h)
+        if T is not None and longest > T:
+            raise ConfigError(f"without chunked prefill ({scheduler.name}) a step prefills whole prompts within "
+                              f"max_batched_tokens={T:g}, and a prompt of {longest:g} tokens exceeds it: raise "
+                              f"max_batched_tokens to at least {math.ceil(longest)} or enable chunked prefill")
+        chunk_tokens = T if T is not None else max(chunk_tokens, longest)
+    elif T is not None:  # the step's token budget bounds its prompt tokens too
+        chunk_tokens = min(chunk_tokens, T)
     k_p = math.ceil(P / chunk_tokens)
-    fits_cap = float(rep.max_batch(S))
-    cap = min(fits_cap, load.max_batch) if load.max_batch is not None else fits_cap
+    # the KV cache a sequence holds: its mean context as pages grow, or all of I + O reserved at admission
+    S_kv = I + O if scheduler.kv_reservation == "peak" else S
+    fits_cap = float(rep.max_batch(S_kv))
+    caps = {"kv_capacity": fits_cap, "max_seqs": scheduler.max_seqs, "max_batch": load.max_batch}
+    cap_rule, cap = min(((k, v) for k, v in caps.items() if v is not None), key=lambda kv: kv[1])
     cap = max(cap, 1.0)  # a misfit still gets figures (flagged by `fits`)
 
     if load.kind == "static":
         return _static(rep, req, load.value / replicas, E, D, S, A)
 
+    def budget(B):
+        """Prompt tokens a step at decode batch ``B`` may take: the chunk budget, less the decode tokens
+        when the engine caps the tokens of a step (decodes are scheduled first)."""
+        return chunk_tokens if T is None else np.clip(T - q * np.asarray(B, dtype=float), 1.0, chunk_tokens)
+
     def steps(X):
         """Mean step, chunk step, decode-only step and the fraction of chunk steps at ``X``."""
         X = np.asarray(X, dtype=float)
         B = X * D
-        c1 = np.minimum(chunk_tokens, P * np.maximum(1.0, X))
+        c1 = np.minimum(budget(B), P * np.maximum(1.0, X))
         f = X * P / c1
         t1, t0 = rep.step(B, c1, S, A), rep.step(B, 0.0, S, A)
         return f * t1 + (1 - f) * t0, t1, t0, f
@@ -84,7 +106,10 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     def tau(X):
         return steps(X)[0]
 
-    X_cap = min(chunk_tokens / P, cap / D if D > 0 else math.inf)
+    limits = {"chunk_tokens": chunk_tokens / P, cap_rule: cap / D if D > 0 else math.inf}
+    if T is not None:  # X·P prompt tokens and q·X·D decode tokens a step within T
+        limits["max_batched_tokens"] = T / (P + q * D)
+    bound_by, X_cap = min(limits.items(), key=lambda kv: kv[1])
     r_max = float(X_cap / tau(X_cap))
     out = {"max_rate_per_s": r_max, "utilisation": None, "saturated": False}
     if load.kind == "offline":
@@ -93,25 +118,22 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         X = _closed_loop_rate(steps, load.value / replicas, k_p, D, X_cap)
     else:
         R = load.value / replicas
-        r_max = out["max_rate_per_s"] = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap)
+        r_max, B_edge = _rate_limit(rep, r_max, req, D, S, A, chunk_tokens, cap, budget)
+        if D > 0 and B_edge < cap * (1 - 1e-6) and r_max < out["max_rate_per_s"] * (1 - 1e-6):
+            bound_by = "queue_stability"  # the prompt queue, not a cap, stops a larger rate
+        out["max_rate_per_s"] = r_max
         out["utilisation"] = R / r_max
         X = X_cap
+    out["bound_by"] = bound_by
     chain = None
-    if load.kind == "rate" and R < r_max:
-        chain = _rate_chain(rep, R, req, D, S, A, chunk_tokens, cap)
-        if chain["stable"]:
-            X = chain["batch"] / D if D > 0 else R * chain["mean_step_s"]
-        else:
-            chain = None
-    out["saturated"] = load.kind == "rate" and chain is None
+    if load.kind == "rate":
+        out["saturated"] = R >= r_max
+        at = min(R, r_max)  # saturated, the replica serves its largest sustainable rate
+        chain = _rate_chain(rep, at, req, D, S, A, chunk_tokens, B_edge, budget)
+        X = chain["batch"] / D if D > 0 else at * chain["mean_step_s"]
     t, t_chunk, t_dec, f = (float(v) for v in steps(X))
     if chain is not None:
         t = chain["mean_step_s"]
-    elif out["saturated"]:  # flat out: the replica serves its largest sustainable rate
-        flat = _chain_at(rep, r_max, req, S, A, chunk_tokens)(B_cap := X_cap * D) if D > 0 else None
-        if flat is not None and flat["stable"] and B_cap > 0:
-            t = flat["mean_step_s"]
-        out["max_rate_per_s"] = X_cap / t
     B = X * D
     if load.kind == "concurrency":  # Little's law; below the cap e2e = k_p·t_chunk + D·t
         e2e = load.value / replicas / X * t
@@ -125,14 +147,14 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         ttft = k_p * t_chunk
         e2e = ttft + D * t
     decode_only = t_dec if B > 0 else 0.0
-    mem = rep.decode(max(B, 1.0), S)
+    mem = rep.decode(max(B, 1.0), S_kv)
     out.update(
         ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
-        step=_mean_terms(rep, B, X, P, S, A, chunk_tokens), step_time_s=t, chunk_step_time_s=t_chunk,
+        step=_mean_terms(rep, B, X, P, S, A, float(budget(B))), step_time_s=t, chunk_step_time_s=t_chunk,
         chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
         memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
         fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
-        max_batch=fits_cap,
+        max_batch=fits_cap, kv_context_tokens=S_kv,
     )
     return out
 
@@ -159,18 +181,57 @@ RATE_LIMIT_RTOL = 1e-6
 
 
 def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
-                cap: float) -> float:
-    """The largest sustainable rate with the chain's mean step: ``R = B_cap/(D·E[τ](B_cap; R))``.
+                cap: float, budget=None) -> tuple[float, float]:
+    """The largest sustainable rate ``R_max = max_{0 < B <= B_cap} R(B)`` and the batch ``B`` it is
+    reached at, where ``R(B)`` is the largest rate whose prompt queue is stable with the steps of decode batch ``B`` and whose Little's-law batch
+    ``R·D·E[τ](B; R)`` stays within ``B`` (:func:`_edge_rate`).
 
-    ``R·D·E[τ](B_cap; R)`` grows with ``R``: a rate counts as sustainable when the chain is stable and
-    its decode batch stays within ``B_cap``, and Brent's method finds the edge between 0 and the fluid
-    limit on a margin that is positive exactly there and continuous in ``R``.
+    A rate is sustainable when the fixed point ``B = R·D·E[τ](B; R)`` has a root within the batch cap
+    with a stable queue there; ``R <= R(B)`` for some ``B <= B_cap`` is exactly that (the room
+    ``B - R·D·E[τ]`` is negative at 0 and non-negative at ``B``), so ``R_max`` is the maximum of
+    ``R(B)``. It is a property of the deployment: it does not depend on the demanded rate, and more
+    memory (a larger ``B_cap``) or faster steps never lower it (an engine can always run a smaller
+    batch). ``R(B)`` rises with ``B`` while the batch room binds and falls once the queue's stability
+    binds (the full chunk step slows as the batch grows), so the maximum sits at ``B_cap`` or where the
+    two bind together, which Brent's method finds.
     """
     if D == 0:
-        return fluid_max
+        return fluid_max, 0.0
 
-    step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, cap)  # the steps at B_cap: the same for every R
-    return _edge_rate(np.asarray(step_s, dtype=float).tobytes(), tuple(mix), float(D), float(cap), float(fluid_max))
+    def limit(B: float) -> tuple[float, float]:
+        """``(R(B), stability margin - room margin just past R(B))``: positive while the batch room binds
+        (past the edge the binding margin is the negative one; the stability margin may jump there)."""
+        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, B, budget)
+        key = (np.asarray(step_s, dtype=float).tobytes(), tuple(mix), float(D), float(B), float(fluid_max))
+        R = _edge_rate(*key)
+        room, stability = _margins(*key[:4], R * (1 + 1e3 * RATE_LIMIT_RTOL))
+        return R, stability - room
+
+    r_cap, d_cap = limit(cap)
+    if d_cap >= 0 or r_cap >= fluid_max:  # the batch room binds at the cap: R(B) rises up to it
+        return r_cap, cap
+    lo = cap
+    while lo > 1e-9 * cap:  # a batch small enough for the room to bind
+        lo /= 4
+        r_lo, d_lo = limit(lo)
+        if d_lo >= 0:
+            break
+    else:
+        return max((r_cap, cap), (r_lo, lo))
+    from scipy.optimize import brentq
+
+    B = brentq(lambda b: limit(b)[1], lo, cap, xtol=1e-6 * cap, rtol=1e-5)  # R(B) is flat at its peak
+    return max((limit(B)[0], B), (r_cap, cap), (r_lo, lo))
+
+
+def _margins(step_bytes: bytes, mix: tuple, D: float, cap: float, R: float) -> tuple[float, float]:
+    """The batch room ``1 - R·D·E[τ]/B`` and the stability margin ``log(STABLE_TAIL/tail)`` (scaled
+    alike) of the chain at rate ``R``: both positive where ``R`` is sustainable with these steps."""
+    if R <= 0:
+        return 1.0, 1.0
+    chain = bulk_prefill_queue(np.frombuffer(step_bytes), R, list(mix))
+    stability = math.log(STABLE_TAIL / max(chain["tail"], 1e-300)) / -math.log(STABLE_TAIL)
+    return 1 - R * D * chain["mean_step_s"] / cap, stability
 
 
 def forget_rate_limits() -> None:
@@ -180,18 +241,11 @@ def forget_rate_limits() -> None:
 
 @functools.lru_cache(maxsize=256)
 def _edge_rate(step_bytes: bytes, mix: tuple, D: float, cap: float, fluid_max: float) -> float:
-    """:func:`_rate_limit` on the chain's step times (as bytes: a key), kept: it does not depend on the
-    demanded rate, so a replica confirmed at another rate reuses it."""
-    step_s = np.frombuffer(step_bytes)
-
+    """``R(B)`` of :func:`_rate_limit` on the chain's step times at batch ``B = cap`` (as bytes: a key),
+    kept: it does not depend on the demanded rate, so a replica confirmed at another rate reuses it."""
     def slack(R):
-        """Positive where ``R`` is sustainable, continuous in ``R``: the least of the batch room
-        ``1 - R·D·E[τ]/B_cap`` and the stability margin ``log(STABLE_TAIL/tail)`` (scaled alike)."""
-        if R <= 0:
-            return 1.0
-        chain = bulk_prefill_queue(step_s, R, list(mix))
-        stability = math.log(STABLE_TAIL / max(chain["tail"], 1e-300)) / -math.log(STABLE_TAIL)
-        return min(1 - R * D * chain["mean_step_s"] / cap, stability)
+        """Positive where ``R`` is sustainable, continuous in ``R``: the least of :func:`_margins`."""
+        return min(_margins(step_bytes, mix, D, cap, R))
 
     if slack(fluid_max) >= 0:
         return fluid_max
@@ -205,18 +259,20 @@ def _edge_rate(step_bytes: bytes, mix: tuple, D: float, cap: float, fluid_max: f
     return R
 
 
-def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float):
+def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float, budget=None):
     """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
     def chain(B):
-        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, B)
+        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, B, budget)
         return bulk_prefill_queue(step_s, R, mix)
 
     return chain
 
 
-def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: float, B) -> tuple:
+def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: float, B, budget=None) -> tuple:
     """The chain's step times at decode batch ``B`` (one per count of prefilled units, whatever the rate)
-    and ``(weight, units)`` of each request class."""
+    and ``(weight, units)`` of each request class. ``budget(B)``: the prompt tokens a step at ``B`` may take
+    (default the chunk budget); a step takes at least one unit (the engine prefills a piece of the
+    remaining budget; the chain counts whole units)."""
     unit, mix = prompt_units(req, chunk_tokens)
     if max(u for _, u in mix) > MAX_UNITS_PER_PROMPT:  # the chain's states and arrival rows grow with it
         big = max(i for _, i, _ in req.classes) * (1 - req.prefix_hit)
@@ -226,7 +282,8 @@ def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: 
                           f"{math.ceil(big / MAX_UNITS_PER_PROMPT)}")
     # the chain tracks at most Q_LIMIT queued units, so a step never serves more (a huge chunk budget
     # of tiny prompts would otherwise price millions of step sizes)
-    tokens = np.arange(min(math.floor(chunk_tokens / unit + 1e-9), Q_LIMIT) + 1) * unit
+    room = chunk_tokens if budget is None else float(budget(B))
+    tokens = np.arange(max(min(math.floor(room / unit + 1e-9), Q_LIMIT), 1) + 1) * unit
     return rep.step(B, tokens, S, A), mix
 
 
@@ -247,18 +304,23 @@ def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[
 
 
 def _rate_chain(rep: Replica, R: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
-                cap: float) -> dict:
+                edge: float, budget=None) -> dict:
     """Open loop: the decode batch of Little's law, ``B = R·D·E[τ](B)``, with the mean step of the
-    prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`)."""
-    chain = _chain_at(rep, R, req, S, A, chunk_tokens)
+    prompt queue's Markov chain (:func:`.queueing.bulk_prefill_queue`), for ``R`` at most the rate
+    limit reached at batch ``edge`` (:func:`_rate_limit`): there the room ``B - R·D·E[τ]`` is not
+    negative and the queue stable, at 0 it is negative, so Brent's method finds the batch between."""
+    chain = _chain_at(rep, R, req, S, A, chunk_tokens, budget)
     if D == 0:
         return chain(0.0) | {"batch": 0.0}
-    at_cap = chain(cap)
-    if not at_cap["stable"] or cap - R * D * at_cap["mean_step_s"] < 0:
-        return {"stable": False, "batch": cap}
     from scipy.optimize import brentq
 
-    B = brentq(lambda b: b - R * D * chain(b)["mean_step_s"], 0.0, cap, xtol=1e-12 * cap)
+    def room(b):
+        c = chain(b)
+        return b - R * D * c["mean_step_s"] if c["stable"] else -b
+
+    if room(edge) <= 0:  # at the edge itself, within the rate limit's tolerance
+        return chain(edge) | {"batch": edge}
+    B = brentq(room, 0.0, edge, xtol=1e-12 * edge)
     return chain(B) | {"batch": B}
 
 

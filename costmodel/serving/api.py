@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..engines import Scheduler, scheduler_of
 from ..errors import ConfigError
 from ..inputs import scenario
 from ..limits import check_number
@@ -44,6 +45,7 @@ def serve(
     disagg: Disaggregated | None = None,
     spec: Speculative | None = None,
     rules: Rules | None = None,
+    scheduler: Scheduler | str | None = None,
 ) -> ServingPrediction:
     """Serve ``requests`` under ``load``: TTFT, TPOT, latency, throughput, memory and cost.
 
@@ -59,6 +61,9 @@ def serve(
         rules: how the roofline terms combine (the phase is set per step); e.g.
             ``Rules(attention_sharding="batch")`` shards attention and the KV cache over
             sequences (attention data parallelism, §19.6).
+        scheduler: the engine's scheduling rules (§19.9): a :class:`costmodel.engines.Scheduler`, or an
+            engine's name (``"vllm"``, ``"trtllm"``, ``"sglang"``) for its defaults; ``None`` (default):
+            no caps, the KV cache growing with the sequences.
 
     Returns:
         A :class:`ServingPrediction`.
@@ -81,12 +86,14 @@ def serve(
     if spec is not None and not isinstance(spec, Speculative):
         raise ConfigError(f"spec must be a costmodel.Speculative or None, got {spec!r}")
     check_number("chunk_tokens", chunk_tokens)
+    scheduler_of(scheduler)  # a bad scheduler fails before any compilation
     rules = replace(rules or Rules(), phase="decode")
     args = (precision, efficiency, usd_per_chip_hour, rules)
     O, I = requests.output_tokens, requests.input_tokens
     if disagg is None:
         rep = replica_of(model, hardware, parallel, *args, spec)
-        f = aggregated(rep, requests, load, parallel.replicas, float(chunk_tokens))
+        scheduler = scheduler_of(scheduler, rep.decode_sc.hardware)
+        f = aggregated(rep, requests, load, parallel.replicas, float(chunk_tokens), scheduler)
         reps = parallel.replicas
         chips = reps * rep.chips_per_replica
         usd_per_s = chips * rep.usd_per_chip_s
@@ -97,10 +104,12 @@ def serve(
         details = {"step_time_s": f["step_time_s"], "prefill_share": f["prefill_share"],
                    "max_batch": f["max_batch"], "chunk_tokens": float(chunk_tokens),
                    "tokens_per_step": rep.tokens_per_step, "load": load.kind}
+        details |= _scheduler_details(scheduler, f)
     else:
         pre = replica_of(model, hardware, disagg.prefill.parallel, *args, None)
         dec = replica_of(model, hardware, disagg.decode.parallel, *args, spec)
-        f = disaggregated(pre, dec, requests, load, disagg)
+        scheduler = scheduler_of(scheduler, dec.decode_sc.hardware)
+        f = disaggregated(pre, dec, requests, load, disagg, scheduler)
         chips = f["chips"]
         usd_per_s = f["prefill_usd_per_s"] + f["decode_usd_per_s"]
         requests_per_s = f["requests_per_s"]
@@ -110,6 +119,7 @@ def serve(
         details = {k: f[k] for k in ("step_time_s", "prefill_time_s", "kv_transfer_s", "link_bytes_per_s",
                                      "prefill_capacity_per_s", "decode_capacity_per_s", "max_batch")}
         details |= {"tokens_per_step": dec.tokens_per_step, "load": load.kind}
+        details |= _scheduler_details(scheduler, f)
     out_tps, in_tps = requests_per_s * O, requests_per_s * I
     step = f["step"]
     return ServingPrediction(
@@ -135,6 +145,13 @@ def serve(
         breakdown_s={k: float(step[f"{k}_s"]) for k in _BREAKDOWN},
         details=details,
     )
+
+
+def _scheduler_details(scheduler: Scheduler, f: dict) -> dict:
+    """The scheduler's rules and the one that bound the largest sustainable rate (``bound_by``)."""
+    return {"scheduler": scheduler.name, "kv_reservation": scheduler.kv_reservation, "max_seqs": scheduler.max_seqs,
+            "max_batched_tokens": scheduler.max_batched_tokens, "kv_context_tokens": f.get("kv_context_tokens"),
+            "bound_by": f.get("bound_by")}
 
 
 def goodput(model: str | ModelSpec, hardware: str | HardwareSpec, requests: Requests, ttft_s: float,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from ..engines import UNBOUNDED, Scheduler
 from .queueing import kingman_wait_s
 from .replica import Replica, bisect_increasing
 from .workload import Disaggregated, Load, Requests
@@ -40,8 +41,10 @@ def link_bytes_per_s(dg: Disaggregated, pre: Replica, dec: Replica) -> float:
     return per_chip * min(n_p, n_d)
 
 
-def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Disaggregated) -> dict:
-    """Serving figures of the whole deployment (rates cover every replica of both pools)."""
+def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Disaggregated,
+                  scheduler: Scheduler = UNBOUNDED) -> dict:
+    """Serving figures of the whole deployment (rates cover every replica of both pools); the decode pool
+    under the engine's ``scheduler`` (its KV reservation and sequence cap, §19.9)."""
     I, O, P = req.input_tokens, req.output_tokens, req.prefill_tokens
     E = dec.tokens_per_step
     D = max(O - 1.0, 0.0) / E
@@ -57,8 +60,14 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
     def first_token(t_pf, t_kv):
         return max(t_pf, t_kv) if dg.overlap else t_pf + t_kv
 
-    fits_cap = float(dec.max_batch(S))
-    cap = min([fits_cap] + [c for c in (dg.decode.batch, load.max_batch) if c is not None])
+    S_kv = I + O if scheduler.kv_reservation == "peak" else S
+    fits_cap = float(dec.max_batch(S_kv))
+    caps = {"kv_capacity": fits_cap, "max_seqs": scheduler.max_seqs, "pool_batch": dg.decode.batch,
+            "max_batch": load.max_batch}
+    cap_rule, cap = min(((k, v) for k, v in caps.items() if v is not None), key=lambda kv: kv[1])
+    if scheduler.max_batched_tokens is not None:  # a decode step of q tokens per sequence within the budget
+        cap_rule, cap = min((cap_rule, cap), ("max_batched_tokens", scheduler.max_batched_tokens /
+                                              (1.0 + dec.draft_length)), key=lambda kv: kv[1])
     cap = max(cap, 1.0)
     pf = pre.prefill(b_p, P)
     t_pf = float(pf["step_time_s"])
@@ -75,6 +84,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
     out = {"prefill_capacity_per_s": mu_p, "decode_capacity_per_s": mu_d, "kv_transfer_s": t_kv,
            "link_bytes_per_s": bw, "prefill_time_s": t_pf, "max_batch": fits_cap,
            "utilisation": None, "saturated": False, "max_rate_per_s": min(mu_p, mu_d),
+           "bound_by": "prefill_capacity" if mu_p <= mu_d else cap_rule, "kv_context_tokens": S_kv,
            "chips": r_p * pre.chips_per_replica + r_d * dec.chips_per_replica,
            "prefill_usd_per_s": r_p * pre.chips_per_replica * pre.usd_per_chip_s,
            "decode_usd_per_s": r_d * dec.chips_per_replica * dec.usd_per_chip_s}
@@ -120,7 +130,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
         out.update(ttft_s=ttft, e2e_latency_s=e2e, tpot_s=t / E if D > 0 else 0.0, requests_per_s=rate)
         mem_B = max(B, 1.0)
     step = dec.mixed(max(B, 1e-12), 0.0, S)
-    mem_d = dec.decode(max(mem_B, 1.0), S)
+    mem_d = dec.decode(max(mem_B, 1.0), S_kv)
     fits = (bool(mem_d["memory_bytes_per_chip"] <= mem_d["usable_bytes_per_chip"])
             and bool(pf["memory_bytes_per_chip"] <= pf["usable_bytes_per_chip"]))
     out.update(decode_batch=B, step=step, step_time_s=float(step["step_time_s"]), fits=fits,

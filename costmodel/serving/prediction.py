@@ -14,6 +14,9 @@ CONTRACT_KEYS = ("mode", "ttft_s", "tpot_s", "e2e_latency_s", "output_tokens_per
                  "chips", "fits", "memory_bytes_per_chip", "usd_per_mtok_output", "usd_per_mtok_input",
                  "usd_per_request", "breakdown_s")
 
+#: the scheduler's rules as ``to_dict`` reports them (with ``name``, the preset's)
+_SCHEDULER_KEYS = ("kv_reservation", "max_seqs", "max_batched_tokens", "kv_context_tokens")
+
 
 @dataclass(frozen=True)
 class ServingPrediction:
@@ -64,7 +67,9 @@ class ServingPrediction:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready answer: :data:`CONTRACT_KEYS`, plus ``saturated`` and ``max_rate_per_s``.
+        """The JSON-ready answer: :data:`CONTRACT_KEYS`, plus ``saturated``, ``max_rate_per_s`` and the
+        scheduler (``scheduler``: its rules; ``bound_by``: the rule or cap that sets the largest
+        sustainable rate, docs/serving.md §19.9).
 
         No NaN or infinity at any depth: past saturation ``ttft_s`` and ``e2e_latency_s`` are ``None``.
         """
@@ -72,6 +77,8 @@ class ServingPrediction:
         d["breakdown_s"] = dict(self.breakdown_s)
         d["saturated"] = self.saturated
         d["max_rate_per_s"] = self.max_rate_per_s
+        d["bound_by"] = self.details.get("bound_by")
+        d["scheduler"] = {"name": self.details.get("scheduler")} | {k: self.details.get(k) for k in _SCHEDULER_KEYS}
         return _finite(d)
 
 

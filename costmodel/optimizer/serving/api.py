@@ -25,7 +25,7 @@ def optimize_serving(
     ttft_s: float | None = None, tpot_s: float | None = None, max_chips: int = 64, mode: str = "auto",
     weights: str | tuple[str, ...] | None = "bf16", kv: str | tuple[str, ...] | None = None, spec=None,
     efficiency: Efficiency | str = IDEAL, usd_per_chip_hour: float | None = None, objective: str = "output",
-    method: str = "gradient", verify: bool = False,
+    method: str = "gradient", verify: bool = False, scheduler=None,
 ) -> ServingSolution:
     """The cheapest deployment serving ``requests`` at a demand within TTFT and TPOT targets.
 
@@ -51,6 +51,8 @@ def optimize_serving(
         objective: ``"output"`` or ``"total"``.
         method: ``"gradient"`` (relaxation, rounding, local search) or ``"exhaustive"``.
         verify: also run the exhaustive path; fills ``exhaustive_usd_per_mtok_output`` and ``gap``.
+        scheduler: the engine's scheduling rules (:func:`costmodel.serve`'s ``scheduler``: a
+            :class:`costmodel.engines.Scheduler`, an engine's name or ``None``, no caps).
 
     Returns:
         A :class:`ServingSolution`; an infeasible problem is an answer too (``feasible=False``, with the
@@ -74,7 +76,7 @@ def optimize_serving(
     problem = make_serving_problem(model, hardware, requests, rate_per_s=rate_per_s, demand_tps=demand_tps,
                                    ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips, mode=mode, weights=weights,
                                    kv=kv, spec=spec, efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour,
-                                   objective=objective)
+                                   objective=objective, scheduler=scheduler)
     return solve(problem, method, verify, t0)
 
 

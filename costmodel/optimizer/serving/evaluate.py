@@ -168,26 +168,34 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
         """``w``: workload scalars and targets; ``x["rate"]``: requests/s the deployment must serve."""
         rate = x["rate"]
         P, I, O, S, A, cv2, tpot_t, ttft_t = (w[k] for k in ("P", "I", "O", "S", "A", "cv2", "tpot", "ttft"))
-        C = x["chunk"]
+        T = w["max_batched_tokens"]
+        # a step's prompt tokens within its token budget too; without chunked prefill, whole prompts up to it
+        C = jnp.where(w["chunked"] > 0, jnp.minimum(x["chunk"], T),
+                      jnp.where(T < _INF, T, jnp.maximum(x["chunk"], w["longest"])))
+        q = 1.0 + x["draft_length"]  # tokens a decoding sequence puts in a step
         E = serving.raw(x | {"batch": 1.0, "prefill_tokens": 0.0, "context": S, "prefill_position": 0.0,
                              "steps": 1.0})["tokens_per_step"]
         E = E * jnp.ones_like(C)
         D = jnp.maximum(O - 1.0, 0.0) / E
-        mem = decode.raw(x | {"batch": 1.0, "context": S})
-        cap = mem["max_batch"]
-        fits0 = (mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (cap >= 1.0)
+        mem = decode.raw(x | {"batch": 1.0, "context": w["S_kv"]})
+        fits0 = ((mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (mem["max_batch"] >= 1.0)
+                 & ((w["chunked"] > 0) | (w["longest"] <= T)))
+        cap = jnp.minimum(mem["max_batch"], w["max_seqs"])  # the KV cache that fits, or the engine's cap
         k_p = jnp.ceil(P / C - 1e-9)
-        x_cap = jnp.minimum(C / P, jnp.where(D > 0, jnp.maximum(cap, 1.0) / jnp.where(D > 0, D, 1.0), _INF))
+        x_cap = jnp.minimum(jnp.minimum(C / P, T / (P + q * D)),
+                            jnp.where(D > 0, jnp.maximum(cap, 1.0) / jnp.where(D > 0, D, 1.0), _INF))
         # cm.serve's largest sustainable rate: the prompt queue stays stable with every step at the
-        # largest batch that fits, each prefilling the whole units (a prompt, or 1/k_p of one) within C
+        # running batch prefilling the whole units (a prompt, or 1/k_p of one) within C
         unit = P / k_p
-        c_full = jnp.minimum(jnp.floor(C / unit + 1e-9), Q_LIMIT) * unit
-        t_full = step(x, xd, jnp.maximum(cap, 1.0), c_full, S, A)
-        lam_cap = c_full / (P * t_full)
+
+        def lam_cap(B):
+            room = jnp.clip(T - q * B, 1.0, C)  # at least one unit a step, as cm.serve's chain
+            c_full = jnp.maximum(jnp.minimum(jnp.floor(room / unit + 1e-9), Q_LIMIT), 1.0) * unit
+            return c_full / (P * step(x, xd, jnp.maximum(B, 1.0), c_full, S, A))
 
         def at(X):
             B = X * D
-            c1 = jnp.minimum(C, P * jnp.maximum(1.0, X))
+            c1 = jnp.minimum(jnp.clip(T - q * B, 1.0, C), P * jnp.maximum(1.0, X))
             f = X * P / c1
             t1, t0 = step(x, xd, B, c1, S, A), step(x, xd, B, 0.0, S, A)
             tau = f * t1 + (1 - f) * t0
@@ -198,11 +206,12 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
             rho = lam * svc
             wait = jnp.where(rho < 1, (1 + cv2) / 2 * rho / jnp.maximum(1 - rho, 1e-30) * svc, _INF)
             ttft = busy * sq / (2 * tau) + wait + k_p * t1
-            return {"tau": tau, "tpot": tau / E, "ttft": ttft, "lam": lam, "batch": B, "chunk_fraction": f}
+            return {"tau": tau, "tpot": tau / E, "ttft": ttft, "lam": lam, "batch": B, "chunk_fraction": f,
+                    "lam_cap": lam_cap(B)}
 
         def ok(X):
             m = at(X)
-            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap) & (m["lam"] < lam_cap)
+            return (m["tpot"] <= tpot_t) & (m["ttft"] <= ttft_t) & (X <= x_cap) & (m["lam"] < m["lam_cap"])
 
         lo = x_cap * 1e-9
         idle = at(lo)
@@ -224,18 +233,26 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
                 "tpot_s": op["tpot"], "batch": op["batch"], "max_batch": cap, "x_cap": x_cap, "x_best": best,
                 "stop_tpot": nxt["tpot"] > tpot_t, "stop_ttft": nxt["ttft"] > ttft_t,
                 "stop_memory": (best >= x_cap * (1 - 1e-6)) & (D * x_cap >= cap * (1 - 1e-6)),
-                "stop_demand": (nxt["lam"] >= lam_cap) | (nxt_x > x_cap),
+                "stop_demand": (nxt["lam"] >= nxt["lam_cap"]) | (nxt_x > x_cap),
                 "tokens_per_step": E, "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
-                                                                              "context": S})["memory_bytes_per_chip"]}
+                                                                              "context": w["S_kv"]})["memory_bytes_per_chip"]}
 
     return run
 
 
 def _workload(problem: ServingProblem, ttft_s, tpot_s) -> dict[str, float]:
     r = problem.requests
-    return {"P": r.prefill_tokens, "I": r.input_tokens, "O": r.output_tokens, "S": r.input_tokens + r.output_tokens / 2,
+    sch = problem.scheduler
+    S = r.input_tokens + r.output_tokens / 2
+    return {"P": r.prefill_tokens, "I": r.input_tokens, "O": r.output_tokens, "S": S,
             "A": r.input_tokens * (1 + r.prefix_hit) / 2, "cv2": r.prefill_tokens_cv2,
-            "tpot": _INF if tpot_s is None else tpot_s, "ttft": _INF if ttft_s is None else ttft_s}
+            "tpot": _INF if tpot_s is None else tpot_s, "ttft": _INF if ttft_s is None else ttft_s,
+            # the engine's rules (§19.9): the context a sequence's KV cache holds, the caps
+            "S_kv": r.input_tokens + r.output_tokens if sch.kv_reservation == "peak" else S,
+            "max_seqs": _INF if sch.max_seqs is None else float(sch.max_seqs),
+            "max_batched_tokens": _INF if sch.max_batched_tokens is None else float(sch.max_batched_tokens),
+            "chunked": 1.0 if sch.chunked_prefill else 0.0,
+            "longest": max(i for _, i, _ in r.classes) * (1 - r.prefix_hit)}
 
 
 def _rate(problem: ServingProblem, rate_per_s, splits: np.ndarray):
@@ -298,9 +315,11 @@ def _decode_run(structure, rules: Rules, draft, n_layers: int):
         E = serving.raw(x | {"batch": 1.0, "prefill_tokens": 0.0, "context": S, "prefill_position": 0.0,
                              "steps": 1.0})["tokens_per_step"] * jnp.ones_like(x["tp"])
         D = jnp.maximum(O - 1.0, 0.0) / E
-        mem = decode.raw(x | {"batch": 1.0, "context": S})
-        cap = mem["max_batch"]
-        fits0 = (mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (cap >= 1.0)
+        mem = decode.raw(x | {"batch": 1.0, "context": w["S_kv"]})
+        fits0 = (mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) & (mem["max_batch"] >= 1.0)
+        # the KV cache that fits, the engine's sequence cap, a step's tokens within its budget
+        cap = jnp.minimum(jnp.minimum(mem["max_batch"], w["max_seqs"]),
+                          w["max_batched_tokens"] / (1.0 + x["draft_length"]))
 
         def tau(B):
             return step(x, xd, B, 0.0, S, 0.0)
@@ -319,7 +338,7 @@ def _decode_run(structure, rules: Rules, draft, n_layers: int):
         return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps, "batch": B,
                 "tpot_s": jnp.where(D > 0, t / E, 0.0), "max_batch": cap, "best_batch": best,
                 "stop_memory": best >= cap * (1 - 1e-6), "kv_bytes_per_token": kv * jnp.ones_like(cap),
-                "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": S})[
+                "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": w["S_kv"]})[
                     "memory_bytes_per_chip"]}
 
     return run

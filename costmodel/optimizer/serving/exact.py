@@ -94,7 +94,7 @@ def forget_confirmed() -> None:
 def _serve_kept(problem: ServingProblem, d: Deployment, resolved: tuple):
     tp, pp, ep = d.split
     common = dict(precision=problem.precision_of(d.prec), efficiency=problem.efficiency,
-                  usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec])
+                  usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec], scheduler=problem.scheduler)
     load = Load.rate(problem.rate_per_s)
     if d.mode == "agg":
         return serve(problem.model, problem.hardware, problem.requests, load,
@@ -121,9 +121,13 @@ def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int =
     Returns the deployment, its serving prediction and the number of ``cm.serve`` calls.
     """
     best, best_pred, checks = None, None, 0
+    refuted: list[tuple[tuple, int, bool, bool]] = []  # (key, chunk, larger refuted, smaller refuted)
     for d in ranked:
         if checks >= max_checks or (best is not None and d.chips >= best.chips):
             break
+        if _refuted(d, refuted):
+            continue
+        first = True
         while checks < max_checks and d.chips <= problem.max_chips and (best is None or d.chips < best.chips):
             checks += 1
             try:
@@ -134,7 +138,28 @@ def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int =
             if all(ok.values()):
                 best, best_pred = d, s
                 break
+            if first:
+                refuted.append((_serving_key(d), d.chunk, not (ok["tpot"] and ok["memory"]),
+                                not (ok["ttft"] and ok["demand"])))
+                first = False
             if d.mode == "disagg":  # the pools are sized by the same closed forms: nothing to add
                 break
             d = d.with_more()
     return best, best_pred, checks
+
+
+def _serving_key(d: Deployment) -> tuple:
+    """What ``cm.serve`` sees of an aggregated deployment besides its chunk budget (attention sharded over
+    heads or sequences is one layout on one tensor-parallel rank)."""
+    attention = d.attention if d.split[0] > 1 else "heads"
+    return d.mode, d.prec, d.spec, d.replicas, d.split, attention, d.prefill_split, d.prefill_batch, d.prefill_replicas
+
+
+def _refuted(d: Deployment, refuted: list[tuple[tuple, int, bool, bool]]) -> bool:
+    """Whether a confirmation already refuted ``d``: the same deployment failed at another chunk budget. A
+    larger budget (more prompt tokens in a step: a longer step, more activations) cannot meet a TPOT or
+    memory it missed; a smaller one (more and shorter steps per prompt, less prefill per step) cannot meet
+    a TTFT or a rate it missed."""
+    key = _serving_key(d)
+    return any(k == key and (c == d.chunk or (larger and d.chunk > c) or (smaller and d.chunk < c))
+               for k, c, larger, smaller in refuted)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ...engines import UNBOUNDED, Scheduler, scheduler_of
 from ...errors import ConfigError
 from ...inputs import Scenario, scenario
 from ...limits import check_number, shown_value
@@ -68,6 +69,7 @@ class ServingProblem:
         usd_per_chip_hour: the chip price.
         objective: ``"output"`` or ``"total"``.
         degrees: admissible tp, pp, ep values.
+        scheduler: the engine's scheduling rules (KV reservation, caps; docs/serving.md §19.9).
         chunks: chunk budgets considered (aggregated).
         decode_base, prefill_base: scenarios of a one-chip replica in each phase (the split replaced per
             candidate).
@@ -88,6 +90,7 @@ class ServingProblem:
     usd_per_chip_hour: float
     objective: str
     degrees: dict[str, tuple[int, ...]] = field(hash=False, compare=False)
+    scheduler: Scheduler = UNBOUNDED
     chunks: tuple[int, ...] = ()
     decode_base: Scenario | None = field(default=None, hash=False, compare=False)
     prefill_base: Scenario | None = field(default=None, hash=False, compare=False)
@@ -145,7 +148,7 @@ def _specs(spec) -> tuple[Speculative | None, ...]:
 def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_tps=None, ttft_s=None, tpot_s=None,
                          max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
                          efficiency: Efficiency | str = IDEAL, usd_per_chip_hour=None,
-                         objective="output") -> ServingProblem:
+                         objective="output", scheduler=None) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
     m, h = load_model(model), load_hardware(hardware)
     if not isinstance(requests, Requests):
@@ -180,7 +183,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         max_chips=int(max_chips), modes=("agg", "disagg") if mode == "auto" else (mode,), precisions=precisions,
         specs=_specs(spec), efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
         objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
-        decode_base=dec, prefill_base=pre, precision_args=(weights, kv))
+        decode_base=dec, prefill_base=pre, precision_args=(weights, kv), scheduler=scheduler_of(scheduler, h))
 
 
 def with_budget(problem: ServingProblem, max_chips: int) -> ServingProblem:
