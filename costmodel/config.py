@@ -72,6 +72,11 @@ class Parallel:
             axes a collective crosses and the 2D / weight-gathered layouts
             (docs/theory.md §13). ``None``: a balanced mesh over the chip's torus
             axes (64 TPU v4 chips: 4x4x4), see :func:`costmodel.parallel.default_mesh`.
+        redundant_experts: extra copies of routed experts placed over the expert groups (DeepSeek's
+            EPLB): ``ep`` divides ``experts + redundant_experts``, each chip holds that many over ``ep``
+            (docs/theory.md §3.2).
+        expert_imbalance: routed tokens of the busiest expert group over the mean (1: balanced), which
+            sets a step's routed work (docs/theory.md §3.2).
     """
 
     tp: int = 1
@@ -79,10 +84,15 @@ class Parallel:
     ep: int = 1
     replicas: int = 1
     mesh: tuple[int, ...] | None = None
+    redundant_experts: int = 0
+    expert_imbalance: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "ep", "replicas"):
             object.__setattr__(self, name, int(check_number(name, getattr(self, name), integer=True)))
+        object.__setattr__(self, "redundant_experts",
+                           int(check_number("redundant_experts", self.redundant_experts, integer=True)))
+        object.__setattr__(self, "expert_imbalance", float(check_number("expert_imbalance", self.expert_imbalance)))
         if self.mesh is not None:
             mesh = tuple(self.mesh) if isinstance(self.mesh, (tuple, list)) else ()
             ok = 1 <= len(mesh) <= 3 and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1

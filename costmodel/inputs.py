@@ -88,6 +88,8 @@ class Scenario:
             pp=float(self.parallel.pp),
             ep=float(self.parallel.ep),
             replicas=float(self.parallel.replicas),
+            redundant_experts=float(self.parallel.redundant_experts),
+            expert_imbalance=float(self.parallel.expert_imbalance),
         )
         x, y, _ = self.mesh
         tp = self.parallel.tp

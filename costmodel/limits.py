@@ -36,6 +36,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "rate_per_s": (1e-9, 1e9, "requests/s"),
     "chunk_tokens": (1, 1e9, "tokens"),
     "max_batch": (1, 1e8, "sequences"),
+    # expert placement (docs/theory.md §3.2): extra expert copies, the busiest group over the mean
+    "redundant_experts": (0, 1e5, "experts"),
+    "expert_imbalance": (1, 64, "busiest expert group over the mean"),
     # an engine's scheduler caps (docs/serving.md §19.9)
     "max_seqs": (1, 1e7, "sequences"),
     "max_batched_tokens": (1, 1e7, "tokens per step"),

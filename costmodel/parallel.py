@@ -36,16 +36,16 @@ def _divisors(n: int) -> tuple[int, ...]:
     return tuple(int(d) for d in sympy.divisors(n))
 
 
-def valid_degrees(model: ModelSpec) -> dict[str, list[int]]:
+def valid_degrees(model: ModelSpec, redundant_experts: int = 0) -> dict[str, list[int]]:
     """The admissible tp, pp and ep degrees of ``model``.
 
     tp divides the query heads (KV heads are replicated past ``n_kv_heads``),
-    pp divides the layers, ep divides the routed experts (1 for dense models).
+    pp divides the layers, ep divides the routed experts and their redundant copies (1 for dense models).
     """
     return {
         "tp": divisors(model.n_heads),
         "pp": divisors(model.n_layers),
-        "ep": divisors(model.n_experts) if model.mlp == "moe" else [1],
+        "ep": divisors(model.n_experts + redundant_experts) if model.mlp == "moe" else [1],
     }
 
 
@@ -58,7 +58,11 @@ def check_parallel(model: ModelSpec, parallel: Parallel, layout: str = "1d-ws",
     (weights ``E_x F_yz``, Pope et al. 2022 section 3.2; docs/theory.md §13.2): PaLM 540B's 48 heads
     on 64 chips as 4×4×4 are 3 per ``yz`` group.
     """
-    valid = valid_degrees(model)
+    if parallel.redundant_experts and model.mlp != "moe":
+        raise ConfigError(f"redundant_experts={parallel.redundant_experts} needs routed experts; {model.name} is dense")
+    if parallel.expert_imbalance != 1 and model.mlp != "moe":
+        raise ConfigError(f"expert_imbalance={parallel.expert_imbalance:g} needs routed experts; {model.name} is dense")
+    valid = valid_degrees(model, parallel.redundant_experts)
     if layout != "1d-ws" and mesh is not None and parallel.tp > 1:
         yz = mesh[1] * mesh[2]
         if model.n_heads % yz:
@@ -67,7 +71,9 @@ def check_parallel(model: ModelSpec, parallel: Parallel, layout: str = "1d-ws",
                               f"the heads (divisors: {', '.join(map(str, divisors(model.n_heads)))})")
         valid = {**valid, "tp": [parallel.tp]}
     what = {"tp": f"{model.n_heads} heads", "pp": f"{model.n_layers} layers",
-            "ep": f"{model.n_experts} experts" if model.mlp == "moe" else "a dense model (no experts)"}
+            "ep": (f"{model.n_experts} experts" + (f" + {parallel.redundant_experts} redundant"
+                                                     if parallel.redundant_experts else ""))
+            if model.mlp == "moe" else "a dense model (no experts)"}
     for name, allowed in valid.items():
         v = getattr(parallel, name)
         if v not in allowed:

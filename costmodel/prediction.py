@@ -158,6 +158,7 @@ class Prediction:
         return {
             "tp": par.tp, "pp": par.pp, "ep": par.ep, "replicas": par.replicas,
             "chips_per_replica": par.chips_per_replica,
+            "redundant_experts": par.redundant_experts, "expert_imbalance": par.expert_imbalance,
             "mesh": list(s.mesh),
             "layout": self.rules.layout,
             "attention_sharding": self.rules.attention_sharding,

@@ -124,12 +124,14 @@ def test_a_split_that_does_not_fit_says_what_it_needs():
 def test_expert_touch_fraction_limits():
     # docs/theory.md §3.2 ([Ep]): φ = 1 - (1 - k/E)^B: k/E at one token, -> 1 for large batches,
     # ≈ 0.87 for DeepSeek-V3 (k=8, E=256) at 64 tokens
-    k, E = sym("experts_per_token", "n_experts")
-    phi = lambda b, kk, ee: float(expert_touch_fraction(sp.Integer(b)).subs({k: kk, E: ee}))
+    # with R redundant copies the load spreads over E + R placed experts: k/(E + R) at one token
+    k, E, R = sym("experts_per_token", "n_experts", "redundant_experts")
+    phi = lambda b, kk, ee, rr=0: float(expert_touch_fraction(sp.Integer(b)).subs({k: kk, E: ee, R: rr}))
     assert phi(1, 8, 256) == pytest.approx(8 / 256, rel=1e-12)
     assert phi(1, 2, 8) == pytest.approx(2 / 8, rel=1e-12)
     assert phi(10_000, 8, 256) == pytest.approx(1, abs=1e-12)
     assert phi(64, 8, 256) == pytest.approx(0.87, abs=0.005)
+    assert phi(1, 8, 256, 32) == pytest.approx(8 / 288, rel=1e-12)
 
 
 def test_serial_block_doubles_tensor_parallel_all_reduces():

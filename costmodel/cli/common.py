@@ -9,11 +9,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Precision
+from ..config import Parallel, Precision
 from ..limits import RANGES, fmt_bound
 
 __all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "add_scheduler_arguments",
-           "scheduler_from", "precision_from",
+           "scheduler_from", "parallel_from", "precision_from",
            "print_json", "fmt_seconds", "fmt_bytes", "positive_int", "fraction", "ranged", "cli_words"]
 
 
@@ -139,6 +139,18 @@ def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ep", type=ranged("ep", integer=True), default=1, help="expert-parallel degree (default 1)")
     p.add_argument("--replicas", type=ranged("replicas", integer=True), default=1,
                    help="data-parallel replicas (default 1)")
+    p.add_argument("--redundant-experts", type=ranged("redundant_experts", integer=True), default=0, metavar="R",
+                   help="extra copies of routed experts over the expert groups: --ep divides experts + R "
+                        "(default 0; docs/theory.md §3.2)")
+    p.add_argument("--expert-imbalance", type=ranged("expert_imbalance"), default=1.0, metavar="X",
+                   help="routed tokens of the busiest expert group over the mean (default 1, balanced; "
+                        "docs/theory.md §3.2)")
+
+
+def parallel_from(args: argparse.Namespace) -> Parallel:
+    """The :class:`Parallel` of ``--tp``, ``--pp``, ``--ep``, ``--replicas``, the mesh and the expert placement."""
+    return Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=getattr(args, "mesh", None),
+                    redundant_experts=args.redundant_experts, expert_imbalance=args.expert_imbalance)
 
 
 def precision_from(args: argparse.Namespace) -> Precision:

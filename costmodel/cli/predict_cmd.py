@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..config import Parallel, Workload
+from ..config import Workload
 from ..errors import ConfigError
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS, STEPS
 from . import serve_args
 from .common import (add_efficiency_argument, add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds,
-                     precision_from, print_json, ranged)
+                     parallel_from, precision_from, print_json, ranged)
 
 HELP = "predict latency, throughput, memory and cost of one serving configuration"
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     pred = predict(
         args.model, args.hardware,
         Workload(batch=args.batch, context=args.context, prompt=args.prompt, phase=args.phase),
-        parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=args.mesh),
+        parallel=parallel_from(args),
         precision=precision_from(args),
         efficiency=args.efficiency,
         usd_per_chip_hour=args.price,

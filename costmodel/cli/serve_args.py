@@ -13,8 +13,8 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import (add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, precision_from, print_json, ranged,
-                     scheduler_from)
+from .common import (add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, parallel_from, precision_from,
+                     print_json, ranged, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.phase != "decode":
         raise ConfigError("--phase prefill does not apply with --isl: a request has both phases")
     s = serve(args.model, args.hardware, req, load,
-              parallel=Parallel(tp=args.tp, pp=args.pp, ep=args.ep, replicas=args.replicas, mesh=args.mesh),
+              parallel=parallel_from(args),
               precision=precision_from(args), efficiency=args.efficiency, usd_per_chip_hour=args.price,
               chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec, scheduler=scheduler_from(args),
               rules=Rules("decode", args.combine, args.overlap, args.expert_fetch, layout=args.layout,

@@ -20,11 +20,13 @@ from ._base import Step, collapse, extra_symbol
 __all__ = ["structure_of", "single_replica", "decode_terms", "decode_memory", "aggregates", "show", "term_symbols",
            "ASSUME_SPLIT", "ASSUME_LINK"]
 
-ASSUME_SPLIT = "one replica of n = n_tp chips (pp = ep = 1), n_tp <= N_kv so the KV cache is not replicated"
+ASSUME_SPLIT = ("one replica of n = n_tp chips (pp = ep = 1, no redundant experts, balanced expert load), "
+                "n_tp <= N_kv so the KV cache is not replicated")
 #: Substituted in every derivation: 16-bit math without weight-only dequantisation, decode steps
-#: replayed from CUDA graphs, and the KV cache filling u·M (the vLLM form of the memory rule, §4.3).
+#: replayed from CUDA graphs, the KV cache filling u·M (the vLLM form of the memory rule, §4.3), and
+#: experts placed once each with a balanced load (§3.2).
 _PLAIN = {"low_precision_math": 0, "weight_only_8bit": 0, "weight_only_4bit": 0, "cuda_graphs": 1,
-          "kv_memory_fraction": 1, "activations_in_budget": 1}
+          "kv_memory_fraction": 1, "activations_in_budget": 1, "redundant_experts": 0, "expert_imbalance": 1}
 ASSUME_LINK = "tensor-parallel collectives stay inside one scale-up domain (n_tp <= n_up)"
 
 B, S, tp, pp, ep = sym("batch", "context", "tp", "pp", "ep")

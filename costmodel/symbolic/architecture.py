@@ -99,12 +99,18 @@ def param_counts(st: ModelStructure) -> ParamCounts:
 
 
 def expert_touch_fraction(tokens: sp.Expr) -> sp.Expr:
-    """Expected fraction of routed experts a step of ``tokens`` tokens touches.
+    """Expected fraction of the routed experts' copies a step of ``tokens`` tokens touches.
 
-    ``φ = 1 - (1 - k/E)^tokens`` ([Ep] notebook; docs/theory.md §3.2): ``k/E`` at
-    one token, tending to 1 for large batches.
+    ``φ = 1 - (1 - k/(E + R))^tokens`` ([Ep] notebook; docs/theory.md §3.2): ``k/E`` at one
+    token without redundant copies (``R = 0``), tending to 1 for large batches; with ``R`` copies the
+    load spreads over ``E + R`` placed experts.
     """
-    return 1 - (1 - k / E) ** tokens
+    return 1 - (1 - k / (E + sym("redundant_experts"))) ** tokens
+
+
+def placed_experts() -> sp.Expr:
+    """``(E + R)/E``: the routed experts' weights stored, with ``R`` redundant copies (docs/theory.md §3.2)."""
+    return (E + sym("redundant_experts")) / E
 
 
 def fetched_params(st: ModelStructure, tokens: sp.Expr, *, expert_fetch: str = "expected") -> sp.Expr:

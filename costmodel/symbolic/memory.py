@@ -51,7 +51,8 @@ def memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
                              "hbm_bytes", "memory_fraction")
     f_kv, a_in = sym("kv_memory_fraction", "activations_in_budget")
     p = arch.param_counts(st)
-    weights = bw * ((p.total - p.routed) / (tp * pp) + p.routed / (tp * pp * ep))
+    routed = p.routed * arch.placed_experts() if st.mlp == "moe" else p.routed  # redundant copies stored too
+    weights = bw * ((p.total - p.routed) / (tp * pp) + routed / (tp * pp * ep))
     cached = S if rules.phase == "decode" else T
     r_kv = arch.kv_heads_replication(st, rules.attention_sharding)
     kv_per_token = B * arch.kv_bytes_per_token(st) * r_kv / (tp * pp * ep)

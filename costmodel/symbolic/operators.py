@@ -233,9 +233,10 @@ def _mlp_block(st: ModelStructure, rules: Rules, s) -> list[Op]:
     if st.mlp == "dense":
         return ops
     t_all = s * ep  # the micro-batch's tokens, routed over every expert of the replica
-    Me = t_all * k / E
+    placed = E + sym("redundant_experts")  # with redundant copies, the load spreads over E + R experts
+    Me = t_all * k / placed * sym("expert_imbalance")  # on the busiest expert group
     touched = 1 if rules.expert_fetch == "all" else arch.expert_touch_fraction(t_all)
-    local = E / ep
+    local = placed / ep
     shared = Lmoe * sp.Min(1, Es)
     up = kn.grouped_gemm(local, Me, (m - 1) * Fe / tp, D, touched=touched, weight_bytes=bw, activation_bytes=ba)
     down = kn.grouped_gemm(local, Me, D, Fe / tp, touched=touched, weight_bytes=bw, activation_bytes=ba)

@@ -56,7 +56,7 @@ def _memory_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     routed = 0
     if st.mlp == "moe":
         frac = 1 if rules.expert_fetch == "all" else arch.expert_touch_fraction(tokens)
-        routed = frac * p.routed / (tp * ep)
+        routed = frac * p.routed * arch.placed_experts() / (tp * ep)  # of the E + R placed copies
     # weight-gathered layouts: each chip reads the N/tp of a layer it gathered, not 1/tp
     head = sym("vocab_size") * sym("d_model")
     nonrouted = (p.nonrouted_fetch - head) * gathered_chips(rules) + head
@@ -80,10 +80,14 @@ def _compute_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:
     tp, ep = sym("tp", "ep")
     C, eta_c = achieved_flops_per_s(), 1
     b = microbatch(rules)
-    total = useful_flops(st, rules, b) / (tp * ep * C * eta_c)
     p = arch.param_counts(st)
-    per_seq = 2 * p.matmul * (1 if rules.phase == "decode" else sym("prompt"))
-    return {"compute_s": total, "compute_matmul_s": b * per_seq / (tp * ep * C * eta_c)}
+    per_token = 1 if rules.phase == "decode" else sym("prompt")
+    # the busiest expert group does ι_ep times the mean routed work, and sets the step
+    routed_active = p.routed * sym("experts_per_token") / sym("n_experts") if st.mlp == "moe" else 0
+    extra = (sym("expert_imbalance") - 1) * b * 2 * routed_active * per_token
+    total = (useful_flops(st, rules, b) + extra) / (tp * ep * C * eta_c)
+    per_seq = 2 * p.matmul * per_token
+    return {"compute_s": total, "compute_matmul_s": (b * per_seq + extra) / (tp * ep * C * eta_c)}
 
 
 def communication_terms(st: ModelStructure, rules: Rules) -> dict[str, sp.Expr]:

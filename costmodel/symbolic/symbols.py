@@ -62,6 +62,9 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("tp", "chips", "n_{tp}", "tensor-parallel degree", "parallel"),
     ("pp", "chips", "n_{pp}", "pipeline stages", "parallel"),
     ("ep", "chips", "n_{ep}", "expert-parallel degree", "parallel"),
+    ("redundant_experts", "1", "R", "extra copies of routed experts placed over the expert groups", "parallel"),
+    ("expert_imbalance", "1", r"\iota_{ep}", "routed tokens of the busiest expert group over the mean",
+     "parallel"),
     ("replicas", "1", "n_{rep}", "data-parallel replicas", "parallel"),
     ("flops_per_s", "FLOP/s", "C", "peak dense FLOP/s per chip at the math precision", "hardware"),
     ("attention_flops_per_s", "FLOP/s", "C_{16}", "peak dense 16-bit FLOP/s per chip: the math attention kernels "
@@ -181,7 +184,7 @@ _MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_
                 "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
                 "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
                 "decode_attention_row_s", "prefill_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
-                "mla_floor_s", "quantise_overhead_s", "moe_token_passes"}
+                "mla_floor_s", "quantise_overhead_s", "moe_token_passes", "redundant_experts"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(
