@@ -8,7 +8,10 @@ prints the message on one line and exits with status 2; library callers catch
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import functools
+import inspect
+import re
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "CostModelError",
@@ -16,6 +19,7 @@ __all__ = [
     "SpecError",
     "ConfigError",
     "PrecisionError",
+    "keywords_checked",
 ]
 
 
@@ -54,3 +58,28 @@ def unknown_name(kind: str, given: str, valid: Iterable[str], hint: str = "") ->
     if hint:
         msg += f" {hint}"
     return UnknownNameError(msg)
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def keywords_checked(fn: Callable) -> Callable:
+    """``fn`` whose call with an unknown keyword raises a :class:`ConfigError` naming the closest
+    accepted one (a TypeError from inside ``fn`` passes through unchanged). Free on a good call."""
+    names = [p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as e:
+            m = _UNEXPECTED.search(str(e))
+            if m is None or e.__traceback__ is None or e.__traceback__.tb_next is not None:
+                raise  # not the call's own keywords
+            close = difflib.get_close_matches(m[1], names, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{fn.__name__}() has no argument {m[1]!r}{hint} Its arguments: "
+                              f"{', '.join(names)}.") from None
+
+    return call

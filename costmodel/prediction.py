@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .compile import compiled
-from .errors import ConfigError
+from .errors import ConfigError, keywords_checked
 from .config import IDEAL, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .limits import check_type
@@ -193,6 +193,7 @@ def _float64():
     return contextlib.nullcontext() if jax.config.jax_enable_x64 else jax.enable_x64(True)
 
 
+@keywords_checked
 def predict(
     model: str | ModelSpec,
     hardware: str | HardwareSpec,

@@ -610,19 +610,12 @@ def write_profile(fits: Mapping[str, Mapping[str, ClassFit]], *, date: str | Non
     profile (atomically: a temporary file, then a rename). Returns the path."""
     import datetime
     import json
-    import os
-    import tempfile
     from importlib import resources
     from pathlib import Path
 
     here = Path(str(resources.files(__package__)))
     base = json.loads((here / "profiles" / "calibrated.json").read_text())
     doc = profile_json(fits, base, date=date or datetime.date.today().isoformat())
-    path = here / PROFILE_PATH
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    from ..files import write_text_atomic
+
+    return write_text_atomic(here / PROFILE_PATH, json.dumps(doc, indent=1) + "\n")

@@ -77,7 +77,9 @@ def profile_dict(cal: Calibration, cs: CaseSet, *, name: str = "calibrated") -> 
                          "weighs the same",
             "loss": fit.loss,
             "in_sample": errors(fit.predicted, cs.measured),
-            "leave_one_source_out": errors(cal.cv_predicted, cs.measured),
+            # undefined with one source: nothing is left to fit on when it is left out
+            "leave_one_source_out": (errors(cal.cv_predicted, cs.measured) if len(set(cal.groups)) > 1
+                                     else {"median_ape": None, "worst_ape": None}),
         },
     }
 
@@ -103,12 +105,14 @@ def _positive_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Refit the packaged measurements and rewrite the packaged profile (``python -m costmodel.calibrate``)."""
-    ap = argparse.ArgumentParser(prog="python -m costmodel.calibrate", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m costmodel.calibrate", description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--out", type=Path, default=PACKAGED_PROFILE, help="where to write the profile JSON")
     ap.add_argument("--iterations", type=_positive_int, default=ITERATIONS, help="optimiser steps (default %(default)s)")
     args = ap.parse_args(argv)
     cal, cs = calibrate(iterations=args.iterations)
     d = profile_dict(cal, cs)
-    args.out.write_text(json.dumps(d, indent=1) + "\n")
+    from ..files import write_text_atomic
+
+    write_text_atomic(args.out, json.dumps(d, indent=1, allow_nan=False) + "\n")
     print("\n".join(summary(d, args.out)))
     return 0

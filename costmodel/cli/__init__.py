@@ -30,6 +30,12 @@ COMMANDS: dict[str, str] = {
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags (``--tp`` must never become ``--tpot-ms``); errors on one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # argparse prints usage and exits 2: keep it one line
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 

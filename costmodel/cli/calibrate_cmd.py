@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
+from ..files import write_text_atomic
 from .common import print_json
 
 HELP = "fit the efficiency parameters to a measurements file and write a profile for --efficiency"
@@ -38,12 +40,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; pass a file path for the profile JSON")
+    if out.exists() and out.resolve() == Path(args.measurements).resolve():
+        raise ConfigError(f"--out {out} is the measurements file itself; write the profile to another file "
+                          "(e.g. --out profile.json)")
     cases = load_cases(args.measurements)  # a malformed file or record fails here, before any fit
     from ..calibrate.evaluate import CaseSet
 
     cal, cs = calibrate(iterations=iterations, cases=CaseSet(cases))
     d = profile_dict(cal, cs, name=args.name)
-    out.write_text(json.dumps(d, indent=1) + "\n")
+    bad = [f"{p['field']}[{p['family']},{p['phase']}]" for p in d["parameters"] if not math.isfinite(p["value"])]
+    if bad:
+        raise ConfigError(f"the fit of {args.measurements} ({len(cases)} record(s)) left {len(bad)} parameter(s) "
+                          f"undetermined ({', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''}); nothing written: "
+                          "give more records, from more than one source")
+    write_text_atomic(out, json.dumps(d, indent=1, allow_nan=False) + "\n")  # JSON has no NaN
     if args.json:
         print_json({"profile": str(out), **d["fit"]})
     else:

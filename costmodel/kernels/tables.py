@@ -471,7 +471,7 @@ def _counts(chips: Sequence[str], engine: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m costmodel.kernels.tables --write-sample [PATH]`` or ``--counts``."""
-    parser = argparse.ArgumentParser(prog="python -m costmodel.kernels.tables", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m costmodel.kernels.tables", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--write-sample", nargs="?", const=str(SAMPLE_PATH), metavar="PATH",
                         help=f"write the sample CSV (default {SAMPLE_PATH})")
     parser.add_argument("--counts", action="store_true", help="print the row count of every class and chip")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import IDEAL, Efficiency
-from ..errors import ConfigError
+from ..errors import ConfigError, keywords_checked
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element
 from ..symbolic import Rules
 from .exact import Metrics, exact_metrics
@@ -158,6 +158,7 @@ def _feasible_message(problem: Problem, sol_cfg: dict, usd: float, step: float, 
             f"{step * 1e3:.3g} ms per token; the {binding} constraint binds")
 
 
+@keywords_checked
 def optimize(
     model: str | ModelSpec,
     hardware: str | HardwareSpec,

@@ -130,7 +130,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         out["saturated"] = R >= r_max
         at = min(R, r_max)  # saturated, the replica serves its largest sustainable rate
         chain = _rate_chain(rep, at, req, D, S, A, chunk_tokens, B_edge, budget)
-        X = chain["batch"] / D if D > 0 else at * chain["mean_step_s"]
+        X = at * chain["mean_step_s"]  # Little's law: the replica finishes `at` requests/s
     t, t_chunk, t_dec, f = (float(v) for v in steps(X))
     if chain is not None:
         t = chain["mean_step_s"]
@@ -224,9 +224,11 @@ def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: floa
     return max((limit(B)[0], B), (r_cap, cap), (r_lo, lo))
 
 
+@functools.lru_cache(maxsize=2048)
 def _margins(step_bytes: bytes, mix: tuple, D: float, cap: float, R: float) -> tuple[float, float]:
     """The batch room ``1 - R·D·E[τ]/B`` and the stability margin ``log(STABLE_TAIL/tail)`` (scaled
-    alike) of the chain at rate ``R``: both positive where ``R`` is sustainable with these steps."""
+    alike) of the chain at rate ``R``: both positive where ``R`` is sustainable with these steps. Kept: the
+    search of :func:`_rate_limit` asks the same ones again for a replica confirmed at another rate."""
     if R <= 0:
         return 1.0, 1.0
     chain = bulk_prefill_queue(np.frombuffer(step_bytes), R, list(mix))
@@ -235,8 +237,9 @@ def _margins(step_bytes: bytes, mix: tuple, D: float, cap: float, R: float) -> t
 
 
 def forget_rate_limits() -> None:
-    """Drop the kept rate limits (:func:`_edge_rate`)."""
+    """Drop the kept rate limits (:func:`_edge_rate`) and chain margins (:func:`_margins`)."""
     _edge_rate.cache_clear()
+    _margins.cache_clear()
 
 
 @functools.lru_cache(maxsize=256)

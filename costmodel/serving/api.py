@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
 from ..engines import Scheduler, scheduler_of
-from ..errors import ConfigError
+from ..errors import ConfigError, keywords_checked
 from ..inputs import scenario
 from ..limits import check_number
 from ..specs import HardwareSpec, ModelSpec
@@ -31,6 +31,7 @@ def replica_of(model, hardware, parallel: Parallel, precision: Precision, effici
     return Replica(dec, pre, rules, spec)
 
 
+@keywords_checked
 def serve(
     model: str | ModelSpec,
     hardware: str | HardwareSpec,
@@ -85,6 +86,8 @@ def serve(
         raise ConfigError(f"disagg must be a costmodel.Disaggregated or None, got {disagg!r}")
     if spec is not None and not isinstance(spec, Speculative):
         raise ConfigError(f"spec must be a costmodel.Speculative or None, got {spec!r}")
+    if rules is not None and not isinstance(rules, Rules):
+        raise ConfigError(f"rules must be a costmodel.Rules or None, got {rules!r:.80}")
     check_number("chunk_tokens", chunk_tokens)
     scheduler_of(scheduler)  # a bad scheduler fails before any compilation
     rules = replace(rules or Rules(), phase="decode")

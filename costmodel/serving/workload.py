@@ -70,7 +70,7 @@ class Requests:
     def __post_init__(self) -> None:
         _ranged("input_tokens", self.input_tokens, "input_tokens")
         _ranged("output_tokens", self.output_tokens, "output_tokens")
-        _fraction("prefix_hit", self.prefix_hit)
+        object.__setattr__(self, "prefix_hit", _fraction("prefix_hit", self.prefix_hit))
         if self.input_tokens * (1 - self.prefix_hit) < 1:  # the last prompt token is always computed
             raise ConfigError(f"prefix_hit {self.prefix_hit!r} leaves {self.input_tokens * (1 - self.prefix_hit):.3g} "
                               f"of the {self.input_tokens!r} input tokens to prefill; at least 1 must be (the last "

@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 from ...config import IDEAL, Efficiency
-from ...errors import ConfigError
+from ...errors import ConfigError, keywords_checked
 from ...serving.workload import Requests
 from .answer import mode_answer, why
 from .candidates import space_size
@@ -19,6 +19,7 @@ __all__ = ["optimize_serving", "solve", "METHODS"]
 METHODS = ("gradient", "exhaustive")
 
 
+@keywords_checked
 def optimize_serving(
     model, hardware, requests: Requests = Requests(1024, 256), *,
     rate_per_s: float | None = None, demand_tps: float | None = None,

@@ -1,0 +1,96 @@
+"""Regressions of reported faults: lost files, degenerate answers, the flags people type, the Python API."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import costmodel as cm
+from costmodel.files import write_text_atomic
+from tests.cli_run import run_cli
+
+def _one_record_file(tmp_path: Path) -> Path:
+    """The packaged measurements cut to one record (GF-06)."""
+    from importlib import resources
+
+    d = json.loads((resources.files("costmodel.calibrate") / "data" / "measurements.json").read_text())
+    d["records"] = [r for r in d["records"] if r["id"] == "GF-06"]
+    assert len(d["records"]) == 1
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(d))
+    return path
+
+
+def test_calibrate_refuses_to_overwrite_its_measurements(tmp_path, capsys):
+    m = _one_record_file(tmp_path)
+    before = m.read_text()
+    code, out, err = run_cli(capsys, "calibrate", str(m), "--out", str(m), "--iterations", "5")
+    assert code == 2 and "measurements file itself" in err and err.count("\n") == 1
+    assert m.read_text() == before
+
+
+def test_one_record_fits_to_a_valid_profile(tmp_path, capsys):
+    """One source has no leave-one-source-out error: null in the profile, never NaN (not JSON)."""
+    m, out = _one_record_file(tmp_path), tmp_path / "p.json"
+    code, _, err = run_cli(capsys, "calibrate", str(m), "--out", str(out), "--iterations", "20")
+    assert code == 0, err
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text)
+    assert d["fit"]["leave_one_source_out"] == {"median_ape": None, "worst_ape": None}
+    assert all(math.isfinite(p["value"]) for p in d["parameters"])
+    code, _, err = run_cli(capsys, "predict", "--model", "llama-3-8b", "--efficiency", str(out))
+    assert code == 0, err
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "profile.json"
+    target.write_text("old")
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(cm.CostModelError, match="profile.json"):
+        write_text_atomic(target, "new" * 1000)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("argv", [
+    ("--model", "llama-3-8b", "--isl", "128", "--osl", "2", "--rate", "1e-9"),
+    ("--model", "deepseek-v3", "--hardware", "h200", "--tp", "8", "--isl", "128", "--osl", "3", "--rate", "1e-9",
+     "--spec-draft", "mtp", "--spec-len", "1", "--spec-accept", "0.85"),
+])
+def test_a_vanishing_rate_prices_finite(argv, capsys):
+    code, out, err = run_cli(capsys, "predict", *argv, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["usd_per_mtok_output"] > 0 and math.isfinite(d["usd_per_mtok_output"])
+    assert d["requests_per_s"] == pytest.approx(1e-9, rel=1e-6)
+
+
+def test_flags_are_never_abbreviated(capsys):
+    code, out, err = run_cli(capsys, "optimize", "--tp", "8")
+    assert code == 2 and "--tp" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, "optimize", "--tpot", "30")
+    assert code == 2 and "--tpot" in err
+
+
+def test_python_api_errors_are_one_liners():
+    assert cm.Requests(128, 128, Fraction(1, 3)).prefix_hit == pytest.approx(1 / 3)
+    assert isinstance(cm.Requests(128, 128, Fraction(1, 3)).prefix_hit, float)
+    with pytest.raises(cm.CostModelError, match="rules must be"):
+        cm.serve("llama-3-8b", "h100-sxm", rules="x")
+    with pytest.raises(cm.CostModelError, match="did you mean 'chunk_tokens'"):
+        cm.serve("llama-3-8b", "h100-sxm", chunk=512)
+    with pytest.raises(cm.CostModelError, match="did you mean 'parallel'"):
+        cm.predict("llama-3-8b", "h100-sxm", paralel=cm.Parallel())
+    with pytest.raises(cm.CostModelError, match="did you mean 'tpot_s'"):
+        cm.optimize_serving("llama-3-8b", "h100-sxm", rate_per_s=1.0, tpot=0.05)
