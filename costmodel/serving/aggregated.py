@@ -183,8 +183,8 @@ RATE_LIMIT_RTOL = 1e-6
 def _rate_limit(rep: Replica, fluid_max: float, req: Requests, D: float, S: float, A: float, chunk_tokens: float,
                 cap: float, budget=None) -> tuple[float, float]:
     """The largest sustainable rate ``R_max = max_{0 < B <= B_cap} R(B)`` and the batch ``B`` it is
-    reached at, where ``R(B)`` is the largest rate whose prompt queue is stable with the steps of decode batch ``B`` and whose Little's-law batch
-    ``R·D·E[τ](B; R)`` stays within ``B`` (:func:`_edge_rate`).
+    reached at, where ``R(B)`` is the largest rate whose prompt queue is stable with the steps of decode
+    batch ``B`` and whose Little's-law batch ``R·D·E[τ](B; R)`` stays within ``B`` (:func:`_edge_rate`).
 
     A rate is sustainable when the fixed point ``B = R·D·E[τ](B; R)`` has a root within the batch cap
     with a stable queue there; ``R <= R(B)`` for some ``B <= B_cap`` is exactly that (the room
