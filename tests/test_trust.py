@@ -94,3 +94,17 @@ def test_python_api_errors_are_one_liners():
         cm.predict("llama-3-8b", "h100-sxm", paralel=cm.Parallel())
     with pytest.raises(cm.CostModelError, match="did you mean 'tpot_s'"):
         cm.optimize_serving("llama-3-8b", "h100-sxm", rate_per_s=1.0, tpot=0.05)
+
+
+@pytest.mark.parametrize("load", [cm.Load.rate(50.0), cm.Load.static(4), cm.Load.concurrency(8), cm.Load.offline()])
+def test_one_output_token_has_no_tpot_and_a_price(load):
+    """TPOT is 0 in both modes for a request of one output token; its token costs the prefill's last
+    position (docs/serving.md §19.7): a positive, finite price."""
+    req = cm.Requests(2, 1)
+    agg = cm.serve("llama-3-8b", "h100-sxm", req, load)
+    dis = cm.serve("llama-3-8b", "h100-sxm", req, load,
+                   disagg=cm.Disaggregated(cm.Pool(cm.Parallel()), cm.Pool(cm.Parallel())))
+    for s in (agg, dis):
+        d = s.to_dict()
+        assert s.tpot_s == 0.0 and d["tokens_per_s_per_user"] is None
+        assert 0 < d["usd_per_mtok_output"] < math.inf and 0 < d["usd_per_mtok_input"] < math.inf

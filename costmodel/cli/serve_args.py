@@ -148,8 +148,8 @@ def render(s, args: argparse.Namespace) -> str:
         ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, {d['chips']} chips"),
         ("requests", f"{args.isl:g} in, {args.osl:g} out, prefix hit {args.prefix_hit or 0:g}; load {load}"),
         ("TTFT", _opt(d["ttft_s"], fmt_seconds)),
-        ("TPOT", fmt_seconds(d["tpot_s"]) + ("" if d["tokens_per_s_per_user"] is None  # one output token: no TPOT
-                                             else f"  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)")),
+        ("TPOT", "none: one output token" if d["tokens_per_s_per_user"] is None
+         else f"{fmt_seconds(d['tpot_s'])}  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)"),
         ("end to end", _opt(d["e2e_latency_s"], fmt_seconds)),
         ("throughput", f"{d['output_tokens_per_s']:,.0f} output tok/s ({d['output_tokens_per_s_per_chip']:,.0f} "
                        f"per chip), {d['input_tokens_per_s']:,.0f} input tok/s, {d['requests_per_s']:.4g} req/s"),

@@ -149,9 +149,9 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     decode_only = t_dec if B > 0 else 0.0
     mem = rep.decode(max(B, 1.0), S_kv)
     out.update(
-        ttft_s=ttft, tpot_s=t / E, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
+        ttft_s=ttft, tpot_s=t / E if O > 1 else 0.0, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
         step=_mean_terms(rep, B, X, P, S, A, float(budget(B))), step_time_s=t, chunk_step_time_s=t_chunk,
-        chunk_step_fraction=f, prefill_share=min(max(1 - decode_only / t, 0.0), 1.0),
+        chunk_step_fraction=f, prefill_share=_prefill_share(1 - decode_only / t, O, P),
         memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
         fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
         max_batch=fits_cap, kv_context_tokens=S_kv,
@@ -335,6 +335,13 @@ def _mean_terms(rep: Replica, B: float, X: float, P: float, S: float, A: float, 
     return {k: f * with_chunk[k] + (1 - f) * without[k] for k in with_chunk}
 
 
+def _prefill_share(share: float, O: float, P: float) -> float:
+    """The prefill's share of the chip-time, in [0, 1]; with one output token, which the prefill's last
+    position computes, that position's ``1/P`` of it goes to the output (§19.7)."""
+    share = min(max(share, 0.0), 1.0)
+    return share * (1 - 1 / P) if O <= 1 else share
+
+
 def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float, A: float) -> dict:
     I, O, P = req.input_tokens, req.output_tokens, req.prefill_tokens
     t_pf = float(rep.prefill(B, P)["step_time_s"])
@@ -344,9 +351,10 @@ def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float,
     mean_step = float(rep.step(B, 0.0, S))
     mem = rep.decode(B, I + O)
     return {
-        "ttft_s": t_pf, "tpot_s": t_dec / (O - 1) if O > 1 else mean_step / E, "e2e_latency_s": e2e,
+        "ttft_s": t_pf, "tpot_s": t_dec / (O - 1) if O > 1 else 0.0, "e2e_latency_s": e2e,
         "requests_per_s": B / e2e, "decode_batch": B, "step": step, "step_time_s": mean_step,
-        "prefill_share": t_pf / e2e, "utilisation": None, "saturated": False, "max_rate_per_s": None,
+        "prefill_share": _prefill_share(t_pf / e2e, O, P), "utilisation": None, "saturated": False,
+        "max_rate_per_s": None,
         "memory_bytes_per_chip": float(mem["memory_bytes_per_chip"]),
         "fits": bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]),
         "max_batch": float(rep.max_batch(I + O)),

@@ -95,7 +95,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
         ttft = first_token(t_pf, transfer(load.value / r_p))
         t_dec = float(dec.static_decode_s(B, I, D)) if D > 0 else 0.0
         t = float(tau(B))
-        out.update(ttft_s=ttft, e2e_latency_s=ttft + t_dec, tpot_s=t_dec / (O - 1) if O > 1 else t / E,
+        out.update(ttft_s=ttft, e2e_latency_s=ttft + t_dec, tpot_s=t_dec / (O - 1) if O > 1 else 0.0,
                    requests_per_s=load.value / (ttft + t_dec), prefill_time_s=t_pf, max_rate_per_s=None)
         mem_B = B
     else:
@@ -127,7 +127,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
             ttft = max(e2e - D * t, base)
         else:
             ttft, e2e = base, base + D * t
-        out.update(ttft_s=ttft, e2e_latency_s=e2e, tpot_s=t / E if D > 0 else 0.0, requests_per_s=rate)
+        out.update(ttft_s=ttft, e2e_latency_s=e2e, tpot_s=t / E if O > 1 else 0.0, requests_per_s=rate)
         mem_B = max(B, 1.0)
     step = dec.mixed(max(B, 1e-12), 0.0, S)
     mem_d = dec.decode(max(mem_B, 1.0), S_kv)
