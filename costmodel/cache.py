@@ -234,13 +234,19 @@ class CachedJit:
         folder = _usable_dir("export")
         if folder is None:
             return self._jit_plain()
-        path = folder / f"{_key(self._parts + (repr(sig),))}.bin"
+        key = _key(self._parts + (repr(sig),))
+        path = folder / f"{key}.bin"
+        # each file starts with its own key: a file of another key (renamed, rotated, copied) is not loaded
+        header = key.encode() + b"\0"
         try:
-            exported = export.deserialize(bytearray(path.read_bytes()))
-        except Exception:  # noqa: BLE001 - absent, unreadable or from another JAX: export again
+            data = path.read_bytes()
+            if not data.startswith(header):
+                raise ValueError(f"{path} holds another program")
+            exported = export.deserialize(bytearray(data[len(header):]))
+        except Exception:  # noqa: BLE001 - absent, unreadable, another key's or from another JAX: export again
             try:
                 exported = export.export(self._jit_plain())(*args)
-                blob = exported.serialize()
+                blob = header + exported.serialize()
             except Exception:  # noqa: BLE001 - a program JAX cannot export: plain jit, uncached
                 return self._jit_plain()
             try:

@@ -168,6 +168,29 @@ def test_cached_jit_equals_plain_jit_and_rebuilds_a_damaged_program(cache_in):
         assert all(np.array_equal(np.asarray(got[k]), np.asarray(want[k])) for k in want)
 
 
+def test_exported_programs_of_other_keys_are_never_loaded(cache_in):
+    """Entries rotated among themselves (each a valid program of another key) are rebuilt, not run."""
+    import jax.numpy as jnp
+
+    from costmodel.cache import CachedJit
+
+    one = (np.linspace(0.0, 1.0, 5),)
+    two = (np.linspace(0.0, 1.0, 5), {"b": np.float64(3.0)})
+    f = CachedJit(("rot", "f"), lambda: (lambda x: {"f": jnp.cos(x)}))
+    g = CachedJit(("rot", "g"), lambda: (lambda x, y: {"g": x * y["b"]}))
+    want_f, want_g = f(*one), g(*two)
+    pf, pg = sorted((cache_in / "export").glob("*.bin"), key=lambda p: p.stat().st_mtime)
+    blob_f, blob_g = pf.read_bytes(), pg.read_bytes()
+    pf.write_bytes(blob_g)
+    pg.write_bytes(blob_f)  # each file now holds the other key's program
+    got_f = CachedJit(("rot", "f"), lambda: (lambda x: {"f": jnp.cos(x)}))(*one)
+    got_g = CachedJit(("rot", "g"), lambda: (lambda x, y: {"g": x * y["b"]}))(*two)
+    assert np.array_equal(np.asarray(got_f["f"]), np.asarray(want_f["f"]))
+    assert np.array_equal(np.asarray(got_g["g"]), np.asarray(want_g["g"]))
+    head = lambda b: b.split(b"\0", 1)[0]  # noqa: E731 - each file's own key
+    assert head(pf.read_bytes()) == head(blob_f) != head(blob_g) == head(pg.read_bytes())  # rebuilt in place
+
+
 def test_the_optimiser_answers_the_same_from_its_cached_programs(cache_in):
     from costmodel.optimizer import gradient
     from costmodel.optimizer.problem import make_problem
