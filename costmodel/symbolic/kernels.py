@@ -9,10 +9,11 @@ part of a kernel's measured floor left when the step replays a CUDA graph (``g =
 efficiency names its physics (§20.2):
 
 * **GEMM** (NVIDIA, *Matrix Multiplication Background User's Guide*: tile and wave quantization).
-  The output is cut into ``m_t×n_t`` tiles and the reduction into chunks of ``k_t`` (split-K);
+  The output is cut into ``m_t×n_t`` tiles and the reduction evenly into ``⌈K/k_t⌉`` parts (split-K);
   ``u = ⌈M/m_t⌉·⌈N/n_t⌉·⌈K/k_t⌉`` work units run in ``⌈u/n_SM⌉`` waves over ``n_SM`` units, so
-  the chip does the work of ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉`` FLOPs, at ``η_c·K/(K + k_0)`` of peak
-  (a short reduction pays the prologue and epilogue). Non-decreasing in ``M``, ``N`` and ``K``.
+  the chip does the work of ``2·m_t·n_t·(K/⌈K/k_t⌉)·n_SM·⌈u/n_SM⌉`` FLOPs, at ``η_c·K/(K + k_0)`` of
+  peak (a short reduction pays the prologue and epilogue). Non-decreasing in ``M`` and ``N``; a longer
+  reduction split over idle SMs can be faster.
 * **Decode attention** (Flash-Decoding, Dao et al. 2023): memory-bound; its bandwidth grows with
   the bytes it streams ``P`` as ``η_ad·P/(P + P_0)`` (a small read does not fill the memory pipes);
   a thread block serves at most ``g_t`` query heads of a KV head, so larger groups read the cache
@@ -130,10 +131,11 @@ def _blocks_s(blocks: sp.Expr, per_block_s: sp.Expr) -> sp.Expr:
 
 
 def _padded_work(M: sp.Expr, N: sp.Expr, K: sp.Expr) -> sp.Expr:
-    """FLOPs the chip spends on an ``M×N×K`` product: ``2·m_t·n_t·k_t·n_SM·⌈u/n_SM⌉``."""
+    """FLOPs the chip spends on an ``M×N×K`` product: ``2·m_t·n_t·(K/⌈K/k_t⌉)·n_SM·⌈u/n_SM⌉`` (split-K
+    cuts the reduction evenly into ``⌈K/k_t⌉`` parts of at most ``k_t``; a reduction is not padded)."""
     mt, nt, kt, nsm = sym("gemm_tile_m", "gemm_tile_n", "gemm_split_k", "compute_units")
     units = sp.ceiling(M / mt) * sp.ceiling(N / nt) * sp.ceiling(K / kt)
-    return 2 * mt * nt * kt * nsm * sp.ceiling(units / nsm)
+    return 2 * mt * nt * K / sp.Max(sp.ceiling(K / kt), 1) * nsm * sp.ceiling(units / nsm)  # K = 0: no work
 
 
 def _short_k(K: sp.Expr, k0: sp.Expr) -> sp.Expr:

@@ -177,7 +177,7 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("acceptance", "1", "a", "probability that a draft token is accepted", "serving"),
 ]
 
-_MAY_BE_ZERO = {"low_precision_math", "activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
+_MAY_BE_ZERO = {"d_ff", "n_shared_experts", "low_precision_math", "activations_in_budget", "launch_overhead_s", "cuda_graphs", "dequant_flops_8bit",
                 "dequant_flops_4bit", "weight_only_8bit", "weight_only_4bit", "prefill_tokens", "prefill_position", "draft_length", "acceptance",
                 "attention_bias", "kernel_overhead_s", "collective_latency_s", "collective_step_latency_s", "is_torus",
                 "mesh_x_share", "mesh_y_share", "gemm_k_half", "attention_decode_work_half",
