@@ -56,8 +56,22 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
 
 
 def run(args: argparse.Namespace) -> int:
+    if "," in args.hardware:
+        return run_across(args)
     if serving_cmd.wanted(args):
         return serving_cmd.run(args)
+    d = answer(args)
+    if args.json:
+        print_json(d)
+    else:
+        print(render(d))
+    return 0
+
+
+def answer(args: argparse.Namespace) -> dict:
+    """The JSON answer of one chip (the decode problem, or the serving problem with ``--isl``)."""
+    if serving_cmd.wanted(args):
+        return serving_cmd.answer(args)
     sol = solve(args, args.method)
     d = sol.to_dict()
     if args.verify:
@@ -67,10 +81,38 @@ def run(args: argparse.Namespace) -> int:
         # relative cost gap of the two answers; null unless both methods found a feasible one
         d["gap"] = sol.usd_per_mtok / ref.usd_per_mtok - 1 if sol.feasible and ref.feasible else None
         d["exhaustive_wall_time_s"] = ref.wall_time_s
+    return d
+
+
+def run_across(args: argparse.Namespace) -> int:
+    """``--hardware a,b,c``: the same problem on each chip, ranked cheapest first (JSON ``by_hardware``)."""
+    import copy
+
+    from ..optimizer.across import hardware_list, rank_key
+
+    serving = serving_cmd.wanted(args)
+    cost = "usd_per_mtok_output" if serving else "usd_per_mtok"
+    rows = []
+    for chip in hardware_list(args.hardware):
+        one = copy.copy(args)
+        one.hardware = chip
+        rows.append({"hardware": chip, **answer(one)})
+    rows.sort(key=lambda d: rank_key(d["feasible"], d[cost], d.get("min_chips_needed")))
     if args.json:
-        print_json(d)
-    else:
-        print(render(d))
+        print_json({"by_hardware": rows})
+        return 0
+    lines = [f"{'chip':<14} {'feasible':<9} {'chips':>6} {'cost $/M output tok':>20} {'TPOT':>10} {'TTFT':>10}"]
+    for d in rows:
+        tpot = d.get("tpot_s", d.get("step_time_s"))
+        chips = d["chips"] if serving else (d["config"] or {}).get("chips")
+        lines.append(f"{d['hardware']:<14} {'yes' if d['feasible'] else 'NO':<9} {chips or '-':>6} "
+                     f"{'-' if d[cost] is None else f'{d[cost]:.4g}':>20} "
+                     f"{'-' if tpot is None else fmt_seconds(tpot):>10} "
+                     f"{'-' if d.get('ttft_s') is None else fmt_seconds(d['ttft_s']):>10}")
+    best = rows[0]
+    lines.append(("cheapest: " + f"{best['hardware']}: " + cli_words(best["message"])) if best["feasible"]
+                 else "INFEASIBLE on every chip: " + "; ".join(f"{d['hardware']}: {cli_words(d['message'])}" for d in rows))
+    print("\n".join(lines))
     return 0
 
 

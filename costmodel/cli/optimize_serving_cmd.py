@@ -11,7 +11,7 @@ import argparse
 from ..errors import ConfigError
 from .common import add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged, scheduler_from
 
-__all__ = ["add_arguments", "wanted", "run", "render"]
+__all__ = ["add_arguments", "wanted", "run", "render", "answer"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
@@ -79,9 +79,13 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         method=method, verify=verify, scheduler=scheduler_from(args))
 
 
+def answer(args: argparse.Namespace) -> dict:
+    """The JSON answer of the serving problem on ``args.hardware``."""
+    return solve(args, args.method, args.verify).to_dict()
+
+
 def run(args: argparse.Namespace) -> int:
-    sol = solve(args, args.method, args.verify)
-    d = sol.to_dict()
+    d = answer(args)
     if args.json:
         print_json(d)
     else:
