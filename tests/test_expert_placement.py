@@ -83,3 +83,14 @@ def test_predict_cli_takes_the_placement(capsys):
     assert d["memory_breakdown_bytes"]["weight"] == pytest.approx(_values(cm.Parallel(ep=64))["weight_bytes_per_chip"])
     code, out, err = run_cli(capsys, "predict", "--model", "deepseek-v3", "--hardware", "h200", "--ep", "72")
     assert code == 2 and "256 experts" in err and "Traceback" not in err
+
+
+def test_every_answer_says_what_one_chip_holds(capsys):
+    """tp·pp·ep chips here (engines run ep on the tp GPUs): the text states the chips and each one's share."""
+    code, out, err = run_cli(capsys, "predict", "--model", "deepseek-v3", "--hardware", "h200", "--tp", "8", "--ep", "8")
+    assert code == 0, err
+    assert "= 64 chips" in out and "16 of 128 query heads, 61 of 61 layers, 32 of 256 routed experts" in out
+    code, out, err = run_cli(capsys, "predict", "--model", "deepseek-v3", "--hardware", "h200", "--ep", "72",
+                             "--redundant-experts", "32", "--weights", "fp8", "--kv", "fp8")
+    assert code == 0, err
+    assert "4 of 288 routed experts" in out

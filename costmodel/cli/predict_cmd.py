@@ -104,6 +104,7 @@ def render(d: dict) -> str:
     rows = [
         ("model / chip", f"{d['model']} on {d['hardware']}"),
         ("split", f"tp={par['tp']} pp={par['pp']} ep={par['ep']} x {par['replicas']} replica(s) = {d['chips']} chips"),
+        ("per chip", holding(d["model"], par)),
         ("layout", f"{par['layout']} on mesh {'x'.join(map(str, par['mesh']))}, attention over "
                    f"{par['attention_sharding']} (KV x{par['kv_replication']:g})"),
         ("precision", f"weights {prec['weights']}, KV {prec['kv']}, math {prec['math']}"),
@@ -125,6 +126,19 @@ def render(d: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
+
+
+def holding(model: str, par: dict) -> str:
+    """What one chip holds: its share of the query heads, layers and routed experts. Chips multiply as
+    tp·pp·ep here, where engines run expert parallelism on the tensor-parallel GPUs (docs/sharding.md)."""
+    from ..specs import load_model
+
+    m = load_model(model)
+    parts = [f"{m.n_heads / par['tp']:g} of {m.n_heads} query heads", f"{m.n_layers / par['pp']:g} of {m.n_layers} layers"]
+    if m.mlp == "moe":
+        placed = m.n_experts + par.get("redundant_experts", 0)
+        parts.append(f"{placed / par['ep']:g} of {placed} routed experts")
+    return ", ".join(parts)
 
 
 def render_ops(ops: list[dict], step_time_s: float) -> str:
