@@ -76,6 +76,11 @@ class Scheduler:
                 whole = int(v) if isinstance(v, float) and v.is_integer() else v
                 object.__setattr__(self, f, float(check_number(f, whole, integer=True)))
 
+    def kv_context(self, input_tokens: float, output_tokens: float) -> float:
+        """Tokens of KV cache a running sequence holds: ``I + O`` reserved at admission (``peak``), or its
+        mean context ``I + O/2`` as pages grow."""
+        return input_tokens + (output_tokens if self.kv_reservation == "peak" else output_tokens / 2)
+
     def with_overrides(self, *, max_seqs: float | None = None, max_batched_tokens: float | None = None,
                        kv_reservation: str | None = None, chunked_prefill: bool | None = None) -> "Scheduler":
         """These rules with the given caps, reservation or chunking replaced (``None``: keep)."""
@@ -84,7 +89,8 @@ class Scheduler:
                    if v is not None}
         if not changes:
             return self
-        return replace(self, **changes, name=f"{self.name} (overridden)" if not self.name.endswith(")") else self.name)
+        mark = " (overridden)"
+        return replace(self, **changes, name=self.name if self.name.endswith(mark) else self.name + mark)
 
 
 #: No caps, pages as sequences grow: the idealised engine (the default of :func:`costmodel.serve`).

@@ -70,7 +70,7 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     q = 1.0 + rep.draft_length  # tokens a decoding sequence puts in a step
     T = scheduler.max_batched_tokens
     if not scheduler.chunked_prefill:  # whole prompts, as many as the step's token budget holds
-        longest = max(i for _, i, _ in req.classes) * (1 - h)
+        longest = req.longest_prefill_tokens
         if T is not None and longest > T:
             raise ConfigError(f"without chunked prefill ({scheduler.name}) a step prefills whole prompts within "
                               f"max_batched_tokens={T:g}, and a prompt of {longest:g} tokens exceeds it: raise "
@@ -79,15 +79,14 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
     elif T is not None:  # the step's token budget bounds its prompt tokens too
         chunk_tokens = min(chunk_tokens, T)
     k_p = math.ceil(P / chunk_tokens)
-    # the KV cache a sequence holds: its mean context as pages grow, or all of I + O reserved at admission
-    S_kv = I + O if scheduler.kv_reservation == "peak" else S
+    S_kv = scheduler.kv_context(I, O)  # the KV cache a running sequence holds
     fits_cap = float(rep.max_batch(S_kv))
     caps = {"kv_capacity": fits_cap, "max_seqs": scheduler.max_seqs, "max_batch": load.max_batch}
     cap_rule, cap = min(((k, v) for k, v in caps.items() if v is not None), key=lambda kv: kv[1])
     cap = max(cap, 1.0)  # a misfit still gets figures (flagged by `fits`)
 
     if load.kind == "static":
-        return _static(rep, req, load.value / replicas, E, D, S, A)
+        return _static(rep, req, load.value / replicas, D, S, A)
 
     def budget(B):
         """Prompt tokens a step at decode batch ``B`` may take: the chunk budget, less the decode tokens
@@ -278,7 +277,7 @@ def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: 
     remaining budget; the chain counts whole units)."""
     unit, mix = prompt_units(req, chunk_tokens)
     if max(u for _, u in mix) > MAX_UNITS_PER_PROMPT:  # the chain's states and arrival rows grow with it
-        big = max(i for _, i, _ in req.classes) * (1 - req.prefix_hit)
+        big = req.longest_prefill_tokens
         raise ConfigError(f"a prompt of {big:g} tokens needs {math.ceil(big / chunk_tokens)} chunk steps of "
                           f"chunk_tokens={chunk_tokens:g}; the open-loop queue follows at most "
                           f"{MAX_UNITS_PER_PROMPT} per prompt: raise chunk_tokens to at least "
@@ -342,7 +341,7 @@ def _prefill_share(share: float, O: float, P: float) -> float:
     return share * (1 - 1 / P) if O <= 1 else share
 
 
-def _static(rep: Replica, req: Requests, B: float, E: float, D: float, S: float, A: float) -> dict:
+def _static(rep: Replica, req: Requests, B: float, D: float, S: float, A: float) -> dict:
     I, O, P = req.input_tokens, req.output_tokens, req.prefill_tokens
     t_pf = float(rep.prefill(B, P)["step_time_s"])
     t_dec = float(rep.static_decode_s(B, I, D)) if D > 0 else 0.0

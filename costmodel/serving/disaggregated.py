@@ -60,7 +60,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
     def first_token(t_pf, t_kv):
         return max(t_pf, t_kv) if dg.overlap else t_pf + t_kv
 
-    S_kv = I + O if scheduler.kv_reservation == "peak" else S
+    S_kv = scheduler.kv_context(I, O)
     fits_cap = float(dec.max_batch(S_kv))
     caps = {"kv_capacity": fits_cap, "max_seqs": scheduler.max_seqs, "pool_batch": dg.decode.batch,
             "max_batch": load.max_batch}

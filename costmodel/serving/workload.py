@@ -104,6 +104,11 @@ class Requests:
         return self.input_tokens * (1 - self.prefix_hit)
 
     @property
+    def longest_prefill_tokens(self) -> float:
+        """Prompt tokens prefilled for the longest class, ``max I·(1-h)``."""
+        return max(i for _, i, _ in self.classes) * (1 - self.prefix_hit)
+
+    @property
     def prefill_tokens_cv2(self) -> float:
         """Squared coefficient of variation of the prefilled tokens over the classes (0 for one class)."""
         m = self.prefill_tokens

@@ -188,14 +188,18 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
         # running batch prefilling the whole units (a prompt, or 1/k_p of one) within C
         unit = P / k_p
 
+        def room(B):
+            """Prompt tokens a step at batch ``B`` may take: decodes first within the token budget."""
+            return jnp.clip(T - q * B, 1.0, C)
+
         def lam_cap(B):
-            room = jnp.clip(T - q * B, 1.0, C)  # at least one unit a step, as cm.serve's chain
-            c_full = jnp.maximum(jnp.minimum(jnp.floor(room / unit + 1e-9), Q_LIMIT), 1.0) * unit
+            # at least one unit a step, as cm.serve's chain
+            c_full = jnp.maximum(jnp.minimum(jnp.floor(room(B) / unit + 1e-9), Q_LIMIT), 1.0) * unit
             return c_full / (P * step(x, xd, jnp.maximum(B, 1.0), c_full, S, A))
 
         def at(X):
             B = X * D
-            c1 = jnp.minimum(jnp.clip(T - q * B, 1.0, C), P * jnp.maximum(1.0, X))
+            c1 = jnp.minimum(room(B), P * jnp.maximum(1.0, X))
             f = X * P / c1
             t1, t0 = step(x, xd, B, c1, S, A), step(x, xd, B, 0.0, S, A)
             tau = f * t1 + (1 - f) * t0
@@ -243,16 +247,15 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
 def _workload(problem: ServingProblem, ttft_s, tpot_s) -> dict[str, float]:
     r = problem.requests
     sch = problem.scheduler
-    S = r.input_tokens + r.output_tokens / 2
-    return {"P": r.prefill_tokens, "I": r.input_tokens, "O": r.output_tokens, "S": S,
+    return {"P": r.prefill_tokens, "I": r.input_tokens, "O": r.output_tokens, "S": r.input_tokens + r.output_tokens / 2,
             "A": r.input_tokens * (1 + r.prefix_hit) / 2, "cv2": r.prefill_tokens_cv2,
             "tpot": _INF if tpot_s is None else tpot_s, "ttft": _INF if ttft_s is None else ttft_s,
             # the engine's rules (§19.9): the context a sequence's KV cache holds, the caps
-            "S_kv": r.input_tokens + r.output_tokens if sch.kv_reservation == "peak" else S,
+            "S_kv": sch.kv_context(r.input_tokens, r.output_tokens),
             "max_seqs": _INF if sch.max_seqs is None else float(sch.max_seqs),
             "max_batched_tokens": _INF if sch.max_batched_tokens is None else float(sch.max_batched_tokens),
             "chunked": 1.0 if sch.chunked_prefill else 0.0,
-            "longest": max(i for _, i, _ in r.classes) * (1 - r.prefix_hit)}
+            "longest": r.longest_prefill_tokens}
 
 
 def _rate(problem: ServingProblem, rate_per_s, splits: np.ndarray):

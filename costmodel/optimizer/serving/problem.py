@@ -174,7 +174,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     prec = Precision(first.weights, first.kv, first.math)
     dec = scenario(m, h, Workload(phase="decode"), Parallel(), prec, efficiency, usd_per_chip_hour)
     pre = scenario(m, h, Workload(phase="prefill"), Parallel(), prec, efficiency, usd_per_chip_hour)
-    big = max(i for _, i, _ in requests.classes) * (1 - requests.prefix_hit)
+    big = requests.longest_prefill_tokens
     chunks = (tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256)
               or (int(2 ** math.ceil(math.log2(big / 256))),))
     return ServingProblem(
