@@ -36,6 +36,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "rate_per_s": (1e-9, 1e9, "requests/s"),
     "chunk_tokens": (1, 1e9, "tokens"),
     "max_batch": (1, 1e8, "sequences"),
+    # a length distribution's coefficient of variation (std over mean; serving traces: 0.5-3)
+    "length_cv": (0, 10, "(standard deviation over mean)"),
     # expert placement (docs/theory.md §3.2): extra expert copies, the busiest group over the mean
     "redundant_experts": (0, 1e5, "experts"),
     "expert_imbalance": (1, 64, "busiest expert group over the mean"),

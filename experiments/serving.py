@@ -17,7 +17,12 @@ It prints measured, predicted (ideal roofline and calibrated efficiency), the si
 lower bound on time (an upper bound on throughput) for every record. Records whose chip,
 model or precision the catalog lacks are listed as skipped.
 
-Run: ``python experiments/serving.py [--measurements PATH]`` (about a minute on 2 CPU cores).
+It then compares the closed forms with the discrete-event simulation: means, P90 and P99 of TTFT,
+TPOT and latency over a grid of scenarios and utilisations (``experiments/queueing_vs_simulation.py``;
+docs/serving.md §19.10).
+
+Run: ``python experiments/serving.py [--measurements PATH] [--no-simulation]`` (about four minutes on 2
+CPU cores; one without the simulation).
 The default measurement file is the packaged one when it holds these records, else
 ``../shared/data/measurements.json`` next to the repository.
 """
@@ -159,6 +164,8 @@ def predict(case: Case, efficiency: str) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measurements", help="measurement JSON (default: packaged, else ../shared/data/)")
+    ap.add_argument("--no-simulation", action="store_true",
+                    help="leave out the comparison with the discrete-event simulation (means, P90, P99)")
     args = ap.parse_args(argv)
     records = [r for r in load_records(args.measurements) if wanted(r)]
     head = (f"{'record':10} {'model':16} {'chip':9} {'metric':28} {'unit':10} {'measured':>10} {'ideal':>10} "
@@ -196,6 +203,20 @@ def main(argv=None) -> None:
     if rows:
         print(f"ideal_median_ape: {100 * statistics.median(abs(e) for _, e, _, _ in rows):.1f} %")
         print(f"calibrated_median_ape: {100 * statistics.median(abs(e) for _, _, e, _ in rows):.1f} %")
+    if not args.no_simulation:
+        print()
+        print("the closed forms against the discrete-event simulation (experiments/queueing_vs_simulation.py):")
+        _sibling("queueing_vs_simulation").main([])
+
+
+def _sibling(name: str):
+    """The experiment script ``name`` next to this one, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from costmodel.cli import common, main
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
 CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8,
-               "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60, "plan": 40}
+               "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60, "plan": 40,
+               "lengths": 40}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60  # CPU seconds of this process per example (a hang, not a slow machine)
 
@@ -589,3 +590,26 @@ def test_measurement_files(fuzz):
         return ["calibrate", _write(folder, content, "m.json"), "--out", str(folder / "p.json"), "--iterations", "1"]
 
     assert not fuzz("measurements", measurements_file(), to_argv)
+
+
+@st.composite
+def lengths_file(draw):
+    """A lengths CSV (``--lengths``): rows of two numbers, with bad cells, odd rows and headers mixed in."""
+    cell = st.one_of(st.integers(-5, 10**6).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                     st.sampled_from(["", "x", "1e12", "1e-9", "0", "nan", "inf", " 5 ", "1,5", '"7"']))
+    row = st.one_of(st.tuples(cell, cell).map(",".join), st.lists(cell, max_size=4).map(",".join))
+    head = st.sampled_from(["", "input_tokens,output_tokens\n", "input,output\n", "in;out\n", "\ufeffinput,output\n"])
+    rows = draw(st.lists(row, max_size=12))
+    return draw(head) + "\n".join(rows) + draw(st.sampled_from(["", "\n", "\r\n"]))
+
+
+def test_lengths_files(fuzz):
+    def to_argv(d, folder):
+        content, command = d
+        path = _write(folder, content, "lengths.csv")
+        if command == "predict":
+            return ["predict", "--model", "llama-3-8b", "--lengths", path, "--rate", "2", "--json"]
+        return ["optimize", "--model", "llama-3-8b", "--lengths", path, "--rate", "2", "--tpot-ms", "50",
+                "--max-chips", "2", "--json"]
+
+    assert not fuzz("lengths", st.tuples(lengths_file(), st.sampled_from(["predict", "predict", "optimize"])), to_argv)

@@ -78,3 +78,45 @@ def test_serving_flags_need_isl(capsys):
     assert code == 2 and "need --isl" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "predict", "--isl", "128")
     assert code == 2 and "--osl" in err
+
+
+def test_percentiles_in_the_json_and_the_table(capsys):
+    code, out, _ = run_cli(capsys, *BASE, "--rate", "2", "--isl-cv", "1", "--osl-cv", "0.5", "--json")
+    assert code == 0
+    d = json.loads(out)
+    keys = [f"{m}_p{q}_s" for m in ("ttft", "tpot", "e2e") for q in (50, 90, 99)]
+    assert all(d[k] > 0 for k in keys) and d["ttft_p50_s"] <= d["ttft_p90_s"] <= d["ttft_p99_s"]
+    code, out, _ = run_cli(capsys, *BASE, "--rate", "2", "--isl-cv", "1")
+    assert code == 0 and "lognormal, CV 1 in, 0 out" in out and "P99" in out
+
+
+def test_lengths_file(capsys, tmp_path):
+    p = tmp_path / "trace.csv"
+    p.write_text("input_tokens,output_tokens\n100,20\n300,60\n")
+    code, out, _ = run_cli(capsys, "predict", "--model", "llama-3-8b", "--lengths", str(p), "--rate", "2")
+    assert code == 0 and "200 in, 40 out on average (2 classes" in out
+    code, _, err = run_cli(capsys, "predict", "--model", "llama-3-8b", "--lengths", str(p), "--isl", "5",
+                           "--osl", "5", "--rate", "2")
+    assert code == 2 and "leave out --isl" in err
+
+
+@pytest.mark.parametrize("argv, match", [
+    ((*BASE, "--isl-cv", "-1"), "must be a number in"),
+    (("predict", "--model", "llama-3-8b", "--lengths", "/no/such/file.csv"), "cannot read"),
+    (("predict", "--model", "llama-3-8b", "--isl-cv", "1"), "need --isl"),
+])
+def test_bad_length_flags_are_one_line(capsys, argv, match):
+    code, _, err = run_cli(capsys, *argv, "--rate", "2")
+    assert code == 2 and match in err and "Traceback" not in err
+
+
+def test_optimize_with_percentile_targets(capsys):
+    code, out, _ = run_cli(capsys, "optimize", "--model", "llama-3-8b", "--isl", "1024", "--osl", "256", "--rate", "20",
+                           "--ttft-ms", "200", "--tpot-ms", "30", "--ttft-percentile", "99", "--max-chips", "8",
+                           "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["feasible"] and d["serving"]["ttft_p99_s"] <= 0.2
+    code, _, err = run_cli(capsys, "optimize", "--model", "llama-3-8b", "--isl", "1024", "--osl", "256", "--rate",
+                           "20", "--ttft-ms", "200", "--ttft-percentile", "95")
+    assert code == 2 and "invalid choice" in err

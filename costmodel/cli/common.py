@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Parallel, Precision
+from ..errors import ConfigError
 from ..limits import RANGES, fmt_bound
 
 __all__ = ["add_spec_arguments", "add_parallel_arguments", "add_efficiency_argument", "add_scheduler_arguments",
@@ -73,6 +74,32 @@ def add_scheduler_arguments(g) -> None:
     g.add_argument("--kv-reservation", choices=KV_RESERVATIONS, default=None,
                    help="growing: KV pages as sequences grow (vLLM, SGLang); peak: input + output reserved at "
                         "admission (TensorRT-LLM); default: the --engine preset's, else growing")
+
+
+def add_length_arguments(g) -> None:
+    """The request-length distribution flags of the serving commands (docs/serving.md §19.10)."""
+    g.add_argument("--isl-cv", type=ranged("length_cv"), default=None, metavar="CV",
+                   help="input lengths lognormal with mean --isl and this coefficient of variation (default 0: fixed)")
+    g.add_argument("--osl-cv", type=ranged("length_cv"), default=None, metavar="CV",
+                   help="output lengths lognormal with mean --osl and this coefficient of variation (default 0: fixed)")
+    g.add_argument("--lengths", default=None, metavar="FILE",
+                   help="a CSV of input,output token counts, one request a row (a trace), instead of --isl/--osl")
+
+
+def requests_from(args: argparse.Namespace, command: str):
+    """The :class:`costmodel.Requests` of ``--isl/--osl`` (with ``--isl-cv/--osl-cv``) or ``--lengths``."""
+    import costmodel as cm
+
+    hit = args.prefix_hit or 0.0
+    if args.lengths is not None:
+        if args.isl is not None or args.osl is not None or args.isl_cv is not None or args.osl_cv is not None:
+            raise ConfigError("--lengths gives the request lengths; leave out --isl/--osl/--isl-cv/--osl-cv")
+        return cm.Requests.from_csv(args.lengths, hit)
+    if args.isl is None or args.osl is None:
+        raise ConfigError(f"{command} needs --isl and --osl (tokens per request) or --lengths FILE")
+    if args.isl_cv or args.osl_cv:
+        return cm.Requests.lognormal(args.isl, args.osl, args.isl_cv or 0.0, args.osl_cv or 0.0, hit)
+    return cm.Requests(args.isl, args.osl, hit)
 
 
 def scheduler_from(args: argparse.Namespace):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from .common import add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged, scheduler_from
+from ..serving.percentiles import PERCENTILES
+from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged,
+                     requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render", "answer"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
-_FLAGS = ("isl", "osl", "prefix_hit", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective",
+_FLAGS = ("isl", "osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "ttft_percentile", "tpot_percentile", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective",
           "max_seqs", "max_batched_tokens", "kv_reservation")
 
 
@@ -26,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--osl", type=ranged("output_tokens"), default=None, help="output tokens per request")
     g.add_argument("--prefix-hit", type=fraction, default=None,
                    help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
+    add_length_arguments(g)
+    for name in ("ttft", "tpot"):
+        g.add_argument(f"--{name}-percentile", type=int, choices=PERCENTILES, default=None, metavar="Q",
+                       help=f"hold --{name}-ms at this percentile of requests ({', '.join(map(str, PERCENTILES))}); "
+                            "default: the mean")
     g.add_argument("--rate", type=ranged("rate_per_s"), default=None, metavar="R",
                    help="requests/s the deployment must sustain (or --demand-tps output tokens/s)")
     g.add_argument("--mode", choices=MODES, default=None,
@@ -49,9 +56,10 @@ def wanted(args: argparse.Namespace) -> bool:
 def _check(args: argparse.Namespace):
     import costmodel as cm
 
-    if args.isl is None or args.osl is None:
+    if (args.isl is None or args.osl is None) and args.lengths is None:
         given = [f"--{f.replace('_', '-')}" for f in _FLAGS if getattr(args, f) is not None]
-        raise ConfigError(f"{', '.join(given)}: the serving problem needs --isl and --osl (tokens per request)")
+        raise ConfigError(f"{', '.join(given)}: the serving problem needs --isl and --osl (tokens per request) or "
+                          "--lengths FILE")
     if (args.rate is None) == (args.demand_tps is None):
         raise ConfigError("the serving problem needs exactly one of --rate (requests/s) and --demand-tps "
                           "(output tokens/s)")
@@ -64,7 +72,7 @@ def _check(args: argparse.Namespace):
         spec = cm.Speculative(args.spec_draft, args.spec_len, accept=args.spec_accept)
     elif args.spec_len is not None or args.spec_accept is not None:
         raise ConfigError("--spec-len/--spec-accept need --spec-draft MODEL|mtp")
-    return cm.Requests(args.isl, args.osl, args.prefix_hit or 0.0), spec
+    return requests_from(args, "the serving problem"), spec
 
 
 def solve(args: argparse.Namespace, method: str, verify: bool = False):
@@ -76,7 +84,8 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
         max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
         efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
-        method=method, verify=verify, scheduler=scheduler_from(args))
+        method=method, verify=verify, scheduler=scheduler_from(args), ttft_percentile=args.ttft_percentile,
+        tpot_percentile=args.tpot_percentile)
 
 
 def answer(args: argparse.Namespace) -> dict:
@@ -138,8 +147,12 @@ def render(d: dict, args: argparse.Namespace) -> str:
                  ("chips needed", [str(modes[n]["min_chips_needed"] or "-") for n in names])]
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
-    target = ", ".join(f"{k} <= {v:g} ms" for k, v in (("TTFT", args.ttft_ms), ("TPOT", args.tpot_ms)) if v is not None)
-    lines = [f"problem: {args.model} on {args.hardware}, ISL {args.isl:g} OSL {args.osl:g}, "
+    target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
+                       (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
+                       if v is not None)
+    lengths = (f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}"
+               + ("" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"))
+    lines = [f"problem: {args.model} on {args.hardware}, {lengths}, "
              + (f"{args.rate:g} req/s" if args.rate is not None else f"{args.demand_tps:g} output tok/s")
              + f", {target}, <= {args.max_chips} chips"]
     lines += [f"  {k:<{width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(vals, cols)) for k, vals in rows]

@@ -13,13 +13,13 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import (add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, parallel_from, precision_from,
-                     print_json, ranged, scheduler_from)
+from .common import (add_length_arguments, add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, parallel_from,
+                     precision_from, print_json, ranged, requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
 _POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "decode_tp", "decode_ep", "decode_replicas")
-_SERVING_FLAGS = ("osl", "prefix_hit", "static_batch", "concurrency", "rate", "chunk", "max_batch", "max_seqs",
+_SERVING_FLAGS = ("osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "static_batch", "concurrency", "rate", "chunk", "max_batch", "max_seqs",
                   "max_batched_tokens", "kv_reservation",
                   "spec_draft", "spec_len", "spec_accept", "spec_accept_len") + _POOL_FLAGS
 
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--osl", type=ranged("output_tokens"), default=None, help="output tokens per request (with --isl)")
     g.add_argument("--prefix-hit", type=fraction, default=None,
                    help="fraction of the prompt served from the prefix cache, in [0, 1) (default 0)")
+    add_length_arguments(g)
     load = g.add_mutually_exclusive_group()
     load.add_argument("--static-batch", type=ranged("batch"), default=None, metavar="B",
                       help="B requests start together (static batching)")
@@ -73,13 +74,13 @@ def wanted(args: argparse.Namespace) -> bool:
 def _request_objects(args: argparse.Namespace):
     import costmodel as cm
 
-    if args.isl is None:
+    if args.isl is None and args.lengths is None:
         given = [f"--{f.replace('_', '-')}" for f in _SERVING_FLAGS if getattr(args, f) is not None]
         given += [f for f, on in (("--offline", args.offline), ("--disagg", args.disagg)) if on]
-        raise ConfigError(f"{', '.join(given)} need --isl (input tokens per request) and --osl")
-    if args.osl is None:
+        raise ConfigError(f"{', '.join(given)} need --isl (input tokens per request) and --osl, or --lengths FILE")
+    if args.isl is not None and args.osl is None:
         raise ConfigError("--isl needs --osl (output tokens per request)")
-    req = cm.Requests(args.isl, args.osl, args.prefix_hit or 0.0)
+    req = requests_from(args, "predict")
     if args.static_batch is not None:
         load = cm.Load.static(args.static_batch)
     elif args.rate is not None:
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(s.to_dict())
     else:
-        print(render(s, args))
+        print(render(s, args, req))
         if not s.fits:
             print("warning: does not fit in memory at this batch; use more chips, a smaller batch or lower precision")
     return 0
@@ -140,17 +141,33 @@ def _opt(v, fmt) -> str:
     return "unbounded (saturated)" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt(v)
 
 
-def render(s, args: argparse.Namespace) -> str:
+def _tails(d: dict, metric: str) -> str:
+    """``"  P50 ... P90 ... P99 ..."`` of a metric (mean first, in the row itself)."""
+    from ..serving.percentiles import PERCENTILES
+
+    return "  (mean; " + ", ".join(f"P{q} {_opt(d[f'{metric}_p{q}_s'], fmt_seconds)}" for q in PERCENTILES) + ")"
+
+
+def _lengths(req, args: argparse.Namespace) -> str:
+    """How the request lengths were given: fixed, lognormal (mean and CV), or a file (its means)."""
+    if args.lengths is not None:
+        return (f"{req.input_tokens:,.4g} in, {req.output_tokens:,.4g} out on average "
+                f"({len(req.classes)} classes from {args.lengths})")
+    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g} in, {args.osl_cv or 0:g} out)"
+    return f"{args.isl:g} in, {args.osl:g} out{cv}"
+
+
+def render(s, args: argparse.Namespace, req) -> str:
     """A readable table of a serving prediction."""
     d = s.to_dict()
     load = s.details["load"]
     rows = [
         ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, {d['chips']} chips"),
-        ("requests", f"{args.isl:g} in, {args.osl:g} out, prefix hit {args.prefix_hit or 0:g}; load {load}"),
-        ("TTFT", _opt(d["ttft_s"], fmt_seconds)),
+        ("requests", f"{_lengths(req, args)}, prefix hit {args.prefix_hit or 0:g}; load {load}"),
+        ("TTFT", _opt(d["ttft_s"], fmt_seconds) + _tails(d, "ttft")),
         ("TPOT", "none: one output token" if d["tokens_per_s_per_user"] is None
-         else f"{fmt_seconds(d['tpot_s'])}  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)"),
-        ("end to end", _opt(d["e2e_latency_s"], fmt_seconds)),
+         else f"{fmt_seconds(d['tpot_s'])}  ({d['tokens_per_s_per_user']:,.1f} tok/s per user)" + _tails(d, "tpot")),
+        ("end to end", _opt(d["e2e_latency_s"], fmt_seconds) + _tails(d, "e2e")),
         ("throughput", f"{d['output_tokens_per_s']:,.0f} output tok/s ({d['output_tokens_per_s_per_chip']:,.0f} "
                        f"per chip), {d['input_tokens_per_s']:,.0f} input tok/s, {d['requests_per_s']:.4g} req/s"),
         ("decode batch", f"{d['decode_batch']:,.1f} sequences per replica"),

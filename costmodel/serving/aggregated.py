@@ -47,6 +47,7 @@ import numpy as np
 
 from ..engines import UNBOUNDED, Scheduler
 from ..errors import ConfigError
+from .percentiles import chain_ttft_atoms, percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
 from .queueing import Q_LIMIT, STABLE_TAIL, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
@@ -56,6 +57,8 @@ __all__ = ["aggregated", "forget_rate_limits"]
 #: Most chunks (queue units) per prompt the open-loop chain follows: its arrival rows are that many
 #: units wide per prompt, so 10^6 chunks would take terabytes.
 MAX_UNITS_PER_PROMPT = 256
+#: Most units the longest prompt of a mix is counted in (unless it needs more chunks).
+MIX_UNITS = 32
 
 
 def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tokens: float,
@@ -146,6 +149,22 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         ttft = k_p * t_chunk
         e2e = ttft + D * t
     decode_only = t_dec if B > 0 else 0.0
+    c1 = float(min(budget(B), P * max(1.0, X)))
+    if load.kind == "rate" and not out["saturated"]:
+        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, chain.get("batch", B), budget)
+        states = bulk_prefill_queue(step_s, at, mix, states=True)["states"]
+        first = chain_ttft_atoms(step_s, at, mix, states, [u for _, u in prompt_units(req, chunk_tokens)[1]])
+    else:  # offline and closed loop: the own chunk steps, after a wait all share alike (none offline)
+        own = [math.ceil(i * (1 - h) / chunk_tokens) * t_chunk for _, i, _ in req.classes]
+        wait = max(ttft - sum(w * o for (w, _, _), o in zip(req.classes, own)), 0.0) if math.isfinite(ttft) else 0.0
+        first = wait_ttft_atoms([o + wait for o in own], 0.0, 0.0)
+    slope = _batch_slope(rep, B, S) if load.kind == "rate" else 0.0  # a closed population holds its batch
+    per_token = (t_chunk - t_dec) / c1 if c1 > 0 else 0.0
+    noise = shot_noise_tpot(t, t_dec, X / t, [(w, max(o - 1.0, 0.0) / E) for w, _, o in req.classes], slope,
+                            [i * (1 - h) * per_token for _, i, _ in req.classes])
+    tails = percentiles_of([w for w, _, _ in req.classes], first, noise, E)
+    if not math.isfinite(ttft):  # saturated: the queue, and so TTFT and latency, grow without bound
+        tails |= dict.fromkeys(percentile_keys("ttft") + percentile_keys("e2e"), math.inf)
     mem = rep.decode(max(B, 1.0), S_kv)
     out.update(
         ttft_s=ttft, tpot_s=t / E if O > 1 else 0.0, e2e_latency_s=e2e, requests_per_s=X / t, decode_batch=B,
@@ -153,9 +172,15 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         chunk_step_fraction=f, prefill_share=_prefill_share(1 - decode_only / t, O, P),
         memory_bytes_per_chip=float(mem["memory_bytes_per_chip"]),
         fits=bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]) and fits_cap >= min(B, cap),
-        max_batch=fits_cap, kv_context_tokens=S_kv,
+        max_batch=fits_cap, kv_context_tokens=S_kv, percentiles=tails,
     )
     return out
+
+
+def _batch_slope(rep: Replica, B: float, S: float) -> float:
+    """``dτ/dB``: seconds a decode step gains per sequence at batch ``B`` (a central difference)."""
+    b = max(B, 1.0)
+    return max(float(rep.step(b * 1.01, 0.0, S) - rep.step(b * 0.99, 0.0, S)) / (0.02 * b), 0.0)
 
 
 def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> float:
@@ -286,7 +311,10 @@ def _chain_steps(rep: Replica, req: Requests, S: float, A: float, chunk_tokens: 
     # of tiny prompts would otherwise price millions of step sizes)
     room = chunk_tokens if budget is None else float(budget(B))
     tokens = np.arange(max(min(math.floor(room / unit + 1e-9), Q_LIMIT), 1) + 1) * unit
-    return rep.step(B, tokens, S, A), mix
+    merged: dict[int, float] = {}  # classes of the same units arrive as one
+    for w, u in mix:
+        merged[u] = merged.get(u, 0.0) + w
+    return rep.step(B, tokens, S, A), [(w, u) for u, w in sorted(merged.items())]
 
 
 def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[float, int]]]:
@@ -294,7 +322,8 @@ def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[
 
     One class: the prompt, or ``1/k_p`` of it when it needs ``k_p = ⌈P/C⌉`` chunks. A mix: the
     smallest such piece divided by the first ``j <= 8`` that puts every class within 2% of a whole
-    number of units.
+    number of units; but no finer than the longest prompt over :data:`MIX_UNITS` (or its chunk), so
+    that a wide length distribution keeps the chain small (a short prompt then counts as one unit).
     """
     sizes = [(w, i * (1 - req.prefix_hit)) for w, i, _ in req.classes]
     base = min(p / math.ceil(p / chunk_tokens) for _, p in sizes)
@@ -302,6 +331,8 @@ def prompt_units(req: Requests, chunk_tokens: float) -> tuple[float, list[tuple[
         unit = base / j
         if all(abs(p / unit - round(p / unit)) <= 0.02 * (p / unit) for _, p in sizes):
             break
+    longest = max(p for _, p in sizes)
+    unit = max(unit, longest / max(MIX_UNITS, math.ceil(longest / chunk_tokens)))
     return unit, [(w, max(int(round(p / unit)), 1)) for w, p in sizes]
 
 
@@ -357,5 +388,12 @@ def _static(rep: Replica, req: Requests, B: float, D: float, S: float, A: float)
         "memory_bytes_per_chip": float(mem["memory_bytes_per_chip"]),
         "fits": bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]),
         "max_batch": float(rep.max_batch(I + O)),
+        # every request of a static batch starts and ends together (at the mean lengths)
+        "percentiles": _alike(t_pf, t_dec / (O - 1) if O > 1 else 0.0, e2e),
     }
+
+
+def _alike(ttft: float, tpot: float, e2e: float) -> dict[str, float]:
+    """The percentiles of requests that all see the same figures: each is the figure."""
+    return {k: v for m, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)) for k in percentile_keys(m)}
 

@@ -147,6 +147,7 @@ def serve(
         usd_per_request=usd_per_s / requests_per_s,
         breakdown_s={k: float(step[f"{k}_s"]) for k in _BREAKDOWN},
         details=details,
+        percentiles={k: float(v) for k, v in f["percentiles"].items()},
     )
 
 

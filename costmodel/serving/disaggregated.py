@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from ..engines import UNBOUNDED, Scheduler
+from .percentiles import percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
 from .queueing import kingman_wait_s
 from .replica import Replica, bisect_increasing
 from .workload import Disaggregated, Load, Requests
@@ -129,6 +130,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
             ttft, e2e = base, base + D * t
         out.update(ttft_s=ttft, e2e_latency_s=e2e, tpot_s=t / E if O > 1 else 0.0, requests_per_s=rate)
         mem_B = max(B, 1.0)
+    out["percentiles"] = _tails(pre, dec, req, load, out, b_p, r_p, r_d, B, E, S, first_token, transfer)
     step = dec.mixed(max(B, 1e-12), 0.0, S)
     mem_d = dec.decode(max(mem_B, 1.0), S_kv)
     fits = (bool(mem_d["memory_bytes_per_chip"] <= mem_d["usable_bytes_per_chip"])
@@ -136,3 +138,36 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
     out.update(decode_batch=B, step=step, step_time_s=float(step["step_time_s"]), fits=fits,
                memory_bytes_per_chip=max(float(mem_d["memory_bytes_per_chip"]), float(pf["memory_bytes_per_chip"])))
     return out
+
+
+def _tails(pre: Replica, dec: Replica, req: Requests, load: Load, out: dict, b_p: float, r_p: int, r_d: int,
+           B: float, E: float, S: float, first_token, transfer) -> dict[str, float]:
+    """Percentiles of TTFT, TPOT and latency (§19.10): a class's own prefill and hand-over after the
+    prefill queue's wait (0 with probability ``1 - ρ``, else exponential; none for a static batch, equal
+    for all in a closed loop); the decode pool's TPOT as shot noise of the batch around the request."""
+    ttft, t = out["ttft_s"], out["step_time_s"] if "step_time_s" in out else float(dec.step(max(B, 1e-12), 0.0, S))
+    if load.kind == "static":
+        return {k: out[f"{m}_s" if m != "e2e" else "e2e_latency_s"] for m in ("ttft", "tpot", "e2e")
+                for k in percentile_keys(m)}
+    lengths = sorted({i for _, i, _ in req.classes})
+    t_pf = {i: float(pre.prefill(b_p, i * (1 - req.prefix_hit))["step_time_s"]) for i in lengths}
+    own = [first_token(t_pf[i], transfer(1.0) * i / req.input_tokens) for _, i, _ in req.classes]
+    mean_own = sum(w * o for (w, _, _), o in zip(req.classes, own))
+    wait = max(ttft - mean_own, 0.0) if math.isfinite(ttft) else 0.0
+    if load.kind == "rate":
+        busy = min(out["requests_per_s"] / r_p * out["prefill_time_s"] / b_p, 1.0)
+        first = wait_ttft_atoms(own, wait, busy)
+    else:
+        first = wait_ttft_atoms([o + wait for o in own], 0.0, 0.0)
+    rate = out["requests_per_s"] / r_d
+    slope = 0.0
+    if load.kind == "rate" and B > 0:
+        b = max(B, 1.0)
+        slope = max(float(dec.step(b * 1.01, 0.0, S) - dec.step(b * 0.99, 0.0, S)) / (0.02 * b), 0.0)
+    step_s = out["tpot_s"] * E if out["tpot_s"] > 0 else t
+    noise = shot_noise_tpot(step_s, step_s, rate, [(w, max(o - 1.0, 0.0) / E) for w, _, o in req.classes], slope,
+                            [0.0] * len(req.classes))
+    tails = percentiles_of([w for w, _, _ in req.classes], first, noise, E)
+    if not math.isfinite(ttft):
+        tails |= dict.fromkeys(percentile_keys("ttft") + percentile_keys("e2e"), math.inf)
+    return tails

@@ -41,6 +41,9 @@ class ServingPrediction:
             chip-time split between decode and prefill work (docs/serving.md §19.7).
         usd_per_request: USD per request.
         breakdown_s: the mean (decode) step's compute, weights, kv, communication and overhead.
+        percentiles: the 50th, 90th and 99th percentiles of TTFT, TPOT and end-to-end latency over
+            requests (keys ``ttft_p50_s`` ... ``e2e_p99_s``; docs/serving.md §19.10); ``inf`` for TTFT and
+            latency when saturated.
         details: further figures (step time, prefill share, KV transfer, pools, speculation).
     """
 
@@ -65,9 +68,27 @@ class ServingPrediction:
     usd_per_request: float
     breakdown_s: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
+    percentiles: dict[str, float] = field(default_factory=dict)
+
+    def percentile(self, metric: str, q: float | None) -> float:
+        """``metric`` (``"ttft"``, ``"tpot"`` or ``"e2e"``) at percentile ``q`` (50, 90 or 99), or its mean
+        for ``q=None``."""
+        from ..errors import ConfigError
+        from .percentiles import PERCENTILES
+
+        means = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_latency_s}
+        if metric not in means:
+            raise ConfigError(f"metric {metric!r:.40} is not one of ttft, tpot, e2e")
+        if q is None:
+            return means[metric]
+        if q not in PERCENTILES:
+            raise ConfigError(f"percentile {q!r:.40} is not one of {', '.join(map(str, PERCENTILES))} (or None: "
+                              "the mean)")
+        return self.percentiles[f"{metric}_p{q:g}_s"]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready answer: :data:`CONTRACT_KEYS`, plus ``saturated``, ``max_rate_per_s`` and the
+        """The JSON-ready answer: :data:`CONTRACT_KEYS`, the percentiles (``ttft_p50_s`` ... ``e2e_p99_s``),
+        ``saturated``, ``max_rate_per_s`` and the
         scheduler (``scheduler``: its rules; ``bound_by``: the rule or cap that sets the largest
         sustainable rate, docs/serving.md §19.9).
 
@@ -75,6 +96,7 @@ class ServingPrediction:
         """
         d = {k: getattr(self, k) for k in CONTRACT_KEYS}
         d["breakdown_s"] = dict(self.breakdown_s)
+        d |= self.percentiles
         d["saturated"] = self.saturated
         d["max_rate_per_s"] = self.max_rate_per_s
         d["bound_by"] = self.details.get("bound_by")

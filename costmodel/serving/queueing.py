@@ -65,7 +65,7 @@ def goodput_rate(ttft_of_rate: Callable[[float], float], ttft_target_s: float, m
 
 
 def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
-                       units_per_prompt: int | Sequence[tuple[float, int]]) -> dict[str, float]:
+                       units_per_prompt: int | Sequence[tuple[float, int]], states: bool = False) -> dict[str, float]:
     """The prompt queue of a continuous-batching replica as an embedded Markov chain at step boundaries.
 
     Prompt tokens are counted in units (a prompt, or a piece of one); each step prefills up to
@@ -85,7 +85,8 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
 
     Returns ``mean_step_s``, ``mean_step_sq_s2``, ``ttft_s``, ``tail`` (the probability mass at the
     longest queues the chain tracks) and ``stable`` (``tail < STABLE_TAIL``; False when the queue
-    grows without bound: the chunk budget cannot keep up).
+    grows without bound: the chunk budget cannot keep up); with ``states``, also ``states``: the queue
+    lengths ``Q``, their step times and stationary probabilities (``None`` when unstable).
     """
     step_s = np.asarray(step_s, dtype=float)
     n = len(step_s) - 1
@@ -97,7 +98,7 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
     load = rate_per_s * step_s[n] * mean_units / n
     if load >= 1:
         return {"mean_step_s": float(step_s[n]), "mean_step_sq_s2": float(step_s[n] ** 2), "ttft_s": math.inf,
-                "stable": False, "tail": 1.0}
+                "stable": False, "tail": 1.0} | ({"states": None} if states else {})
     arrivals = _arrival_units(rate_per_s * step_s, mix)
     q_max = int(min(n + arrivals.shape[1] + np.ceil(20 * mean_units / (1 - load)), Q_LIMIT))
     while True:
@@ -117,8 +118,11 @@ def bulk_prefill_queue(step_s: np.ndarray, rate_per_s: float,
         delta = (step_s[k_hi] - step_s[1]) / (k_hi - 1) if k_hi > 1 else step_s[1] - step_s[0]
         var_units = sum(w * u**2 for w, u in mix) - mean_units**2
         ttft -= delta * var_units / mean_units
-    return {"mean_step_s": mean, "mean_step_sq_s2": float(pi @ tau**2), "ttft_s": ttft,
-            "stable": tail < STABLE_TAIL, "tail": tail}
+    out = {"mean_step_s": mean, "mean_step_sq_s2": float(pi @ tau**2), "ttft_s": ttft,
+           "stable": tail < STABLE_TAIL, "tail": tail}
+    if states:
+        out["states"] = (Q, tau, pi)
+    return out
 
 
 #: Largest tail mass of a queue that counts as stable (the chain is truncated at ``Q_LIMIT``).

@@ -23,11 +23,12 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ConfigError
+from .percentiles import PERCENTILES
 from .workload import Requests
 
 __all__ = ["SimulationResult", "simulate"]
@@ -35,11 +36,15 @@ __all__ = ["SimulationResult", "simulate"]
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Means over the measured requests (the first and last ``trim`` fraction of arrivals left out).
+    """Means and percentiles over the measured requests (the first and last ``trim`` fraction of
+    arrivals left out).
 
     Attributes:
         ttft_s, tpot_s, e2e_latency_s: mean time to first token, per output token after the
             first, and end to end.
+        percentiles: ``{"ttft_p50_s": ..., "ttft_p90_s": ..., "ttft_p99_s": ..., "tpot_p50_s": ...,
+            "e2e_p99_s": ...}``: the 50th, 90th and 99th percentiles of the three over the measured
+            requests (TPOT over those with more than one output token; NumPy's linear interpolation).
         requests_per_s: completed requests per second over the simulated time.
         decode_batch: time-averaged decoding sequences.
         requests: requests measured.
@@ -53,6 +58,7 @@ class SimulationResult:
     decode_batch: float
     requests: int
     steps: int
+    percentiles: dict = field(default_factory=dict)
 
 
 def simulate(step_time: Callable[[float, float], float], requests: Requests, rate_per_s: float | None = None, *,
@@ -168,12 +174,16 @@ def simulate(step_time: Callable[[float, float], float], requests: Requests, rat
     steps = decode_steps[sel]
     many = steps > 0
     tpot = (done[sel][many] - first[sel][many]) / steps[many]
+    e2e = done[sel] - arrivals[sel]
+    percentiles = {f"{name}_p{q}_s": float(np.percentile(x, q)) if len(x) else 0.0
+                   for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)) for q in PERCENTILES}
     return SimulationResult(
         ttft_s=float(np.mean(ttft)),
         tpot_s=float(np.mean(tpot)) if many.any() else 0.0,
-        e2e_latency_s=float(np.mean(done[sel] - arrivals[sel])),
+        e2e_latency_s=float(np.mean(e2e)),
         requests_per_s=n_requests / now,
         decode_batch=batch_time / now,
         requests=int(len(ttft)),
         steps=k,
+        percentiles=percentiles,
     )

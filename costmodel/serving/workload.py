@@ -98,6 +98,26 @@ class Requests:
         mean_out = sum(w * o for w, _, o in norm)
         return cls(mean_in, mean_out, prefix_hit, norm)
 
+    @classmethod
+    def lognormal(cls, input_tokens: float = 1024, output_tokens: float = 1024, input_cv: float = 0.0,
+                  output_cv: float = 0.0, prefix_hit: float = 0.0) -> "Requests":
+        """Requests whose lengths are lognormal with these means and coefficients of variation (std over
+        mean; 0 is a fixed length), input and output independent, cut into classes finer in the tail
+        (:mod:`costmodel.serving.lengths`; docs/serving.md §19.10)."""
+        from .lengths import lognormal_classes
+
+        _ranged("input_tokens", input_tokens, "input_tokens")
+        _ranged("output_tokens", output_tokens, "output_tokens")
+        return cls.mix(lognormal_classes(input_tokens, output_tokens, input_cv, output_cv), prefix_hit)
+
+    @classmethod
+    def from_csv(cls, path, prefix_hit: float = 0.0) -> "Requests":
+        """Requests with the lengths of a CSV file of ``input,output`` token counts, one request a row (a
+        trace), their joint distribution kept (:func:`costmodel.serving.lengths.read_lengths_csv`)."""
+        from .lengths import read_lengths_csv
+
+        return cls.mix(read_lengths_csv(path), prefix_hit)
+
     @property
     def prefill_tokens(self) -> float:
         """Mean prompt tokens prefilled per request, ``I·(1-h)``."""

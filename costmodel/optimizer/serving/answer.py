@@ -219,7 +219,8 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     reason = (f"the {binding} constraint binds" if binding else
               "one replica serves the rate with room to spare")
     msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
-           f"output tokens, TTFT {_ms(s.ttft_s)}, TPOT {_ms(s.tpot_s)}; {reason}")
+           f"output tokens, {_figure(s, 'ttft', problem.ttft_percentile)}, "
+           f"{_figure(s, 'tpot', problem.tpot_percentile)}; {reason}")
     return ServingSolution(
         feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
         usd_per_mtok_input=usd_per_hour / in_mtok_h, usd_per_mtok=float(problem.usd_per_mtok(chips)),
@@ -227,6 +228,13 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
         output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
         shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
         space_size=space, message=msg + ".", serving=s.to_dict(), objective=problem.objective)
+
+
+def _figure(s, metric: str, q: int | None) -> str:
+    """``"TTFT 212 ms"``, or with a percentile target ``"TTFT P99 640 ms (mean 212 ms)"``."""
+    if q is None:
+        return f"{metric.upper()} {_ms(s.percentile(metric, None))}"
+    return f"{metric.upper()} P{q} {_ms(s.percentile(metric, q))} (mean {_ms(s.percentile(metric, None))})"
 
 
 def why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:

@@ -26,7 +26,8 @@ def optimize_serving(
     ttft_s: float | None = None, tpot_s: float | None = None, max_chips: int = 64, mode: str = "auto",
     weights: str | tuple[str, ...] | None = "bf16", kv: str | tuple[str, ...] | None = None, spec=None,
     efficiency: Efficiency | str = IDEAL, usd_per_chip_hour: float | None = None, objective: str = "output",
-    method: str = "gradient", verify: bool = False, scheduler=None,
+    method: str = "gradient", verify: bool = False, scheduler=None, ttft_percentile: int | None = None,
+    tpot_percentile: int | None = None,
 ) -> ServingSolution:
     """The cheapest deployment serving ``requests`` at a demand within TTFT and TPOT targets.
 
@@ -54,6 +55,8 @@ def optimize_serving(
         verify: also run the exhaustive path; fills ``exhaustive_usd_per_mtok_output`` and ``gap``.
         scheduler: the engine's scheduling rules (:func:`costmodel.serve`'s ``scheduler``: a
             :class:`costmodel.engines.Scheduler`, an engine's name or ``None``, no caps).
+        ttft_percentile, tpot_percentile: hold the target at this percentile of requests (50, 90 or
+            99; docs/serving.md §19.10) instead of the mean (``None``, the default).
 
     Returns:
         A :class:`ServingSolution`; an infeasible problem is an answer too (``feasible=False``, with the
@@ -77,7 +80,8 @@ def optimize_serving(
     problem = make_serving_problem(model, hardware, requests, rate_per_s=rate_per_s, demand_tps=demand_tps,
                                    ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips, mode=mode, weights=weights,
                                    kv=kv, spec=spec, efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour,
-                                   objective=objective, scheduler=scheduler)
+                                   objective=objective, scheduler=scheduler, ttft_percentile=ttft_percentile,
+                                   tpot_percentile=tpot_percentile)
     return solve(problem, method, verify, t0)
 
 

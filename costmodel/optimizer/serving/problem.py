@@ -32,6 +32,7 @@ from ...errors import ConfigError
 from ...inputs import Scenario, scenario
 from ...limits import check_number, shown_value
 from ...parallel import valid_degrees
+from ...serving.percentiles import PERCENTILES
 from ...serving.workload import Requests, Speculative
 from ...specs import HardwareSpec, ModelSpec, load_hardware, load_model
 from ..problem import MAX_SPLITS, PrecisionChoice, _precisions, precision_input_table
@@ -74,6 +75,8 @@ class ServingProblem:
         decode_base, prefill_base: scenarios of a one-chip replica in each phase (the split replaced per
             candidate).
         precision_args: the ``weights`` and ``kv`` arguments as given (the decode relaxation is built from them).
+        ttft_percentile, tpot_percentile: the percentile (50, 90 or 99) each target holds at, or ``None``:
+            the mean.
     """
 
     model: ModelSpec
@@ -95,6 +98,8 @@ class ServingProblem:
     decode_base: Scenario | None = field(default=None, hash=False, compare=False)
     prefill_base: Scenario | None = field(default=None, hash=False, compare=False)
     precision_args: tuple = field(default=(None, None), hash=False, compare=False)
+    ttft_percentile: int | None = None
+    tpot_percentile: int | None = None
 
     @property
     def prefill_tokens(self) -> float:
@@ -148,7 +153,8 @@ def _specs(spec) -> tuple[Speculative | None, ...]:
 def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_tps=None, ttft_s=None, tpot_s=None,
                          max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
                          efficiency: Efficiency | str = IDEAL, usd_per_chip_hour=None,
-                         objective="output", scheduler=None) -> ServingProblem:
+                         objective="output", scheduler=None, ttft_percentile=None,
+                         tpot_percentile=None) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
     m, h = load_model(model), load_hardware(hardware)
     if not isinstance(requests, Requests):
@@ -164,6 +170,10 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         if v is not None:
             check_number(name, v)
     check_number("max_chips", max_chips, integer=True)
+    for name, q in (("ttft_percentile", ttft_percentile), ("tpot_percentile", tpot_percentile)):
+        if q is not None and (isinstance(q, bool) or q not in PERCENTILES):
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, PERCENTILES))} or None (the mean), "
+                              f"got {shown_value(q):.80}")
     if not isinstance(mode, str) or mode not in MODES + tuple(MODE_NAMES.values()):
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {shown_value(mode):.80}")
     mode = {v: k for k, v in MODE_NAMES.items()}.get(mode, mode)
@@ -183,7 +193,9 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         max_chips=int(max_chips), modes=("agg", "disagg") if mode == "auto" else (mode,), precisions=precisions,
         specs=_specs(spec), efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
         objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
-        decode_base=dec, prefill_base=pre, precision_args=(weights, kv), scheduler=scheduler_of(scheduler, h))
+        decode_base=dec, prefill_base=pre, precision_args=(weights, kv), scheduler=scheduler_of(scheduler, h),
+        ttft_percentile=None if ttft_percentile is None else int(ttft_percentile),
+        tpot_percentile=None if tpot_percentile is None else int(tpot_percentile))
 
 
 def with_budget(problem: ServingProblem, max_chips: int) -> ServingProblem:
