@@ -12,7 +12,7 @@ Example:
 """
 
 from ._lazy import lazy_getattr
-from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, IDEAL, Efficiency, Parallel, Precision, Workload
 from .engines import ENGINES, with_engine
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
@@ -61,6 +61,7 @@ _LAZY = {
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
+    "DEFAULT_EFFICIENCY",
     "IDEAL",
     "ENGINES",
     "ConfigError",

@@ -14,7 +14,7 @@ from .limits import check_in_range, check_number
 from .specs.hardware import HardwareSpec
 from .specs.precision import check_precision
 
-__all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL"]
+__all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL", "DEFAULT_EFFICIENCY"]
 
 #: the smallest achievable fraction of peak an efficiency profile may set (tiny ones overflow the step time)
 MIN_FRACTION = 1e-3
@@ -281,3 +281,8 @@ class Efficiency:
 
 
 IDEAL = Efficiency()
+
+#: The efficiency every command and function uses unless told otherwise: the profile fitted to published
+#: measurements (docs/calibration.md), the number to act on. The ideal roofline, a lower bound on time, is
+#: asked for by name (``IDEAL`` or ``"ideal"``).
+DEFAULT_EFFICIENCY = "calibrated"

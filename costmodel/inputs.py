@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from .efficiency import resolve_efficiency
 from .errors import ConfigError
 from .limits import check_number, check_type
@@ -104,7 +104,7 @@ def scenario(
     workload: Workload = Workload(),
     parallel: Parallel = Parallel(),
     precision: Precision = Precision(),
-    efficiency: Efficiency | str = IDEAL,
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     usd_per_chip_hour: float | None = None,
     layout: str = "1d-ws",
 ) -> Scenario:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .compile import compiled
 from .errors import ConfigError, keywords_checked
-from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .limits import check_type
 from .specs import HardwareSpec, ModelSpec
@@ -201,7 +201,7 @@ def predict(
     *,
     parallel: Parallel = Parallel(),
     precision: Precision = Precision(),
-    efficiency: Efficiency = IDEAL,
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     usd_per_chip_hour: float | None = None,
     rules: Rules | None = None,
 ) -> Prediction:
@@ -213,7 +213,8 @@ def predict(
         workload: batch, context, prompt and phase.
         parallel: tp/pp/ep degrees, replicas and the tensor-parallel mesh.
         precision: weight, KV, math and activation formats.
-        efficiency: achievable fractions of peak (default: the ideal roofline).
+        efficiency: achievable fractions of peak, or a profile: ``"calibrated"`` (the default,
+            :data:`costmodel.DEFAULT_EFFICIENCY`), ``"ideal"`` (or ``IDEAL``: the roofline bound), a path.
         usd_per_chip_hour: price override (default: the chip's catalog price).
         rules: how terms combine, the layout and attention sharding; its phase
             follows the workload's.
@@ -228,8 +229,8 @@ def predict(
     Example:
         >>> from costmodel import predict, Workload
         >>> p = predict("llama-3-70b", "h100-sxm", Workload(batch=1, context=8192),
-        ...             parallel=Parallel(tp=8))
-        >>> round(p.weights_s * 1e3, 2)  # ms: the weight-fetch floor (docs/theory.md §8)
+        ...             parallel=Parallel(tp=8), efficiency="ideal")
+        >>> round(p.weights_s * 1e3, 2)  # ms: the ideal weight-fetch floor (docs/theory.md §8)
         5.19
     """
     check_type("workload", workload, Workload)
@@ -302,10 +303,11 @@ def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = 
         >>> import costmodel as cm
         >>> cols = cm.predict_many([{"model": "llama-3-70b", "hardware": "h100-sxm",
         ...                          "workload": cm.Workload(batch=b, context=8192),
-        ...                          "parallel": cm.Parallel(tp=8)} for b in (1, 64, 256)])
-        >>> [round(t * 1e3, 2) for t in cols["step_time_s"].tolist()]  # ms per decode step
+        ...                          "parallel": cm.Parallel(tp=8), "efficiency": cm.IDEAL} for b in (1, 64, 256)])
+        >>> [round(t * 1e3, 2) for t in cols["step_time_s"].tolist()]  # ms per decode step (ideal)
         [7.73, 14.68, 35.87]
-        >>> p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=64, context=8192), parallel=cm.Parallel(tp=8))
+        >>> p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=64, context=8192), parallel=cm.Parallel(tp=8),
+        ...                efficiency=cm.IDEAL)
         >>> bool(cols["step_time_s"][1] == p.step_time_s), str(cols["bound"][1]) == p.bound
         (True, True)
     """
@@ -326,7 +328,7 @@ def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = 
         check_type(f"configs[{i}].workload", wl, Workload)
         try:
             scenarios.append(scenario(c["model"], c["hardware"], wl, c.get("parallel", Parallel()),
-                                      c.get("precision", Precision()), c.get("efficiency", IDEAL),
+                                      c.get("precision", Precision()), c.get("efficiency", DEFAULT_EFFICIENCY),
                                       c.get("usd_per_chip_hour")))
         except ConfigError as e:
             raise type(e)(f"configs[{i}]: {e}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import derive
 from ._render import Figure_, Heading, Math, Para, Table, render
-from .config import IDEAL, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from .errors import ConfigError
 from .inputs import Scenario, scenario
 from .symbolic import SYMBOLS
@@ -154,7 +154,7 @@ def report_blocks(sc: Scenario, *, tpot_s: float = 0.05, max_chips: int = 64, fi
 
 def write_report(model, hardware, out_dir: str | Path, *, fmt: str = "md", context: float = 8192, tp: int = 8,
                  tpot_s: float = 0.05, max_chips: int = 64, precision: Precision = Precision(),
-                 usd_per_chip_hour: float | None = None, efficiency: Efficiency | str = IDEAL,
+                 usd_per_chip_hour: float | None = None, efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
                  figure_format: str = "png", optimise: bool = True) -> Path:
     """Write ``report.md`` (or ``report.tex``) and its figures into ``out_dir``; return the report's path.
 

@@ -49,7 +49,7 @@ def main() -> None:
         for method in ("gradient", "exhaustive"):
             t = time.perf_counter()
             s = cm.optimize(p["model"], p["hardware"], context=p["context"], tpot_s=p["tpot_s"],
-                            max_chips=p["max_chips"], weights=p["weights"], method=method)
+                            max_chips=p["max_chips"], weights=p["weights"], method=method, efficiency=cm.IDEAL)
             out[method] = (s, time.perf_counter() - t)
         g, e = out["gradient"][0], out["exhaustive"][0]
         agree = g.feasible == e.feasible

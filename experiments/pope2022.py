@@ -79,7 +79,7 @@ def table2(overlap: str) -> list[tuple[str, float, float, float, float]]:
     rows = []
     for label, rec, phase, batch, weights, layout, attention, pub_s, pub_mfu, tokens in TABLE2:
         wl = cm.Workload(batch=batch, context=2048, prompt=2048, phase=phase)
-        p = cm.predict("palm-540b-padded64", "tpu-v4", wl, parallel=cm.Parallel(tp=CHIPS),
+        p = cm.predict("palm-540b-padded64", "tpu-v4", wl, parallel=cm.Parallel(tp=CHIPS), efficiency=cm.IDEAL,
                        precision=cm.Precision(weights=weights),
                        rules=cm.Rules(phase, layout=layout, attention_sharding=attention, comm_overlap=overlap))
         assert p.fits, p.memory_message()

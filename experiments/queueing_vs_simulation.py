@@ -36,8 +36,9 @@ FIGURES = {"ttft": ("ttft_s", "ttft_p90_s", "ttft_p99_s"), "tpot": ("tpot_s", "t
 
 def compare(model, chip, parallel, req, chunk, u, n_requests, seed):
     """(analytic, simulated) serving figures at utilisation ``u`` of one scenario."""
-    rate = cm.serve(model, chip, req, cm.Load.rate(1e-3), parallel=parallel, chunk_tokens=chunk).max_rate_per_s
-    s = cm.serve(model, chip, req, cm.Load.rate(u * rate), parallel=parallel, chunk_tokens=chunk)
+    kw = dict(parallel=parallel, chunk_tokens=chunk, efficiency=cm.IDEAL)  # the simulation's step is the ideal one
+    rate = cm.serve(model, chip, req, cm.Load.rate(1e-3), **kw).max_rate_per_s
+    s = cm.serve(model, chip, req, cm.Load.rate(u * rate), **kw)
     rep = replica_of(model, chip, parallel, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = req.input_tokens + req.output_tokens / 2, req.input_tokens * (1 + req.prefix_hit) / 2
     sim = simulate(rep.step_function(S, A), req, u * rate, chunk_tokens=chunk,

@@ -46,7 +46,7 @@ def solve(p: dict, method: str):
     t = time.perf_counter()
     s = cm.optimize_serving(p["model"], p["hardware"], cm.Requests(p["isl"], p["osl"]), rate_per_s=p["rate_per_s"],
                             ttft_s=p["ttft_s"], tpot_s=p["tpot_s"], max_chips=p["max_chips"], weights=p["weights"],
-                            method=method)
+                            method=method, efficiency=cm.IDEAL)
     return s, time.perf_counter() - t
 
 

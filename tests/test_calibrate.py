@@ -132,7 +132,7 @@ def test_max_batch_matches_theory_worked_example():
     """LLaMA-3 70B, 8xH100 bf16, 8k context: 203 sequences fit in 80 GiB per chip (docs/theory.md §15.5
     counts 80e9 bytes and gets 186). By hand: (85,899,345,920 B of 80 GiB - 17,638,426,624 B of weights)
     / (335,544,320 B KV + 96,896 B activations) per sequence = 203.37."""
-    sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(context=8192), cm.Parallel(tp=8))
+    sc = cm.scenario("llama-3-70b", "h100-sxm", cm.Workload(context=8192), cm.Parallel(tp=8), efficiency=cm.IDEAL)
     from costmodel.compile import compiled
 
     decode = compiled(sc.model.structure, cm.Rules("decode")).raw
@@ -177,7 +177,7 @@ def test_an_efficiency_taken_from_a_prediction_predicts_the_same():
 
 def test_predict_takes_a_profile():
     w = cm.Workload(batch=16, context=4096)
-    p_ideal = cm.predict("llama-3-8b", "h100-sxm", w)
+    p_ideal = cm.predict("llama-3-8b", "h100-sxm", w, efficiency=cm.IDEAL)
     p_cal = cm.predict("llama-3-8b", "h100-sxm", w, efficiency="calibrated")
     assert p_cal.step_time_s > p_ideal.step_time_s
     assert p_cal.to_dict()["efficiency"] == "calibrated"

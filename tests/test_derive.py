@@ -32,7 +32,7 @@ def d(name, *args, **kw):
 
 
 def model_at(batch, context, *, tp=8, model=LLAMA, hw=H100, rules=Rules(), **over):
-    sc = cm.scenario(model, hw, cm.Workload(batch=1, context=context), cm.Parallel(tp=tp))
+    sc = cm.scenario(model, hw, cm.Workload(batch=1, context=context), cm.Parallel(tp=tp), efficiency=cm.IDEAL)
     x = sc.inputs() | {"batch": float(batch)} | over
     return {k: float(v) for k, v in compiled(sc.model.structure, rules)(x).items()}, sc
 
@@ -138,7 +138,7 @@ def test_critical_batch_kv_is_where_terms_cross():
 def test_critical_batch_no_kv_is_where_terms_cross():
     # context -> 0: the compiled model at a tiny context crosses at R (B* moves by 1e-8 per token); the
     # limit is below the one-token floor of a Workload, so it is set on the inputs directly
-    sc = cm.scenario(LLAMA, H100, cm.Workload(), cm.Parallel(tp=8))
+    sc = cm.scenario(LLAMA, H100, cm.Workload(), cm.Parallel(tp=8), efficiency=cm.IDEAL)
     f = compiled(sc.model.structure, Rules())
     out = lambda b: {k: float(v) for k, v in f(sc.inputs() | {"batch": float(b), "context": 1e-6}).items()}  # noqa: E731
     root = bisect(lambda b: out(b)["compute_s"] - out(b)["weights_s"] - out(b)["kv_s"], 1, 1e4)
@@ -221,7 +221,7 @@ def test_sensitivities_match_finite_differences():
     s = derive.sensitivities(LLAMA, H100, wl, parallel=par)
     assert s["usd_per_mtok"].elasticity["usd_per_chip_hour"] == pytest.approx(1.0, rel=1e-12)
     assert s["usd_per_mtok"].elasticity["flops_per_s"] == 0.0  # memory-bound: compute does not bind
-    sc = cm.scenario(LLAMA, H100, wl, par)
+    sc = cm.scenario(LLAMA, H100, wl, par, efficiency=cm.IDEAL)
     f = compiled(sc.model.structure, Rules())
     for name in ("hbm_bytes_per_s", "scale_up_bytes_per_s", "collective_latency_s"):
         x0, h = sc.inputs()[name], sc.inputs()[name] * 1e-6

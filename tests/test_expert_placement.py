@@ -44,7 +44,7 @@ def test_ep_must_divide_the_placed_experts():
         _values(cm.Parallel(ep=72))
     with pytest.raises(cm.CostModelError, match="dense"):
         cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=8, context=128),
-                   parallel=cm.Parallel(redundant_experts=4))
+                   parallel=cm.Parallel(redundant_experts=4), efficiency=cm.IDEAL)
     for bad in (dict(redundant_experts=-1), dict(redundant_experts=1.5), dict(expert_imbalance=0.5)):
         with pytest.raises(cm.CostModelError):
             cm.Parallel(**bad)

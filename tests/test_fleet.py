@@ -250,7 +250,7 @@ def test_tightening_a_target_never_lowers_the_fleet_cost():
     for key, targets in (("tpot_ms", [200, 40, 12]), ("ttft_ms", [8000, 300])):
         costs = []
         for t in targets:
-            p = cm.plan(_with(ONE, **{key: t}), method="exhaustive")
+            p = cm.plan(_with(ONE, **{key: t}), method="exhaustive", efficiency=cm.IDEAL)
             costs.append(p.usd_per_hour if p.feasible else math.inf)
         assert costs == sorted(costs), (key, costs)
         assert math.isfinite(costs[0])
@@ -259,7 +259,7 @@ def test_tightening_a_target_never_lowers_the_fleet_cost():
 def test_an_infeasible_fleet_names_the_model_and_what_it_would_need(capsys, tmp_path):
     fleet = json.loads(json.dumps(ONE))
     fleet["chips"] = {"h100-sxm": {"available": 1}, "mi300x": {"available": 0}}
-    p = cm.plan(fleet)
+    p = cm.plan(fleet, efficiency=cm.IDEAL)
     assert not p.feasible and p.unserved == ("chat",) and p.models[0].hardware is None and p.usd_per_hour == 0
     need = p.needs["chat"]
     # Llama 3 70B in bf16 holds 141 GB of weights: more than one 80 GB H100, less than one 192 GB MI300X
@@ -269,7 +269,7 @@ def test_an_infeasible_fleet_names_the_model_and_what_it_would_need(capsys, tmp_
     assert extra == {"h100-sxm": need["h100-sxm"]["chips"] - 1, "mi300x": need["mi300x"]["chips"]}
     assert all(c.binding for c in p.chips)
     # the sizes it names are the deployments a plan with room finds
-    roomy = cm.plan(_with(ONE) | {"chips": {"h100-sxm": {"available": 64}, "mi300x": {"available": 64}}})
+    roomy = cm.plan(_with(ONE) | {"chips": {"h100-sxm": {"available": 64}, "mi300x": {"available": 64}}}, efficiency=cm.IDEAL)
     assert {c.hardware: c.chips for c in roomy.candidates[0]} == {k: v["chips"] for k, v in need.items()}
     path = tmp_path / "fleet.toml"
     path.write_text('[chips.h100-sxm]\navailable = 1\n[chips.mi300x]\navailable = 0\n'

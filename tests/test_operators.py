@@ -62,7 +62,7 @@ def test_dense_gqa_layer_equals_hand_counts():
 
 def test_dense_operator_flops_add_up_to_the_useful_flops():
     p = cm.predict("llama-3-70b", "h100-sxm", cm.Workload(batch=48, context=3000), parallel=cm.Parallel(tp=4),
-                   rules=OPS)
+                   rules=OPS, efficiency=cm.IDEAL)
     per_chip = sum(o["flops"] for o in p.ops)
     assert per_chip * 4 == pytest.approx(p.flops_per_step, rel=1e-12)
 
@@ -114,8 +114,8 @@ _CASES = [
 @pytest.mark.parametrize("model,hw,par,batch,ctx", _CASES)
 def test_operator_ideal_is_never_below_the_single_roofline(model, hw, par, batch, ctx, phase):
     wl = cm.Workload(batch=batch if phase == "decode" else max(1, batch // 32), context=ctx, prompt=ctx, phase=phase)
-    one = cm.predict(model, hw, wl, parallel=par)
-    ops = cm.predict(model, hw, wl, parallel=par, rules=OPS)
+    one = cm.predict(model, hw, wl, parallel=par, efficiency=cm.IDEAL)
+    ops = cm.predict(model, hw, wl, parallel=par, rules=OPS, efficiency=cm.IDEAL)
     # each kernel's max(F/C, B/W) summed is at least max(sum F / C, sum B / W) (docs/theory.md §20.3);
     # in prefill the operator step computes logits for the last prompt token only, where the single
     # roofline charges the LM head for every prompt token
@@ -170,7 +170,7 @@ def test_mixed_step_without_a_chunk_is_the_decode_step():
 def test_operator_rules_refuse_other_layouts():
     with pytest.raises(ConfigError, match="1d-ws"):
         cm.predict("llama-3-8b", "tpu-v5e", parallel=cm.Parallel(tp=4),
-                   rules=Rules(step="operators", layout="2d-ws"))
+                   rules=Rules(step="operators", layout="2d-ws"), efficiency=cm.IDEAL)
 
 
 def test_predict_ops_json_rows_add_up(capsys):

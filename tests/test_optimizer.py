@@ -24,7 +24,9 @@ PROBLEMS = [
 
 @pytest.fixture(scope="module")
 def solved():
-    return {i: (cm.optimize(m, h, method="gradient", **kw), cm.optimize(m, h, method="exhaustive", **kw))
+    # the problems are sized for the ideal roofline, asked for by name
+    return {i: (cm.optimize(m, h, method="gradient", efficiency=cm.IDEAL, **kw),
+                cm.optimize(m, h, method="exhaustive", efficiency=cm.IDEAL, **kw))
             for i, (m, h, kw) in enumerate(PROBLEMS)}
 
 
@@ -43,7 +45,7 @@ def test_answer_is_feasible_under_the_exact_model(solved, i):
     c = sol.config
     p = cm.predict(model, hw, cm.Workload(batch=c["batch"], context=kw.get("context", 8192)),
                    parallel=cm.Parallel(tp=c["tp"], pp=c["pp"], ep=c["ep"], replicas=c["replicas"]),
-                   precision=cm.Precision(weights=c["weights"], kv=c["kv"]))
+                   precision=cm.Precision(weights=c["weights"], kv=c["kv"]), efficiency=cm.IDEAL)
     assert p.fits
     assert p.step_time_s <= kw.get("tpot_s", 0.05) * (1 + 1e-6)
     assert c["chips"] <= kw.get("max_chips", 64)
@@ -62,27 +64,27 @@ def test_exhaustive_equals_brute_force_over_predict():
     for tp, pp in ((1, 1), (2, 1), (1, 2)):
         for batch in range(pp, 1200, pp):
             p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=batch, context=kw["context"]),
-                           parallel=cm.Parallel(tp=tp, pp=pp))
+                           parallel=cm.Parallel(tp=tp, pp=pp), efficiency=cm.IDEAL)
             if p.fits and p.step_time_s <= kw["tpot_s"]:
                 best = p.usd_per_mtok if best is None else min(best, p.usd_per_mtok)
     assert best is not None
     for method in ("exhaustive", "gradient"):
-        s = cm.optimize("llama-3-8b", "h100-sxm", method=method, **kw)
+        s = cm.optimize("llama-3-8b", "h100-sxm", method=method, efficiency=cm.IDEAL, **kw)
         assert s.usd_per_mtok == pytest.approx(best, rel=1e-5)
 
 
 def test_tightening_the_target_never_lowers_the_cost():
     costs = []
     for tpot in (0.08, 0.05, 0.03, 0.02, 0.012, 0.008):
-        s = cm.optimize("llama-3-70b", "h100-sxm", context=8192, tpot_s=tpot, max_chips=32)
+        s = cm.optimize("llama-3-70b", "h100-sxm", context=8192, tpot_s=tpot, max_chips=32, efficiency=cm.IDEAL)
         assert s.feasible
         costs.append(s.usd_per_mtok)
     assert all(b >= a * (1 - 1e-6) for a, b in zip(costs, costs[1:]))
 
 
 def test_impossible_target_is_an_answer():
-    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16)
-    e = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16, method="exhaustive")
+    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16, efficiency=cm.IDEAL)
+    e = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16, method="exhaustive", efficiency=cm.IDEAL)
     assert not s.feasible and not e.feasible
     assert s.fastest_step_time_s == pytest.approx(e.fastest_step_time_s, rel=1e-6)
     assert s.fastest_step_time_s > 0.001
@@ -93,26 +95,26 @@ def test_impossible_target_is_an_answer():
 
 
 def test_what_to_relax_is_suggested_when_it_helps():
-    at8 = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=8).fastest_step_time_s
-    at16 = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16).fastest_step_time_s
+    at8 = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=8, efficiency=cm.IDEAL).fastest_step_time_s
+    at16 = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=0.001, max_chips=16, efficiency=cm.IDEAL).fastest_step_time_s
     assert at16 < at8
-    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=(at8 + at16) / 2, max_chips=8)
+    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=(at8 + at16) / 2, max_chips=8, efficiency=cm.IDEAL)
     assert not s.feasible and "allow 16 chips" in s.message
     # fp8 weights halve the weight fetch: suggested when they reach the target
-    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=at16 * 0.8, max_chips=16)
+    s = cm.optimize("llama-3-70b", "h100-sxm", tpot_s=at16 * 0.8, max_chips=16, efficiency=cm.IDEAL)
     assert not s.feasible and "allow fp8 weights" in s.message
 
 
 @pytest.mark.parametrize("method", ["gradient", "exhaustive"])
 def test_unreachable_ttft_is_named(method):
-    s = cm.optimize("llama-3-70b", "h100-sxm", ttft_s=0.001, method=method)
+    s = cm.optimize("llama-3-70b", "h100-sxm", ttft_s=0.001, method=method, efficiency=cm.IDEAL)
     assert not s.feasible and s.binding == "ttft"
     assert "no configuration meets TTFT 1 ms" in s.message and "TPOT" not in s.message
 
 
 @pytest.mark.parametrize("method", ["gradient", "exhaustive"])
 def test_unservable_demand_says_how_many_chips(method):
-    s = cm.optimize("llama-3-70b", "h100-sxm", demand_tokens_per_s=50_000, max_chips=16, method=method)
+    s = cm.optimize("llama-3-70b", "h100-sxm", demand_tokens_per_s=50_000, max_chips=16, method=method, efficiency=cm.IDEAL)
     assert not s.feasible and s.binding == "chips"
     per_replica, tps = s.config["chips"], s.to_dict()["tokens_per_s"]
     need = per_replica * int(np.ceil(50_000 / tps))
@@ -120,7 +122,7 @@ def test_unservable_demand_says_how_many_chips(method):
 
 
 def test_model_that_does_not_fit_says_so():
-    s = cm.optimize("llama-3.1-405b", "h100-sxm", max_chips=4)
+    s = cm.optimize("llama-3.1-405b", "h100-sxm", max_chips=4, efficiency=cm.IDEAL)
     assert not s.feasible and s.config is None
     assert "does not fit on 4 h100-sxm chips" in s.message
 
@@ -138,7 +140,7 @@ def test_shadow_price_matches_a_finite_difference():
 
 
 def test_relaxed_gradients_are_finite():
-    problem = make_problem("deepseek-v3", "b200", context=32768)
+    problem = make_problem("deepseek-v3", "b200", context=32768, efficiency=cm.IDEAL)
     rr = relaxed_solve(problem)
     assert np.all(np.isfinite(rr.u)) and np.all(np.isfinite(rr.objective))
     m = relaxed(problem.model.structure)
@@ -150,7 +152,7 @@ def test_relaxed_gradients_are_finite():
 
 @pytest.mark.parametrize("model", ["llama-3-70b", "deepseek-v3"])
 def test_relaxation_tends_to_the_exact_model(model):
-    sc = cm.scenario(model, "h100-sxm", cm.Workload(batch=64, context=8192), cm.Parallel(tp=8))
+    sc = cm.scenario(model, "h100-sxm", cm.Workload(batch=64, context=8192), cm.Parallel(tp=8), efficiency=cm.IDEAL)
     x = sc.inputs()
     exact = float(compiled(sc.model.structure)(x)["step_time_s"])
     r = relaxed(sc.model.structure)

@@ -21,7 +21,7 @@ from helpers import sympy_values
 
 def decode(model, hw="h100-sxm", batch=16, context=4096, rules=Rules(), **par):
     return cm.predict(model, hw, cm.Workload(batch=batch, context=context), parallel=cm.Parallel(**par),
-                      rules=rules)
+                      rules=rules, efficiency=cm.IDEAL)
 
 
 # --- validity -----------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def test_bad_layout_is_a_clear_error():
 def test_default_mesh():
     # [E]: 64 TPU v4 chips form a 4x4x4 torus
     assert default_mesh(64, 3) == (4, 4, 4)
-    assert cm.scenario("palm-540b-padded64", "tpu-v4", parallel=cm.Parallel(tp=64)).mesh == (4, 4, 4)
+    assert cm.scenario("palm-540b-padded64", "tpu-v4", parallel=cm.Parallel(tp=64), efficiency=cm.IDEAL).mesh == (4, 4, 4)
     assert default_mesh(16, 2) == (4, 4, 1) and default_mesh(1, 3) == (1, 1, 1)
 
 
@@ -182,9 +182,9 @@ def test_batch_sharded_attention_all_to_alls_only_in_decode():
     assert batch.kv_s == pytest.approx(heads.kv_s / 64, rel=1e-6)
     # prefill computes attention head-sharded and keeps each sequence's cache where it is: no all-to-all
     a = cm.predict("palm-540b-padded64", "tpu-v4", cm.Workload(batch=1, phase="prefill"),
-                   parallel=cm.Parallel(tp=64), rules=Rules("prefill", layout="2d-ws"))
+                   parallel=cm.Parallel(tp=64), rules=Rules("prefill", layout="2d-ws"), efficiency=cm.IDEAL)
     b = cm.predict("palm-540b-padded64", "tpu-v4", cm.Workload(batch=1, phase="prefill"),
-                   parallel=cm.Parallel(tp=64), rules=Rules("prefill", layout="2d-ws", attention_sharding="batch"))
+                   parallel=cm.Parallel(tp=64), rules=Rules("prefill", layout="2d-ws", attention_sharding="batch"), efficiency=cm.IDEAL)
     assert a.communication_s == b.communication_s
 
 
@@ -252,7 +252,7 @@ def test_sympy_equals_jax_every_layout(rules):
     for model, hw, par in (("palm-540b-padded64", "tpu-v4", cm.Parallel(tp=64)),
                            ("deepseek-v3", "h100-sxm", cm.Parallel(tp=8, ep=8)),
                            ("mixtral-8x7b", "tpu-v5e", cm.Parallel(tp=2, ep=4, pp=2))):
-        sc = cm.scenario(model, hw, cm.Workload(batch=48, context=3000, prompt=700), par)
+        sc = cm.scenario(model, hw, cm.Workload(batch=48, context=3000, prompt=700), par, efficiency=cm.IDEAL)
         jx = compiled(sc.model.structure, rules)(sc.inputs())
         sy = sympy_values(sc.model.structure, rules, sc.inputs())
         for k, v in sy.items():
@@ -262,7 +262,7 @@ def test_sympy_equals_jax_every_layout(rules):
 @pytest.mark.parametrize("layout", ["2d-ws", "wg-xy"])
 def test_gradients_in_parallel_degrees_are_finite(layout):
     sc = cm.scenario("mixtral-8x7b", "h100-sxm", cm.Workload(batch=37.3, context=3000),
-                     cm.Parallel(tp=4, ep=2, pp=2))
+                     cm.Parallel(tp=4, ep=2, pp=2), efficiency=cm.IDEAL)
     cmod = compiled(sc.model.structure, Rules(layout=layout, attention_sharding="batch"))
     base = sc.inputs()
     names = ["batch", "tp", "pp", "ep"]
@@ -301,10 +301,10 @@ def test_2d_layouts_shard_heads_over_part_of_the_mesh():
 
     w = cm.Workload(batch=64, context=2048)
     p = cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64), precision=cm.Precision(weights="int8"),
-                   rules=cm.Rules(layout="2d-ws", attention_sharding="batch"))
+                   rules=cm.Rules(layout="2d-ws", attention_sharding="batch"), efficiency=cm.IDEAL)
     assert p.step_time_s > 0 and p.scenario.mesh == (4, 4, 4)
     with pytest.raises(cm.ConfigError, match="tp=64 must divide 48 heads"):
-        cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64))
+        cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64), efficiency=cm.IDEAL)
     with pytest.raises(cm.ConfigError, match="Y\\*Z = 64 chips; Y\\*Z must divide the heads"):
         cm.predict("palm-540b", "tpu-v4", w, parallel=cm.Parallel(tp=64, mesh=(1, 8, 8)),
-                   rules=cm.Rules(layout="2d-ws"))
+                   rules=cm.Rules(layout="2d-ws"), efficiency=cm.IDEAL)

@@ -122,7 +122,7 @@ LOADS = [cm.Load.rate(2.0), cm.Load.rate(20.0), cm.Load.concurrency(32), cm.Load
 @pytest.mark.parametrize("req", [cm.Requests(1024, 256), cm.Requests.mix([(0.7, 512, 128), (0.3, 2048, 512)]),
                                  cm.Requests(128, 1)], ids=["one", "mix", "one-token"])
 def test_percentiles_are_ordered_and_finite(load, req):
-    s = cm.serve("llama-3-8b", "h100-sxm", req, load)
+    s = cm.serve("llama-3-8b", "h100-sxm", req, load, efficiency=cm.IDEAL)
     assert set(s.percentiles) == {k for m in METRICS for k in percentile_keys(m)}
     assert all(math.isfinite(v) and v >= 0 for v in s.percentiles.values())
     assert ordered(s)
@@ -135,12 +135,12 @@ def test_percentiles_are_ordered_and_finite(load, req):
 def test_disaggregated_percentiles_are_ordered():
     dg = cm.Disaggregated(prefill=cm.Pool(cm.Parallel(tp=1)), decode=cm.Pool(cm.Parallel(tp=1)))
     for load in (cm.Load.rate(5.0), cm.Load.concurrency(16), cm.Load.static(4)):
-        s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests.lognormal(1024, 256, 0.5, 0.5), load, disagg=dg)
+        s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests.lognormal(1024, 256, 0.5, 0.5), load, disagg=dg, efficiency=cm.IDEAL)
         assert ordered(s) and all(math.isfinite(v) for v in s.percentiles.values())
 
 
 def test_saturated_tails_are_unbounded_and_null_in_json():
-    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(1e4))
+    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(1e4), efficiency=cm.IDEAL)
     assert s.saturated
     assert all(math.isinf(s.percentiles[k]) for k in percentile_keys("ttft") + percentile_keys("e2e"))
     d = s.to_dict()
@@ -148,13 +148,13 @@ def test_saturated_tails_are_unbounded_and_null_in_json():
 
 
 def test_a_static_batch_is_one_figure_for_all():
-    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.static(8))
+    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.static(8), efficiency=cm.IDEAL)
     for m, mean in (("ttft", s.ttft_s), ("tpot", s.tpot_s), ("e2e", s.e2e_latency_s)):
         assert all(s.percentiles[k] == pytest.approx(mean) for k in percentile_keys(m))
 
 
 def test_percentile_accessor():
-    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(5.0))
+    s = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(5.0), efficiency=cm.IDEAL)
     assert s.percentile("ttft", None) == s.ttft_s and s.percentile("e2e", 99) == s.percentiles["e2e_p99_s"]
     with pytest.raises(cm.ConfigError, match="50, 90, 99"):
         s.percentile("ttft", 95)
@@ -169,7 +169,7 @@ def test_the_chain_distribution_has_the_chains_mean():
     from costmodel.serving.queueing import bulk_prefill_queue
 
     req = cm.Requests(4096, 512)
-    s = cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(2.0), parallel=cm.Parallel(tp=8), chunk_tokens=2048)
+    s = cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(2.0), parallel=cm.Parallel(tp=8), chunk_tokens=2048, efficiency=cm.IDEAL)
     rep = replica_of("llama-3-70b", "h100-sxm", cm.Parallel(tp=8), cm.Precision(), cm.IDEAL, None,
                      Rules(phase="decode"))
     S, A = req.input_tokens + req.output_tokens / 2, req.input_tokens / 2
@@ -183,7 +183,7 @@ def test_the_chain_distribution_has_the_chains_mean():
 @pytest.mark.parametrize("rate", [5.0, 20.0])
 def test_a_wider_length_distribution_never_lowers_p99_ttft(rate):
     tails = [cm.serve("llama-3-8b", "h100-sxm", cm.Requests.lognormal(1024, 256, cv, cv),
-                      cm.Load.rate(rate)).percentiles["ttft_p99_s"] for cv in (0.0, 0.5, 1.0, 2.0)]
+                      cm.Load.rate(rate), efficiency=cm.IDEAL).percentiles["ttft_p99_s"] for cv in (0.0, 0.5, 1.0, 2.0)]
     assert all(a <= b for a, b in zip(tails, tails[1:])), tails
 
 
@@ -200,8 +200,8 @@ SIMULATED = [  # model, parallel, requests, chunk budget, utilisation
 def test_tails_against_the_simulation(model, par, req, chunk, u):
     """P90 within 10% and P99 within 15% of the discrete-event simulation (docs/serving.md §19.10 gives the
     grid and where the closed forms depart)."""
-    r_max = cm.serve(model, "h100-sxm", req, cm.Load.rate(1e-3), parallel=par, chunk_tokens=chunk).max_rate_per_s
-    s = cm.serve(model, "h100-sxm", req, cm.Load.rate(u * r_max), parallel=par, chunk_tokens=chunk)
+    r_max = cm.serve(model, "h100-sxm", req, cm.Load.rate(1e-3), parallel=par, chunk_tokens=chunk, efficiency=cm.IDEAL).max_rate_per_s
+    s = cm.serve(model, "h100-sxm", req, cm.Load.rate(u * r_max), parallel=par, chunk_tokens=chunk, efficiency=cm.IDEAL)
     rep = replica_of(model, "h100-sxm", par, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = req.input_tokens + req.output_tokens / 2, req.input_tokens / 2
     sim = simulate(rep.step_function(S, A), req, u * r_max, chunk_tokens=chunk, max_batch=s.details["max_batch"],
@@ -221,7 +221,7 @@ def test_percentile_targets_hold_and_both_methods_agree():
     e = cm.optimize_serving("llama-3-8b", "h100-sxm", req, method="exhaustive", **kw)
     assert g.feasible and e.feasible and g.chips == e.chips
     assert g.serving["ttft_p99_s"] <= 0.2 * (1 + 1e-9) and g.serving["tpot_p90_s"] <= 0.03 * (1 + 1e-9)
-    mean = cm.optimize_serving("llama-3-8b", "h100-sxm", req, rate_per_s=20.0, ttft_s=0.2, tpot_s=0.03, max_chips=8)
+    mean = cm.optimize_serving("llama-3-8b", "h100-sxm", req, rate_per_s=20.0, ttft_s=0.2, tpot_s=0.03, max_chips=8, efficiency=cm.IDEAL)
     assert mean.chips <= g.chips  # a tail target is never cheaper than the same target on the mean
     assert "TTFT P99" in g.message
 
@@ -229,4 +229,4 @@ def test_percentile_targets_hold_and_both_methods_agree():
 @pytest.mark.parametrize("q", [95, 0, True, "99"])
 def test_bad_percentile_targets(q):
     with pytest.raises(cm.ConfigError, match="50, 90, 99"):
-        cm.optimize_serving("llama-3-8b", "h100-sxm", rate_per_s=1.0, ttft_s=0.5, ttft_percentile=q)
+        cm.optimize_serving("llama-3-8b", "h100-sxm", rate_per_s=1.0, ttft_s=0.5, ttft_percentile=q, efficiency=cm.IDEAL)

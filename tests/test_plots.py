@@ -6,6 +6,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import numpy as np  # noqa: E402
+
+import costmodel as cm  # noqa: E402
 import pytest  # noqa: E402
 
 from costmodel import derive  # noqa: E402
@@ -13,7 +15,7 @@ from costmodel.cli import main  # noqa: E402
 from costmodel.plot import KINDS, Setup  # noqa: E402
 from costmodel.plot._data import batch_grid, regions, sweep  # noqa: E402
 
-SETUP = Setup("llama-3-70b", "h100-sxm", context=8192, tp=8)
+SETUP = Setup("llama-3-70b", "h100-sxm", context=8192, tp=8, efficiency=cm.IDEAL)
 UNITS = ("(", "USD", "FLOP")
 
 

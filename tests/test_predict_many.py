@@ -26,7 +26,7 @@ def test_predict_many_equals_predict_column_by_column():
     for i, c in enumerate(configs):
         p = cm.predict(c["model"], c["hardware"], c.get("workload", cm.Workload()),
                        parallel=c.get("parallel", cm.Parallel()), precision=c.get("precision", cm.Precision()),
-                       efficiency=c.get("efficiency", cm.IDEAL), usd_per_chip_hour=c.get("usd_per_chip_hour"))
+                       efficiency=c.get("efficiency", cm.DEFAULT_EFFICIENCY), usd_per_chip_hour=c.get("usd_per_chip_hour"))
         for k, v in p.values.items():
             assert cols[k][i] == v, (i, k)
         assert bool(cols["fits"][i]) == p.fits and cols["bound"][i] == p.bound

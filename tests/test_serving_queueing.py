@@ -51,9 +51,9 @@ def test_simulation_with_a_linear_step_matches_the_fluid_fixed_point():
 @pytest.mark.parametrize("utilisation", [0.2, 0.5, 0.8])
 def test_ttft_and_tpot_within_10_percent_of_the_simulation(model, parallel, requests, chunk, utilisation):
     r_max = cm.serve(model, "h100-sxm", requests, cm.Load.rate(1e-3), parallel=parallel,
-                     chunk_tokens=chunk).max_rate_per_s
+                     chunk_tokens=chunk, efficiency=cm.IDEAL).max_rate_per_s
     rate = utilisation * r_max
-    s = cm.serve(model, "h100-sxm", requests, cm.Load.rate(rate), parallel=parallel, chunk_tokens=chunk)
+    s = cm.serve(model, "h100-sxm", requests, cm.Load.rate(rate), parallel=parallel, chunk_tokens=chunk, efficiency=cm.IDEAL)
     assert s.utilisation == pytest.approx(utilisation, rel=1e-9)
     rep = replica_of(model, "h100-sxm", parallel, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = requests.input_tokens + requests.output_tokens / 2, requests.input_tokens / 2
@@ -79,7 +79,7 @@ def test_closed_loop_within_10_percent_of_the_simulation(model, parallel, reques
     closed form, which spreads them evenly).
     """
     s = cm.serve(model, "h100-sxm", requests, cm.Load.concurrency(concurrency), parallel=parallel,
-                 chunk_tokens=chunk)
+                 chunk_tokens=chunk, efficiency=cm.IDEAL)
     rep = replica_of(model, "h100-sxm", parallel, cm.Precision(), cm.IDEAL, None, Rules())
     S, A = requests.input_tokens + requests.output_tokens / 2, requests.input_tokens / 2
     sim = simulate(rep.step_function(S, A), requests, concurrency=concurrency, stagger_s=s.e2e_latency_s,
@@ -106,9 +106,9 @@ def test_goodput_meets_the_ttft_target_and_no_more():
 
     req = cm.Requests(1024, 256)
     target = 0.03
-    r = goodput("llama-3-8b", "h100-sxm", req, target)
-    assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r)).ttft_s <= target
-    assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r * 1.01)).ttft_s > target
+    r = goodput("llama-3-8b", "h100-sxm", req, target, efficiency=cm.IDEAL)
+    assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r), efficiency=cm.IDEAL).ttft_s <= target
+    assert cm.serve("llama-3-8b", "h100-sxm", req, cm.Load.rate(r * 1.01), efficiency=cm.IDEAL).ttft_s > target
 
 
 def _random_chain(rng):
@@ -187,9 +187,9 @@ def test_kept_rate_limits_give_the_same_answers():
     from costmodel.serving.aggregated import forget_rate_limits
 
     req, par = cm.Requests(1024, 256), cm.Parallel(tp=2)
-    kept = [cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(r), parallel=par, chunk_tokens=256)
+    kept = [cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(r), parallel=par, chunk_tokens=256, efficiency=cm.IDEAL)
             for r in (3.0, 5.0)]
     forget_rate_limits()
-    fresh = cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(5.0), parallel=par, chunk_tokens=256)
+    fresh = cm.serve("llama-3-70b", "h100-sxm", req, cm.Load.rate(5.0), parallel=par, chunk_tokens=256, efficiency=cm.IDEAL)
     assert kept[1].max_rate_per_s == fresh.max_rate_per_s == kept[0].max_rate_per_s
     assert kept[1].ttft_s == fresh.ttft_s and kept[1].tpot_s == fresh.tpot_s

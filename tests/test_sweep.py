@@ -39,11 +39,11 @@ def assert_same_rows(a, b):
 
 def test_grid_equals_predict_per_configuration():
     r = cm.sweep("llama-3-8b", "h100-sxm", GRID, outputs=("step_time_s", "usd_per_mtok", "memory_bytes_per_chip",
-                                                          "fits", "tokens_per_s_per_chip"), progress=False)
+                                                          "fits", "tokens_per_s_per_chip"), progress=False, efficiency=cm.IDEAL)
     combos = list(itertools.product(*GRID.values()))
     assert len(r) == len(combos) == r.evaluated
     for i, (b, c, tp) in enumerate(combos):  # the last axis varies fastest, as in itertools.product
-        p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=b, context=c), parallel=cm.Parallel(tp=tp))
+        p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=b, context=c), parallel=cm.Parallel(tp=tp), efficiency=cm.IDEAL)
         assert (r["batch"][i], r["context"][i], r["tp"][i]) == (b, c, tp)
         for k in ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip"):
             assert r[k][i] == pytest.approx(p.values[k], rel=1e-12)
@@ -53,18 +53,18 @@ def test_grid_equals_predict_per_configuration():
 
 
 def test_groups_concatenate_models_of_different_structure():
-    r = cm.sweep(["llama-3-8b", "mixtral-8x7b"], ["h100-sxm", "a100-80gb"], {"batch": [1, 32]}, progress=False)
+    r = cm.sweep(["llama-3-8b", "mixtral-8x7b"], ["h100-sxm", "a100-80gb"], {"batch": [1, 32]}, progress=False, efficiency=cm.IDEAL)
     assert len(r) == 8 and len(r.groups) == 4
     i = np.flatnonzero((r["model"] == "mixtral-8x7b") & (r["hardware"] == "a100-80gb"))
-    p = cm.predict("mixtral-8x7b", "a100-80gb", cm.Workload(batch=32))
+    p = cm.predict("mixtral-8x7b", "a100-80gb", cm.Workload(batch=32), efficiency=cm.IDEAL)
     assert r["step_time_s"][i[1]] == pytest.approx(p.step_time_s, rel=1e-12)
 
 
 def test_random_sweep_reproducible_and_in_range():
     axes = {"batch": LogUniform(1, 512), "context": Uniform(512, 4096), "tp": [1, 2, 4, 8]}
-    a = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=3, progress=False)
-    b = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=3, progress=False)
-    c = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=4, progress=False)
+    a = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=3, progress=False, efficiency=cm.IDEAL)
+    b = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=3, progress=False, efficiency=cm.IDEAL)
+    c = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=5000, seed=4, progress=False, efficiency=cm.IDEAL)
     for k in a.columns:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["batch"], c["batch"])
@@ -81,8 +81,8 @@ def test_random_sweep_reproducible_and_in_range():
     (3001, {"batch": LogUniform(1, 64), "tp": [1, 2, 8]}),
 ])
 def test_chunk_size_does_not_change_results(samples, axes):
-    a = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=samples, chunk_size=5, progress=False)
-    b = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=samples, chunk_size=1 << 12, progress=False)
+    a = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=samples, chunk_size=5, progress=False, efficiency=cm.IDEAL)
+    b = cm.sweep("llama-3-8b", "h100-sxm", axes, samples=samples, chunk_size=1 << 12, progress=False, efficiency=cm.IDEAL)
     assert list(a.columns) == list(b.columns)
     assert_same_rows(a, b)
 
@@ -102,8 +102,8 @@ def test_pareto_mask_equals_brute_force():
 def test_on_the_fly_frontier_equals_frontier_of_all_rows(frontier):
     axes = {"batch": np.geomspace(1, 1024, 41), "context": [2048, 32768], "tp": [1, 2, 4, 8]}
     full = cm.sweep("llama-3-70b", "h100-sxm", axes, outputs=cm.sweeps.DEFAULT_OUTPUTS + ("tokens_per_s_per_chip",),
-                    progress=False)
-    fly = cm.sweep("llama-3-70b", "h100-sxm", axes, pareto=frontier, chunk_size=16, progress=False)
+                    progress=False, efficiency=cm.IDEAL)
+    fly = cm.sweep("llama-3-70b", "h100-sxm", axes, pareto=frontier, chunk_size=16, progress=False, efficiency=cm.IDEAL)
     x, y = (full["usd_per_mtok"], full["step_time_s"]) if frontier == "cost-latency" else \
         (-full["tokens_per_s_per_chip"], -full["tokens_per_s_per_user"])
     brute = brute_force_front(x, y, full["fits"])
@@ -115,8 +115,8 @@ def test_on_the_fly_frontier_equals_frontier_of_all_rows(frontier):
 
 
 def test_top_k_keeps_the_cheapest_feasible_rows():
-    full = cm.sweep("llama-3-70b", "h100-sxm", GRID, progress=False)
-    top = cm.sweep("llama-3-70b", "h100-sxm", GRID, top_k=("usd_per_mtok", 3), chunk_size=4, progress=False)
+    full = cm.sweep("llama-3-70b", "h100-sxm", GRID, progress=False, efficiency=cm.IDEAL)
+    top = cm.sweep("llama-3-70b", "h100-sxm", GRID, top_k=("usd_per_mtok", 3), chunk_size=4, progress=False, efficiency=cm.IDEAL)
     want = np.argsort(np.where(full["fits"], full["usd_per_mtok"], np.inf), kind="stable")[:3]
     for k in GRID:
         np.testing.assert_array_equal(top[k], full[k][want])
@@ -124,7 +124,7 @@ def test_top_k_keeps_the_cheapest_feasible_rows():
 
 
 def test_float32_and_columns():
-    r = cm.sweep("llama-3-8b", "h100-sxm", {"batch": [1, 2]}, dtype="float32", progress=False)
+    r = cm.sweep("llama-3-8b", "h100-sxm", {"batch": [1, 2]}, dtype="float32", progress=False, efficiency=cm.IDEAL)
     assert r["step_time_s"].dtype == np.float32 and r["fits"].dtype == bool
     assert r.names[:4] == ["model", "hardware", "precision", "batch"]
 
@@ -193,7 +193,7 @@ def test_cli_writes_csv(tmp_path, capsys):
     assert code == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 14 and rows[0]["model"] == "llama-3-8b"
-    p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=64), parallel=cm.Parallel(tp=2))
+    p = cm.predict("llama-3-8b", "h100-sxm", cm.Workload(batch=64), parallel=cm.Parallel(tp=2), efficiency=cm.IDEAL)
     assert float(rows[-1]["step_time_s"]) == pytest.approx(p.step_time_s, rel=1e-8)  # 9 digits in the CSV
     assert "wrote 14 rows" in capsys.readouterr().err
 
@@ -220,7 +220,7 @@ def test_cli_bad_axis_from_the_shell():
 
 
 def test_progress_line_and_exports(tmp_path, capsys):
-    r = cm.sweep("llama-3-8b", "h100-sxm", {"batch": [1, 2, 4]}, progress=True)
+    r = cm.sweep("llama-3-8b", "h100-sxm", {"batch": [1, 2, 4]}, progress=True, efficiency=cm.IDEAL)
     err = capsys.readouterr().err
     assert "100" in err and "3" in err  # tqdm or the plain line: 100 % of 3 configurations
     if importlib.util.find_spec("pyarrow") is None:

@@ -15,9 +15,10 @@ FULL_OVERLAP = Rules(comm_overlap="full")  # the worked examples ignore communic
 
 
 def decode(model, hw, batch, context, tp=1, ep=1, weights=None, kv=None, rules=FULL_OVERLAP, **kw):
+    """The worked examples are the ideal roofline's (docs/theory.md §15)."""
     return cm.predict(model, hw, cm.Workload(batch=batch, context=context),
                       parallel=cm.Parallel(tp=tp, ep=ep), precision=cm.Precision(weights=weights, kv=kv),
-                      rules=rules, **kw)
+                      rules=rules, **({"efficiency": cm.IDEAL} | kw))
 
 
 def test_weight_floor_llama3_70b_8xh100():

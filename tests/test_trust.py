@@ -108,3 +108,18 @@ def test_one_output_token_has_no_tpot_and_a_price(load):
         d = s.to_dict()
         assert s.tpot_s == 0.0 and d["tokens_per_s_per_user"] is None
         assert 0 < d["usd_per_mtok_output"] < math.inf and 0 < d["usd_per_mtok_input"] < math.inf
+
+
+def test_python_and_the_command_line_share_one_default_efficiency(capsys):
+    """The same question costs the same in a script and in a shell: both default to the calibrated profile."""
+    assert cm.DEFAULT_EFFICIENCY == "calibrated"
+    code, out, _ = run_cli(capsys, "optimize", "--json")
+    assert code == 0
+    s = cm.optimize("llama-3-70b", "h100-sxm")
+    assert s.usd_per_mtok == pytest.approx(json.loads(out)["usd_per_mtok"], rel=1e-9)
+    ideal = cm.optimize("llama-3-70b", "h100-sxm", efficiency=cm.IDEAL)
+    assert ideal.usd_per_mtok < s.usd_per_mtok  # the bound is asked for by name, and is lower
+    code, out, _ = run_cli(capsys, "predict", "--model", "llama-3-8b", "--isl", "1024", "--osl", "256", "--rate", "2",
+                           "--json")
+    served = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(2.0))
+    assert served.usd_per_mtok_output == pytest.approx(json.loads(out)["usd_per_mtok_output"], rel=1e-9)

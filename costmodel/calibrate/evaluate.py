@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..compile import compiled, compiled_serving
-from ..config import Workload
+from ..config import IDEAL, Workload
 from ..efficiency import EFFICIENCY_FIELDS
 from ..errors import ConfigError, CostModelError
 from ..inputs import scenario
@@ -71,7 +71,7 @@ class CaseSet:
         scs = []
         for c in self.cases:
             try:
-                scs.append(scenario(c.model, c.hardware, Workload(), c.parallel, c.precision))
+                scs.append(scenario(c.model, c.hardware, Workload(), c.parallel, c.precision, IDEAL))
             except CostModelError as e:
                 raise ConfigError(f"measurement record {c.id}: {e}") from None
         self.hardware = [sc.hardware for sc in scs]

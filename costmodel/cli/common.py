@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Parallel, Precision
+from ..config import DEFAULT_EFFICIENCY, Parallel, Precision
 from ..errors import ConfigError
 from ..limits import RANGES, fmt_bound
 
@@ -49,7 +49,7 @@ def _short(text: str) -> str:
 
 def add_efficiency_argument(p: argparse.ArgumentParser) -> None:
     """``--efficiency``: the same option and default for every subcommand that evaluates the model."""
-    p.add_argument("--efficiency", default="calibrated", metavar="ideal|calibrated|kernels|PATH",
+    p.add_argument("--efficiency", default=DEFAULT_EFFICIENCY, metavar="ideal|calibrated|kernels|PATH",
                    help="efficiency profile: calibrated (fitted to published measurements, default; "
                         "docs/calibration.md), kernels (the operator step's kernels fitted to measured kernel "
                         "latencies; docs/theory.md §20.4), ideal (the roofline lower bound) or a profile JSON file")

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..compile import compiled
-from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ..inputs import scenario
 from ..symbolic import Rules
 
@@ -46,7 +46,7 @@ class Sensitivity:
 
 def sensitivities(
     model, hardware, workload: Workload = Workload(), *, parallel: Parallel = Parallel(),
-    precision: Precision = Precision(), efficiency: Efficiency = IDEAL, usd_per_chip_hour: float | None = None,
+    precision: Precision = Precision(), efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour: float | None = None,
     rules: Rules | None = None, wrt: tuple[str, ...] = HARDWARE_INPUTS,
     outputs: tuple[str, ...] = ("usd_per_mtok", "step_time_s"),
 ) -> dict[str, Sensitivity]:

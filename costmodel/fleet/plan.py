@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import IDEAL
+from ..config import DEFAULT_EFFICIENCY, IDEAL
 from ..errors import ConfigError
 from . import milp
 from .candidates import Candidate, candidates
@@ -223,14 +223,14 @@ def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
     return text
 
 
-def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = IDEAL,
+def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY,
          method: str = "gradient") -> FleetPlan:
     """The cheapest fleet: for every model its chip type, mode, configuration and replicas, within the caps.
 
     Args:
         fleet: a fleet TOML file, a parsed mapping of the same shape, or a :class:`~costmodel.fleet.Fleet`
             (docs/fleet.md).
-        efficiency: ``cm.IDEAL`` (default), ``"calibrated"`` or a profile path, as ``cm.optimize``.
+        efficiency: ``"calibrated"`` (default), ``cm.IDEAL`` (``"ideal"``) or a profile path, as ``cm.optimize``.
         method: the serving optimiser's method, ``"gradient"`` or ``"exhaustive"``.
 
     Returns:

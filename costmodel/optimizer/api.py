@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import IDEAL, Efficiency
+from ..config import DEFAULT_EFFICIENCY, Efficiency
 from ..errors import ConfigError, keywords_checked
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element
 from ..symbolic import Rules
@@ -172,7 +172,7 @@ def optimize(
     weights: str | tuple[str, ...] | None = None,
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
-    efficiency: Efficiency | str = IDEAL,
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     rules: Rules | None = None,
     method: str = "gradient",
     n_alternatives: int = 3,
@@ -195,7 +195,8 @@ def optimize(
         weights, kv: a precision or a set to choose from (tuple or ``"bf16,fp8"``).
         usd_per_chip_hour: price override.
         efficiency: achievable fractions of peak, or a profile name (``"ideal"``, ``"calibrated"``)
-            or path (default: the ideal roofline).
+            or path (default ``"calibrated"``, :data:`costmodel.DEFAULT_EFFICIENCY`; ``"ideal"`` for the
+            roofline bound).
         rules: how roofline terms combine (``None``: the defaults; the phase is always decode).
         method: ``"gradient"`` (relaxation + augmented Lagrangian + local exact search)
             or ``"exhaustive"`` (every admissible configuration).

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
 from ..inputs import Scenario, math_the_chip_runs, scenario, weight_only_flags
 from ..limits import check_number, check_type
@@ -154,7 +154,7 @@ def make_problem(
     weights: str | tuple[str, ...] | None = None,
     kv: str | tuple[str, ...] | None = None,
     usd_per_chip_hour: float | None = None,
-    efficiency: Efficiency | str = IDEAL,
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     rules: Rules | None = None,
     math: str | None = None,
 ) -> Problem:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compile import compiled
-from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ..inputs import Scenario, scenario
 from ..symbolic import Rules, fits_in_memory
 
@@ -23,7 +23,7 @@ class Setup:
     context: float = 8192
     tp: int = 8
     precision: Precision = Precision()
-    efficiency: Efficiency | str = IDEAL  # an Efficiency or a profile name/path (costmodel.efficiency)
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY  # an Efficiency or a profile name/path (costmodel.efficiency)
     usd_per_chip_hour: float | None = None
     rules: Rules = Rules()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ..engines import Scheduler, scheduler_of
 from ..errors import ConfigError, keywords_checked
 from ..inputs import scenario
@@ -40,7 +40,7 @@ def serve(
     *,
     parallel: Parallel = Parallel(),
     precision: Precision = Precision(),
-    efficiency: Efficiency | str = IDEAL,
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     usd_per_chip_hour: float | None = None,
     chunk_tokens: float = 8192,
     disagg: Disaggregated | None = None,

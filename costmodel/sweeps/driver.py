@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from ..compile import compiled
-from ..config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ..errors import ConfigError
 from ..inputs import scenario
 from ..parallel import check_parallel
@@ -125,7 +125,7 @@ def _to_host(a: jax.Array) -> np.ndarray:
 def sweep(model: str | ModelSpec | Sequence, hardware: str | HardwareSpec | Sequence,
           axes: Mapping[str, object] | None = None, *, samples: int | None = None, seed: int = 0,
           workload: Workload = Workload(), parallel: Parallel = Parallel(),
-          precision: Precision | Sequence[Precision] = Precision(), efficiency: Efficiency = IDEAL,
+          precision: Precision | Sequence[Precision] = Precision(), efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
           usd_per_chip_hour: float | None = None, rules: Rules | None = None,
           outputs: Sequence[str] = DEFAULT_OUTPUTS, pareto: str | None = None,
           top_k: tuple[str, int] | None = None, chunk_size: int = 1 << 16, dtype: str | None = None,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...config import IDEAL, Efficiency, Parallel, Precision, Workload
+from ...config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
 from ...engines import UNBOUNDED, Scheduler, scheduler_of
 from ...errors import ConfigError
 from ...inputs import Scenario, scenario
@@ -152,7 +152,7 @@ def _specs(spec) -> tuple[Speculative | None, ...]:
 
 def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_tps=None, ttft_s=None, tpot_s=None,
                          max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
-                         efficiency: Efficiency | str = IDEAL, usd_per_chip_hour=None,
+                         efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour=None,
                          objective="output", scheduler=None, ttft_percentile=None,
                          tpot_percentile=None) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
