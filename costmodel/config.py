@@ -41,16 +41,19 @@ class Workload:
     Attributes:
         batch: sequences per replica (decode: tokens per step; prefill: prompts per batch).
         context: cached tokens per sequence read at each decode step (the mean for ragged batches).
-        prompt: prompt tokens per sequence processed in prefill.
+        prompt: prompt tokens per sequence processed in prefill (default ``None``: the context, as on the
+            command line).
         phase: ``"decode"`` or ``"prefill"``.
     """
 
     batch: float = 1
     context: float = 2048
-    prompt: float = 2048
+    prompt: float | None = None
     phase: str = "decode"
 
     def __post_init__(self) -> None:
+        if self.prompt is None:
+            object.__setattr__(self, "prompt", self.context)
         for name in ("batch", "context", "prompt"):
             check_number(name, getattr(self, name))
         if not isinstance(self.phase, str) or self.phase not in ("decode", "prefill"):

@@ -161,3 +161,19 @@ def test_spec_validation():
     h = cm.load_hardware("h100-sxm")
     with pytest.raises(cm.SpecError, match="hbm_bytes_per_s must be a positive number"):
         h.replace(hbm_bytes_per_s=math.nan)
+
+
+def test_the_sample_config_json_is_the_catalogs_llama_3_8b():
+    """docs/examples/config.json (Meta-Llama-3-8B's Hugging Face configuration, the how-to's sample) imports as the
+    catalog's llama-3-8b in every architectural field."""
+    import dataclasses
+    from pathlib import Path
+
+    import costmodel as cm
+
+    sample = cm.load_model(str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "config.json"))
+    catalog = cm.load_model("llama-3-8b")
+    skip = {"name", "display_name", "source", "sources"}
+    for f in dataclasses.fields(catalog):
+        if f.name not in skip:
+            assert getattr(sample, f.name) == getattr(catalog, f.name), f.name

@@ -123,3 +123,23 @@ def test_python_and_the_command_line_share_one_default_efficiency(capsys):
                            "--json")
     served = cm.serve("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), cm.Load.rate(2.0))
     assert served.usd_per_mtok_output == pytest.approx(json.loads(out)["usd_per_mtok_output"], rel=1e-9)
+
+
+def test_refitting_the_packaged_profile_needs_its_path_named(capsys):
+    """``python -m costmodel.calibrate`` rewrote a tracked file by default; now ``--out`` is required."""
+    from costmodel.calibrate.run import PACKAGED_PROFILE, main
+
+    before = PACKAGED_PROFILE.read_bytes()
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2 and "--out" in capsys.readouterr().err
+    assert PACKAGED_PROFILE.read_bytes() == before
+
+
+def test_serve_and_optimize_serving_share_their_default_requests():
+    import inspect
+
+    def default(f):
+        return inspect.signature(f).parameters["requests"].default
+
+    assert default(cm.serve) == default(cm.optimize_serving) == cm.Requests()

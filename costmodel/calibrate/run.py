@@ -2,8 +2,8 @@
 
 ``costmodel calibrate MEASUREMENTS.json --out PROFILE.json`` refits
 :data:`~costmodel.calibrate.fit.DEFAULT_PARAMS` to a user's measurement file (the
-schema of ``data/measurements.json``); ``python -m costmodel.calibrate`` refits
-the packaged measurements and rewrites the packaged profile. Either fits every
+schema of ``data/measurements.json``); ``python -m costmodel.calibrate --out PATH`` refits
+the packaged measurements (``--out`` the packaged profile's path rewrites it). Either fits every
 record, cross-validates leaving one source out, and stores the values with their
 bounds, meanings and the fit's provenance (records, date, loss, errors).
 """
@@ -104,9 +104,14 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Refit the packaged measurements and rewrite the packaged profile (``python -m costmodel.calibrate``)."""
+    """Refit the packaged measurements and write the profile to ``--out`` (``python -m costmodel.calibrate``).
+
+    ``--out`` is required: the packaged profile is a tracked file, rewritten only when named
+    (``--out costmodel/calibrate/profiles/calibrated.json``)."""
     ap = argparse.ArgumentParser(prog="python -m costmodel.calibrate", description=__doc__.splitlines()[0], allow_abbrev=False)
-    ap.add_argument("--out", type=Path, default=PACKAGED_PROFILE, help="where to write the profile JSON")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="where to write the profile JSON (costmodel/calibrate/profiles/calibrated.json in a "
+                         "checkout rewrites the packaged profile)")
     ap.add_argument("--iterations", type=_positive_int, default=ITERATIONS, help="optimiser steps (default %(default)s)")
     args = ap.parse_args(argv)
     cal, cs = calibrate(iterations=args.iterations)

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=ranged("batch"), default=1, help="sequences per replica (default 1)")
     p.add_argument("--context", type=ranged("context"), default=2048,
                    help="cached tokens per sequence at each decode step (default 2048)")
-    p.add_argument("--prompt", type=ranged("prompt"), default=2048, help="prompt tokens for prefill (default 2048)")
+    p.add_argument("--prompt", type=ranged("prompt"), default=None,
+                   help="prompt tokens for prefill and TTFT (default: --context)")
     p.add_argument("--phase", choices=("decode", "prefill"), default="decode")
     p.add_argument("--weights", default=None, help="weight precision: bf16, fp8, int8, int4, fp4 (default: the model's)")
     p.add_argument("--kv", default=None, help="KV-cache precision (default bf16)")

@@ -21,7 +21,7 @@ METHODS = ("gradient", "exhaustive")
 
 @keywords_checked
 def optimize_serving(
-    model, hardware, requests: Requests = Requests(1024, 256), *,
+    model, hardware, requests: Requests = Requests(), *,
     rate_per_s: float | None = None, demand_tps: float | None = None,
     ttft_s: float | None = None, tpot_s: float | None = None, max_chips: int = 64, mode: str = "auto",
     weights: str | tuple[str, ...] | None = "bf16", kv: str | tuple[str, ...] | None = None, spec=None,
