@@ -57,16 +57,17 @@ def test_unknown_catalog_entries_are_skipped_by_name():
 @pytest.mark.parametrize("r", [VLLMCI_01, TRTV05_01, TRT_08, TRTV05_05], ids=lambda r: r["id"])
 def test_ideal_is_a_bound(r):
     c = exp.to_case(r)
-    ideal = exp.predict(c, "ideal", efficiency=cm.IDEAL)
+    ideal = exp.predict(c, "ideal")
     assert ideal <= r["value"] if c.is_time else ideal >= r["value"]
 
 
 def test_static_record_is_prefill_plus_decode_sum():
     # VLLMCI-01: e2e latency of the static batch = prefill of 8 x 32 tokens + 127 decode steps
     c = exp.to_case(VLLMCI_01)
-    s = cm.serve("llama-3-70b", "h200", c.requests, c.load, parallel=c.parallel, precision=c.precision, efficiency=cm.IDEAL)
+    s = cm.serve("llama-3-70b", "h200", c.requests, c.load, parallel=c.parallel, precision=c.precision,
+                 efficiency=cm.IDEAL)
     from costmodel import derive
 
     want = derive.static_batch_latency("llama-3-70b").value("llama-3-70b", "h200", tp=4, batch=8, prompt=32,
                                                             output_tokens=128)
-    assert exp.predict(c, "ideal", efficiency=cm.IDEAL) == s.e2e_latency_s == pytest.approx(want, rel=1e-6)
+    assert exp.predict(c, "ideal") == s.e2e_latency_s == pytest.approx(want, rel=1e-6)

@@ -143,3 +143,12 @@ def test_serve_and_optimize_serving_share_their_default_requests():
         return inspect.signature(f).parameters["requests"].default
 
     assert default(cm.serve) == default(cm.optimize_serving) == cm.Requests()
+
+
+def test_the_smallest_deployment_says_how_much_headroom_it_has():
+    import re
+
+    s = cm.optimize_serving("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), rate_per_s=2.0, tpot_s=0.05,
+                            max_chips=4, mode="agg")
+    m = re.search(r"smallest deployment, and it meets the targets with headroom \(up to ([0-9.e+]+) req/s", s.message)
+    assert s.feasible and s.binding is None and m and float(m.group(1)) > 2.0

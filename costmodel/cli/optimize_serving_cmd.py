@@ -115,7 +115,7 @@ def _config_lines(c: dict | None) -> list[str]:
         return [f"prefill {p['replicas']}x tp{p['tp']} pp{p['pp']} ep{p['ep']} b{p['batch']}",
                 f"decode {d['replicas']}x tp{d['tp']} pp{d['pp']} ep{d['ep']}, {d['weights']}/{d['kv']}{spec}"]
     return [f"{c['replicas']}x tp{c['tp']} pp{c['pp']} ep{c['ep']} ({c['attention']})",
-            f"chunk {c['chunk']}, batch {c['batch']:g}, {c['weights']}/{c['kv']}{spec}"]
+            f"chunk {c['chunk']}, mean batch {c['batch']:.1f} in flight, {c['weights']}/{c['kv']}{spec}"]
 
 
 def render(d: dict, args: argparse.Namespace) -> str:

@@ -217,7 +217,8 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     cfg = _config(problem, d, s)
     binding = _binding(problem, d)
     reason = (f"the {binding} constraint binds" if binding else
-              "one replica serves the rate with room to spare")
+              f"this is the smallest deployment, and it meets the targets with headroom (up to "
+              f"{_headroom(d):.3g} req/s at them)")
     msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
            f"output tokens, {_figure(s, 'ttft', problem.ttft_percentile)}, "
            f"{_figure(s, 'tpot', problem.tpot_percentile)}; {reason}")
@@ -228,6 +229,14 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
         output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
         shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
         space_size=space, message=msg + ".", serving=s.to_dict(), objective=problem.objective)
+
+
+def _headroom(d: Deployment) -> float:
+    """Requests/s the deployment's tables say it sustains within the targets (the least of its pools)."""
+    f = d.figures
+    rates = [f.get("goodput_per_s", f.get("d_goodput_per_s"))] + ([f.get("prefill_goodput_per_s")] if d.mode == "disagg"
+                                                                   else [])
+    return min(float(r) * (d.replicas if d.mode == "agg" else 1) for r in rates if r is not None)
 
 
 def _figure(s, metric: str, q: int | None) -> str:
@@ -248,7 +257,8 @@ def why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
         saving = 1 - win.usd_per_mtok / lose.usd_per_mtok
         price = lose.shadow_prices.get(lose.binding, 0.0) if lose.binding in ("ttft", "tpot") else 0.0
         extra = (f"; each ms of {lose.binding.upper()} target is worth ${-price:.3g}/Mtok to it" if price < 0 else "")
-        limit = f"its {lose.binding} constraint binds" if lose.binding else "its smallest deployment has room to spare"
+        limit = (f"its {lose.binding} constraint binds" if lose.binding else
+                 "it is already its smallest deployment, with headroom")
         return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} cheaper: {lose.mode} would need "
                 f"{lose.chips - win.chips} fewer chips to match ({limit}{extra}).")
     if len(ok) == 1:
