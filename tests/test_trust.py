@@ -152,3 +152,17 @@ def test_the_smallest_deployment_says_how_much_headroom_it_has():
                             max_chips=4, mode="agg")
     m = re.search(r"smallest deployment, and it meets the targets with headroom \(up to ([0-9.e+]+) req/s", s.message)
     assert s.feasible and s.binding is None and m and float(m.group(1)) > 2.0
+
+
+def test_a_tie_in_cost_goes_to_the_lower_end_to_end_latency():
+    """Equal cost: the mode with six times the TTFT no longer wins on a slightly lower TPOT."""
+    from types import SimpleNamespace
+
+    from costmodel.optimizer.serving.answer import tie_break
+
+    problem = SimpleNamespace(requests=cm.Requests(1024, 256))
+    agg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.10, tpot_s=0.020)    # 0.10 + 255 x 0.020 = 5.20 s
+    disagg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.60, tpot_s=0.019)  # 0.60 + 255 x 0.019 = 5.445 s
+    assert min((disagg, agg), key=lambda a: tie_break(problem, a)) is agg
+    cheaper = SimpleNamespace(usd_per_mtok=0.9, ttft_s=5.0, tpot_s=0.05)
+    assert min((agg, cheaper), key=lambda a: tie_break(problem, a)) is cheaper  # cost first

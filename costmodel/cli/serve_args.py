@@ -19,7 +19,8 @@ from .common import (add_length_arguments, add_scheduler_arguments, fmt_bytes, f
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
 _POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "decode_tp", "decode_ep", "decode_replicas")
-_SERVING_FLAGS = ("osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "static_batch", "concurrency", "rate", "chunk", "max_batch", "max_seqs",
+_SERVING_FLAGS = ("osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "static_batch", "concurrency", "rate", "chunk",
+                  "max_batch", "max_seqs",
                   "max_batched_tokens", "kv_reservation",
                   "spec_draft", "spec_len", "spec_accept", "spec_accept_len") + _POOL_FLAGS
 
@@ -142,7 +143,7 @@ def _opt(v, fmt) -> str:
 
 
 def _tails(d: dict, metric: str) -> str:
-    """``"  P50 ... P90 ... P99 ..."`` of a metric (mean first, in the row itself)."""
+    """``"  (mean; P50 ..., P90 ..., P99 ...)"``: a metric's percentiles after its mean in a row."""
     from ..serving.percentiles import PERCENTILES
 
     return "  (mean; " + ", ".join(f"P{q} {_opt(d[f'{metric}_p{q}_s'], fmt_seconds)}" for q in PERCENTILES) + ")"

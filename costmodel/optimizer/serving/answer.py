@@ -246,14 +246,20 @@ def _figure(s, metric: str, q: int | None) -> str:
     return f"{metric.upper()} P{q} {_ms(s.percentile(metric, q))} (mean {_ms(s.percentile(metric, None))})"
 
 
+def tie_break(problem: ServingProblem, a: ServingSolution) -> tuple[float, float]:
+    """How answers rank: by cost, then (a tie) by mean end-to-end latency ``TTFT + (O - 1)·TPOT``, so that a
+    mode with several times the TTFT does not win a tie on a slightly lower TPOT."""
+    return a.usd_per_mtok, a.ttft_s + max(problem.requests.output_tokens - 1.0, 0.0) * a.tpot_s
+
+
 def why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
     """Every mode's answer in a sentence, then the winner, by how much, and what the loser would need."""
     ok = {m: a for m, a in answers.items() if a.feasible}
     parts = [a.message.rstrip(".") for a in answers.values()]
     if len(ok) == 2:
-        win, lose = sorted(ok.values(), key=lambda a: (a.usd_per_mtok, a.tpot_s))
+        win, lose = sorted(ok.values(), key=lambda a: tie_break(problem, a))
         if win.chips == lose.chips:
-            return "; ".join(parts) + f". Both modes cost the same; {win.mode} has the lower TPOT."
+            return "; ".join(parts) + f". Both modes cost the same; {win.mode} has the lower end-to-end latency."
         saving = 1 - win.usd_per_mtok / lose.usd_per_mtok
         price = lose.shadow_prices.get(lose.binding, 0.0) if lose.binding in ("ttft", "tpot") else 0.0
         extra = (f"; each ms of {lose.binding.upper()} target is worth ${-price:.3g}/Mtok to it" if price < 0 else "")

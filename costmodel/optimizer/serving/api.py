@@ -8,7 +8,7 @@ import time
 from ...config import DEFAULT_EFFICIENCY, Efficiency
 from ...errors import ConfigError, keywords_checked
 from ...serving.workload import Requests
-from .answer import mode_answer, why
+from .answer import mode_answer, tie_break, why
 from .candidates import space_size
 from .problem import MODE_NAMES, ServingProblem, make_serving_problem
 from .search import solve_mode
@@ -97,7 +97,7 @@ def solve(problem: ServingProblem, method: str = "gradient", verify: bool = Fals
     ok = [a for a in answers.values() if a.feasible]
     reason = why(problem, answers)
     if ok:
-        win = min(ok, key=lambda a: (a.usd_per_mtok, a.tpot_s))
+        win = min(ok, key=lambda a: tie_break(problem, a))
         sol = dataclasses.replace(win, modes=answers, space_size=total, message=reason)
     else:
         needs = [a.min_chips_needed for a in answers.values() if a.min_chips_needed is not None]
