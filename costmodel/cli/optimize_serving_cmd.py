@@ -17,7 +17,8 @@ __all__ = ["add_arguments", "wanted", "run", "render", "answer"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
-_FLAGS = ("isl", "osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "ttft_percentile", "tpot_percentile", "rate", "mode", "spec_draft", "spec_len", "spec_accept", "objective",
+_FLAGS = ("isl", "osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "ttft_percentile", "tpot_percentile", "rate",
+          "mode", "spec_draft", "spec_len", "spec_accept", "objective",
           "max_seqs", "max_batched_tokens", "kv_reservation")
 
 
@@ -150,8 +151,8 @@ def render(d: dict, args: argparse.Namespace) -> str:
     target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
                        (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
                        if v is not None)
-    lengths = (f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}"
-               + ("" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"))
+    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
+    lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
     lines = [f"problem: {args.model} on {args.hardware}, {lengths}, "
              + (f"{args.rate:g} req/s" if args.rate is not None else f"{args.demand_tps:g} output tok/s")
              + f", {target}, <= {args.max_chips} chips"]

@@ -154,7 +154,8 @@ def _lengths(req, args: argparse.Namespace) -> str:
     if args.lengths is not None:
         return (f"{req.input_tokens:,.4g} in, {req.output_tokens:,.4g} out on average "
                 f"({len(req.classes)} classes from {args.lengths})")
-    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g} in, {args.osl_cv or 0:g} out)"
+    cv = ("" if not (args.isl_cv or args.osl_cv)
+          else f" (lognormal, CV {args.isl_cv or 0:g} in, {args.osl_cv or 0:g} out)")
     return f"{args.isl:g} in, {args.osl:g} out{cv}"
 
 

@@ -46,7 +46,8 @@ class Sensitivity:
 
 def sensitivities(
     model, hardware, workload: Workload = Workload(), *, parallel: Parallel = Parallel(),
-    precision: Precision = Precision(), efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour: float | None = None,
+    precision: Precision = Precision(), efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
+    usd_per_chip_hour: float | None = None,
     rules: Rules | None = None, wrt: tuple[str, ...] = HARDWARE_INPUTS,
     outputs: tuple[str, ...] = ("usd_per_mtok", "step_time_s"),
 ) -> dict[str, Sensitivity]:

@@ -73,7 +73,8 @@ def _fastest(sol: Any) -> str:
     return f"the targets are out of reach (fastest {', '.join(parts)})"
 
 
-def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFICIENCY, method: str = "gradient") -> Candidate:
+def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFICIENCY,
+        method: str = "gradient") -> Candidate:
     """The frontier point of ``model`` on ``chip`` (budget ``chip.available + 1``)."""
     if model.hardware is not None and chip.name not in model.hardware:
         return Candidate(model.name, chip.name, None, None, reason="not in the model's hardware list")
@@ -114,6 +115,7 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
     return Candidate(model.name, chip.name, None, None, reason=_fastest(sol))
 
 
-def candidates(fleet: Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY, method: str = "gradient") -> tuple[tuple[Candidate, ...], ...]:
+def candidates(fleet: Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY,
+               method: str = "gradient") -> tuple[tuple[Candidate, ...], ...]:
     """``[model][chip type]`` frontier points of every pair of the fleet."""
     return tuple(tuple(one(m, c, efficiency=efficiency, method=method) for c in fleet.chips) for m in fleet.models)

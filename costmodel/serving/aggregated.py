@@ -47,7 +47,7 @@ import numpy as np
 
 from ..engines import UNBOUNDED, Scheduler
 from ..errors import ConfigError
-from .percentiles import chain_ttft_atoms, percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
+from .percentiles import alike, chain_ttft_atoms, percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
 from .queueing import Q_LIMIT, STABLE_TAIL, bulk_prefill_queue
 from .replica import Replica, bisect_increasing
 from .workload import Load, Requests
@@ -150,15 +150,14 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         e2e = ttft + D * t
     decode_only = t_dec if B > 0 else 0.0
     c1 = float(min(budget(B), P * max(1.0, X)))
-    if load.kind == "rate" and not out["saturated"]:
-        step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, chain.get("batch", B), budget)
-        states = bulk_prefill_queue(step_s, at, mix, states=True)["states"]
-        first = chain_ttft_atoms(step_s, at, mix, states, [u for _, u in prompt_units(req, chunk_tokens)[1]])
+    if load.kind == "rate" and not out["saturated"] and chain["states"] is not None:
+        first = chain_ttft_atoms(chain["step_s"], at, chain["mix"], chain["states"],
+                                 [u for _, u in prompt_units(req, chunk_tokens)[1]])
     else:  # offline and closed loop: the own chunk steps, after a wait all share alike (none offline)
         own = [math.ceil(i * (1 - h) / chunk_tokens) * t_chunk for _, i, _ in req.classes]
         wait = max(ttft - sum(w * o for (w, _, _), o in zip(req.classes, own)), 0.0) if math.isfinite(ttft) else 0.0
         first = wait_ttft_atoms([o + wait for o in own], 0.0, 0.0)
-    slope = _batch_slope(rep, B, S) if load.kind == "rate" else 0.0  # a closed population holds its batch
+    slope = rep.batch_slope(B, S) if load.kind == "rate" else 0.0  # a closed population holds its batch
     per_token = (t_chunk - t_dec) / c1 if c1 > 0 else 0.0
     noise = shot_noise_tpot(t, t_dec, X / t, [(w, max(o - 1.0, 0.0) / E) for w, _, o in req.classes], slope,
                             [i * (1 - h) * per_token for _, i, _ in req.classes])
@@ -175,12 +174,6 @@ def aggregated(rep: Replica, req: Requests, load: Load, replicas: int, chunk_tok
         max_batch=fits_cap, kv_context_tokens=S_kv, percentiles=tails,
     )
     return out
-
-
-def _batch_slope(rep: Replica, B: float, S: float) -> float:
-    """``dτ/dB``: seconds a decode step gains per sequence at batch ``B`` (a central difference)."""
-    b = max(B, 1.0)
-    return max(float(rep.step(b * 1.01, 0.0, S) - rep.step(b * 0.99, 0.0, S)) / (0.02 * b), 0.0)
 
 
 def _closed_loop_rate(steps, N: float, k_p: int, D: float, X_cap: float) -> float:
@@ -287,10 +280,11 @@ def _edge_rate(step_bytes: bytes, mix: tuple, D: float, cap: float, fluid_max: f
 
 
 def _chain_at(rep: Replica, R: float, req: Requests, S: float, A: float, chunk_tokens: float, budget=None):
-    """``B -> bulk_prefill_queue(...)`` at rate ``R``: the prompt tokens counted in units."""
+    """``B -> bulk_prefill_queue(...)`` at rate ``R`` (the prompt tokens counted in units), with the chain's
+    states, step times and arriving mix (the percentiles of §19.10 enumerate them)."""
     def chain(B):
         step_s, mix = _chain_steps(rep, req, S, A, chunk_tokens, B, budget)
-        return bulk_prefill_queue(step_s, R, mix)
+        return bulk_prefill_queue(step_s, R, mix, states=True) | {"step_s": step_s, "mix": mix}
 
     return chain
 
@@ -389,11 +383,6 @@ def _static(rep: Replica, req: Requests, B: float, D: float, S: float, A: float)
         "fits": bool(mem["memory_bytes_per_chip"] <= mem["usable_bytes_per_chip"]),
         "max_batch": float(rep.max_batch(I + O)),
         # every request of a static batch starts and ends together (at the mean lengths)
-        "percentiles": _alike(t_pf, t_dec / (O - 1) if O > 1 else 0.0, e2e),
+        "percentiles": alike(t_pf, t_dec / (O - 1) if O > 1 else 0.0, e2e),
     }
-
-
-def _alike(ttft: float, tpot: float, e2e: float) -> dict[str, float]:
-    """The percentiles of requests that all see the same figures: each is the figure."""
-    return {k: v for m, v in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)) for k in percentile_keys(m)}
 

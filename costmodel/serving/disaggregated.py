@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from ..engines import UNBOUNDED, Scheduler
-from .percentiles import percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
+from .percentiles import alike, percentile_keys, percentiles_of, shot_noise_tpot, wait_ttft_atoms
 from .queueing import kingman_wait_s
 from .replica import Replica, bisect_increasing
 from .workload import Disaggregated, Load, Requests
@@ -145,10 +145,9 @@ def _tails(pre: Replica, dec: Replica, req: Requests, load: Load, out: dict, b_p
     """Percentiles of TTFT, TPOT and latency (§19.10): a class's own prefill and hand-over after the
     prefill queue's wait (0 with probability ``1 - ρ``, else exponential; none for a static batch, equal
     for all in a closed loop); the decode pool's TPOT as shot noise of the batch around the request."""
-    ttft, t = out["ttft_s"], out["step_time_s"] if "step_time_s" in out else float(dec.step(max(B, 1e-12), 0.0, S))
+    ttft = out["ttft_s"]
     if load.kind == "static":
-        return {k: out[f"{m}_s" if m != "e2e" else "e2e_latency_s"] for m in ("ttft", "tpot", "e2e")
-                for k in percentile_keys(m)}
+        return alike(ttft, out["tpot_s"], out["e2e_latency_s"])
     lengths = sorted({i for _, i, _ in req.classes})
     t_pf = {i: float(pre.prefill(b_p, i * (1 - req.prefix_hit))["step_time_s"]) for i in lengths}
     own = [first_token(t_pf[i], transfer(1.0) * i / req.input_tokens) for _, i, _ in req.classes]
@@ -160,11 +159,8 @@ def _tails(pre: Replica, dec: Replica, req: Requests, load: Load, out: dict, b_p
     else:
         first = wait_ttft_atoms([o + wait for o in own], 0.0, 0.0)
     rate = out["requests_per_s"] / r_d
-    slope = 0.0
-    if load.kind == "rate" and B > 0:
-        b = max(B, 1.0)
-        slope = max(float(dec.step(b * 1.01, 0.0, S) - dec.step(b * 0.99, 0.0, S)) / (0.02 * b), 0.0)
-    step_s = out["tpot_s"] * E if out["tpot_s"] > 0 else t
+    slope = dec.batch_slope(B, S) if load.kind == "rate" and B > 0 else 0.0
+    step_s = out["tpot_s"] * E  # the decode pool's step (0 with one output token: no decode steps)
     noise = shot_noise_tpot(step_s, step_s, rate, [(w, max(o - 1.0, 0.0) / E) for w, _, o in req.classes], slope,
                             [0.0] * len(req.classes))
     tails = percentiles_of([w for w, _, _ in req.classes], first, noise, E)

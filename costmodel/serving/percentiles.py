@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "percentile_keys", "weighted_quantiles", "chain_ttft_atoms", "wait_ttft_atoms",
+__all__ = ["PERCENTILES", "percentile_keys", "alike", "weighted_quantiles", "chain_ttft_atoms", "wait_ttft_atoms",
            "shot_noise_tpot", "percentiles_of"]
 
 #: The percentiles reported (the serving benchmarks report P50, P90 and P99).
@@ -61,6 +61,11 @@ _SORT_MAX, _LOG_BINS = 100_000, 20_000
 def percentile_keys(metric: str) -> tuple[str, ...]:
     """``("ttft_p50_s", "ttft_p90_s", "ttft_p99_s")`` for ``metric="ttft"``."""
     return tuple(f"{metric}_p{q}_s" for q in PERCENTILES)
+
+
+def alike(ttft_s: float, tpot_s: float, e2e_s: float) -> dict[str, float]:
+    """The percentiles of requests that all see the same figures (a static batch): each is the figure."""
+    return {k: v for m, v in (("ttft", ttft_s), ("tpot", tpot_s), ("e2e", e2e_s)) for k in percentile_keys(m)}
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:

@@ -111,6 +111,12 @@ class Replica:
             t = t + self.draft_length * self._draft(batch, context)
         return t
 
+    def batch_slope(self, batch: float, context: float) -> float:
+        """``dτ/dB``: seconds a decode step gains per sequence at ``batch`` (a central difference, at least
+        one sequence; never negative)."""
+        b = max(float(batch), 1.0)
+        return max(float(self.step(b * 1.01, 0.0, context) - self.step(b * 0.99, 0.0, context)) / (0.02 * b), 0.0)
+
     def step_function(self, context: float, prefill_position: float = 0.0):
         """``(B, c) -> seconds`` of the mixed step at a fixed context, for scalar callers (the simulator).
 

@@ -25,7 +25,8 @@ def optimize_serving(
     rate_per_s: float | None = None, demand_tps: float | None = None,
     ttft_s: float | None = None, tpot_s: float | None = None, max_chips: int = 64, mode: str = "auto",
     weights: str | tuple[str, ...] | None = "bf16", kv: str | tuple[str, ...] | None = None, spec=None,
-    efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour: float | None = None, objective: str = "output",
+    efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour: float | None = None,
+    objective: str = "output",
     method: str = "gradient", verify: bool = False, scheduler=None, ttft_percentile: int | None = None,
     tpot_percentile: int | None = None,
 ) -> ServingSolution:
