@@ -112,7 +112,7 @@ def configure_jax() -> None:
     current = jax.config.jax_compilation_cache_dir
     if current is not None and current != _jax_dir:
         return  # the user's own setting
-    path = _usable_dir("xla")
+    path = _usable_dir("xla") if _keyed_entries() else None
     wanted = None if path is None else str(path)
     if wanted == current and (wanted is None or jax.config.jax_enable_compilation_cache):
         return
@@ -127,6 +127,70 @@ def configure_jax() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     _jax_dir = wanted
+
+
+class _KeyedEntries:
+    """JAX's file cache for this package's directory, with each entry's key written at its start.
+
+    JAX names each entry by its key but does not store the key inside, so an entry renamed,
+    copied or rotated among the others would load and run another program (a wrong answer,
+    or an ``AssertionError`` deep in JAX). Here each entry holds ``key + NUL + JAX's bytes``; an
+    entry that does not start with its own key is a miss, and JAX compiles and rewrites it.
+    """
+
+    def __init__(self, base, key_prefix: bytes = b""):
+        self._base, self._prefix = base, key_prefix
+
+    @property
+    def _path(self):
+        return self._base._path
+
+    def get(self, key: str):
+        data = self._base.get(key)
+        header = self._prefix + key.encode() + b"\0"
+        if data is None:
+            return None
+        if not data.startswith(header):
+            self._drop(key)  # JAX never overwrites an entry: remove it so that the next put stores this key's
+            return None
+        return data[len(header):]
+
+    def _drop(self, key: str) -> None:
+        try:
+            from jax._src import lru_cache
+
+            (Path(self._base.path) / f"{key}{lru_cache._CACHE_SUFFIX}").unlink()
+        except (ImportError, AttributeError, OSError):
+            pass  # left in place: a miss each time, never a wrong program
+
+    def put(self, key: str, value: bytes) -> None:
+        self._base.put(key, self._prefix + key.encode() + b"\0" + value)
+
+
+_KEYED: list[bool] = []
+
+
+def _keyed_entries() -> bool:
+    """Make JAX's file cache check each entry's key in this package's cache directory (once per
+    process). Where this JAX has no such hook, JAX's cache stays off: compiling again costs
+    time, an unchecked entry could cost a wrong answer."""
+    if not _KEYED:
+        try:
+            from jax._src import compilation_cache as jcc
+
+            plain = jcc.get_file_cache
+
+            def get_file_cache(path: str):
+                made = plain(path)
+                if made is None or _jax_dir is None or Path(path) != Path(_jax_dir):
+                    return made  # another directory (the user's own): JAX's own behaviour
+                return _KeyedEntries(made[0], b"costmodel\0"), made[1]
+
+            jcc.get_file_cache = get_file_cache
+            _KEYED.append(True)
+        except (ImportError, AttributeError):
+            _KEYED.append(False)
+    return _KEYED[0]
 
 
 def _source_fingerprint() -> str:

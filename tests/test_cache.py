@@ -223,3 +223,27 @@ def test_a_start_from_cached_programs_never_imports_sympy(tmp_path):
     light = subprocess.run([sys.executable, "-c", "import sys, costmodel; print(sorted(m for m in ('sympy', 'jax') "
                             "if m in sys.modules))"], capture_output=True, text=True, env=env, check=True)
     assert light.stdout.strip() == "[]"
+
+
+def test_xla_entries_rotated_among_themselves_are_recompiled_not_run(tmp_path):
+    """JAX's own cache files name their key but do not hold it: an entry moved onto another key's name
+    would run another program. Each entry here starts with its key, so a rotated one is a miss, compiled
+    again, and the answer is unchanged (before: ``AssertionError: (16, 3)`` on every later run)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COSTMODEL_CACHE_DIR": str(tmp_path)}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    code = ("import sys; from costmodel.cli import main; "
+            "sys.exit(main(['optimize', '--model', 'llama-3-8b', '--max-chips', '8', '--context', '4096']))")
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [ln for ln in done.stdout.splitlines() if "solved by" not in ln]
+
+    first = run()
+    entries = sorted(p for p in (tmp_path / "xla").iterdir() if p.name.endswith("-cache"))
+    assert len(entries) >= 2
+    blobs = [p.read_bytes() for p in entries]
+    for p, b in zip(entries, blobs[1:] + blobs[:1]):
+        p.write_bytes(b)  # each file now holds the next key's program
+    assert run() == first
+    assert [p.read_bytes().split(b"\0", 2)[1] for p in entries] == [b.split(b"\0", 2)[1] for b in blobs]
