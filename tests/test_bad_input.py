@@ -586,3 +586,19 @@ def test_a_model_label_is_its_catalog_name_by_default_and_config_paths_are_relat
     assert f.models[0].model == str(tmp_path / "cfg" / "config.json") and f.models[1].model == "llama-3-70b"
     assert f.models[1].rate_per_s is None and f.models[1].output_tokens_per_s == 100.0
     assert f.chips[0].usd_per_chip_hour == cm.load_hardware("h100-sxm").usd_per_chip_hour
+
+
+@pytest.mark.parametrize("command", ["predict", "optimize"])
+def test_a_draft_of_another_vocabulary_is_refused_at_once(capsys, command):
+    """A 47B draft with a 32,000-token vocabulary cannot propose tokens that an 8B target of 128,256 verifies:
+    refused in one line before any step is priced (it once ran for over a minute)."""
+    code, out, err = cli(capsys, command, "--model", "llama-3-8b", "--spec-draft", "mixtral-8x7b", "--spec-len", "4",
+                         "--spec-accept", "0.7", "--isl", "1024", "--osl", "256", "--rate", "2")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "vocabulary of 32,000 tokens" in err and "128,256" in err
+    with pytest.raises(cm.ConfigError, match="same tokenizer"):
+        cm.serve("llama-3-8b", "h100-sxm", cm.Requests(64, 64), cm.Load.rate(1.0),
+                 spec=cm.Speculative("mixtral-8x7b", 2, accept=0.5))
+    with pytest.raises(cm.ConfigError, match="same tokenizer"):
+        cm.optimize_serving("llama-3-8b", "h100-sxm", cm.Requests(64, 64), rate_per_s=1.0, tpot_s=0.05,
+                            spec=cm.Speculative("mixtral-8x7b", 2, accept=0.5))

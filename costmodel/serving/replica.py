@@ -68,6 +68,7 @@ class Replica:
             layers = self.decode_sc.model.n_layers
             return lambda batch, context: self.step(batch, 0.0, context, draft=False, speculative=False) / layers
         sc = self.decode_sc
+        spec.check_target(sc.model)
         try:
             dsc = scenario(load_model(spec.draft), sc.hardware, Workload(), replace(sc.parallel, mesh=None),
                            _precision_of(sc), sc.efficiency, sc.usd_per_chip_hour)

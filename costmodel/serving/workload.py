@@ -288,6 +288,19 @@ class Speculative:
             except CostModelError as e:
                 raise ConfigError(f"speculative draft must be 'mtp' or a model: {e}") from None
 
+    def check_target(self, target: ModelSpec) -> None:
+        """Refuse a draft model that cannot propose tokens for ``target``: the target verifies the
+        draft's token ids, so both must share one vocabulary (vLLM refuses a draft whose vocabulary
+        size differs from the target's)."""
+        if isinstance(self.draft, str) and self.draft == "mtp":
+            return
+        draft = load_model(self.draft)
+        if draft.vocab_size != target.vocab_size:
+            raise ConfigError(f"speculative draft {draft.name!r} has a vocabulary of {draft.vocab_size:,} tokens and "
+                              f"the target {target.name!r} one of {target.vocab_size:,}: the target verifies the "
+                              f"draft's tokens, so both need the same tokenizer; choose a draft of the target's "
+                              f"family, or mtp")
+
     @property
     def acceptance(self) -> float:
         """``a``: given, or solved from the accepted length (the mean is increasing in ``a``)."""

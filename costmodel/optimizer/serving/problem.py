@@ -179,6 +179,9 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     mode = {v: k for k, v in MODE_NAMES.items()}.get(mode, mode)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {shown_value(objective):.80}")
+    specs = _specs(spec)
+    for s in specs[1:]:
+        s.check_target(m)
     precisions = _precisions(h, m, weights, kv)
     first = precisions[0]
     prec = Precision(first.weights, first.kv, first.math)
@@ -191,7 +194,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         model=m, hardware=h, requests=requests, rate_per_s=rate,
         ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
         max_chips=int(max_chips), modes=("agg", "disagg") if mode == "auto" else (mode,), precisions=precisions,
-        specs=_specs(spec), efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
+        specs=specs, efficiency=efficiency, usd_per_chip_hour=float(dec.usd_per_chip_hour),
         objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
         decode_base=dec, prefill_base=pre, precision_args=(weights, kv), scheduler=scheduler_of(scheduler, h),
         ttft_percentile=None if ttft_percentile is None else int(ttft_percentile),
