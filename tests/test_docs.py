@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,37 @@ def test_a_stale_formula_block_is_reported():
     _, stale_again = hook.fill(filled)
     assert stale_again == []
 
+
+
+# ---------------------------------------------------------------- every shown output is the program's
+
+_FENCE = re.compile(r"^```[\w-]*\n(?P<body>.*?)^```", re.S | re.M)
+_OUTPUT_LINE = re.compile(r"^(?:\$ |>>> |problem: |answer: |fleet: |\S+ \S*: ?error: |costmodel \w+: error: )", re.M)
+# a benchmark's figures are timings of one run on one machine: shown as measured, never reproduced
+_MEASURED = ("$ python experiments/bench.py",)
+
+
+def test_every_output_a_page_shows_is_a_generated_block():
+    """A fenced block that shows what a command, script or expression prints (a ``$ `` or ``>>> `` line,
+    an answer, an error) sits in a generated block, which is produced by running it: the README's and
+    the docs' shown outputs are the program's."""
+    hook = _hook_module()
+    loose = []
+    for path in hook.pages(ROOT):
+        text = hook.BLOCK.sub("", path.read_text())
+        for m in _FENCE.finditer(text):
+            body = m["body"]
+            if _OUTPUT_LINE.search(body) and not body.startswith(_MEASURED):
+                loose.append(f"{path.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}")
+    assert not loose, f"shown output not produced by the program: {loose}"
+
+
+def test_the_readme_shows_what_the_program_prints_now():
+    """The README is read on GitHub, not built: its generated blocks are committed, and each equals what
+    the program prints now (refresh them with ``python docs/hooks/generated.py``)."""
+    hook = _hook_module()
+    text = (ROOT / "README.md").read_text()
+    blocks = list(hook.BLOCK.finditer(text))
+    assert len(blocks) >= 2 and all(m["body"].strip() for m in blocks)
+    _, stale = hook.fill(text)
+    assert not stale, f"README blocks out of date with the program: {stale}; run `python docs/hooks/generated.py`"

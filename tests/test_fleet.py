@@ -123,6 +123,12 @@ def check_against_brute_force(fleet, cands):
             assert row.usd_per_hour_per_extra_chip == pytest.approx(best[0] - plus, abs=1e-9)
             assert row.usd_per_hour_without_cap == pytest.approx(free, rel=1e-9)
             assert row.binding == (free < best[0] - 1e-9)
+            # a binding cap names who wants more of it: models this plan keeps off the chip (the plan
+            # without the cap uses more of it than the cap, so at least one model moves there)
+            assert bool(row.wanted_by) == row.binding
+            for name in row.wanted_by:
+                assert next(mp for mp in p.models if mp.name == name).hardware != row.hardware
+                assert f"without it {name}" in p.message or f" and {name} (now" in p.message
     else:
         served, total = brute_most(cost, chips, caps)
         assert len(p.models) - len(p.unserved) == served

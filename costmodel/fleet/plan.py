@@ -76,6 +76,8 @@ class ChipPlan:
         usd_per_hour_without_cap: the fleet's cost with this cap removed (``None``: still infeasible).
         extra_chips_needed: for an infeasible fleet, the fewest chips of this type to add (other caps
             unchanged) for every model to be served (``None``: no number suffices, or feasible).
+        wanted_by: the models that want more of this chip: those the plan without this cap puts on
+            it and this plan does not (empty when the cap does not bind).
     """
 
     hardware: str
@@ -86,6 +88,7 @@ class ChipPlan:
     usd_per_hour_per_extra_chip: float | None
     usd_per_hour_without_cap: float | None
     extra_chips_needed: int | None = None
+    wanted_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -171,13 +174,16 @@ def solve(fleet: Fleet, cands: tuple[tuple[Candidate, ...], ...], *, method: str
             more = milp.assign(cost, chips, plus)  # feasible: caps only grew
             saving = max(best.usd_per_hour - more.usd_per_hour, 0.0)
             binding = uncapped.usd_per_hour < best.usd_per_hour * (1 - 1e-12)
-            extra = None
+            extra, without = None, uncapped
         else:
             saving = None
-            binding = sum(kk is not None for kk in milp.serve_most(cost, chips, free).choice) > served
+            without = milp.serve_most(cost, chips, free)
+            binding = sum(kk is not None for kk in without.choice) > served
             extra = milp.extra_chips(cost, chips, caps, k)
+        wanted = tuple(fleet.models[m].name for m, (kk, was) in enumerate(zip(without.choice, base.choice))
+                       if binding and kk == k and was != k)
         rows.append(ChipPlan(chip.name, chip.available, used, chip.usd_per_chip_hour, bool(binding), saving,
-                             None if uncapped is None else uncapped.usd_per_hour, extra))
+                             None if uncapped is None else uncapped.usd_per_hour, extra, wanted))
     milp_s = time.perf_counter() - t0
     models = tuple(_model_plan(fleet, cands, m, k) for m, k in enumerate(base.choice))
     unserved = tuple(mp.name for mp in models if mp.hardware is None)
@@ -200,8 +206,12 @@ def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
         placed = "; ".join(f"{mp.name} on {mp.chips} {mp.hardware} ({mp.mode})" for mp in models)
         text = f"Serve {placed}: {_money(total)}."
         binding = [r for r in rows if r.binding]
+        by_name = {mp.name: mp for mp in models}
         for r in binding:
-            text += (f" The {r.hardware} cap ({r.available}) binds: one more chip saves "
+            moves = [f"{n} (now on {by_name[n].chips} {by_name[n].hardware})" for n in r.wanted_by]
+            text += (f" The {r.hardware} cap ({r.available}) binds"
+                     + (f": without it {' and '.join(moves)} would move to {r.hardware}" if moves else "")
+                     + "; one more chip saves "
                      f"{_money(r.usd_per_hour_per_extra_chip) if r.usd_per_hour_per_extra_chip else 'nothing'}"
                      f", without the cap the fleet costs {_money(r.usd_per_hour_without_cap)}.")
         if not binding:

@@ -9,7 +9,9 @@ A page marks a generated block like this::
 At build time the body is replaced by what the code produces now (``cli``:
 the argparse parsers; ``api``: the public names; ``formula NAME`` and
 ``derivation NAME``: the theory page's formulas from :mod:`costmodel.symbolic`
-and :mod:`costmodel.derive`; ``command costmodel ...``: what that command prints). A block whose
+and :mod:`costmodel.derive`; ``command costmodel ...``, ``error costmodel ...``, ``script
+experiments/NAME.py`` and ``python EXPRESSION``: what that command, script or expression prints,
+see docgen_command). A block whose
 committed body is empty is simply filled. A block with a committed body must
 equal the fresh one: a difference is a warning, which ``mkdocs build --strict``
 turns into a failure, so a page cannot drift from the code. Refresh the
@@ -42,6 +44,9 @@ BLOCK = re.compile(
 RENDERERS = {
     "cli": lambda arg: docgen_cli.render(),
     "command": docgen_command.render,
+    "error": docgen_command.render_error,
+    "script": docgen_command.render_script,
+    "python": docgen_command.render_python,
     "api": lambda arg: docgen_api.render(),
     "formula": docgen_theory.render,
     "derivation": docgen_theory.render,
@@ -78,12 +83,19 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     return text
 
 
-def refresh(docs: Path) -> list[Path]:
-    """Rewrite the committed bodies of every page that has some; return the changed files."""
+def pages(root: Path) -> list[Path]:
+    """The pages whose generated blocks are checked: the README and every docs page."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def refresh(root: Path) -> list[Path]:
+    """Rewrite the committed bodies of every page that has some (every README block, which no site
+    build fills); return the changed files."""
     changed = []
-    for path in sorted(docs.rglob("*.md")):
+    for path in pages(root):
         text = path.read_text()
-        new = BLOCK.sub(lambda m: m["open"] + (render(m["kind"], m["arg"]) if m["body"].strip() else "")
+        keep = path.name == "README.md"
+        new = BLOCK.sub(lambda m: m["open"] + (render(m["kind"], m["arg"]) if keep or m["body"].strip() else "")
                         + m["close"], text)
         if new != text:
             path.write_text(new)
@@ -92,5 +104,5 @@ def refresh(docs: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in refresh(Path(__file__).resolve().parent.parent):
+    for p in refresh(Path(__file__).resolve().parents[2]):
         print(f"refreshed {p}")
