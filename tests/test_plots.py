@@ -80,3 +80,40 @@ def test_cli_bad_output_is_one_line(tmp_path, capsys):
     assert main(["plot", "batch", "--out", str(tmp_path / "fig.jpg")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ".png or .svg" in err
+
+
+def test_chip_frontiers_draw_one_lower_envelope_per_chip(tmp_path, capsys):
+    """``plot chips`` compares chips: one curve each, cost against tokens/s per user; each curve is that chip's
+    lower envelope of cm.predict over the batch grid and 1-8 chips (no point of the sweep is both faster and
+    cheaper than the curve), and the cheapest point of the curve is the sweep's cheapest configuration."""
+    from costmodel.plot import chip_frontiers
+    from costmodel.symbolic import fits_in_memory
+
+    chips = ("h100-sxm", "h200", "mi300x")
+    fig = chip_frontiers([Setup("llama-3-70b", h, context=8192, efficiency=cm.IDEAL) for h in chips])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(chips)
+    assert "tokens/s per user" in ax.get_xlabel() and "USD" in ax.get_ylabel()
+    for line, h in zip(ax.get_lines(), chips):
+        speed, cost = (np.asarray(v, float) for v in line.get_data())
+        order = np.argsort(speed)
+        assert np.all(np.diff(cost[order]) >= 0)  # faster never cheaper along a frontier
+        pts = []
+        for n in (1, 2, 4, 8):
+            try:
+                out = sweep(Setup("llama-3-70b", h, context=8192, efficiency=cm.IDEAL), batch_grid(), tp=n)
+            except cm.CostModelError:
+                continue
+            ok = fits_in_memory(out)
+            pts.append(np.stack([out["tokens_per_s_per_user"][ok], out["usd_per_mtok"][ok]], 1))
+        pts = np.concatenate(pts)
+        assert cost.min() == pytest.approx(pts[:, 1].min(), rel=1e-12)
+        # no sweep point is strictly faster and cheaper than the curve at that speed
+        at = np.interp(pts[:, 0], speed[order], cost[order], left=cost.min(), right=np.inf)
+        assert np.all(pts[:, 1] >= at * (1 - 1e-9))
+    assert main(["plot", "chips", "--hardware", "h100-sxm,b200", "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["plot", "pareto", "--hardware", "h100-sxm,b200", "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert "plot chips" in err and len(err.strip().splitlines()) == 1

@@ -153,7 +153,7 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, model: str, hardware: str)
                         "see `costmodel list models`)")
     p.add_argument("--hardware", default=hardware,
                    help=f"catalog chip (default {hardware}; see `costmodel list hardware`); optimize takes a "
-                        "comma-separated list and ranks the chips by cost")
+                        "comma-separated list and ranks the chips by cost; plot chips draws one curve each")
     p.add_argument("--price", type=ranged("usd_per_chip_hour"), default=None,
                    help="USD per chip-hour (default: the chip's catalog price)")
     p.add_argument("--math", default=None,

@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..plot.kinds import FIGURES, SERVING_FIGURES
+from ..plot.kinds import COMPARE_FIGURES, FIGURES, SERVING_FIGURES
 from .common import add_efficiency_argument, add_spec_arguments, precision_from, ranged
 
-KINDS = tuple(FIGURES) + tuple(SERVING_FIGURES)
+KINDS = tuple(FIGURES) + tuple(SERVING_FIGURES) + tuple(COMPARE_FIGURES)
 HELP = f"draw a figure: {', '.join(KINDS[:-1])} or {KINDS[-1]} (PNG or SVG)"
 
 
@@ -54,8 +54,25 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .png or .svg, got {args.out!r}")
     from ..plot import KINDS, SERVING_KINDS, Setup
 
-    setup = Setup(args.model, args.hardware, context=args.context, tp=args.tp, precision=precision_from(args),
-                  usd_per_chip_hour=args.price, efficiency=args.efficiency)
+    chips = [h.strip() for h in args.hardware.split(",")] if isinstance(args.hardware, str) else [args.hardware]
+    if len(chips) > 1 and args.kind not in COMPARE_FIGURES:
+        raise ConfigError(f"--hardware lists {len(chips)} chips: `costmodel plot chips` draws one curve per chip "
+                          f"(cost against tokens/s per user); {args.kind} takes one chip")
+    if len(set(chips)) < len(chips) or not all(chips):
+        raise ConfigError(f"--hardware must list distinct chips separated by commas, got {args.hardware!r}")
+    setups = [Setup(args.model, h, context=args.context, tp=args.tp, precision=precision_from(args),
+                    usd_per_chip_hour=args.price, efficiency=args.efficiency) for h in chips]
+    for s in setups:
+        s.scenario()  # an unknown chip or a bad split is refused before any drawing
+    if args.kind in COMPARE_FIGURES:
+        from ..plot import chip_frontiers
+
+        fig = chip_frontiers(setups)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+        print(out)
+        return 0
+    setup = setups[0]
     kw = {"pareto": {"price_tiers": _tiers(args.price_tier)}, "sensitivity": {"batch": args.batch},
           "serving-load": {"isl": args.isl, "osl": args.osl, "load": args.load},
           "serving-throughput": {"isl": args.isl, "osl": args.osl}}.get(args.kind, {})

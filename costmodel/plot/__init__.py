@@ -10,9 +10,9 @@ figures for the CLI); the names below load on first use.
 """
 
 from .._lazy import lazy_getattr
-from .kinds import FIGURES, SERVING_FIGURES
+from .kinds import COMPARE_FIGURES, FIGURES, SERVING_FIGURES
 
-_LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures",
+_LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto": "figures", "chip_frontiers": "figures",
          "roofline": "figures", "sensitivity_bars": "figures", "step_breakdown": "figures",
          "operator_breakdown": "figures",
          "SERVING_KINDS": "serving", "load_sweep": "serving", "throughput_interactivity": "serving"}
@@ -20,6 +20,6 @@ _LAZY = {"Setup": "_data", "KINDS": "figures", "batch_sweep": "figures", "pareto
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 
-__all__ = ["FIGURES", "KINDS", "SERVING_FIGURES", "SERVING_KINDS", "Setup", "batch_sweep", "load_sweep",
+__all__ = ["COMPARE_FIGURES", "FIGURES", "KINDS", "chip_frontiers", "SERVING_FIGURES", "SERVING_KINDS", "Setup", "batch_sweep", "load_sweep",
            "operator_breakdown", "pareto",
            "roofline", "sensitivity_bars", "step_breakdown", "throughput_interactivity"]

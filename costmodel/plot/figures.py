@@ -16,7 +16,8 @@ from ..symbolic import fits_in_memory
 from ._data import Setup, batch_grid, regions, sweep
 from .kinds import FIGURES
 
-__all__ = ["roofline", "batch_sweep", "pareto", "step_breakdown", "operator_breakdown", "sensitivity_bars", "KINDS"]
+__all__ = ["roofline", "batch_sweep", "pareto", "chip_frontiers", "step_breakdown", "operator_breakdown",
+           "sensitivity_bars", "KINDS"]
 
 _SHADE = {"memory-bound": "#dbe9f6", "compute-bound": "#fde0c5", "does not fit": "#e6e6e6"}
 _TERMS = (("weights_s", "weight fetch", "#1f77b4"), ("kv_s", "KV fetch", "#17becf"),
@@ -125,6 +126,58 @@ def pareto(setup: Setup, chips=(1, 2, 4, 8), price_tiers: dict[str, float] | Non
                  fontsize=10)
     _plain_log_ticks(ax.xaxis)
     ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def _frontier(setup: Setup, chips) -> np.ndarray | None:
+    """``[tokens/s per user, USD per Mtok]`` of the configurations no other beats on both (faster and
+    cheaper), over the batch grid and the tensor-parallel sizes ``chips``; ``None`` when none fits."""
+    pts = []
+    for n in chips:
+        try:
+            out = sweep(setup, batch_grid(), tp=n)
+        except CostModelError:
+            continue  # a split the model does not allow on this chip
+        ok = fits_in_memory(out)
+        pts.append(np.stack([out["tokens_per_s_per_user"][ok], out["usd_per_mtok"][ok]], axis=1))
+    allp = np.concatenate(pts) if pts else np.zeros((0, 2))
+    if not len(allp):
+        return None
+    allp = allp[np.argsort(-allp[:, 0])]  # fastest first: keep a point when it is cheaper than every faster one
+    return allp[np.minimum.accumulate(allp[:, 1]) == allp[:, 1]]
+
+
+def chip_frontiers(setups, chips=(1, 2, 4, 8)) -> Figure:
+    """Cost per million tokens against tokens/s per user, one frontier per chip type.
+
+    Each curve is that chip's lower envelope over the batch and the chip count (``tp`` in ``chips``):
+    the cheapest price at each speed a user sees, so the chips compare at every point of the "fast
+    mode costs more" trade (docs/theory.md §10). ``setups`` is one :class:`Setup` per chip (the same
+    model, context and precision).
+    """
+    setups = [setups] if isinstance(setups, Setup) else list(setups)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    drawn = []
+    for s in setups:
+        front = _frontier(s, chips)
+        name = s.scenario().hardware.name
+        if front is None:
+            continue
+        ax.plot(front[:, 0], front[:, 1], lw=1.8, label=name)
+        drawn.append(name)
+    if not drawn:
+        raise ConfigError(f"no chip count in {tuple(chips)} fits {setups[0].scenario().model.name} on "
+                          f"{', '.join(s.scenario().hardware.name for s in setups)}; try larger counts")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens/s per user")
+    ax.set_ylabel("cost (USD per million output tokens)")
+    sc = setups[0].scenario()
+    ax.set_title(f"Cost against speed per user, one frontier per chip (1 to {max(chips)} chips)\n"
+                 f"{sc.model.name}, {sc.weights} weights, {sc.kv} KV, context {setups[0].context:,.0f}", fontsize=10)
+    _plain_log_ticks(ax.xaxis)
+    ax.legend(fontsize=8, loc="upper left", title="chip")
     return fig
 
 

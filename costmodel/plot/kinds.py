@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FIGURES", "SERVING_FIGURES"]
+__all__ = ["FIGURES", "SERVING_FIGURES", "COMPARE_FIGURES"]
 
 #: name -> (function of :mod:`costmodel.plot.figures` that draws it, caption).
 FIGURES: dict[str, tuple[str, str]] = {
@@ -19,4 +19,10 @@ FIGURES: dict[str, tuple[str, str]] = {
 SERVING_FIGURES: dict[str, tuple[str, str]] = {
     "serving-load": ("load_sweep", "TTFT and TPOT against load, aggregated and disaggregated"),
     "serving-throughput": ("throughput_interactivity", "Output tokens/s per chip against tokens/s per user"),
+}
+
+#: Figures that compare chips (``--hardware a,b,c``): name -> (function of :mod:`costmodel.plot.figures`,
+#: caption).
+COMPARE_FIGURES: dict[str, tuple[str, str]] = {
+    "chips": ("chip_frontiers", "Cost against tokens/s per user, one frontier per chip type"),
 }
