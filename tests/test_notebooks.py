@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "costmodel-tests"
-TIMEOUT_S = 180  # per cell; each notebook runs in well under a minute
+TIMEOUT_S = None  # no per-cell limit: a verdict never depends on how busy the cores are
 
 nbformat = pytest.importorskip("nbformat", reason="the notebook tests need the test extra (nbformat)")
 
@@ -93,7 +93,7 @@ def test_runs_top_to_bottom(path, kernel_dirs, tmp_path):
         pytest.skip(f"{path.name} demonstrates an API that is not here yet: {why}")
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=kernel_dirs))
     nb = _read(path)
-    client = nbclient.NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=TIMEOUT_S,
+    client = nbclient.NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=TIMEOUT_S, startup_timeout=3600,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
