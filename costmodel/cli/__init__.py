@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "report": "report_cmd",
     "calibrate": "calibrate_cmd",
     "plan": "plan_cmd",
+    "explore": "explore_cmd",
 }
 
 
