@@ -52,8 +52,17 @@ def site(tmp_path_factory) -> Path:
 def test_strict_build_writes_every_page(site):
     for page in ("index.html", "theory/index.html", "cli/index.html", "api/index.html", "fleet/index.html",
                  "howto/choose-a-target/index.html", "howto/add-a-chip/index.html",
-                 "howto/import-a-model/index.html", "howto/read-a-report/index.html"):
+                 "howto/import-a-model/index.html", "howto/read-a-report/index.html", "explorer/index.html"):
         assert (site / page).is_file(), page
+
+
+def test_the_site_carries_the_explorer_it_frames(site):
+    """The explorer page of the site frames the page ``costmodel explore`` writes, built with the site."""
+    from costmodel.explorer.page import STATIC_FILES
+
+    assert 'src="../explorer-app/index.html"' in (site / "explorer" / "index.html").read_text()
+    for name in (*STATIC_FILES, "costmodel-data.js"):
+        assert (site / "explorer-app" / name).stat().st_size > 1000, name
 
 
 def test_cli_page_lists_every_subcommand_and_option(site):

@@ -151,7 +151,7 @@
     chart.draw($("fig-memory"), {
       series: [{name: "memory per chip (weights + KV + activations)", color: "#1f77b4", points: mem},
                {name: "usable HBM per chip", color: "#d62728", dash: "6 3", points: mem.map(([s]) => [s, p.usable_bytes_per_chip / 1e9])}],
-      xlabel: "context (tokens per sequence)", ylabel: "GB per chip", xlog: true, ylog: false, yzero: true,
+      xlabel: "context (tokens per sequence)", ylabel: "GB per chip", xlog: true, ylog: true,
       mark: [c.context, p.memory_bytes_per_chip / 1e9],
     });
   }
