@@ -17,7 +17,10 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -35,7 +38,7 @@ from costmodel.cli import common, main
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
 CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8,
                "report": 2, "list": 30, "hf-config": 120, "profile": 80, "measurements": 60, "plan": 40,
-               "lengths": 40}
+               "lengths": 40, "cache": 6}
 LONG_EXAMPLES = 10_000
 TIME_LIMIT_S = 60  # CPU seconds of this process per example (a hang, not a slow machine)
 
@@ -613,3 +616,92 @@ def test_lengths_files(fuzz):
                 "--max-chips", "2", "--json"]
 
     assert not fuzz("lengths", st.tuples(lengths_file(), st.sampled_from(["predict", "predict", "optimize"])), to_argv)
+
+
+# ---------------------------------------------------------------- the caches, damaged
+
+CACHE_ARGV = ["optimize", "--model", "llama-3-8b", "--max-chips", "8", "--context", "4096"]
+
+
+def _answer(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if "solved by" not in ln]  # the wall time differs run to run
+
+
+def _run_with_cache(folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COSTMODEL_CACHE_DIR": str(folder)}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    return subprocess.run([sys.executable, "-m", "costmodel", *CACHE_ARGV], capture_output=True, text=True, env=env,
+                          cwd=folder)
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory):
+    """A cache directory filled by one run (its answer is what every damaged run must print)."""
+    folder = tmp_path_factory.mktemp("cache")
+    done = _run_with_cache(folder)
+    assert done.returncode == 0, done.stderr
+    return folder, _answer(done.stdout)
+
+
+@st.composite
+def cache_damage(draw):
+    """1-4 operations on the cache's files (drawn by index): truncate, overwrite with garbage, empty,
+    replace by a directory, swap two entries, rotate the entries of one folder."""
+    op = st.one_of(
+        st.tuples(st.just("truncate"), st.integers(0, 999), st.floats(0.0, 0.99)),
+        st.tuples(st.just("garbage"), st.integers(0, 999), st.binary(min_size=0, max_size=64)),
+        st.tuples(st.just("empty"), st.integers(0, 999)),
+        st.tuples(st.just("directory"), st.integers(0, 999)),
+        st.tuples(st.just("swap"), st.integers(0, 999), st.integers(0, 999)),
+        st.tuples(st.just("rotate"), st.sampled_from(["xla", "export", "sympy"]), st.integers(1, 5)),
+    )
+    return draw(st.lists(op, min_size=1, max_size=4))
+
+
+def _damage(folder: Path, ops) -> None:
+    for op in ops:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            return
+        kind, pick = op[0], files[op[1] % len(files)] if isinstance(op[1], int) else None
+        if kind == "truncate":
+            data = pick.read_bytes()
+            pick.write_bytes(data[: int(len(data) * op[2])])
+        elif kind == "garbage":
+            pick.write_bytes(op[2])
+        elif kind == "empty":
+            pick.write_bytes(b"")
+        elif kind == "directory":
+            pick.unlink()
+            pick.mkdir()
+        elif kind == "swap":
+            other = files[op[2] % len(files)]
+            a, b = pick.read_bytes(), other.read_bytes()
+            pick.write_bytes(b)
+            other.write_bytes(a)
+        elif kind == "rotate":
+            group = sorted(p for p in (folder / op[1]).glob("*") if p.is_file() and not p.name.endswith("atime"))
+            blobs = [p.read_bytes() for p in group]
+            k = op[2] % max(len(blobs), 1)
+            for p, b in zip(group, blobs[k:] + blobs[:k]):
+                p.write_bytes(b)
+
+
+def test_damaged_or_rotated_cache_entries_give_the_same_answer(warm_cache, tmp_path):
+    """Whatever happens to the cache's files (truncated, garbage, empty, a directory in a file's place,
+    entries swapped or rotated among themselves), the next run answers as the first did: a broken entry
+    is rebuilt, an entry of another key is never run."""
+    template, want = warm_cache
+
+    @settings(max_examples=CI_EXAMPLES["cache"], deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cache_damage())
+    def one(ops):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        shutil.copytree(template, folder, dirs_exist_ok=True)
+        _damage(folder, ops)
+        done = _run_with_cache(folder)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (ops, done.stderr[-1500:])
+        assert _answer(done.stdout) == want, ops
+
+    one()
