@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import optimize_serving_cmd as serving_cmd
 from .common import add_efficiency_argument, add_spec_arguments, cli_words, fmt_bytes, fmt_seconds, print_json, ranged
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..optimizer.solution import Solution
@@ -42,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     serving_cmd.add_arguments(p)
+    p.add_argument("--emit", choices=("vllm", "sglang", "trtllm"), default=None,
+                   help="print the launch commands of the answer for this engine (its own flags, for the version "
+                        "the flag list states; docs/launch.md); with --json, as key 'launch'")
 
 
 def solve(args: argparse.Namespace, method: str) -> Solution:
@@ -56,6 +60,8 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.emit is not None:
+        return run_emit(args)
     if "," in args.hardware:
         return run_across(args)
     if serving_cmd.wanted(args):
@@ -65,6 +71,21 @@ def run(args: argparse.Namespace) -> int:
         print_json(d)
     else:
         print(render(d))
+    return 0
+
+
+def run_emit(args: argparse.Namespace) -> int:
+    """``--emit ENGINE``: the answer's launch commands (a refusal when there is nothing to launch)."""
+    if "," in args.hardware:
+        raise ConfigError("--emit writes one deployment: give one chip in --hardware")
+    sol = serving_cmd.solve(args, args.method) if serving_cmd.wanted(args) else solve(args, args.method)
+    if not sol.feasible:
+        raise ConfigError(f"nothing to launch: {sol.message}")
+    text = sol.launch(args.emit)
+    if args.json:
+        print_json(sol.to_dict() | {"launch": text})
+    else:
+        print(text, end="")
     return 0
 
 

@@ -180,6 +180,14 @@ class Solution:
     def step_time_s(self) -> float | None:
         return self.choice.metrics["step_time_s"] if self.choice else None
 
+    def launch(self, engine: str) -> str:
+        """The launch commands of this deployment for ``engine`` (``"vllm"``, ``"sglang"`` or ``"trtllm"``):
+        its flags are the engine's own, for the version :func:`costmodel.launch.engine_flags` states
+        (as ``costmodel optimize ... --emit ENGINE``)."""
+        from ..launch import launch
+
+        return launch(self, engine)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``costmodel optimize --json``."""
         c = self.choice

@@ -208,7 +208,7 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
             usd_per_mtok=None, usd_per_hour=None, ttft_s=None, tpot_s=None, output_tokens_per_s_per_chip=None,
             chips=None, binding=binding, shadow_prices={"ttft": 0.0, "tpot": 0.0}, method=method,
             wall_time_s=time.perf_counter() - t0, space_size=space, fastest=fastest, min_chips_needed=need,
-            message=msg + ".", objective=problem.objective)
+            message=msg + ".", objective=problem.objective, model=problem.model.name)
     d, s = found.deployment, found.prediction
     chips = d.chips
     usd_per_hour = chips * problem.usd_per_chip_hour
@@ -228,7 +228,8 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
         usd_per_hour=usd_per_hour, ttft_s=float(s.ttft_s), tpot_s=float(s.tpot_s),
         output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
         shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
-        space_size=space, message=msg + ".", serving=s.to_dict(), objective=problem.objective)
+        space_size=space, message=msg + ".", serving=s.to_dict(), objective=problem.objective,
+        model=problem.model.name)
 
 
 def _headroom(d: Deployment) -> float:

@@ -45,6 +45,7 @@ class ServingSolution:
         serving: the chosen deployment's ``cm.serve`` figures (``ServingPrediction.to_dict()``).
         objective: ``"output"`` or ``"total"``.
         verified: the exhaustive path ran too (``verify=True``).
+        model: the model served (its catalog name or the name of its config).
     """
 
     feasible: bool
@@ -72,6 +73,15 @@ class ServingSolution:
     serving: dict[str, Any] | None = None
     objective: str = "output"
     verified: bool = False
+    model: str | None = None
+
+    def launch(self, engine: str) -> str:
+        """The launch commands of this deployment for ``engine`` (``"vllm"``, ``"sglang"`` or ``"trtllm"``):
+        its flags are the engine's own, for the version :func:`costmodel.launch.engine_flags` states
+        (as ``costmodel optimize ... --emit ENGINE``)."""
+        from ...launch import launch
+
+        return launch(self, engine)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: :data:`CONTRACT_KEYS` plus ``usd_per_mtok``, ``usd_per_hour``, ``shadow_prices``,

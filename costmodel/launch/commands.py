@@ -1,0 +1,222 @@
+"""A :class:`~costmodel.launch.plan.LaunchPlan` written as an engine's launch commands.
+
+Each engine's flags are its own, for the version its flag list states (:mod:`costmodel.launch.flags`):
+vLLM's ``vllm serve``, SGLang's ``python -m sglang.launch_server`` and TensorRT-LLM's ``trtllm-serve``.
+The degrees translate as docs/sharding.md tabulates: this project's ``ep`` multiplies the chips and runs
+attention data-parallel over the ``ep`` groups, which the engines spell as data-parallel attention plus
+expert parallelism over all the instance's GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from ..errors import ConfigError
+from .flags import ENGINES, engine_flags
+from .plan import LaunchPlan, Pool, checkpoint_of
+
+__all__ = ["launch_command"]
+
+#: weight formats an engine quantises a 16-bit checkpoint to at load time (others need a quantised checkpoint)
+_ONLINE_QUANT = {"vllm": {"fp8": "fp8"}, "sglang": {"fp8": "fp8"}, "trtllm": {}}
+#: KV-cache formats in each engine's spelling (``None``: the engine's default, the checkpoint's dtype)
+_KV = {
+    "vllm": {"fp8": "fp8", "fp16": "float16", "bf16": "bfloat16", "nvfp4": "nvfp4", "fp4": "nvfp4",
+             "int8": "int8_per_token_head", "int4": "int4_per_token_head"},
+    "sglang": {"fp8": "fp8_e4m3", "bf16": "bfloat16", "fp4": "nvfp4", "nvfp4": "nvfp4"},
+    "trtllm": {"fp8": "fp8", "nvfp4": "nvfp4", "fp4": "nvfp4"},
+}
+
+
+def _q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def _json(obj: dict) -> str:
+    return shlex.quote(json.dumps(obj, separators=(",", ":")))
+
+
+def _checkpoint(plan: LaunchPlan) -> str:
+    return plan.checkpoint or "MODEL"
+
+
+def _notes(plan: LaunchPlan, engine: str) -> list[str]:
+    f = engine_flags(engine)
+    source = f.source.split(",")[0].split(" (")[0]
+    out = [f"# costmodel: {plan.summary}" if plan.summary else f"# costmodel: {plan.model}",
+           f"# {f.engine} {f.version.split(' (')[0]}: flags as its parser defines them ({source})"]
+    if plan.checkpoint is None:
+        out.append(f"# MODEL: the checkpoint of {plan.model} (its spec names no Hugging Face repository)")
+    if plan.weights != plan.native_precision and plan.weights not in _ONLINE_QUANT[engine]:
+        out.append(f"# weights in {plan.weights}: use a checkpoint quantised to {plan.weights} "
+                   f"(the answer assumes them; {f.engine} does not quantise to it at load time)")
+    if plan.kv != "bf16" and plan.kv not in _KV[engine]:
+        out.append(f"# KV cache in {plan.kv}: {f.engine} has no such KV format; the closest is its default")
+    return out
+
+
+def _kv_value(plan: LaunchPlan, engine: str) -> str | None:
+    if plan.kv == "bf16" and plan.native_precision in ("bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "int8"):
+        return None  # the default: the model's activation dtype, bf16
+    return _KV[engine].get(plan.kv)
+
+
+def _replicas_note(pool: Pool, what: str) -> list[str]:
+    if pool.replicas == 1:
+        return []
+    return [f"# {what}: run {pool.replicas} instances like this one ({pool.gpus} GPUs each) behind a load balancer"]
+
+
+# ---------------------------------------------------------------- vLLM
+
+def _vllm(plan: LaunchPlan) -> list[str]:
+    out = _notes(plan, "vllm")
+    disagg = len(plan.pools) > 1
+    if disagg:
+        out.append("# disaggregated: the prefill and decode instances exchange KV over NIXL; put vLLM's "
+                   "disaggregation proxy (or a router that sends each request to both) in front")
+    for pool in plan.pools:
+        args = [f"vllm serve {_q(_checkpoint(plan))}", f"--tensor-parallel-size {pool.tp}"]
+        if pool.pp > 1:
+            args.append(f"--pipeline-parallel-size {pool.pp}")
+        if pool.ep > 1:  # attention data-parallel over the ep groups, experts over all tp·ep GPUs
+            args += [f"--data-parallel-size {pool.ep}", "--enable-expert-parallel"]
+        quant = _ONLINE_QUANT["vllm"].get(plan.weights) if plan.weights != plan.native_precision else None
+        if quant:
+            args.append(f"--quantization {quant}")
+        kv = _kv_value(plan, "vllm")
+        if kv:
+            args.append(f"--kv-cache-dtype {kv}")
+        if pool.max_seqs:
+            args.append(f"--max-num-seqs {pool.max_seqs}")
+        if pool.chunk_tokens and pool.role in (None, "prefill"):
+            args += ["--enable-chunked-prefill", f"--max-num-batched-tokens {pool.chunk_tokens}"]
+        if plan.speculative and pool.role in (None, "decode"):
+            spec = plan.speculative
+            conf = ({"method": "mtp", "num_speculative_tokens": spec["length"]} if spec["draft"] == "mtp" else
+                    {"method": "draft_model", "model": checkpoint_of(spec["draft"]) or spec["draft"],
+                     "num_speculative_tokens": spec["length"]})
+            args.append(f"--speculative-config {_json(conf)}")
+        if disagg:
+            args.append(f"--kv-transfer-config {_json({'kv_connector': 'NixlConnector', 'kv_role': 'kv_both'})}")
+        out += _replicas_note(pool, pool.role or "replicas")
+        if pool.role:
+            out.append(f"# {pool.role} instance")
+        out.append(" \\\n  ".join(args))
+    return out
+
+
+# ---------------------------------------------------------------- SGLang
+
+def _sglang(plan: LaunchPlan) -> list[str]:
+    out = _notes(plan, "sglang")
+    for pool in plan.pools:
+        gpus = pool.tp * pool.ep
+        args = ["python -m sglang.launch_server", f"--model-path {_q(_checkpoint(plan))}", f"--tp-size {gpus}"]
+        if pool.ep > 1:  # attention data-parallel over ep groups of tp GPUs, experts over all of them
+            args += [f"--attn-dp-size {pool.ep}", f"--ep-size {gpus}"]
+        if pool.pp > 1:
+            args.append(f"--pp-size {pool.pp}")
+        quant = _ONLINE_QUANT["sglang"].get(plan.weights) if plan.weights != plan.native_precision else None
+        if quant:
+            args.append(f"--quantization {quant}")
+        kv = _kv_value(plan, "sglang")
+        if kv:
+            args.append(f"--kv-cache-dtype {kv}")
+        if pool.max_seqs:
+            args.append(f"--max-running-requests {pool.max_seqs}")
+        if pool.chunk_tokens and pool.role in (None, "prefill"):
+            args.append(f"--chunked-prefill-size {pool.chunk_tokens}")
+        if plan.speculative and pool.role in (None, "decode"):
+            g = plan.speculative["length"]
+            if plan.speculative["draft"] == "mtp":  # DeepSeek's MTP runs as SGLang's EAGLE (NextN) draft
+                args += ["--speculative-algorithm EAGLE", f"--speculative-num-steps {g}",
+                         "--speculative-eagle-topk 1", f"--speculative-num-draft-tokens {g + 1}"]
+            else:
+                draft = checkpoint_of(plan.speculative["draft"]) or plan.speculative["draft"]
+                args += ["--speculative-algorithm STANDALONE", f"--speculative-draft-model-path {_q(draft)}",
+                         f"--speculative-num-steps {g}", "--speculative-eagle-topk 1",
+                         f"--speculative-num-draft-tokens {g + 1}"]
+        if pool.role:
+            args.append(f"--disaggregation-mode {pool.role}")
+        out += _replicas_note(pool, pool.role or "replicas")
+        if pool.role:
+            out.append(f"# {pool.role} instance (with sglang_router's PD mode in front)")
+        out.append(" \\\n  ".join(args))
+    return out
+
+
+# ---------------------------------------------------------------- TensorRT-LLM
+
+def _trtllm_options(plan: LaunchPlan, pool: Pool) -> dict:
+    opts: dict = {}
+    kv = _kv_value(plan, "trtllm")
+    if kv:
+        opts["kv_cache_config"] = {"dtype": kv}
+    if pool.chunk_tokens and pool.role in (None, "prefill"):
+        opts["enable_chunked_prefill"] = True
+    if pool.ep > 1:
+        opts["enable_attention_dp"] = True
+    if plan.speculative and pool.role in (None, "decode"):
+        g = plan.speculative["length"]
+        if plan.speculative["draft"] == "mtp":
+            opts["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": g}
+        else:
+            opts["speculative_config"] = {"decoding_type": "DraftTarget", "max_draft_len": g,
+                                          "speculative_model": checkpoint_of(plan.speculative["draft"])
+                                          or plan.speculative["draft"]}
+    return opts
+
+
+def _yaml(d: dict, indent: int = 0) -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append(" " * indent + f"{k}:")
+            out += _yaml(v, indent + 2)
+        else:
+            out.append(" " * indent + f"{k}: {json.dumps(v)}")
+    return out
+
+
+def _trtllm(plan: LaunchPlan) -> list[str]:
+    out = _notes(plan, "trtllm")
+    for i, pool in enumerate(plan.pools):
+        gpus = pool.tp * pool.ep
+        args = [f"trtllm-serve {_q(_checkpoint(plan))}", f"--tp_size {gpus}"]
+        if pool.pp > 1:
+            args.append(f"--pp_size {pool.pp}")
+        if pool.ep > 1:
+            args.append(f"--ep_size {gpus}")
+        if pool.max_seqs:
+            args.append(f"--max_batch_size {pool.max_seqs}")
+        if pool.chunk_tokens and pool.role in (None, "prefill"):
+            args.append(f"--max_num_tokens {pool.chunk_tokens}")
+        opts = _trtllm_options(plan, pool)
+        name = f"{pool.role or 'serve'}-options.yaml"
+        if opts:
+            out.append(f"cat > {name} <<'EOF'")
+            out += _yaml(opts)
+            out.append("EOF")
+            args.append(f"--extra_llm_api_options {name}")
+        if plan.weights != plan.native_precision:
+            out.append(f"# weights in {plan.weights}: TensorRT-LLM loads a checkpoint quantised to it "
+                       "(NVIDIA Model Optimizer); point the command at that checkpoint")
+        out += _replicas_note(pool, pool.role or "replicas")
+        if pool.role:
+            out.append(f"# {pool.role} instance ({'context' if pool.role == 'prefill' else 'generation'} server "
+                       f"of `trtllm-serve disaggregated`)")
+        out.append(" \\\n  ".join(args))
+    return out
+
+
+_WRITERS = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}
+
+
+def launch_command(plan: LaunchPlan, engine: str) -> str:
+    """The launch commands of ``plan`` for ``engine`` (``vllm``, ``sglang`` or ``trtllm``), as shell text:
+    comments say what the commands cannot (replicas behind a load balancer, a checkpoint to quantise)."""
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return "\n".join(_WRITERS[engine](plan)) + "\n"
