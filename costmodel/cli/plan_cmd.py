@@ -68,12 +68,13 @@ def render(d: dict, args: argparse.Namespace) -> str:
     for c in d["chips"]:
         extra = (_money(c["usd_per_hour_per_extra_chip"]) + "/h" if d["feasible"]
                  else ("-" if c["extra_chips_needed"] is None else f"+{c['extra_chips_needed']} serves all"))
-        rows.append([c["hardware"], str(c["available"]), str(c["used"]), _money(c["usd_per_chip_hour"]),
-                     (f"yes ({', '.join(c['wanted_by'])})" if c["wanted_by"] else "yes") if c["binding"] else "no", extra,
+        binds = (f"yes ({', '.join(c['wanted_by'])})" if c["wanted_by"] else "yes") if c["binding"] else "no"
+        rows.append([c["hardware"], str(c["available"]), str(c["used"]), _money(c["usd_per_chip_hour"]), binds, extra,
                      "infeasible" if c["usd_per_hour_without_cap"] is None else _money(c["usd_per_hour_without_cap"]) + "/h"])
     lines += _table(["chip", "available", "used", "USD/chip-h", "cap binds",
                      "one more chip saves" if d["feasible"] else "fix", "without the cap"], rows)
     lines += ["", f"total {_money(d['usd_per_hour'])}/h" + ("" if d["feasible"] else " (the models served)"),
-              f"solved in {d['wall_time_s']:.3g} s: {len(d['candidates'])} serving optimisation{'' if len(d['candidates']) == 1 else 's'} ({d['method']}) "
+              f"solved in {d['wall_time_s']:.3g} s: {len(d['candidates'])} serving "
+              f"optimisation{'' if len(d['candidates']) == 1 else 's'} ({d['method']}) "
               f"in {d['candidates_time_s']:.3g} s, the assignment programs in {d['milp_time_s'] * 1e3:.0f} ms"]
     return "\n".join(lines)

@@ -164,7 +164,8 @@ def render(s, args: argparse.Namespace, req) -> str:
     d = s.to_dict()
     load = s.details["load"]
     rows = [
-        ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, {d['chips']} chip{'' if d['chips'] == 1 else 's'}"),
+        ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, "
+                         f"{d['chips']} chip{'' if d['chips'] == 1 else 's'}"),
         ("requests", f"{_lengths(req, args)}, prefix hit {args.prefix_hit or 0:g}; load {load}"),
         ("TTFT", _opt(d["ttft_s"], fmt_seconds) + _tails(d, "ttft")),
         ("TPOT", "none: one output token" if d["tokens_per_s_per_user"] is None

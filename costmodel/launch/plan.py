@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, CostModelError
+from ..specs import ModelSpec
 from ..specs.catalog import load_model
 
 __all__ = ["Pool", "LaunchPlan", "plan_of", "checkpoint_of"]
@@ -72,10 +73,26 @@ class LaunchPlan:
     summary: str = ""
 
 
-def checkpoint_of(model: str) -> str | None:
-    """The Hugging Face repository a catalog model's spec cites (its ``source``), or ``None``."""
-    m = _HF.search(getattr(load_model(model), "source", "") or "")
+def _spec(model):
+    """The model's spec, or ``None`` for a name the catalog does not hold (a model read from a config.json)."""
+    if isinstance(model, ModelSpec):
+        return model
+    try:
+        return load_model(model)
+    except CostModelError:
+        return None
+
+
+def checkpoint_of(model) -> str | None:
+    """The Hugging Face repository a model's spec cites (its ``source``), or ``None``."""
+    spec = _spec(model)
+    m = _HF.search(getattr(spec, "source", "") or "") if spec is not None else None
     return m.group(1) if m else None
+
+
+def _native(model, weights: str) -> str:
+    spec = _spec(model)
+    return spec.native_precision if spec is not None else weights  # unknown: take the answer's as the checkpoint's
 
 
 def plan_of(solution: Any, model: str | None = None) -> LaunchPlan:
@@ -91,12 +108,12 @@ def plan_of(solution: Any, model: str | None = None) -> LaunchPlan:
         if not solution.feasible or solution.choice is None:
             raise ConfigError("the answer is infeasible: there is no deployment to launch")
         c = solution.choice.config(solution.problem)
-        name = solution.problem.model.name
+        spec = solution.problem.model
+        name = spec.name
         pools = (Pool(None, c["tp"], c["pp"], c["ep"], c["replicas"], max_seqs=int(c["batch"])),)
         summary = (f"{name} on {c['chips']} {solution.problem.hardware.name}: tp={c['tp']} pp={c['pp']} ep={c['ep']} "
                    f"x{c['replicas']}, batch {c['batch']}, {c['weights']} weights, {c['kv']} KV")
-        return LaunchPlan(name, checkpoint_of(name), load_model(name).native_precision, c["weights"], c["kv"], pools,
-                          None, summary)
+        return LaunchPlan(name, checkpoint_of(spec), spec.native_precision, c["weights"], c["kv"], pools, None, summary)
     if isinstance(solution, ServingSolution):
         if not solution.feasible or solution.config is None:
             raise ConfigError("the answer is infeasible: there is no deployment to launch")
@@ -116,7 +133,7 @@ def plan_of(solution: Any, model: str | None = None) -> LaunchPlan:
                           batch_sharded_attention=c.get("attention") == "batch"),)
             weights, kv = c["weights"], c["kv"]
         spec = c.get("spec")
-        return LaunchPlan(name, checkpoint_of(name), load_model(name).native_precision, weights, kv, pools,
+        return LaunchPlan(name, checkpoint_of(name), _native(name, weights), weights, kv, pools,
                           None if spec is None else {"draft": spec["draft"], "length": int(spec["length"])},
                           solution.message.split(";")[0])
     raise ConfigError(f"plan_of takes an answer of costmodel.optimize or optimize_serving, got "
