@@ -335,3 +335,37 @@ def test_static_batch_with_windowed_attention_sums_the_compiled_steps():
     steps = sum(cm.predict("gpt-oss-120b", H100, cm.Workload(batch=B, context=I + t), parallel=par,
                            precision=pr, efficiency=cm.IDEAL).step_time_s for t in range(1, int(O)))
     assert s.e2e_latency_s == pytest.approx(pre.step_time_s + steps, rel=1e-9)
+
+
+def test_pools_on_two_chips():
+    """Disaggregated pools on different chips (Pool.hardware): naming the serve's own chip for both pools is
+    today's answer exactly; on two chips, each pool's cost and time are its own chip's (the prefill pool's
+    TTFT share and cost equal those of the same pool in a one-chip deployment on the prefill chip, the
+    decode pool's TPOT and cost those of the decode chip's), and the KV crosses the slower scale-out link.
+    So the pair's cost is the sum of the two pools' costs, each taken from its own chip: never below the
+    cheaper prefill pool plus the cheaper decode pool of the two one-chip deployments (the bound holds
+    with equality when the pair takes each pool from the chip where it is cheaper)."""
+    from costmodel.specs import load_hardware
+
+    req, load = cm.Requests(4096, 512), cm.Load.rate(2.0)
+    P, D = cm.Parallel(tp=8), cm.Parallel(tp=8)
+    one = cm.Disaggregated(cm.Pool(P), cm.Pool(D))  # both pools on the chip serve() is given
+    base = cm.serve("llama-3-70b", "h100-sxm", req, load, disagg=one)
+    same = cm.serve("llama-3-70b", "h100-sxm", req, load,
+                    disagg=cm.Disaggregated(cm.Pool(P, hardware="h100-sxm"), cm.Pool(D, hardware="h100-sxm")))
+    assert same.to_dict() == base.to_dict()
+    pair = cm.serve("llama-3-70b", "h100-sxm", req, load,
+                    disagg=cm.Disaggregated(cm.Pool(P, hardware="b200"), cm.Pool(D, hardware="h200")))
+    on_b200 = cm.serve("llama-3-70b", "b200", req, load, disagg=one)
+    on_h200 = cm.serve("llama-3-70b", "h200", req, load, disagg=one)
+    d = pair.to_dict()
+    assert (d["prefill_hardware"], d["decode_hardware"]) == ("b200", "h200")
+    assert pair.details["prefill_time_s"] == on_b200.details["prefill_time_s"]
+    assert pair.tpot_s == on_h200.tpot_s
+    slow = min(load_hardware("b200").scale_out_bytes_per_s, load_hardware("h200").scale_out_bytes_per_s)
+    assert pair.details["link_bytes_per_s"] == slow * 8
+    hour = {c: load_hardware(c).usd_per_chip_hour for c in ("b200", "h200")}
+    usd_per_s = pair.usd_per_request * pair.requests_per_s  # both pools' chips, each at its own chip's price
+    assert usd_per_s == pytest.approx((8 * hour["b200"] + 8 * hour["h200"]) / 3600, rel=1e-12)
+    cheapest_pools = (8 * min(hour.values()) + 8 * min(hour.values())) / 3600
+    assert usd_per_s >= cheapest_pools * (1 - 1e-12)

@@ -120,3 +120,15 @@ def test_optimize_with_percentile_targets(capsys):
     code, _, err = run_cli(capsys, "optimize", "--model", "llama-3-8b", "--isl", "1024", "--osl", "256", "--rate",
                            "20", "--ttft-ms", "200", "--ttft-percentile", "95")
     assert code == 2 and "invalid choice" in err
+
+
+def test_pools_on_two_chips_from_the_command_line(capsys):
+    argv = ("predict", "--model", "llama-3-70b", "--isl", "4096", "--osl", "512", "--rate", "2", "--disagg",
+            "--prefill-tp", "8", "--decode-tp", "8", "--prefill-hardware", "b200", "--decode-hardware", "h200")
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "llama-3-70b on b200 (prefill) + h200 (decode), disaggregated, 16 chips" in out
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    d = json.loads(out)
+    assert (d["prefill_hardware"], d["decode_hardware"]) == ("b200", "h200")
+    code, out, err = run_cli(capsys, *argv[:-4], "--prefill-hardware", "b201")
+    assert code == 2 and "unknown hardware 'b201'" in err and len(err.strip().splitlines()) == 1

@@ -18,7 +18,8 @@ from .common import (add_length_arguments, add_scheduler_arguments, fmt_bytes, f
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
-_POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "decode_tp", "decode_ep", "decode_replicas")
+_POOL_FLAGS = ("prefill_tp", "prefill_ep", "prefill_replicas", "prefill_hardware", "decode_tp", "decode_ep",
+               "decode_replicas", "decode_hardware")
 _SERVING_FLAGS = ("osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "static_batch", "concurrency", "rate", "chunk",
                   "max_batch", "max_seqs",
                   "max_batched_tokens", "kv_reservation",
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{pool} pool: expert-parallel degree")
         g.add_argument(f"--{pool}-replicas", type=ranged("replicas", integer=True), default=None,
                        help=f"{pool} pool: replicas")
+        g.add_argument(f"--{pool}-hardware", default=None, metavar="CHIP",
+                       help=f"{pool} pool: its chip (default --hardware); the KV cache then crosses the slower "
+                            f"of the two chips' scale-out links")
     g.add_argument("--spec-draft", default=None, metavar="MODEL|mtp",
                    help="speculative decoding with a catalog draft model, or mtp (multi-token prediction heads)")
     g.add_argument("--spec-len", type=ranged("spec_length", integer=True), default=None, metavar="G",
@@ -100,7 +104,7 @@ def _request_objects(args: argparse.Namespace):
 
         def pool(name: str):
             return cm.Pool(Parallel(tp=pools[f"{name}_tp"], ep=pools[f"{name}_ep"] or 1,
-                                    replicas=pools[f"{name}_replicas"] or 1))
+                                    replicas=pools[f"{name}_replicas"] or 1), hardware=pools[f"{name}_hardware"])
 
         disagg = cm.Disaggregated(prefill=pool("prefill"), decode=pool("decode"))
     elif any(v is not None for v in pools.values()):
@@ -159,12 +163,18 @@ def _lengths(req, args: argparse.Namespace) -> str:
     return f"{args.isl:g} in, {args.osl:g} out{cv}"
 
 
+def _chips_of(args: argparse.Namespace) -> str:
+    """The chip, or the two pools' chips when they differ."""
+    p, d = args.prefill_hardware or args.hardware, args.decode_hardware or args.hardware
+    return args.hardware if p == d else f"{p} (prefill) + {d} (decode)"
+
+
 def render(s, args: argparse.Namespace, req) -> str:
     """A readable table of a serving prediction."""
     d = s.to_dict()
     load = s.details["load"]
     rows = [
-        ("model / chip", f"{args.model} on {args.hardware}, {s.mode}, "
+        ("model / chip", f"{args.model} on {_chips_of(args)}, {s.mode}, "
                          f"{d['chips']} chip{'' if d['chips'] == 1 else 's'}"),
         ("requests", f"{_lengths(req, args)}, prefix hit {args.prefix_hit or 0:g}; load {load}"),
         ("TTFT", _opt(d["ttft_s"], fmt_seconds) + _tails(d, "ttft")),

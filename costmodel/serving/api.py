@@ -57,7 +57,8 @@ def serve(
         parallel: the split of one replica and the replicas (aggregated serving).
         precision, efficiency, usd_per_chip_hour: as for :func:`costmodel.predict`.
         chunk_tokens: prompt tokens a step may prefill (the chunked-prefill budget ``C``).
-        disagg: prefill and decode pools (replaces ``parallel``).
+        disagg: prefill and decode pools (replaces ``parallel``); each pool may name its own chip
+            (``Pool(hardware=...)``), else it runs on ``hardware``.
         spec: speculative decoding or multi-token prediction.
         rules: how the roofline terms combine (the phase is set per step); e.g.
             ``Rules(attention_sharding="batch")`` shards attention and the KV cache over
@@ -109,8 +110,8 @@ def serve(
                    "tokens_per_step": rep.tokens_per_step, "load": load.kind}
         details |= _scheduler_details(scheduler, f)
     else:
-        pre = replica_of(model, hardware, disagg.prefill.parallel, *args, None)
-        dec = replica_of(model, hardware, disagg.decode.parallel, *args, spec)
+        pre = replica_of(model, disagg.prefill.hardware or hardware, disagg.prefill.parallel, *args, None)
+        dec = replica_of(model, disagg.decode.hardware or hardware, disagg.decode.parallel, *args, spec)
         scheduler = scheduler_of(scheduler, dec.decode_sc.hardware)
         f = disaggregated(pre, dec, requests, load, disagg, scheduler)
         chips = f["chips"]
@@ -121,7 +122,8 @@ def serve(
         mode = "disaggregated"
         details = {k: f[k] for k in ("step_time_s", "prefill_time_s", "kv_transfer_s", "link_bytes_per_s",
                                      "prefill_capacity_per_s", "decode_capacity_per_s", "max_batch")}
-        details |= {"tokens_per_step": dec.tokens_per_step, "load": load.kind}
+        details |= {"tokens_per_step": dec.tokens_per_step, "load": load.kind,
+                    "prefill_hardware": pre.decode_sc.hardware.name, "decode_hardware": dec.decode_sc.hardware.name}
         details |= _scheduler_details(scheduler, f)
     out_tps, in_tps = requests_per_s * O, requests_per_s * I
     step = f["step"]

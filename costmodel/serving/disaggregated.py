@@ -12,7 +12,8 @@ each with step ``ℓ(B, S̄)``:
   replicas busy.
 * KV hand-over: ``t_kv = I·κ/W_link``, ``W_link`` the per-chip bandwidth of the
   scale-up domain when both replicas fit in one domain, else of the scale-out
-  network, times the chips of the smaller replica (or a given link). Overlapped
+  network (pools on two chip types: the slower of their scale-out links), times the
+  chips of the smaller replica (or a given link). Overlapped
   (streamed layer by layer during the prefill), TTFT counts ``max(T_pf, t_kv)``.
 * TTFT = prefill queue wait (Kingman on the prefill replicas, service
   ``T_pf/b_p`` per prompt) + ``T_pf`` + ``t_kv``; TPOT = ``ℓ(B)/E`` of the decode
@@ -36,8 +37,10 @@ def link_bytes_per_s(dg: Disaggregated, pre: Replica, dec: Replica) -> float:
     """Bytes/s of one KV hand-over between a prefill and a decode replica."""
     if dg.link != "auto":
         return float(dg.link)
-    hw = dec.decode_sc.hardware
+    hw, hp = dec.decode_sc.hardware, pre.decode_sc.hardware
     n_p, n_d = pre.chips_per_replica, dec.chips_per_replica
+    if hw.name != hp.name:  # pools of two chip types share no scale-up domain: the slower scale-out link
+        return min(hw.scale_out_bytes_per_s, hp.scale_out_bytes_per_s) * min(n_p, n_d)
     per_chip = hw.scale_up_bytes_per_s if n_p + n_d <= hw.scale_up_domain_chips else hw.scale_out_bytes_per_s
     return per_chip * min(n_p, n_d)
 

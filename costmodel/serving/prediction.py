@@ -90,7 +90,7 @@ class ServingPrediction:
         """The JSON-ready answer: :data:`CONTRACT_KEYS`, the percentiles (``ttft_p50_s`` ... ``e2e_p99_s``),
         ``saturated``, ``max_rate_per_s`` and the
         scheduler (``scheduler``: its rules; ``bound_by``: the rule or cap that sets the largest
-        sustainable rate, docs/serving.md §19.9).
+        sustainable rate, docs/serving.md §19.9); disaggregated, ``prefill_hardware`` and ``decode_hardware``.
 
         No NaN or infinity at any depth: past saturation ``ttft_s`` and ``e2e_latency_s`` are ``None``.
         """
@@ -101,6 +101,9 @@ class ServingPrediction:
         d["max_rate_per_s"] = self.max_rate_per_s
         d["bound_by"] = self.details.get("bound_by")
         d["scheduler"] = {"name": self.details.get("scheduler")} | {k: self.details.get(k) for k in _SCHEDULER_KEYS}
+        if "prefill_hardware" in self.details:  # disaggregated: each pool's chip
+            d["prefill_hardware"] = self.details["prefill_hardware"]
+            d["decode_hardware"] = self.details["decode_hardware"]
         return _finite(d)
 
 

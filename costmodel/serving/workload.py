@@ -14,7 +14,7 @@ from typing import Any
 from ..config import Parallel
 from ..errors import ConfigError, CostModelError
 from ..limits import check_number, shown_value
-from ..specs import ModelSpec, load_model
+from ..specs import HardwareSpec, ModelSpec, load_hardware, load_model
 
 __all__ = ["Requests", "Load", "Pool", "Disaggregated", "Speculative", "LOAD_KINDS"]
 
@@ -212,16 +212,22 @@ class Pool:
         parallel: tp/pp/ep of one replica and the number of replicas.
         batch: prefill pool: prompts per prefill (default 1); decode pool: a cap on decoding
             sequences per replica (default: what fits in memory).
+        hardware: the pool's chip (catalog name or spec); ``None``: the chip :func:`costmodel.serve`
+            is given. A compute-rich chip for prefill and a memory-rich one for decode is a pair of
+            pools on different chips (docs/serving.md §19.4).
     """
 
     parallel: Parallel
     batch: float | None = None
+    hardware: str | HardwareSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.parallel, Parallel):
             raise ConfigError(f"a pool needs a Parallel, got {self.parallel!r}")
         if self.batch is not None:
             _ranged("batch", self.batch, "pool batch")
+        if self.hardware is not None:
+            load_hardware(self.hardware)  # an unknown chip is refused here, naming the valid ones
 
 
 @dataclass(frozen=True)
