@@ -112,6 +112,7 @@ PLANS = [
          {"draft": "mtp", "length": 2}),
         ("mixtral-8x7b", "int4", "fp4", (Pool(None, 2, 1, 1, 1),), None),
         ("palm-540b", "bf16", "bf16", (Pool(None, 64, 1, 1, 1),), None),  # no Hugging Face checkpoint
+        ("deepseek-v3", "fp8", "bf16", (Pool(None, 8, 1, 1, 1, batch_sharded_attention=True),), None),
     ]
 ]
 
@@ -124,6 +125,7 @@ def test_every_flag_is_the_engines_own_and_the_gpus_are_the_answers(plan, engine
     assert (plan.checkpoint or "MODEL") in text
     if plan.checkpoint is None:
         assert "# MODEL: the checkpoint of palm-540b" in text
+    assert ("shards attention by batch" in text) == any(p.batch_sharded_attention for p in plan.pools)
 
 
 def test_the_readme_serving_example_emits_commands_a_user_can_run(capsys):

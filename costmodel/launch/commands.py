@@ -62,6 +62,13 @@ def _kv_value(plan: LaunchPlan, engine: str) -> str | None:
     return _KV[engine].get(plan.kv)
 
 
+def _attention_note(pool: Pool, closest: str) -> list[str]:
+    if not pool.batch_sharded_attention or pool.tp == 1:
+        return []
+    return [f"# the answer shards attention by batch over the {pool.tp} tensor-parallel GPUs; the closest here is "
+            f"data-parallel attention ({closest})"]
+
+
 def _replicas_note(pool: Pool, what: str) -> list[str]:
     if pool.replicas == 1:
         return []
@@ -100,7 +107,7 @@ def _vllm(plan: LaunchPlan) -> list[str]:
             args.append(f"--speculative-config {_json(conf)}")
         if disagg:
             args.append(f"--kv-transfer-config {_json({'kv_connector': 'NixlConnector', 'kv_role': 'kv_both'})}")
-        out += _replicas_note(pool, pool.role or "replicas")
+        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "--data-parallel-size")
         if pool.role:
             out.append(f"# {pool.role} instance")
         out.append(" \\\n  ".join(args))
@@ -140,7 +147,7 @@ def _sglang(plan: LaunchPlan) -> list[str]:
                          f"--speculative-num-draft-tokens {g + 1}"]
         if pool.role:
             args.append(f"--disaggregation-mode {pool.role}")
-        out += _replicas_note(pool, pool.role or "replicas")
+        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "--attn-dp-size")
         if pool.role:
             out.append(f"# {pool.role} instance (with sglang_router's PD mode in front)")
         out.append(" \\\n  ".join(args))
@@ -203,7 +210,7 @@ def _trtllm(plan: LaunchPlan) -> list[str]:
         if plan.weights != plan.native_precision:
             out.append(f"# weights in {plan.weights}: TensorRT-LLM loads a checkpoint quantised to it "
                        "(NVIDIA Model Optimizer); point the command at that checkpoint")
-        out += _replicas_note(pool, pool.role or "replicas")
+        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "enable_attention_dp")
         if pool.role:
             out.append(f"# {pool.role} instance ({'context' if pool.role == 'prefill' else 'generation'} server "
                        f"of `trtllm-serve disaggregated`)")
