@@ -69,10 +69,32 @@ def _attention_note(pool: Pool, closest: str) -> list[str]:
             f"data-parallel attention ({closest})"]
 
 
+def _instance(pool: Pool, args: list[str], closest_dp_attention: str, role_note: str) -> list[str]:
+    """One instance's command, after the notes on its replicas, its attention and its role."""
+    lines = _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, closest_dp_attention)
+    if pool.role:
+        lines.append(f"# {pool.role} instance{role_note}")
+    return lines + [" \\\n  ".join(args)]
+
+
 def _replicas_note(pool: Pool, what: str) -> list[str]:
     if pool.replicas == 1:
         return []
     return [f"# {what}: run {pool.replicas} instances like this one ({pool.gpus} GPUs each) behind a load balancer"]
+
+
+#: the flags of online quantisation, the KV-cache format and the cap on sequences in flight
+_FORMAT_FLAGS = {"vllm": ("--quantization", "--kv-cache-dtype", "--max-num-seqs"),
+                 "sglang": ("--quantization", "--kv-cache-dtype", "--max-running-requests")}
+
+
+def _formats_and_cap(plan: LaunchPlan, pool: Pool, engine: str) -> list[str]:
+    """The weight quantisation (a 16-bit checkpoint quantised at load), KV format and sequence cap flags."""
+    quant_flag, kv_flag, seqs_flag = _FORMAT_FLAGS[engine]
+    quant = _ONLINE_QUANT[engine].get(plan.weights) if plan.weights != plan.native_precision else None
+    kv = _kv_value(plan, engine)
+    return ([f"{quant_flag} {quant}"] if quant else []) + ([f"{kv_flag} {kv}"] if kv else []) \
+        + ([f"{seqs_flag} {pool.max_seqs}"] if pool.max_seqs else [])
 
 
 # ---------------------------------------------------------------- vLLM
@@ -89,14 +111,7 @@ def _vllm(plan: LaunchPlan) -> list[str]:
             args.append(f"--pipeline-parallel-size {pool.pp}")
         if pool.ep > 1:  # attention data-parallel over the ep groups, experts over all tp·ep GPUs
             args += [f"--data-parallel-size {pool.ep}", "--enable-expert-parallel"]
-        quant = _ONLINE_QUANT["vllm"].get(plan.weights) if plan.weights != plan.native_precision else None
-        if quant:
-            args.append(f"--quantization {quant}")
-        kv = _kv_value(plan, "vllm")
-        if kv:
-            args.append(f"--kv-cache-dtype {kv}")
-        if pool.max_seqs:
-            args.append(f"--max-num-seqs {pool.max_seqs}")
+        args += _formats_and_cap(plan, pool, "vllm")
         if pool.chunk_tokens and pool.role in (None, "prefill"):
             args += ["--enable-chunked-prefill", f"--max-num-batched-tokens {pool.chunk_tokens}"]
         if plan.speculative and pool.role in (None, "decode"):
@@ -107,10 +122,7 @@ def _vllm(plan: LaunchPlan) -> list[str]:
             args.append(f"--speculative-config {_json(conf)}")
         if disagg:
             args.append(f"--kv-transfer-config {_json({'kv_connector': 'NixlConnector', 'kv_role': 'kv_both'})}")
-        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "--data-parallel-size")
-        if pool.role:
-            out.append(f"# {pool.role} instance")
-        out.append(" \\\n  ".join(args))
+        out += _instance(pool, args, "--data-parallel-size", "")
     return out
 
 
@@ -125,14 +137,7 @@ def _sglang(plan: LaunchPlan) -> list[str]:
             args += [f"--attn-dp-size {pool.ep}", f"--ep-size {gpus}"]
         if pool.pp > 1:
             args.append(f"--pp-size {pool.pp}")
-        quant = _ONLINE_QUANT["sglang"].get(plan.weights) if plan.weights != plan.native_precision else None
-        if quant:
-            args.append(f"--quantization {quant}")
-        kv = _kv_value(plan, "sglang")
-        if kv:
-            args.append(f"--kv-cache-dtype {kv}")
-        if pool.max_seqs:
-            args.append(f"--max-running-requests {pool.max_seqs}")
+        args += _formats_and_cap(plan, pool, "sglang")
         if pool.chunk_tokens and pool.role in (None, "prefill"):
             args.append(f"--chunked-prefill-size {pool.chunk_tokens}")
         if plan.speculative and pool.role in (None, "decode"):
@@ -147,10 +152,7 @@ def _sglang(plan: LaunchPlan) -> list[str]:
                          f"--speculative-num-draft-tokens {g + 1}"]
         if pool.role:
             args.append(f"--disaggregation-mode {pool.role}")
-        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "--attn-dp-size")
-        if pool.role:
-            out.append(f"# {pool.role} instance (with sglang_router's PD mode in front)")
-        out.append(" \\\n  ".join(args))
+        out += _instance(pool, args, "--attn-dp-size", " (with sglang_router's PD mode in front)")
     return out
 
 
@@ -210,11 +212,8 @@ def _trtllm(plan: LaunchPlan) -> list[str]:
         if plan.weights != plan.native_precision:
             out.append(f"# weights in {plan.weights}: TensorRT-LLM loads a checkpoint quantised to it "
                        "(NVIDIA Model Optimizer); point the command at that checkpoint")
-        out += _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, "enable_attention_dp")
-        if pool.role:
-            out.append(f"# {pool.role} instance ({'context' if pool.role == 'prefill' else 'generation'} server "
-                       f"of `trtllm-serve disaggregated`)")
-        out.append(" \\\n  ".join(args))
+        role = f" ({'context' if pool.role == 'prefill' else 'generation'} server of `trtllm-serve disaggregated`)"
+        out += _instance(pool, args, "enable_attention_dp", role)
     return out
 
 
