@@ -167,6 +167,8 @@ def _trtllm_options(plan: LaunchPlan, pool: Pool) -> dict:
         opts["enable_chunked_prefill"] = True
     if pool.ep > 1:
         opts["enable_attention_dp"] = True
+    if pool.role:  # a context or generation worker of a disaggregated deployment hands KV over
+        opts["cache_transceiver_config"] = {"backend": "DEFAULT"}
     if plan.speculative and pool.role in (None, "decode"):
         g = plan.speculative["length"]
         if plan.speculative["draft"] == "mtp":
