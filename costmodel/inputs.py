@@ -13,7 +13,7 @@ from .parallel import check_parallel, mesh_of
 from .specs import HardwareSpec, ModelSpec, bytes_per_element, default_math_precision
 from .specs.catalog import load_hardware, load_model
 
-__all__ = ["Scenario", "scenario", "math_the_chip_runs"]
+__all__ = ["Scenario", "scenario", "math_the_chip_runs", "mesh_shares", "weight_only_flags"]
 
 #: Math precisions to fall back on, in order, when a model's native format has no math on a chip.
 _FALLBACK_MATH = ("bf16", "fp16", "fp32")
@@ -38,6 +38,15 @@ def weight_only_flags(weights: str, math: str) -> dict[str, float]:
     narrow = bw < bm
     return {"weight_only_8bit": float(narrow and bw == 1.0), "weight_only_4bit": float(narrow and bw < 1.0),
             "low_precision_math": float(bm <= 1.0)}
+
+
+def mesh_shares(parallel: Parallel, hardware: HardwareSpec) -> dict[str, float]:
+    """``mesh_x_share``, ``mesh_y_share``: ``log X / log tp`` and ``log Y / log tp`` of the tensor-parallel
+    mesh (:func:`costmodel.parallel.mesh_of`); 0 at ``tp = 1``."""
+    x, y, _ = mesh_of(parallel, hardware)
+    tp = parallel.tp
+    return {"mesh_x_share": math.log(x) / math.log(tp) if tp > 1 else 0.0,
+            "mesh_y_share": math.log(y) / math.log(tp) if tp > 1 else 0.0}
 
 
 @dataclass(frozen=True)
@@ -91,10 +100,7 @@ class Scenario:
             redundant_experts=float(self.parallel.redundant_experts),
             expert_imbalance=float(self.parallel.expert_imbalance),
         )
-        x, y, _ = self.mesh
-        tp = self.parallel.tp
-        vals.update(mesh_x_share=math.log(x) / math.log(tp) if tp > 1 else 0.0,
-                    mesh_y_share=math.log(y) / math.log(tp) if tp > 1 else 0.0)
+        vals.update(mesh_shares(self.parallel, self.hardware))
         return vals
 
 

@@ -11,13 +11,12 @@ settings.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import costmodel as cm
 from costmodel.explorer import write_explorer
+from costmodel.explorer.page import chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"model": "llama-3-70b", "hardware": "h100-sxm", "tp": "8", "batch": 64, "context": 8192}
@@ -29,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    exe = os.environ.get("COSTMODEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium_path()
     if exe is None:
         raise SystemExit("needs Chromium: apt-get install chromium (Debian), or set COSTMODEL_CHROMIUM")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:

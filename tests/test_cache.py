@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import costmodel as cm
+from helpers import env_with_cache
 from costmodel import cache
 from costmodel.compile import CompiledModel
 from costmodel.relax import SHARPNESS, RelaxedModel
@@ -211,8 +212,7 @@ def test_a_start_from_cached_programs_never_imports_sympy(tmp_path):
     """``import costmodel`` imports neither SymPy nor JAX; the default ``costmodel optimize`` builds its
     expressions with SymPy once, and a later process answers from the cached source and programs (every
     global of the generated code is named in the entry) without importing SymPy, with the same output."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COSTMODEL_CACHE_DIR": str(tmp_path)}
-    env.pop("COSTMODEL_NO_CACHE", None)
+    env = env_with_cache(tmp_path)
     code = ("import sys; from costmodel.cli import main; rc = main(['optimize']); "
             "print('SYMPY', 'sympy' in sys.modules); sys.exit(rc)")
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
@@ -229,8 +229,7 @@ def test_xla_entries_rotated_among_themselves_are_recompiled_not_run(tmp_path):
     """JAX's own cache files name their key but do not hold it: an entry moved onto another key's name
     would run another program. Each entry here starts with its key, so a rotated one is a miss, compiled
     again, and the answer is unchanged (before: ``AssertionError: (16, 3)`` on every later run)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COSTMODEL_CACHE_DIR": str(tmp_path)}
-    env.pop("COSTMODEL_NO_CACHE", None)
+    env = env_with_cache(tmp_path)
     code = ("import sys; from costmodel.cli import main; "
             "sys.exit(main(['optimize', '--model', 'llama-3-8b', '--max-chips', '8', '--context', '4096']))")
 

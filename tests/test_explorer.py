@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 import costmodel as cm
 from costmodel.explorer import write_explorer
+from costmodel.explorer.page import chromium_path
 from costmodel.explorer.data import CONTRACT, EP, PP, TP
 from costmodel.parallel import check_parallel, mesh_of
 
@@ -26,14 +26,10 @@ HOW = ("the explorer's browser test needs Chromium and Playwright's Python packa
        "(Debian) and pip install -e '.[test]'; or set COSTMODEL_CHROMIUM to a Chromium binary. .ci/run installs both")
 
 
-def chromium() -> str | None:
-    return os.environ.get("COSTMODEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api", reason=HOW)
-    exe = chromium()
+    exe = chromium_path()
     if exe is None:
         pytest.skip(HOW)
     out = tmp_path_factory.mktemp("explorer")

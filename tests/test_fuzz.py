@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from costmodel import list_hardware, list_models
 from costmodel.cli import common, main
+from helpers import env_with_cache
 
 #: examples per command in CI (the long run multiplies them to at least LONG_EXAMPLES).
 CI_EXAMPLES = {"predict": 150, "optimize": 25, "optimize-serving": 8, "search": 15, "sweep": 15, "plot": 8,
@@ -628,8 +629,7 @@ def _answer(out: str) -> list[str]:
 
 
 def _run_with_cache(folder: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COSTMODEL_CACHE_DIR": str(folder)}
-    env.pop("COSTMODEL_NO_CACHE", None)
+    env = env_with_cache(folder)
     return subprocess.run([sys.executable, "-m", "costmodel", *CACHE_ARGV], capture_output=True, text=True, env=env,
                           cwd=folder)
 

@@ -11,13 +11,12 @@ each chip (:func:`costmodel.parallel.check_parallel`). The page only assembles t
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from ..config import Parallel, Precision
 from ..efficiency import resolve_efficiency
 from ..errors import CostModelError
-from ..inputs import _FALLBACK_MATH
+from ..inputs import math_the_chip_runs, mesh_shares, weight_only_flags
 from ..limits import RANGES
 from ..parallel import check_parallel, mesh_of
 from ..specs import BYTES_PER_ELEMENT, default_math_precision
@@ -78,13 +77,12 @@ def _chip(name: str) -> dict[str, Any]:
             eff, hp = resolve_efficiency(prof, h, phase)
             phases[phase] = {"efficiency": eff.inputs(), "math": {m: hp.inputs(m) for m in hp.flops_per_s}}
         profiles[prof] = phases
-    meshes = {}
-    for tp in TP:
-        x, y, _ = mesh_of(Parallel(tp=tp), h)
-        meshes[str(tp)] = [math.log(x) / math.log(tp) if tp > 1 else 0.0, math.log(y) / math.log(tp) if tp > 1 else 0.0]
     return {"name": h.name, "vendor": h.vendor, "maths": list(h.flops_per_s), "profiles": profiles,
-            "mesh_shares": meshes, "usd_per_chip_hour": float(h.usd_per_chip_hour),
-            "hbm_bytes": float(h.hbm_bytes)}
+            "mesh_shares": {str(tp): mesh_shares(Parallel(tp=tp), h) for tp in TP},
+            # the math each weight format runs in when the user names no format (the model's own is dequantised
+            # on a chip without its math), and when the user names it
+            "default_math": {f: math_the_chip_runs(h, default_math_precision(f)) for f in BYTES_PER_ELEMENT},
+            "usd_per_chip_hour": float(h.usd_per_chip_hour), "hbm_bytes": float(h.hbm_bytes)}
 
 
 def _structure_key(st) -> str:
@@ -108,7 +106,9 @@ def catalog() -> dict[str, Any]:
         "models": models, "chips": chips, "profiles": list(PROFILES),
         "formats": {"bytes": dict(BYTES_PER_ELEMENT),
                     "default_math": {f: default_math_precision(f) for f in BYTES_PER_ELEMENT},
-                    "fallback_math": list(_FALLBACK_MATH)},
+                    # weight_only_8bit, weight_only_4bit, low_precision_math of each (weights, math) pair
+                    "weight_only": {w: {m: weight_only_flags(w, m) for m in BYTES_PER_ELEMENT}
+                                    for w in BYTES_PER_ELEMENT}},
         "activations": prec.activations, "kv_default": "bf16",
         "parallel": {"replicas": par.replicas, "redundant_experts": par.redundant_experts,
                      "expert_imbalance": par.expert_imbalance},

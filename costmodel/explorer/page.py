@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_DIR", "STATIC_FILES", "write_explorer"]
+__all__ = ["DEFAULT_DIR", "STATIC_FILES", "chromium_path", "write_explorer"]
 
 #: where ``costmodel explore`` writes when ``--out`` is not given
 DEFAULT_DIR = "costmodel-explorer"
 #: the hand-written files of the page (the model's numbers are all in ``costmodel-data.js``)
 STATIC_FILES = ("index.html", "style.css", "model.js", "chart.js", "app.js")
+
+
+def chromium_path() -> str | None:
+    """A Chromium binary to view the page headless (tests, screenshots): ``$COSTMODEL_CHROMIUM``, else
+    ``chromium`` or ``chromium-browser`` on the PATH (Debian: ``apt-get install chromium``); ``None``."""
+    return os.environ.get("COSTMODEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def data_script() -> str:

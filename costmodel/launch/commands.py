@@ -57,8 +57,8 @@ def _notes(plan: LaunchPlan, engine: str) -> list[str]:
 
 
 def _kv_value(plan: LaunchPlan, engine: str) -> str | None:
-    if plan.kv == "bf16" and plan.native_precision in ("bf16", "fp8", "fp4", "nvfp4", "mxfp4", "int4", "int8"):
-        return None  # the default: the model's activation dtype, bf16
+    if plan.kv == "bf16" and plan.native_precision not in ("fp16", "fp32"):
+        return None  # the engines' default: the checkpoint's activation dtype, bf16 for these
     return _KV[engine].get(plan.kv)
 
 

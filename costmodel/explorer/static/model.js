@@ -55,10 +55,8 @@
     }
     const given = c.weights !== undefined && c.weights !== null;
     const weights = format("weights", given ? c.weights : model.native_precision, "weight precision");
-    let math = D.formats.default_math[weights];
-    if (!given && !chip.maths.includes(math)) {  // a model stored in a format the chip has no math for: dequantised
-      math = D.formats.fallback_math.find((p) => chip.maths.includes(p)) || math;
-    }
+    // a model stored in a format the chip has no math for is dequantised (costmodel.inputs.math_the_chip_runs)
+    const math = given ? D.formats.default_math[weights] : chip.default_math[weights];
     if (!chip.maths.includes(math)) {
       throw new ConfigError(`${chip.name} has no ${math} math; it computes in ${chip.maths.join(", ")}. Store weights in a format it computes in`);
     }
@@ -91,15 +89,11 @@
   function inputs(r, phase, overrides) {
     const prof = r.chip.profiles[r.efficiency][phase];
     const bytes = D.formats.bytes;
-    const bw = bytes[r.weights], bm = bytes[r.math], narrow = bw < bm;
     const hw = prof.math[r.math];
-    const shares = r.chip.mesh_shares[String(r.tp)];
-    return Object.assign({}, r.model.inputs, hw, prof.efficiency, {
+    return Object.assign({}, r.model.inputs, hw, prof.efficiency, D.formats.weight_only[r.weights][r.math],
+                         r.chip.mesh_shares[String(r.tp)], {
       usd_per_chip_hour: hw.usd_per_chip_hour,
-      weight_bytes: bw,
-      weight_only_8bit: narrow && bw === 1 ? 1 : 0,
-      weight_only_4bit: narrow && bw < 1 ? 1 : 0,
-      low_precision_math: bm <= 1 ? 1 : 0,
+      weight_bytes: bytes[r.weights],
       kv_bytes: bytes[r.kv],
       activation_bytes: bytes[D.activations],
       dispatch_bytes: bytes[D.activations],
@@ -108,7 +102,6 @@
       replicas: D.parallel.replicas,
       redundant_experts: D.parallel.redundant_experts,
       expert_imbalance: D.parallel.expert_imbalance,
-      mesh_x_share: shares[0], mesh_y_share: shares[1],
     }, overrides || {});
   }
 
