@@ -12,7 +12,7 @@ Example:
 """
 
 from ._lazy import lazy_getattr
-from .config import DEFAULT_EFFICIENCY, IDEAL, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, IDEAL, Efficiency, Electricity, Parallel, Precision, Workload
 from .engines import ENGINES, with_engine
 from .errors import ConfigError, CostModelError, PrecisionError, SpecError, UnknownNameError
 from .inputs import Scenario, scenario
@@ -68,6 +68,7 @@ __all__ = [
     "CostModelError",
     "Disaggregated",
     "Efficiency",
+    "Electricity",
     "FleetPlan",
     "HardwareSpec",
     "Load",

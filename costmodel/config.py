@@ -14,7 +14,8 @@ from .limits import check_in_range, check_number
 from .specs.hardware import HardwareSpec
 from .specs.precision import check_precision
 
-__all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL", "DEFAULT_EFFICIENCY"]
+__all__ = ["Workload", "Parallel", "Precision", "Efficiency", "IDEAL", "DEFAULT_EFFICIENCY", "Electricity",
+           "PRICE_BASES", "DEFAULT_USD_PER_KWH", "DEFAULT_PUE"]
 
 #: the smallest achievable fraction of peak an efficiency profile may set (tiny ones overflow the step time)
 MIN_FRACTION = 1e-3
@@ -289,3 +290,55 @@ IDEAL = Efficiency()
 #: measurements (docs/calibration.md), the number to act on. The ideal roofline, a lower bound on time, is
 #: asked for by name (``IDEAL`` or ``"ideal"``).
 DEFAULT_EFFICIENCY = "calibrated"
+
+
+#: How the price of a chip-hour is meant: ``rental`` prices (the catalog's) already pay for the chip's power;
+#: ``owned`` prices (an amortised purchase) do not, so the electricity is added to the cost.
+PRICE_BASES = ("rental", "owned")
+
+#: USD per kWh: the US average industrial price of 2023, 8.04 cents per kWh (US EIA, Electric Power Monthly,
+#: Table 5.3, average price of electricity to ultimate customers), the rate a data centre's supply contract is
+#: near; pass your own with ``--usd-per-kwh``.
+DEFAULT_USD_PER_KWH = 0.0804
+
+#: Facility energy over IT energy: 1.56, the average annual PUE operators reported for their largest data
+#: centre in the Uptime Institute Global Data Center Survey 2024 (Uptime gives 1.58 for 2023, and 1.55-1.59
+#: since 2020); a hyperscaler's fleet runs near 1.1.
+DEFAULT_PUE = 1.56
+
+
+@dataclass(frozen=True)
+class Electricity:
+    """The price of electricity, the facility's overhead on it, and what the chip price pays for
+    (docs/theory.md §21).
+
+    Attributes:
+        usd_per_kwh: USD per kWh of facility energy (default :data:`DEFAULT_USD_PER_KWH`).
+        pue: power usage effectiveness, facility energy over IT energy, in [1, 3] (default
+            :data:`DEFAULT_PUE`).
+        price_basis: ``"rental"`` (default: the chip price includes power, as the catalog's rental prices
+            do; the electricity is reported but not added) or ``"owned"`` (the chip price excludes power; the
+            electricity is added to the cost per token).
+
+    Example:
+        >>> Electricity(usd_per_kwh=0.1, price_basis="owned").inputs()["owned"]
+        1.0
+    """
+
+    usd_per_kwh: float = DEFAULT_USD_PER_KWH
+    pue: float = DEFAULT_PUE
+    price_basis: str = "rental"
+
+    def __post_init__(self) -> None:
+        check_number("usd_per_kwh", self.usd_per_kwh)
+        check_number("pue", self.pue)
+        if self.price_basis not in PRICE_BASES:
+            raise ConfigError(f"price_basis must be one of {', '.join(PRICE_BASES)}, got {self.price_basis!r:.40}")
+
+    @property
+    def owned(self) -> bool:
+        return self.price_basis == "owned"
+
+    def inputs(self) -> dict[str, float]:
+        """Numeric inputs of the symbolic model (``usd_per_kwh``, ``pue``, ``owned``)."""
+        return {"usd_per_kwh": float(self.usd_per_kwh), "pue": float(self.pue), "owned": float(self.owned)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, Efficiency, Electricity, Parallel, Precision, Workload
 from .efficiency import resolve_efficiency
 from .errors import ConfigError
 from .limits import check_number, check_type
@@ -59,6 +59,7 @@ class Scenario:
         weights, kv, math, activations: resolved precision names.
         usd_per_chip_hour: the price used (the chip's default unless overridden).
         dispatch: the MoE dispatch format (``None``: the activations').
+        electricity: the price of electricity, the PUE and the price basis (:class:`Electricity`).
     """
 
     model: ModelSpec
@@ -72,6 +73,7 @@ class Scenario:
     activations: str
     usd_per_chip_hour: float
     dispatch: str | None = None
+    electricity: Electricity = Electricity()
 
     @property
     def mesh(self) -> tuple[int, int, int]:
@@ -83,6 +85,7 @@ class Scenario:
         vals = self.model.inputs()
         vals.update(self.hardware.inputs(self.math))
         vals.update(self.efficiency.inputs())
+        vals.update(self.electricity.inputs())
         vals.update(
             usd_per_chip_hour=float(self.usd_per_chip_hour),
             weight_bytes=bytes_per_element(self.weights),
@@ -113,6 +116,7 @@ def scenario(
     efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     usd_per_chip_hour: float | None = None,
     layout: str = "1d-ws",
+    electricity: Electricity | None = None,
 ) -> Scenario:
     """Resolve names and defaults and validate everything; raise a clear error on bad input.
 
@@ -120,6 +124,8 @@ def scenario(
     path of a profile JSON (:func:`costmodel.efficiency.resolve`). Either may set the chip's
     collective latency (``Efficiency.collective_latency_s``). ``layout`` (``Rules.layout``) decides
     which tensor-parallel degrees split the heads (:func:`costmodel.parallel.check_parallel`).
+    ``electricity`` (default :class:`Electricity`'s): with an ``"owned"`` price basis the chip needs a
+    board power (:meth:`HardwareSpec.require_power`).
     """
     check_type("workload", workload, Workload)
     check_type("parallel", parallel, Parallel)
@@ -134,6 +140,10 @@ def scenario(
     h.flops_for(math)  # raises PrecisionError naming what the chip computes in
     price = h.usd_per_chip_hour if usd_per_chip_hour is None else usd_per_chip_hour
     check_number("usd_per_chip_hour", price)
+    electricity = Electricity() if electricity is None else electricity
+    check_type("electricity", electricity, Electricity)
+    if electricity.owned:
+        h.require_power("an owned price basis")
     return Scenario(model=m, hardware=h, workload=workload, parallel=parallel, efficiency=efficiency,
                     weights=weights, kv=precision.kv or "bf16", math=math, activations=precision.activations,
-                    usd_per_chip_hour=float(price), dispatch=precision.dispatch)
+                    usd_per_chip_hour=float(price), dispatch=precision.dispatch, electricity=electricity)

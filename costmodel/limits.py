@@ -53,6 +53,11 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "accepted_length": (1, 1025, "tokens per step"),
     # money: a chip-hour costs cents to thousands of dollars
     "usd_per_chip_hour": (1e-6, 1e6, "USD per chip-hour"),
+    # electricity (docs/theory.md §21): a tenth of a cent to ten dollars per kWh; a board's power
+    "usd_per_kwh": (1e-3, 10.0, "USD per kWh"),
+    "pue": (1.0, 3.0, "(facility energy over IT energy)"),
+    "power_w": (0.0, 1e5, "W"),
+    "power_cap_kw": (1e-3, 1e9, "kW"),
     # targets: a microsecond to a day per token
     "tpot_s": (1e-7, 86400.0, "seconds"),
     "ttft_s": (1e-7, 86400.0, "seconds"),

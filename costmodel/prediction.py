@@ -10,7 +10,7 @@ import numpy as np
 
 from .compile import compiled
 from .errors import ConfigError, keywords_checked
-from .config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
+from .config import DEFAULT_EFFICIENCY, Efficiency, Electricity, Parallel, Precision, Workload
 from .inputs import Scenario, scenario
 from .limits import check_type
 from .specs import HardwareSpec, ModelSpec
@@ -147,11 +147,32 @@ class Prediction:
             "precision": {"weights": s.weights, "kv": s.kv, "math": s.math, "activations": s.activations,
                           "dispatch": s.dispatch or s.activations},
             "usd_per_chip_hour": s.usd_per_chip_hour,
+            **self.energy_dict(),
             "efficiency": s.efficiency.name,
             "rules": asdict(self.rules),
             **({"ops": self.ops} if self.rules.step == "operators" else {}),
         }
 
+
+    def energy_dict(self) -> dict[str, Any]:
+        """Power and energy (docs/theory.md §21): ``power_w_per_chip`` (board power at the step),
+        ``joules_per_output_token`` (decode) or ``joules_per_input_token`` (prefill), the other ``None``
+        (a decode step reads no prompt, a prefill emits no output stream), both with the host's share
+        and before the PUE; ``usd_per_mtok_energy`` (the electricity of a million of the step's tokens
+        at the PUE), and the ``electricity`` it is priced at. All ``None`` for a chip without a board
+        power."""
+        v, s = self.values, self.scenario
+        e = s.electricity
+        known = s.hardware.has_power
+        joules = v["joules_per_token"] if known else None
+        return {
+            "power_w_per_chip": v["power_w_per_chip"] if known else None,
+            "joules_per_output_token": joules if self.rules.phase == "decode" else None,
+            "joules_per_input_token": joules if self.rules.phase == "prefill" else None,
+            "usd_per_mtok_energy": v["usd_per_mtok_energy"] if known else None,
+            "electricity": {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
+                            "in_usd_per_mtok": e.owned},
+        }
 
     def _parallel_dict(self) -> dict[str, Any]:
         v, s, par = self.values, self.scenario, self.scenario.parallel
@@ -204,6 +225,7 @@ def predict(
     efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     usd_per_chip_hour: float | None = None,
     rules: Rules | None = None,
+    electricity: Electricity | None = None,
 ) -> Prediction:
     """Predict one configuration.
 
@@ -218,6 +240,8 @@ def predict(
         usd_per_chip_hour: price override (default: the chip's catalog price).
         rules: how terms combine, the layout and attention sharding; its phase
             follows the workload's.
+        electricity: the price of electricity, the PUE and the chip price's basis (default
+            :class:`Electricity`'s: rental prices, the electricity reported beside the cost).
 
     Returns:
         A :class:`Prediction`; ``fits`` says whether the configuration fits in memory.
@@ -239,7 +263,8 @@ def predict(
     rules = rules or Rules(phase=workload.phase)
     if rules.phase != workload.phase:
         rules = replace(rules, phase=workload.phase)
-    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour, rules.layout)
+    sc = scenario(model, hardware, workload, parallel, precision, efficiency, usd_per_chip_hour, rules.layout,
+                  electricity)
     return evaluate(sc, rules)
 
 
@@ -290,7 +315,7 @@ def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = 
 
     Each configuration is a mapping of :func:`predict`'s arguments (``model`` and ``hardware``
     required; ``workload``, ``parallel``, ``precision``, ``efficiency``, ``usd_per_chip_hour``
-    optional). Validation is per configuration, as in :func:`predict`; evaluation is one compiled
+    optional; and ``electricity``). Validation is per configuration, as in :func:`predict`; evaluation is one compiled
     call per model structure and phase instead of one per configuration.
 
     Returns:
@@ -313,7 +338,8 @@ def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = 
     """
     if rules is not None:
         check_type("rules", rules, Rules)
-    allowed = {"model", "hardware", "workload", "parallel", "precision", "efficiency", "usd_per_chip_hour"}
+    allowed = {"model", "hardware", "workload", "parallel", "precision", "efficiency", "usd_per_chip_hour",
+               "electricity"}
     scenarios, phases = [], []
     for i, c in enumerate(configs):
         if not isinstance(c, Mapping):
@@ -329,7 +355,7 @@ def predict_many(configs: Iterable[Mapping[str, Any]], *, rules: Rules | None = 
         try:
             scenarios.append(scenario(c["model"], c["hardware"], wl, c.get("parallel", Parallel()),
                                       c.get("precision", Precision()), c.get("efficiency", DEFAULT_EFFICIENCY),
-                                      c.get("usd_per_chip_hour")))
+                                      c.get("usd_per_chip_hour"), electricity=c.get("electricity")))
         except ConfigError as e:
             raise type(e)(f"configs[{i}]: {e}") from None
         phases.append(wl.phase)

@@ -160,6 +160,43 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, model: str, hardware: str)
                    help="precision of the matrix math (default: the weights' float format, bf16 for int weights)")
 
 
+def add_electricity_arguments(p: argparse.ArgumentParser) -> None:
+    """``--usd-per-kwh``, ``--pue``, ``--price-basis`` and the board-power overrides (docs/theory.md §21)."""
+    from ..config import DEFAULT_PUE, DEFAULT_USD_PER_KWH, PRICE_BASES
+
+    g = p.add_argument_group("power and electricity (docs/theory.md §21)")
+    g.add_argument("--usd-per-kwh", type=ranged("usd_per_kwh"), default=None, metavar="P",
+                   help=f"price of electricity (default {DEFAULT_USD_PER_KWH:g}, the US industrial average, EIA 2023)")
+    g.add_argument("--pue", type=ranged("pue"), default=None,
+                   help=f"facility energy over IT energy (default {DEFAULT_PUE:g}, Uptime Institute survey 2024)")
+    g.add_argument("--price-basis", choices=PRICE_BASES, default=None,
+                   help="rental (default): the chip price includes power, the electricity is shown beside the cost; "
+                        "owned: the chip price excludes it, the electricity is added to the cost")
+    for name, what in (("max", "board power at full load"), ("idle", "board power when idle"),
+                       ("host", "host power (CPUs, NICs, fans) per chip")):
+        g.add_argument(f"--{name}-power-w", type=ranged("power_w"), default=None, metavar="W",
+                       help=f"{what} in W (default: the catalog's, cited per chip)")
+
+
+def electricity_from(args: argparse.Namespace):
+    """The :class:`costmodel.Electricity` of ``--usd-per-kwh``, ``--pue`` and ``--price-basis``."""
+    from ..config import Electricity
+
+    given = {k: v for k in ("usd_per_kwh", "pue", "price_basis") if (v := getattr(args, k, None)) is not None}
+    return Electricity(**given)
+
+
+def hardware_from(args: argparse.Namespace, name):
+    """``name`` (a chip), with the board-power overrides of ``--max-power-w``, ``--idle-power-w`` and
+    ``--host-power-w`` when any is given (a :class:`HardwareSpec`), else ``name`` unchanged."""
+    over = {f"{k}_power_w": v for k in ("max", "idle", "host") if (v := getattr(args, f"{k}_power_w", None)) is not None}
+    if not over or name is None:
+        return name
+    from ..specs import load_hardware
+
+    return load_hardware(name).replace(**over)
+
+
 def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
     """``--tp``, ``--pp``, ``--ep`` and ``--replicas``."""
     p.add_argument("--tp", type=ranged("tp", integer=True), default=1, help="tensor-parallel degree (default 1)")

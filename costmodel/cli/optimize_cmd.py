@@ -10,7 +10,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from . import optimize_serving_cmd as serving_cmd
-from .common import add_efficiency_argument, add_spec_arguments, cli_words, fmt_bytes, fmt_seconds, print_json, ranged
+from .common import (add_efficiency_argument, add_electricity_arguments, add_spec_arguments, cli_words,
+                     electricity_from, fmt_bytes, fmt_seconds, hardware_from, print_json, ranged)
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight precision or a comma-separated set to choose from (default: the model's)")
     p.add_argument("--kv", default=None, help="KV precision or a comma-separated set (default bf16)")
     add_efficiency_argument(p)
+    add_electricity_arguments(p)
+    p.add_argument("--minimise", choices=("cost", "energy"), default=None,
+                   help="what the decode problem minimises: cost (default: USD per million output tokens, the "
+                        "electricity included with --price-basis owned) or energy (joules per output token)")
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -52,10 +57,11 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
     from ..optimizer import optimize  # imports JAX: only when a search runs, not for `costmodel list`
 
     return optimize(
-        args.model, args.hardware, context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
+        args.model, hardware_from(args, args.hardware), context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
         demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
-        efficiency=args.efficiency, method=method, math=args.math,
+        efficiency=args.efficiency, method=method, math=args.math, objective=args.minimise or "cost",
+        electricity=electricity_from(args),
     )
 
 
@@ -97,10 +103,13 @@ def answer(args: argparse.Namespace) -> dict:
     d = sol.to_dict()
     if args.verify:
         ref = solve(args, "exhaustive")
+        e = ref.to_dict()
         d["exhaustive_usd_per_mtok"] = ref.usd_per_mtok
+        d["exhaustive_joules_per_output_token"] = e["joules_per_output_token"]
         d["exhaustive_feasible"] = ref.feasible
-        # relative cost gap of the two answers; null unless both methods found a feasible one
-        d["gap"] = sol.usd_per_mtok / ref.usd_per_mtok - 1 if sol.feasible and ref.feasible else None
+        # relative gap of the two answers in the objective; null unless both methods found a feasible one
+        key = "usd_per_mtok" if d["objective"] == "cost" else "joules_per_output_token"
+        d["gap"] = d[key] / e[key] - 1 if sol.feasible and ref.feasible else None
         d["exhaustive_wall_time_s"] = ref.wall_time_s
     return d
 
@@ -153,6 +162,7 @@ def render(d: dict) -> str:
             + (f" demanded (${d['usd_per_mtok_at_capacity']:.4g} at full throughput)" if d["pricing"] == "demand" else ""),
             f"  TPOT        {fmt_seconds(d['step_time_s'])} ({d['bound']}-bound)   TTFT {fmt_seconds(d['ttft_s'])}",
             f"  throughput  {d['tokens_per_s']:,.0f} tok/s   memory {fmt_bytes(d['memory_bytes_per_chip'])}/chip",
+            f"  energy      {_energy(d)}",
             "  breakdown   " + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in d["breakdown_s"].items()),
         ]
         if d["feasible"]:
@@ -161,10 +171,26 @@ def render(d: dict) -> str:
                          + (" (negative: a looser target is cheaper)" if d["shadow_price_usd_per_mtok_per_ms"] < 0 else ""))
     for a in d["alternatives"]:
         lines.append(f"  alternative tp={a['tp']} pp={a['pp']} ep={a['ep']} x{a['replicas']}, batch {a['batch']}, "
-                     f"{a['weights']}/{a['kv']}: ${a['usd_per_mtok']:.4g}/Mtok, {fmt_seconds(a['step_time_s'])}")
+                     f"{a['weights']}/{a['kv']}: ${a['usd_per_mtok']:.4g}/Mtok, {fmt_seconds(a['step_time_s'])}"
+                     + (f", {a['joules_per_output_token']:.3g} J/token" if d["objective"] == "energy" else ""))
     if "gap" in d:
         gap = "n/a" if d["gap"] is None else f"{d['gap']:.3%}"
-        ref = d["exhaustive_usd_per_mtok"]
-        lines.append(f"  verify      exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}")
+        if d["objective"] == "energy":
+            ref = d["exhaustive_joules_per_output_token"]
+            shown = "none" if ref is None else f"{ref:.4g} J/token"
+        else:
+            ref = d["exhaustive_usd_per_mtok"]
+            shown = "none" if ref is None else f"${ref:.4g}/Mtok"
+        lines.append(f"  verify      exhaustive {shown}, gap {gap}")
     lines.append(f"  solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms")
     return "\n".join(lines)
+
+
+def _energy(d: dict) -> str:
+    """Board power, joules per output token and the electricity of the answer (docs/theory.md §21)."""
+    if d["power_w_per_chip"] is None:
+        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
+    e = d["electricity"]
+    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
+    return (f"{d['power_w_per_chip']:,.0f} W per chip, {d['joules_per_output_token']:.3g} J per output token, "
+            f"electricity ${d['usd_per_mtok_energy']:.3g}/M ({where})")

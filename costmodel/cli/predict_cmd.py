@@ -10,8 +10,9 @@ from ..errors import ConfigError
 from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS, STEPS
 from . import serve_args
-from .common import (add_efficiency_argument, add_parallel_arguments, add_spec_arguments, fmt_bytes, fmt_seconds,
-                     parallel_from, precision_from, print_json, ranged)
+from .common import (add_efficiency_argument, add_electricity_arguments, add_parallel_arguments, add_spec_arguments,
+                     electricity_from, fmt_bytes, fmt_seconds, hardware_from, parallel_from, precision_from, print_json,
+                     ranged)
 
 HELP = "predict latency, throughput, memory and cost of one serving configuration"
 
@@ -49,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the profile fitted to measured kernels); implies --step "
                         "operators; --json carries them as key 'ops'")
     add_efficiency_argument(p)
+    add_electricity_arguments(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     serve_args.add_arguments(p)
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ..prediction import predict  # imports JAX: only when a prediction runs, not for `costmodel list`
 
     pred = predict(
-        args.model, args.hardware,
+        args.model, hardware_from(args, args.hardware),
         Workload(batch=args.batch, context=args.context, prompt=args.prompt, phase=args.phase),
         parallel=parallel_from(args),
         precision=precision_from(args),
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         usd_per_chip_hour=args.price,
         rules=Rules(args.phase, args.combine, args.overlap, args.expert_fetch, layout=args.layout,
                     attention_sharding=args.attention_sharding, step=step_rule(args)),
+        electricity=electricity_from(args),
     )
     d = pred.to_dict()
     if args.json:
@@ -114,6 +117,7 @@ def render(d: dict) -> str:
         ("step time", fmt_seconds(d["step_time_s"]) + f"  ({d['bound']}-bound)"),
         ("throughput", f"{d['tokens_per_s']:,.0f} tok/s total, {d['tokens_per_s_per_user']:,.1f} tok/s per user"),
         ("cost", f"${d['usd_per_mtok']:.4g} per million {unit} tokens at ${d['usd_per_chip_hour']:g}/chip-h"),
+        ("energy", energy_line(d, unit)),
         ("MFU", f"{d['mfu']:.1%}"),
         ("memory / chip", f"{fmt_bytes(d['memory_bytes_per_chip'])} of {fmt_bytes(d['usable_bytes_per_chip'])}"
                           + ("" if d["fits"] else "  DOES NOT FIT")),
@@ -127,6 +131,17 @@ def render(d: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
+
+
+def energy_line(d: dict, unit: str) -> str:
+    """Board power per chip, joules per token and the electricity line (docs/theory.md §21)."""
+    if d["power_w_per_chip"] is None:
+        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
+    e = d["electricity"]
+    joules = d["joules_per_output_token"] if unit == "output" else d["joules_per_input_token"]
+    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
+    return (f"{d['power_w_per_chip']:,.0f} W per chip, {joules:.3g} J per {unit} token; electricity "
+            f"${d['usd_per_mtok_energy']:.3g}/M at ${e['usd_per_kwh']:g}/kWh, PUE {e['pue']:g} ({where})")
 
 
 def holding(model: str, par: dict) -> str:

@@ -13,8 +13,8 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import (add_length_arguments, add_scheduler_arguments, fmt_bytes, fmt_seconds, fraction, parallel_from,
-                     precision_from, print_json, ranged, requests_from, scheduler_from)
+from .common import (add_length_arguments, add_scheduler_arguments, electricity_from, fmt_bytes, fmt_seconds, fraction,
+                     hardware_from, parallel_from, precision_from, print_json, ranged, requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
@@ -104,7 +104,8 @@ def _request_objects(args: argparse.Namespace):
 
         def pool(name: str):
             return cm.Pool(Parallel(tp=pools[f"{name}_tp"], ep=pools[f"{name}_ep"] or 1,
-                                    replicas=pools[f"{name}_replicas"] or 1), hardware=pools[f"{name}_hardware"])
+                                    replicas=pools[f"{name}_replicas"] or 1),
+                           hardware=hardware_from(args, pools[f"{name}_hardware"]))
 
         disagg = cm.Disaggregated(prefill=pool("prefill"), decode=pool("decode"))
     elif any(v is not None for v in pools.values()):
@@ -127,12 +128,13 @@ def run(args: argparse.Namespace) -> int:
     req, load, disagg, spec = _request_objects(args)
     if args.phase != "decode":
         raise ConfigError("--phase prefill does not apply with --isl: a request has both phases")
-    s = serve(args.model, args.hardware, req, load,
+    s = serve(args.model, hardware_from(args, args.hardware), req, load,
               parallel=parallel_from(args),
               precision=precision_from(args), efficiency=args.efficiency, usd_per_chip_hour=args.price,
               chunk_tokens=args.chunk or 8192, disagg=disagg, spec=spec, scheduler=scheduler_from(args),
               rules=Rules("decode", args.combine, args.overlap, args.expert_fetch, layout=args.layout,
-                          attention_sharding=args.attention_sharding, step=args.step or "roofline"))
+                          attention_sharding=args.attention_sharding, step=args.step or "roofline"),
+              electricity=electricity_from(args))
     if args.json:
         print_json(s.to_dict())
     else:
@@ -191,8 +193,20 @@ def render(s, args: argparse.Namespace, req) -> str:
     rows += [
         ("cost", f"${d['usd_per_mtok_output']:.4g}/M output tok, ${d['usd_per_mtok_input']:.4g}/M input tok, "
                  f"${d['usd_per_request']:.4g} per request"),
+        ("energy", _energy_line(d)),
         ("memory / chip", fmt_bytes(d["memory_bytes_per_chip"]) + ("" if d["fits"] else "  DOES NOT FIT")),
     ]
     rows += [(f"  {k}", fmt_seconds(v)) for k, v in d["breakdown_s"].items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _energy_line(d: dict) -> str:
+    """Mean board power per chip, joules per output and input token, the electricity (docs/theory.md §21)."""
+    if d["power_w_per_chip"] is None:
+        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
+    e = d["electricity"]
+    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
+    return (f"{d['power_w_per_chip']:,.0f} W per chip, {d['joules_per_output_token']:.3g} J per output token, "
+            f"{d['joules_per_input_token']:.3g} J per input token; electricity ${d['usd_per_mtok_energy']:.3g}/M "
+            f"output tok at ${e['usd_per_kwh']:g}/kWh, PUE {e['pue']:g} ({where})")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import DEFAULT_EFFICIENCY, Efficiency
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Electricity
 from ..errors import ConfigError, keywords_checked
 from ..specs import HardwareSpec, ModelSpec, bytes_per_element
 from ..symbolic import Rules
@@ -82,8 +82,9 @@ def _infeasible(problem: Problem, method: str, t0: float) -> Solution:
                                       tpot_s=target)
     else:
         fast_pt = {tuple(int(cands[k][fast.index]) for k in ("tp", "pp", "ep", "prec"))}
-        c2, m2 = _gradient_candidates(problem, "cost", tpot_s=target, extra=fast_pt)
-    j = pick(c2, m2, m2["fits"] & m2["ok_tpot"] & m2["ok_chips"] & (c2["batch"] > 0)) if m2 else None
+        c2, m2 = _gradient_candidates(problem, problem.objective, tpot_s=target, extra=fast_pt)
+    j = pick(c2, m2, m2["fits"] & m2["ok_tpot"] & m2["ok_chips"] & (c2["batch"] > 0),
+             key=problem.objective_key) if m2 else None
     chosen = choice_at(c2, m2, j) if j is not None else fast.choice()
     hints = _hints(problem) + [f"relax the target to {fastest * 1e3:.3g} ms"]
     msg = (f"no configuration meets TPOT {problem.tpot_s * 1e3:.3g} ms: the fastest possible is "
@@ -123,8 +124,9 @@ def _ttft_or_demand_infeasible(problem: Problem, method: str, cands: dict, m: di
 
 def _solve(problem: Problem, method: str) -> _Found | None:
     """Candidates, their exact metrics and the index of the cheapest feasible one, or ``None``."""
-    cands, m = exhaustive_metrics(problem) if method == "exhaustive" else _gradient_candidates(problem, "cost")
-    i = pick(cands, m) if m else None
+    cands, m = (exhaustive_metrics(problem) if method == "exhaustive"
+                else _gradient_candidates(problem, problem.objective))
+    i = pick(cands, m, key=problem.objective_key) if m else None
     return None if i is None else _Found(cands, m, i)
 
 
@@ -151,11 +153,12 @@ def _hints(problem: Problem) -> list[str]:
     return hints
 
 
-def _feasible_message(problem: Problem, sol_cfg: dict, usd: float, step: float, binding: str) -> str:
+def _feasible_message(problem: Problem, sol_cfg: dict, m: dict, binding: str) -> str:
+    energy = f" and {m['joules_per_token']:.3g} J per token" if problem.objective == "energy" else ""
     return (f"serve {problem.model.name} on {sol_cfg['chips']} {problem.hardware.name} "
             f"(tp={sol_cfg['tp']} pp={sol_cfg['pp']} ep={sol_cfg['ep']} x{sol_cfg['replicas']}, batch "
-            f"{sol_cfg['batch']}, {sol_cfg['weights']} weights, {sol_cfg['kv']} KV) at ${usd:.4g}/Mtok, "
-            f"{step * 1e3:.3g} ms per token; the {binding} constraint binds")
+            f"{sol_cfg['batch']}, {sol_cfg['weights']} weights, {sol_cfg['kv']} KV) at ${m['usd_per_mtok']:.4g}/Mtok"
+            f"{energy}, {m['step_time_s'] * 1e3:.3g} ms per token; the {binding} constraint binds")
 
 
 @keywords_checked
@@ -177,6 +180,8 @@ def optimize(
     method: str = "gradient",
     n_alternatives: int = 3,
     math: str | None = None,
+    objective: str = "cost",
+    electricity: Electricity | None = None,
 ) -> Solution:
     """The cheapest configuration serving ``model`` on ``hardware`` within the targets.
 
@@ -203,6 +208,10 @@ def optimize(
         n_alternatives: how many runner-up configurations to report.
         math: precision of the matrix math for every weight format (default: each format's own float
             format; bf16 for integer weights, or when the chip has no math in the model's format).
+        objective: ``"cost"`` (default: USD per million tokens, the electricity included for owned chips) or
+            ``"energy"`` (joules per output token, chips and host, docs/theory.md §21).
+        electricity: the price of electricity, the PUE and the chip price's basis
+            (:class:`costmodel.Electricity`; default rental prices).
 
     Returns:
         A :class:`Solution`: feasible or not, always with an actionable message.
@@ -223,7 +232,8 @@ def optimize(
     t0 = time.perf_counter()
     problem = make_problem(model, hardware, context=context, prompt=prompt, tpot_s=tpot_s, ttft_s=ttft_s,
                            max_chips=max_chips, demand_tokens_per_s=demand_tokens_per_s, weights=weights, kv=kv,
-                           usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules, math=math)
+                           usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules, math=math,
+                           objective=objective, electricity=electricity)
     found = _solve(problem, method)
     if found is None:
         return _infeasible(problem, method, t0)
@@ -233,8 +243,8 @@ def optimize(
     return Solution(
         problem=problem, feasible=True, choice=chosen, binding=binding,
         shadow_price_usd_per_mtok_per_ms=shadow_price(chosen, binding),
-        alternatives=alternatives(found.cands, found.metrics, chosen, n_alternatives), method=method,
+        alternatives=alternatives(found.cands, found.metrics, chosen, n_alternatives, problem.objective_key),
+        method=method,
         wall_time_s=time.perf_counter() - t0, fastest_step_time_s=None,
-        message=_feasible_message(problem, sol_cfg, chosen.metrics["usd_per_mtok"], chosen.metrics["step_time_s"],
-                                  binding),
+        message=_feasible_message(problem, sol_cfg, chosen.metrics, binding),
     )

@@ -18,7 +18,7 @@ import numpy as np
 from ..cache import CachedJit
 from ..compile import compiled
 from ..config import Parallel
-from ..symbolic import fits_in_memory, usd_per_mtok
+from ..symbolic import fits_in_memory, usd_per_mtok, usd_per_mtok_energy
 from .problem import MAX_BATCH, Problem
 
 __all__ = ["candidate_inputs", "exact_metrics", "largest_feasible_batch", "Metrics"]
@@ -92,12 +92,17 @@ def _functions(structure, rules):
         replicas = jnp.maximum(jnp.where(demand > 0, jnp.ceil(demand / per_replica_tps - 1e-9), 1.0), 1.0)
         chips = d["chips_per_replica"] * replicas
         served = jnp.where(demand > 0, demand, per_replica_tps)
-        cost = jnp.where(demand > 0, usd_per_mtok(chips, x["usd_per_chip_hour"], served), d["usd_per_mtok"])
+        watts = d["power_w_per_chip"] + x["host_power_w"]
+        at_demand = (usd_per_mtok(chips, x["usd_per_chip_hour"], served)
+                     + x["owned"] * usd_per_mtok_energy(chips, watts, x["pue"], x["usd_per_kwh"], served))
+        cost = jnp.where(demand > 0, at_demand, d["usd_per_mtok"])
+        joules = jnp.where(demand > 0, chips * watts / served, d["joules_per_token"])
         fits = fits_in_memory(d)
         ok_tpot, ok_ttft, ok_chips = step <= tpot, ttft <= ttft_target, chips <= max_chips
         shape = jnp.shape(x["batch"])
         out = {
             "step_time_s": step, "ttft_s": ttft, "usd_per_mtok": cost, "replicas": replicas,
+            "joules_per_token": joules, "power_w_per_chip": d["power_w_per_chip"],
             "chips": chips, "tokens_per_s": per_replica_tps * replicas, "fits": fits,
             "ok_tpot": ok_tpot, "ok_ttft": ok_ttft, "ok_chips": ok_chips,
             "feasible": fits & ok_tpot & ok_ttft & ok_chips,

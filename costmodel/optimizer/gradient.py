@@ -40,7 +40,8 @@ _COMPILE_OPTIONS = {"xla_backend_optimization_level": 1}
 INNER_STEPS = 120
 LEARNING_RATE = 0.08
 N_CONSTRAINTS = 4  # tpot, ttft, memory, chips
-_OUTPUTS = ("step_time_s", "usd_per_mtok", "memory_bytes_per_chip", "usable_bytes_per_chip", "chips_per_replica")
+_OUTPUTS = ("step_time_s", "usd_per_mtok", "joules_per_token", "memory_bytes_per_chip", "usable_bytes_per_chip",
+            "chips_per_replica")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _solve_function(structure, rules, has_ttft: bool, objective: str):
             jnp.log(d["memory_bytes_per_chip"] / d["usable_bytes_per_chip"]),
             jnp.log(d["chips_per_replica"]) + log_reps - jnp.log(max_chips),
         ], axis=1)
-        f = jnp.log(d["usd_per_mtok"]) if objective == "cost" else jnp.log(step)
+        f = jnp.log(d[{"cost": "usd_per_mtok", "energy": "joules_per_token"}.get(objective, "step_time_s")])
         return f, g
 
     def lattice_distance(u, lattice):
@@ -177,8 +178,8 @@ def relaxed_solve(problem: Problem, objective: str = "cost", *, max_chips: int |
 
     Args:
         problem: the problem.
-        objective: ``"cost"`` (USD per Mtok) or ``"latency"`` (step time; the TPOT
-            constraint is dropped).
+        objective: ``"cost"`` (USD per Mtok), ``"energy"`` (joules per token) or ``"latency"`` (step time;
+            the TPOT constraint is dropped).
         max_chips: override the chip budget (to ask what a larger budget would buy).
     """
     max_chips = max_chips or problem.max_chips
@@ -190,7 +191,7 @@ def relaxed_solve(problem: Problem, objective: str = "cost", *, max_chips: int |
     # NumPy arrays go to the jitted solver as they are: no device programs to build them
     xs = {k: np.full(len(prec_idx), v, dtype=float) for k, v in _representative_inputs(problem, max_chips).items()}
     xs.update({k: np.asarray(v[prec_idx], dtype=float) for k, v in problem.precision_inputs().items()})
-    tpot = problem.tpot_s if objective == "cost" else 1e9
+    tpot = 1e9 if objective == "latency" else problem.tpot_s
     limits = (tpot, problem.ttft_s or 0.0, float(max_chips), problem.demand_tokens_per_s or 0.0)
     solver = _solver(problem.model.structure, problem.rules, problem.ttft_s is not None, objective)
     u, f, lam = solver(np.tile(starts, (n_prec, 1)), xs, active, lo, hi, tuple(np.asarray(v, dtype=float) for v in limits),

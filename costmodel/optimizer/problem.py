@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Electricity, Parallel, Precision, Workload
 from ..errors import ConfigError
 from ..inputs import Scenario, math_the_chip_runs, scenario, weight_only_flags
 from ..limits import check_number, check_type
@@ -43,6 +43,10 @@ class PrecisionChoice:
     math: str
 
 
+#: objective -> the metric it minimises
+OBJECTIVE_KEYS = {"cost": "usd_per_mtok", "energy": "joules_per_token"}
+
+
 @dataclass(frozen=True)
 class Problem:
     """A validated optimisation problem (SI units).
@@ -56,6 +60,8 @@ class Problem:
         precisions: admissible (weights, KV) choices.
         degrees: admissible tp, pp, ep values (each ascending).
         rules: modelling rules of the decode step.
+        objective: ``"cost"`` (USD per million tokens, electricity included for owned chips) or ``"energy"``
+            (joules per token, docs/theory.md §21).
     """
 
     base: Scenario
@@ -66,6 +72,12 @@ class Problem:
     precisions: tuple[PrecisionChoice, ...]
     degrees: dict[str, tuple[int, ...]] = field(hash=False)
     rules: Rules = Rules()
+    objective: str = "cost"
+
+    @property
+    def objective_key(self) -> str:
+        """The metric the search minimises: ``usd_per_mtok`` or ``joules_per_token``."""
+        return OBJECTIVE_KEYS[self.objective]
 
     @property
     def model(self) -> ModelSpec:
@@ -157,8 +169,12 @@ def make_problem(
     efficiency: Efficiency | str = DEFAULT_EFFICIENCY,
     rules: Rules | None = None,
     math: str | None = None,
+    objective: str = "cost",
+    electricity: Electricity | None = None,
 ) -> Problem:
     """Validate the inputs of :func:`costmodel.optimize` and build a :class:`Problem`."""
+    if not isinstance(objective, str) or objective not in OBJECTIVE_KEYS:
+        raise ConfigError(f"objective must be one of {', '.join(OBJECTIVE_KEYS)}, got {objective!r:.40}")
     m, h = load_model(model), load_hardware(hardware)
     for name, v in (("tpot_s", tpot_s), ("ttft_s", ttft_s), ("demand_tokens_per_s", demand_tokens_per_s)):
         if v is not None:
@@ -170,8 +186,11 @@ def make_problem(
     precisions = _precisions(h, m, weights, kv, math)
     first = precisions[0]
     base = scenario(m, h, Workload(batch=1, context=context, prompt=prompt), Parallel(),
-                    Precision(first.weights, first.kv, first.math), efficiency, usd_per_chip_hour)
+                    Precision(first.weights, first.kv, first.math), efficiency, usd_per_chip_hour,
+                    electricity=electricity)
+    if objective == "energy":
+        h.require_power("the energy objective")
     degrees = {k: tuple(v) for k, v in valid_degrees(m).items()}
     return Problem(base=base, tpot_s=float(tpot_s), ttft_s=ttft_s, max_chips=int(max_chips),
                    demand_tokens_per_s=demand_tokens_per_s, precisions=precisions, degrees=degrees,
-                   rules=dataclasses.replace(rules, phase="decode"))
+                   rules=dataclasses.replace(rules, phase="decode"), objective=objective)

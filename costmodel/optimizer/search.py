@@ -99,7 +99,7 @@ def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot
     else:
         batch, m = largest_feasible_batch(problem, splits, prec, tpot_s=tpot_s)
         target = problem.tpot_s if tpot_s is None else tpot_s
-        score = np.where((batch > 0) & m["feasible"], m["usd_per_mtok"], _INFEASIBLE + _violation(problem, m, target))
+        score = np.where((batch > 0) & m["feasible"], m[problem.objective_key], _INFEASIBLE + _violation(problem, m, target))
     return batch, m, score
 
 
@@ -120,7 +120,7 @@ def local_search(problem: Problem, start: set[tuple[int, ...]], objective: str =
                  tpot_s: float | None = None, budget: int | None = None) -> tuple[dict, Metrics]:
     """Hill-climb over splits from ``start``; returns every evaluated candidate and its exact metrics.
 
-    ``objective="cost"`` scores a split by the cost at its largest feasible batch;
+    ``objective="cost"`` (or ``"energy"``) scores a split by the problem's objective at its largest feasible batch;
     ``"latency"`` by its step time at the smallest batch (fitting and within budget).
     """
     budget = budget or problem.max_chips
@@ -147,6 +147,6 @@ def local_search(problem: Problem, start: set[tuple[int, ...]], objective: str =
         "batch": np.array([r[1] for r in rows], dtype=float),
     }
     metrics = {k: np.array([r[2][k] for r in rows]) for k in rows[0][2]} if rows else {}
-    if objective == "cost" and rows:
+    if objective != "latency" and rows:
         metrics["feasible"] = metrics["feasible"] & (cands["batch"] > 0)
     return cands, metrics

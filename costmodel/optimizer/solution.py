@@ -61,16 +61,17 @@ def _plain(v) -> float:
     return float(str(v)) if isinstance(v, np.float32) else float(v)
 
 
-def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: int) -> list[Choice]:
-    """The cheapest feasible configuration of each other split/precision, best first."""
+def alternatives(cands: dict[str, np.ndarray], m: Metrics, chosen: Choice, n: int,
+                 objective: str = "usd_per_mtok") -> list[Choice]:
+    """The best feasible configuration of each other split/precision by ``objective`` (a metric), best first."""
     best: dict[tuple[int, ...], int] = {}
     for i in np.flatnonzero(m["feasible"]):
         key = (int(cands["tp"][i]), int(cands["pp"][i]), int(cands["ep"][i]), int(cands["prec"][i]))
         if key != (chosen.tp, chosen.pp, chosen.ep, chosen.prec):
             j = best.get(key)
-            if j is None or m["usd_per_mtok"][i] < m["usd_per_mtok"][j]:
+            if j is None or m[objective][i] < m[objective][j]:
                 best[key] = int(i)
-    ranked = sorted(best.values(), key=lambda i: (m["usd_per_mtok"][i], m["step_time_s"][i]))
+    ranked = sorted(best.values(), key=lambda i: (m[objective][i], m["step_time_s"][i]))
     return [choice_at(cands, m, i) for i in ranked[:n]]
 
 
@@ -188,6 +189,20 @@ class Solution:
 
         return launch(self, engine)
 
+    def _energy(self) -> dict[str, Any]:
+        """Power and energy of the chosen configuration at the demand (docs/theory.md §21); ``None`` without a
+        choice or for a chip without a board power."""
+        c, b = self.choice, self.problem.base
+        known = c is not None and b.hardware.has_power
+        e = b.electricity
+        watts = c.metrics["power_w_per_chip"] if known else None
+        joules = c.metrics["joules_per_token"] if known else None
+        usd = None if joules is None else joules * e.pue * e.usd_per_kwh / 3.6
+        return {"power_w_per_chip": watts, "joules_per_output_token": joules, "joules_per_input_token": None,
+                "usd_per_mtok_energy": usd,
+                "electricity": {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
+                                "in_usd_per_mtok": e.owned}}
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``costmodel optimize --json``."""
         c = self.choice
@@ -205,9 +220,13 @@ class Solution:
             "memory_bytes_per_chip": c.metrics["memory_bytes_per_chip"] if c else None,
             "breakdown_s": breakdown_of(c.metrics) if c else None,
             "mfu": c.metrics["mfu"] if c else None,
+            "objective": self.problem.objective,
+            **self._energy(),
             "shadow_price_usd_per_mtok_per_ms": self.shadow_price_usd_per_mtok_per_ms,
             "fastest_step_time_s": self.fastest_step_time_s,
             "alternatives": [dict(a.config(self.problem), usd_per_mtok=a.metrics["usd_per_mtok"],
+                                  joules_per_output_token=a.metrics["joules_per_token"] if c and
+                                  self.problem.hardware.has_power else None,
                                   step_time_s=a.metrics["step_time_s"]) for a in self.alternatives],
             "problem": {
                 "model": self.problem.model.name, "hardware": self.problem.hardware.name,
@@ -230,5 +249,5 @@ def predict_choice(problem: Problem, c: Choice) -> Prediction:
     sc = scenario(b.model, b.hardware, Workload(batch=c.batch, context=b.workload.context, prompt=b.workload.prompt),
                   Parallel(tp=c.tp, pp=c.pp, ep=c.ep, replicas=int(c.metrics["replicas"])),
                   Precision(prec.weights, prec.kv, prec.math, b.activations, b.dispatch), b.efficiency,
-                  b.usd_per_chip_hour)
+                  b.usd_per_chip_hour, electricity=b.electricity)
     return evaluate(sc, problem.rules)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
+from ..config import DEFAULT_EFFICIENCY, Efficiency, Electricity, Parallel, Precision, Workload
 from ..engines import Scheduler, scheduler_of
 from ..errors import ConfigError, keywords_checked
 from ..inputs import scenario
 from ..limits import check_number
 from ..specs import HardwareSpec, ModelSpec
-from ..symbolic import Rules
+from ..symbolic import JOULES_PER_KWH, Rules
 from .aggregated import aggregated
 from .disaggregated import disaggregated
 from .prediction import ServingPrediction
@@ -23,11 +23,13 @@ _BREAKDOWN = ("compute", "weights", "kv", "communication", "overhead")
 
 
 def replica_of(model, hardware, parallel: Parallel, precision: Precision, efficiency, usd_per_chip_hour,
-               rules: Rules, spec: Speculative | None = None) -> Replica:
+               rules: Rules, spec: Speculative | None = None, electricity: Electricity | None = None) -> Replica:
     """The compiled step times of one replica (decode- and prefill-phase efficiency resolved apart)."""
     layout = rules.layout if rules is not None else "1d-ws"
-    dec = scenario(model, hardware, Workload(phase="decode"), parallel, precision, efficiency, usd_per_chip_hour, layout)
-    pre = scenario(model, hardware, Workload(phase="prefill"), parallel, precision, efficiency, usd_per_chip_hour, layout)
+    dec = scenario(model, hardware, Workload(phase="decode"), parallel, precision, efficiency, usd_per_chip_hour, layout,
+                   electricity)
+    pre = scenario(model, hardware, Workload(phase="prefill"), parallel, precision, efficiency, usd_per_chip_hour, layout,
+                   electricity)
     return Replica(dec, pre, rules, spec)
 
 
@@ -47,6 +49,7 @@ def serve(
     spec: Speculative | None = None,
     rules: Rules | None = None,
     scheduler: Scheduler | str | None = None,
+    electricity: Electricity | None = None,
 ) -> ServingPrediction:
     """Serve ``requests`` under ``load``: TTFT, TPOT, latency, throughput, memory and cost.
 
@@ -66,6 +69,8 @@ def serve(
         scheduler: the engine's scheduling rules (§19.9): a :class:`costmodel.engines.Scheduler`, or an
             engine's name (``"vllm"``, ``"trtllm"``, ``"sglang"``) for its defaults; ``None`` (default):
             no caps, the KV cache growing with the sequences.
+        electricity: the price of electricity, the PUE and the chip price's basis (:class:`costmodel.Electricity`;
+            default rental prices, the electricity reported beside the cost; ``"owned"`` adds it).
 
     Returns:
         A :class:`ServingPrediction`.
@@ -92,10 +97,13 @@ def serve(
     check_number("chunk_tokens", chunk_tokens)
     scheduler_of(scheduler)  # a bad scheduler fails before any compilation
     rules = replace(rules or Rules(), phase="decode")
+    electricity = Electricity() if electricity is None else electricity
+    if not isinstance(electricity, Electricity):
+        raise ConfigError(f"electricity must be a costmodel.Electricity or None, got {electricity!r:.80}")
     args = (precision, efficiency, usd_per_chip_hour, rules)
     O, I = requests.output_tokens, requests.input_tokens
     if disagg is None:
-        rep = replica_of(model, hardware, parallel, *args, spec)
+        rep = replica_of(model, hardware, parallel, *args, spec, electricity)
         scheduler = scheduler_of(scheduler, rep.decode_sc.hardware)
         f = aggregated(rep, requests, load, parallel.replicas, float(chunk_tokens), scheduler)
         reps = parallel.replicas
@@ -109,9 +117,10 @@ def serve(
                    "max_batch": f["max_batch"], "chunk_tokens": float(chunk_tokens),
                    "tokens_per_step": rep.tokens_per_step, "load": load.kind}
         details |= _scheduler_details(scheduler, f)
+        pools = [(chips, rep, rep.board_watts(f["step"]))]
     else:
-        pre = replica_of(model, disagg.prefill.hardware or hardware, disagg.prefill.parallel, *args, None)
-        dec = replica_of(model, disagg.decode.hardware or hardware, disagg.decode.parallel, *args, spec)
+        pre = replica_of(model, disagg.prefill.hardware or hardware, disagg.prefill.parallel, *args, None, electricity)
+        dec = replica_of(model, disagg.decode.hardware or hardware, disagg.decode.parallel, *args, spec, electricity)
         scheduler = scheduler_of(scheduler, dec.decode_sc.hardware)
         f = disaggregated(pre, dec, requests, load, disagg, scheduler)
         chips = f["chips"]
@@ -125,7 +134,16 @@ def serve(
         details |= {"tokens_per_step": dec.tokens_per_step, "load": load.kind,
                     "prefill_hardware": pre.decode_sc.hardware.name, "decode_hardware": dec.decode_sc.hardware.name}
         details |= _scheduler_details(scheduler, f)
+        p_chips = disagg.prefill.parallel.replicas * pre.chips_per_replica
+        busy = requests_per_s / f["prefill_capacity_per_s"] if f["prefill_capacity_per_s"] > 0 else 1.0
+        pools = [(p_chips, pre, pre.board_watts(f["prefill_step"], busy)),
+                 (chips - p_chips, dec, dec.board_watts(f["step"]))]
     out_tps, in_tps = requests_per_s * O, requests_per_s * I
+    energy = _energy(pools, electricity, prefill_usd_per_s / usd_per_s if disagg is None else None,
+                     out_tps, in_tps, chips)
+    if electricity.owned:  # the chip price excludes power: the electricity is part of the cost (§21)
+        usd_per_s += energy["usd_per_s"]
+        prefill_usd_per_s += energy["prefill_usd_per_s"]
     step = f["step"]
     return ServingPrediction(
         mode=mode,
@@ -150,7 +168,36 @@ def serve(
         breakdown_s={k: float(step[f"{k}_s"]) for k in _BREAKDOWN},
         details=details,
         percentiles={k: float(v) for k, v in f["percentiles"].items()},
+        power_w_per_chip=energy["power_w_per_chip"],
+        joules_per_output_token=energy["joules_per_output_token"],
+        joules_per_input_token=energy["joules_per_input_token"],
+        usd_per_mtok_energy=energy["usd_per_mtok_energy"],
+        usd_per_mtok_energy_input=energy["usd_per_mtok_energy_input"],
+        electricity=electricity,
     )
+
+
+def _energy(pools, electricity: Electricity, prefill_share: float | None, out_tps: float, in_tps: float,
+            chips: int) -> dict:
+    """Power and energy of a deployment (docs/theory.md §21): ``pools`` are ``(chips, replica, board watts per
+    chip)``; the energy splits between input and output tokens as the chip-time does (``prefill_share``, the
+    aggregated replica's), or, disaggregated, pool by pool. ``None`` figures where a chip has no board power."""
+    none = dict.fromkeys(("power_w_per_chip", "joules_per_output_token", "joules_per_input_token",
+                          "usd_per_mtok_energy", "usd_per_mtok_energy_input"))
+    if any(w is None for _, _, w in pools):
+        return none | {"usd_per_s": 0.0, "prefill_usd_per_s": 0.0}
+    board = sum(n * w for n, _, w in pools)
+    total = board + sum(n * rep.host_watts for n, rep, _ in pools)
+    if prefill_share is None:  # disaggregated: the prefill pool's energy is the input's
+        n, rep, w = pools[0]
+        prefill_share = n * (w + rep.host_watts) / total if total > 0 else 0.0
+    usd_per_j = electricity.pue * electricity.usd_per_kwh / JOULES_PER_KWH
+    j_out, j_in = total * (1 - prefill_share), total * prefill_share
+    return {"power_w_per_chip": board / chips,
+            "joules_per_output_token": j_out / out_tps, "joules_per_input_token": j_in / in_tps,
+            "usd_per_mtok_energy": 1e6 * j_out * usd_per_j / out_tps,
+            "usd_per_mtok_energy_input": 1e6 * j_in * usd_per_j / in_tps,
+            "usd_per_s": total * usd_per_j, "prefill_usd_per_s": j_in * usd_per_j}
 
 
 def _scheduler_details(scheduler: Scheduler, f: dict) -> dict:

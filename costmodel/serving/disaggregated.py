@@ -138,7 +138,7 @@ def disaggregated(pre: Replica, dec: Replica, req: Requests, load: Load, dg: Dis
     mem_d = dec.decode(max(mem_B, 1.0), S_kv)
     fits = (bool(mem_d["memory_bytes_per_chip"] <= mem_d["usable_bytes_per_chip"])
             and bool(pf["memory_bytes_per_chip"] <= pf["usable_bytes_per_chip"]))
-    out.update(decode_batch=B, step=step, step_time_s=float(step["step_time_s"]), fits=fits,
+    out.update(decode_batch=B, step=step, step_time_s=float(step["step_time_s"]), fits=fits, prefill_step=pf,
                memory_bytes_per_chip=max(float(mem_d["memory_bytes_per_chip"]), float(pf["memory_bytes_per_chip"])))
     return out
 

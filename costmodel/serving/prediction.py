@@ -6,13 +6,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ServingPrediction", "CONTRACT_KEYS"]
+__all__ = ["ServingPrediction", "CONTRACT_KEYS", "ENERGY_KEYS"]
 
 #: Keys of ``ServingPrediction.to_dict()`` (the ``costmodel predict --isl ... --json`` contract).
 CONTRACT_KEYS = ("mode", "ttft_s", "tpot_s", "e2e_latency_s", "output_tokens_per_s", "output_tokens_per_s_per_chip",
                  "input_tokens_per_s", "tokens_per_s_per_user", "requests_per_s", "decode_batch", "utilisation",
                  "chips", "fits", "memory_bytes_per_chip", "usd_per_mtok_output", "usd_per_mtok_input",
                  "usd_per_request", "breakdown_s")
+
+#: power and energy (docs/theory.md §21), ``None`` for a chip without a board power
+ENERGY_KEYS = ("power_w_per_chip", "joules_per_output_token", "joules_per_input_token", "usd_per_mtok_energy",
+               "usd_per_mtok_energy_input")
 
 #: the scheduler's rules as ``to_dict`` reports them (with ``name``, the preset's)
 _SCHEDULER_KEYS = ("kv_reservation", "max_seqs", "max_batched_tokens", "kv_context_tokens")
@@ -45,6 +49,13 @@ class ServingPrediction:
             requests (keys ``ttft_p50_s`` ... ``e2e_p99_s``; docs/serving.md §19.10); ``inf`` for TTFT and
             latency when saturated.
         details: further figures (step time, prefill share, KV transfer, pools, speculation).
+        power_w_per_chip: mean board power per chip (W; docs/theory.md §21).
+        joules_per_output_token, joules_per_input_token: boards' and hosts' energy per token, before the
+            PUE, split as the chip-time is (disaggregated: the prefill pool's is the input's).
+        usd_per_mtok_energy, usd_per_mtok_energy_input: the electricity of a million output / input tokens
+            at the PUE; part of ``usd_per_mtok_output``/``_input`` only for owned chips.
+        electricity: the :class:`costmodel.Electricity` it is priced at. The energy figures are ``None``
+            where a chip has no board power.
     """
 
     mode: str
@@ -69,6 +80,12 @@ class ServingPrediction:
     breakdown_s: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     percentiles: dict[str, float] = field(default_factory=dict)
+    power_w_per_chip: float | None = None
+    joules_per_output_token: float | None = None
+    joules_per_input_token: float | None = None
+    usd_per_mtok_energy: float | None = None
+    usd_per_mtok_energy_input: float | None = None
+    electricity: Any = None
 
     def percentile(self, metric: str, q: float | None) -> float:
         """``metric`` (``"ttft"``, ``"tpot"`` or ``"e2e"``) at percentile ``q`` (50, 90 or 99), or its mean
@@ -88,7 +105,7 @@ class ServingPrediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready answer: :data:`CONTRACT_KEYS`, the percentiles (``ttft_p50_s`` ... ``e2e_p99_s``),
-        ``saturated``, ``max_rate_per_s`` and the
+        ``saturated``, ``max_rate_per_s``, the energy (:data:`ENERGY_KEYS`, ``electricity``) and the
         scheduler (``scheduler``: its rules; ``bound_by``: the rule or cap that sets the largest
         sustainable rate, docs/serving.md §19.9); disaggregated, ``prefill_hardware`` and ``decode_hardware``.
 
@@ -101,6 +118,11 @@ class ServingPrediction:
         d["max_rate_per_s"] = self.max_rate_per_s
         d["bound_by"] = self.details.get("bound_by")
         d["scheduler"] = {"name": self.details.get("scheduler")} | {k: self.details.get(k) for k in _SCHEDULER_KEYS}
+        d |= {k: getattr(self, k) for k in ENERGY_KEYS}
+        if self.electricity is not None:
+            e = self.electricity
+            d["electricity"] = {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
+                                "in_usd_per_mtok": e.owned}
         if "prefill_hardware" in self.details:  # disaggregated: each pool's chip
             d["prefill_hardware"] = self.details["prefill_hardware"]
             d["decode_hardware"] = self.details["decode_hardware"]

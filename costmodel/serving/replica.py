@@ -22,7 +22,7 @@ from ..config import Workload
 from ..errors import ConfigError
 from ..inputs import Scenario, scenario
 from ..specs import load_model
-from ..symbolic import Rules
+from ..symbolic import Rules, board_power_w
 from .workload import Speculative
 
 __all__ = ["Replica", "bisect_increasing"]
@@ -171,6 +171,22 @@ class Replica:
     @property
     def usd_per_chip_s(self) -> float:
         return self.decode_sc.usd_per_chip_hour / 3600.0
+
+    def board_watts(self, step: dict, busy: float = 1.0) -> float | None:
+        """Board power per chip (W) while the replica runs steps like ``step`` (a breakdown with
+        ``compute_s``, ``weights_s``, ``kv_s``, ``step_time_s``) a fraction ``busy`` of the time and idles
+        the rest (docs/theory.md §21); ``None`` for a chip without a board power."""
+        h = self.decode_sc.hardware
+        if not h.has_power:
+            return None
+        running = board_power_w(float(step["compute_s"]), float(step["weights_s"]) + float(step["kv_s"]),
+                                float(step["step_time_s"]), h.idle_power_w, h.max_power_w, h.memory_power_share)
+        return h.idle_power_w + min(max(busy, 0.0), 1.0) * (running - h.idle_power_w)
+
+    @property
+    def host_watts(self) -> float:
+        """The host's power per chip (W): the chip's ``host_power_w``, 0 where the catalog has none."""
+        return self.decode_sc.hardware.host_power_w or 0.0
 
 
 @functools.cache

@@ -109,7 +109,7 @@ def _load_builtin_hardware(name: str) -> HardwareSpec:
         return entry["value"]
 
     flops = {p: value(f"flops_per_s.{p}", e) for p, e in raw.get("flops_per_s", {}).items()}
-    numbers = {k: value(k, e) for section in ("memory", "interconnect", "price")
+    numbers = {k: value(k, e) for section in ("memory", "interconnect", "price", "power")
                for k, e in raw.get(section, {}).items()}
     return HardwareSpec(
         name=raw["name"], flops_per_s=flops, topology=raw.get("topology", "switch"),

@@ -10,7 +10,31 @@ from typing import Any, Literal
 from ..errors import PrecisionError, SpecError
 from .precision import BYTES_PER_ELEMENT
 
-__all__ = ["HardwareSpec"]
+__all__ = ["HardwareSpec", "MEMORY_POWER_SHARE"]
+
+#: The share of a board's power above idle that streaming HBM at the achievable bandwidth draws with the
+#: tensor cores idle (docs/theory.md §21). Source: the power model of SplitwiseSim, the simulator released
+#: with Patel et al., Splitwise, ISCA 2024 (arXiv 2311.18677; github.com/Mutinifni/splitwise-sim
+#: configs/power_model/constant.yaml): the memory-bound token phase draws 380 W of an H100's 75-700 W
+#: range, (380 - 75)/(700 - 75) = 0.49, and 250 W of an A100's 63-400 W, 0.55; the prompt phase draws the
+#: maximum. One figure for every chip, rounded: 0.5.
+MEMORY_POWER_SHARE = 0.5
+
+
+def _check_power(h: "HardwareSpec", where: str) -> None:
+    for f in ("max_power_w", "idle_power_w", "host_power_w"):
+        v = getattr(h, f)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  and 0 <= v <= 1e5):
+            raise SpecError(f"{where}: {f} must be a number of watts in [0, 100000] or absent, got {v!r}")
+    if (h.max_power_w is None) != (h.idle_power_w is None):
+        raise SpecError(f"{where}: give both max_power_w and idle_power_w, or neither")
+    if h.max_power_w is not None and not h.idle_power_w < h.max_power_w:
+        raise SpecError(f"{where}: idle_power_w ({h.idle_power_w:g} W) must be below max_power_w "
+                        f"({h.max_power_w:g} W)")
+    v = h.memory_power_share
+    if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+        raise SpecError(f"{where}: memory_power_share must be a fraction in [0, 1], got {v!r}")
 
 _POSITIVE = (
     "hbm_bytes_per_s", "hbm_bytes", "scale_up_bytes_per_s", "scale_up_domain_chips",
@@ -57,6 +81,10 @@ class HardwareSpec:
     price_date: str = ""
     display_name: str = ""
     vendor: str = ""
+    max_power_w: float | None = None
+    idle_power_w: float | None = None
+    host_power_w: float | None = None
+    memory_power_share: float = MEMORY_POWER_SHARE
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +106,7 @@ class HardwareSpec:
         for p, v in self.flops_per_s.items():
             if p not in BYTES_PER_ELEMENT or not (isinstance(v, (int, float)) and v > 0):
                 raise SpecError(f"{where}: flops_per_s[{p!r}] must be a positive number for a known precision")
+        _check_power(self, where)
         if self.topology not in ("switch", "torus"):
             raise SpecError(f"{where}: topology must be 'switch' or 'torus', got {self.topology!r}")
 
@@ -114,7 +143,25 @@ class HardwareSpec:
             "collective_step_latency_s": float(self.collective_step_latency_s),
             "is_torus": 1.0 if self.topology == "torus" else 0.0,
             "usd_per_chip_hour": float(self.usd_per_chip_hour),
+            # a chip without a published board power computes none (0 W); Prediction reports its energy as None
+            "max_power_w": float(self.max_power_w or 0.0),
+            "idle_power_w": float(self.idle_power_w or 0.0),
+            "host_power_w": float(self.host_power_w or 0.0) if self.max_power_w else 0.0,
+            "memory_power_share": float(self.memory_power_share),
         }
+
+    @property
+    def has_power(self) -> bool:
+        """Whether the chip has a board power to compute energy from (``max_power_w`` and ``idle_power_w``)."""
+        return self.max_power_w is not None and self.idle_power_w is not None
+
+    def require_power(self, why: str) -> None:
+        """Raise a :class:`SpecError` saying how to give the chip a board power, unless it has one."""
+        if not self.has_power:
+            raise SpecError(f"{why} needs the board power of {self.name}, which has no published figure in the "
+                            "catalog; give it one, e.g. load_hardware(name).replace(max_power_w=..., "
+                            "idle_power_w=..., host_power_w=...), or on the command line --max-power-w and "
+                            "--idle-power-w")
 
     def replace(self, **changes: Any) -> "HardwareSpec":
         """A copy with some fields changed (validated again)."""

@@ -5,7 +5,7 @@ place where SymPy meets JAX.
 """
 
 from .._lazy import lazy_getattr
-from .derived import OUTPUT_UNITS, fits_in_memory, usd_per_mtok
+from .derived import JOULES_PER_KWH, OUTPUT_UNITS, board_power_w, fits_in_memory, usd_per_mtok, usd_per_mtok_energy
 from .rules import Rules
 
 # The expression builders import SymPy: they load on first use, so that `import costmodel` (which
@@ -68,6 +68,9 @@ __all__ = [
     "step_terms",
     "sym",
     "usd_per_mtok",
+    "usd_per_mtok_energy",
+    "JOULES_PER_KWH",
+    "board_power_w",
 ]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -15,6 +15,7 @@ from ..specs.model import ModelStructure
 from . import architecture as arch
 from .derived import usd_per_mtok
 from .memory import memory_terms
+from .power import power_terms
 from .rules import Rules
 from .step import step_terms, useful_flops
 from .symbols import sym
@@ -42,12 +43,14 @@ def outputs(st: ModelStructure, rules: Rules = Rules()) -> dict[str, sp.Expr]:
     p = arch.param_counts(st)
     out = dict(t)
     out.update(memory_terms(st, rules))
+    energy = power_terms(t, n, tokens)
+    out.update(energy)
     out.update(
         tokens_per_step=tokens,
         tokens_per_s=reps * tokens / step,
         tokens_per_s_per_user=(1 if rules.phase == "decode" else T) / step,
         usd_per_hour=reps * n * price,
-        usd_per_mtok=usd_per_mtok(n, price, tokens / step),
+        usd_per_mtok=usd_per_mtok(n, price, tokens / step) + sym("owned") * energy["usd_per_mtok_energy"],
         flops_per_step=flops,
         mfu=flops / (n * C * step),
         chips_per_replica=n,

@@ -5,7 +5,11 @@ without the expressions (docs/theory.md §9).
 
 from __future__ import annotations
 
-__all__ = ["OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok"]
+__all__ = ["OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok", "usd_per_mtok_energy", "JOULES_PER_KWH",
+           "board_power_w"]
+
+#: joules in one kilowatt-hour
+JOULES_PER_KWH = 3.6e6
 
 OUTPUT_UNITS: dict[str, str] = {
     "step_time_s": "s", "compute_s": "s", "weights_s": "s", "kv_s": "s",
@@ -19,6 +23,7 @@ OUTPUT_UNITS: dict[str, str] = {
     "params_total": "params", "params_active": "params", "kv_bytes_per_token": "bytes/token",
     "communication_tp_s": "s", "communication_ep_s": "s", "communication_pp_s": "s",
     "kv_replication": "1", "max_batch": "sequences", "max_context": "tokens",
+    "power_w_per_chip": "W", "joules_per_token": "J/token", "usd_per_mtok_energy": "USD/Mtok",
 }
 
 
@@ -36,3 +41,23 @@ def usd_per_mtok(chips, usd_per_chip_hour, tokens_per_s):
     Works on SymPy expressions, numbers and arrays alike.
     """
     return 10**6 * chips * usd_per_chip_hour / (3600 * tokens_per_s)
+
+
+def usd_per_mtok_energy(chips, watts_per_chip, pue, usd_per_kwh, tokens_per_s):
+    """USD of electricity per million tokens: ``chips`` drawing ``watts_per_chip`` (board and host) serving
+    ``tokens_per_s``, times the facility's ``pue``, at ``usd_per_kwh`` (docs/theory.md §21).
+
+    Works on SymPy expressions, numbers and arrays alike.
+    """
+    return 10**6 * chips * watts_per_chip * pue * usd_per_kwh / (JOULES_PER_KWH * tokens_per_s)
+
+
+def board_power_w(compute_s, memory_s, step_s, idle_power_w, max_power_w, memory_power_share):
+    """Board power of a chip over a step that keeps its compute units busy ``compute_s`` and its HBM busy
+    ``memory_s`` of ``step_s`` (docs/theory.md §21): ``P_idle + (P_max - P_idle)·(1 - (1 - u_c)(1 - β_m·u_m))``
+    with ``u_c = compute_s/step_s`` and ``u_m = memory_s/step_s``.
+
+    Works on SymPy expressions, numbers and arrays alike.
+    """
+    u_c, u_m = compute_s / step_s, memory_s / step_s
+    return idle_power_w + (max_power_w - idle_power_w) * (1 - (1 - u_c) * (1 - memory_power_share * u_m))

@@ -169,6 +169,16 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
      "a fully fused MoE keeps them on chip)", "efficiency"),
     ("oneshot_allreduce_latency_s", "s", r"\alpha_1", "fixed latency of a one-shot (custom) all-reduce",
      "efficiency"),
+    # power and electricity (costmodel.symbolic.power, docs/theory.md §21)
+    ("max_power_w", "W", r"P_{max}", "board power per chip at full load (the datasheet's maximum, TDP)", "hardware"),
+    ("idle_power_w", "W", r"P_{idle}", "board power per chip when idle", "hardware"),
+    ("host_power_w", "W", r"P_{host}", "power of the host (CPUs, NICs, fans, memory) per chip", "hardware"),
+    ("memory_power_share", "1", r"\beta_m", "fraction of the board's power above idle that streaming HBM at the "
+     "achievable bandwidth draws with the compute units idle", "hardware"),
+    ("usd_per_kwh", "USD/kWh", r"p_e", "price of electricity", "electricity"),
+    ("pue", "1", r"\mathrm{PUE}", "power usage effectiveness: facility energy over IT energy", "electricity"),
+    ("owned", "1", "o", "1 when the chips are owned (their price excludes power, so electricity is added), 0 when "
+     "rented", "electricity"),
     # serving (costmodel.symbolic.serving, docs/serving.md §19)
     ("steps", "steps", "n", "decode steps summed over a static batch's generation", "serving"),
     ("prefill_tokens", "tokens", "c", "prompt tokens a mixed step prefills (chunked prefill), per replica", "serving"),
@@ -184,7 +194,8 @@ _MAY_BE_ZERO = {"d_ff", "n_shared_experts", "low_precision_math", "activations_i
                 "attention_prefill_rows_half", "oneshot_allreduce_latency_s", "attention_floor_s",
                 "moe_floor_s", "decode_attention_block_s", "prefill_attention_block_s",
                 "decode_attention_row_s", "prefill_attention_row_s", "attention_softmax_width", "attention_window_block_tokens",
-                "mla_floor_s", "quantise_overhead_s", "moe_token_passes", "redundant_experts"}
+                "mla_floor_s", "quantise_overhead_s", "moe_token_passes", "redundant_experts",
+                "max_power_w", "idle_power_w", "host_power_w", "memory_power_share", "usd_per_kwh", "owned"}
 
 SYMBOLS: dict[str, SymbolInfo] = {
     name: SymbolInfo(
