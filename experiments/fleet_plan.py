@@ -54,14 +54,18 @@ def random_fleet(rng: np.random.Generator) -> dict:
     return {"models": models, "chips": chips}
 
 
-def brute(cost: list[list[float]], chips: list[list[int]], caps: list[float]) -> tuple[int, float]:
-    """``(models served, USD/h)``: the most models the caps can serve, and the cheapest such assignment."""
+def brute(cost: list[list[float]], chips: list[list[int]], caps: list[float], power: list[list[float]] | None = None,
+          power_cap: float = math.inf) -> tuple[int, float]:
+    """``(models served, USD/h)``: the most models the caps (and the site's power cap, ``power[m][k]`` kW per
+    candidate) can serve, and the cheapest such assignment."""
     n_types = len(caps)
     best = (0, 0.0)
     for choice in itertools.product(range(n_types + 1), repeat=len(cost)):  # n_types: not served
         if any(k < n_types and math.isinf(cost[m][k]) for m, k in enumerate(choice)):
             continue
         if any(sum(chips[m][k] for m, kk in enumerate(choice) if kk == k) > caps[k] for k in range(n_types)):
+            continue
+        if power is not None and sum(power[m][k] for m, k in enumerate(choice) if k < n_types) > power_cap * (1 + 1e-9):
             continue
         served = sum(k < n_types for k in choice)
         total = sum(cost[m][k] for m, k in enumerate(choice) if k < n_types)
@@ -75,7 +79,8 @@ def check(p) -> bool:
     cost = [[math.inf if c.chips is None else c.usd_per_hour for c in row] for row in p.candidates]
     chips = [[c.chips or 0 for c in row] for row in p.candidates]
     caps = [c.available for c in p.chips]
-    served, total = brute(cost, chips, caps)
+    power = [[c.power_kw or 0.0 for c in row] for row in p.candidates]
+    served, total = brute(cost, chips, caps, power, math.inf if p.power.cap_kw is None else p.power.cap_kw)
     ok = served == len(p.models) - len(p.unserved) and math.isclose(p.usd_per_hour, total, rel_tol=1e-9, abs_tol=1e-12)
     ok &= p.feasible == (served == len(p.models))
     if p.feasible:

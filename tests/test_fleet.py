@@ -35,8 +35,9 @@ _fleet_experiment = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fleet_experiment)
 
 
-def brute_cheapest(cost, chips, caps):
-    """``(min USD/h, choice)`` over every way to put each model on one chip type within the caps, or ``None``."""
+def brute_cheapest(cost, chips, caps, power=None, power_cap=math.inf):
+    """``(min USD/h, choice)`` over every way to put each model on one chip type within the caps (and the site's
+    power cap, ``power[m][k]`` kW per candidate), or ``None``."""
     n_models, n_types = len(cost), len(caps)
     best = None
     for choice in itertools.product(range(n_types), repeat=n_models):
@@ -44,6 +45,8 @@ def brute_cheapest(cost, chips, caps):
             continue
         used = [sum(chips[m][k] for m, kk in enumerate(choice) if kk == k) for k in range(n_types)]
         if any(u > c for u, c in zip(used, caps)):
+            continue
+        if power is not None and sum(power[m][k] for m, k in enumerate(choice)) > power_cap * (1 + 1e-9):
             continue
         total = sum(cost[m][k] for m, k in enumerate(choice))
         if best is None or total < best[0]:
@@ -56,11 +59,11 @@ def brute_cheapest(cost, chips, caps):
 brute_most = _fleet_experiment.brute
 
 
-def brute_extra(cost, chips, caps, k):
+def brute_extra(cost, chips, caps, k, **power):
     """The fewest chips of type ``k`` to add for every model to be served (``None``: no number suffices)."""
     most = sum(max((c for c in row if c), default=0) for row in chips)  # every model on k at its largest
     for extra in range(most + 1):
-        if brute_cheapest(cost, chips, [c + extra * (j == k) for j, c in enumerate(caps)]) is not None:
+        if brute_cheapest(cost, chips, [c + extra * (j == k) for j, c in enumerate(caps)], **power) is not None:
             return extra
     return None
 
@@ -105,7 +108,9 @@ def check_against_brute_force(fleet, cands):
     cost = [[math.inf if c.chips is None else c.usd_per_hour for c in row] for row in cands]
     chips = [[0 if c.chips is None else c.chips for c in row] for row in cands]
     caps = [c.available for c in fleet.chips]
-    best = brute_cheapest(cost, chips, caps)
+    pw = {"power": [[c.power_kw or 0.0 for c in row] for row in cands],
+          "power_cap": math.inf if fleet.power_cap_kw is None else fleet.power_cap_kw}
+    best = brute_cheapest(cost, chips, caps, **pw)
     assert p.feasible == (best is not None)
     placed = {k: 0 for k in range(len(caps))}
     for m, mp in enumerate(p.models):
@@ -118,8 +123,8 @@ def check_against_brute_force(fleet, cands):
     if best is not None:
         assert p.usd_per_hour == pytest.approx(best[0], rel=1e-9) and not p.unserved
         for k, row in enumerate(p.chips):
-            plus = brute_cheapest(cost, chips, [c + (j == k) for j, c in enumerate(caps)])[0]
-            free = brute_cheapest(cost, chips, [math.inf if j == k else c for j, c in enumerate(caps)])[0]
+            plus = brute_cheapest(cost, chips, [c + (j == k) for j, c in enumerate(caps)], **pw)[0]
+            free = brute_cheapest(cost, chips, [math.inf if j == k else c for j, c in enumerate(caps)], **pw)[0]
             assert row.usd_per_hour_per_extra_chip == pytest.approx(best[0] - plus, abs=1e-9)
             assert row.usd_per_hour_without_cap == pytest.approx(free, rel=1e-9)
             assert row.binding == (free < best[0] - 1e-9)
@@ -130,11 +135,20 @@ def check_against_brute_force(fleet, cands):
                 assert next(mp for mp in p.models if mp.name == name).hardware != row.hardware
                 assert f"without it {name}" in p.message or f" and {name} (now" in p.message
     else:
-        served, total = brute_most(cost, chips, caps)
+        served, total = brute_most(cost, chips, caps, pw["power"], pw["power_cap"])
         assert len(p.models) - len(p.unserved) == served
         assert p.usd_per_hour == pytest.approx(total, rel=1e-9, abs=1e-12)
         for k, row in enumerate(p.chips):
-            assert row.extra_chips_needed == brute_extra(cost, chips, caps, k)
+            assert row.extra_chips_needed == brute_extra(cost, chips, caps, k, **pw)
+    if fleet.power_cap_kw is not None:  # the site's power: what the plan draws, and what one more kW is worth
+        cap = fleet.power_cap_kw
+        assert p.power.used_kw <= cap * (1 + 1e-9)
+        free = brute_cheapest(cost, chips, caps)
+        if best is not None:
+            more = brute_cheapest(cost, chips, caps, pw["power"], cap + 1.0)[0]
+            assert p.power.usd_per_hour_per_extra_kw == pytest.approx(best[0] - more, abs=1e-9)
+            assert p.power.binding == (free[0] < best[0] - 1e-9)
+            assert p.power.usd_per_hour_without_cap == pytest.approx(free[0], rel=1e-9)
         for name in p.unserved:
             assert name in p.message
     return p
@@ -148,6 +162,25 @@ def test_program_equals_brute_force_on_random_fleets():
         p = check_against_brute_force(fleet, synthetic_candidates(rng, fleet))
         outcomes.add((p.feasible, any(c.binding for c in p.chips)))
     assert outcomes == {(True, True), (True, False), (False, True), (False, False)}  # every case was met
+
+
+def test_program_with_a_site_power_cap_equals_brute_force_on_random_fleets():
+    """Random kW per candidate and a cap between the least and the most a plan could draw: the plan, its
+    re-solves and the value of one more kW equal the enumeration."""
+    import dataclasses
+
+    rng = np.random.default_rng(23)
+    binding = 0
+    for _ in range(120):
+        fleet, _, _ = random_fleet(rng)
+        cands = tuple(tuple(dataclasses.replace(c, power_kw=None if c.chips is None else float(c.chips * rng.uniform(0.5, 1.5)))
+                            for c in row) for row in synthetic_candidates(rng, fleet))
+        draws = [sum(min((c.power_kw for c in row if c.power_kw is not None), default=0.0) for row in cands),
+                 sum(max((c.power_kw for c in row if c.power_kw is not None), default=0.0) for row in cands)]
+        capped = dataclasses.replace(fleet, power_cap_kw=float(rng.uniform(*draws)) if draws[1] > 0 else 1.0)
+        p = check_against_brute_force(capped, cands)
+        binding += p.power.binding
+    assert binding >= 10  # the caps bind often enough to test what binding means
 
 
 def test_a_cap_of_zero_and_a_model_without_any_candidate():
@@ -233,7 +266,7 @@ def test_command_line_plans_the_example(example):
     assert d["feasible"] and d["usd_per_hour"] == pytest.approx(p.usd_per_hour, rel=1e-12)
     assert [m["hardware"] for m in d["models"]] == [m.hardware for m in p.models]
     assert set(d) == {"feasible", "usd_per_hour", "models", "chips", "unserved", "needs", "message", "candidates",
-                      "method", "wall_time_s", "candidates_time_s", "milp_time_s"}
+                      "method", "wall_time_s", "candidates_time_s", "milp_time_s", "power"}
     assert p.method == "gradient" and [c["available"] for c in d["chips"]] == [32, 16, 1]
     from costmodel.cli.plan_cmd import render
 

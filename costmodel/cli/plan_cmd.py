@@ -55,14 +55,15 @@ def render(d: dict, args: argparse.Namespace) -> str:
     rows = []
     for m in d["models"]:
         if m["hardware"] is None:
-            rows.append([m["name"], m["model"], "not served", "", "", "", "", "", "", ""])
+            rows.append([m["name"], m["model"], "not served", "", "", "", "", "", "", "", ""])
             continue
         rows.append([m["name"], m["model"], m["hardware"], str(m["chips"]), m["mode"] or "",
                      _money(m["usd_per_hour"]), _money(m["usd_per_mtok_output"]),
                      "-" if m["ttft_s"] is None else fmt_seconds(m["ttft_s"]),
-                     "-" if m["tpot_s"] is None else fmt_seconds(m["tpot_s"]), m["binding"] or "-"])
-    lines += _table(["model", "serves", "chip", "chips", "mode", "USD/h", "USD/Mtok out", "TTFT", "TPOT", "binds"],
-                    rows)
+                     "-" if m["tpot_s"] is None else fmt_seconds(m["tpot_s"]), m["binding"] or "-",
+                     "-" if m["power_kw"] is None else f"{m['power_kw']:.3g}"])
+    lines += _table(["model", "serves", "chip", "chips", "mode", "USD/h", "USD/Mtok out", "TTFT", "TPOT", "binds",
+                     "kW"], rows)
     lines.append("")
     rows = []
     for c in d["chips"]:
@@ -73,8 +74,23 @@ def render(d: dict, args: argparse.Namespace) -> str:
                      "infeasible" if c["usd_per_hour_without_cap"] is None else _money(c["usd_per_hour_without_cap"]) + "/h"])
     lines += _table(["chip", "available", "used", "USD/chip-h", "cap binds",
                      "one more chip saves" if d["feasible"] else "fix", "without the cap"], rows)
-    lines += ["", f"total {_money(d['usd_per_hour'])}/h" + ("" if d["feasible"] else " (the models served)"),
+    lines += ["", f"total {_money(d['usd_per_hour'])}/h" + ("" if d["feasible"] else " (the models served)")
+              + _power(d["power"]),
               f"solved in {d['wall_time_s']:.3g} s: {len(d['candidates'])} serving "
               f"optimisation{'' if len(d['candidates']) == 1 else 's'} ({d['method']}) "
               f"in {d['candidates_time_s']:.3g} s, the assignment programs in {d['milp_time_s'] * 1e3:.0f} ms"]
     return "\n".join(lines)
+
+
+def _power(w: dict) -> str:
+    """The site's power: what the plan draws, the cap, whether it binds and what one more kW saves."""
+    if w["used_kw"] is None:
+        return ""
+    text = f", {w['used_kw']:.3g} kW of IT power"
+    if w["cap_kw"] is None:
+        return text
+    text += f" of the site's {w['cap_kw']:.4g} kW cap"
+    if not w["binding"]:
+        return text + " (does not bind)"
+    saves = w["usd_per_hour_per_extra_kw"]
+    return text + (" (binds" + ("" if saves is None else f"; one more kW saves {_money(saves)}/h") + ")")

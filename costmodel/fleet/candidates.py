@@ -16,10 +16,11 @@ the candidate's size for the questions that lift a cap (its configuration is the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_EFFICIENCY
+from ..config import DEFAULT_EFFICIENCY, DEFAULT_PUE, DEFAULT_USD_PER_KWH
 from ..errors import CostModelError, PrecisionError
 from .spec import ChipSupply, Fleet, ModelDemand
 
@@ -38,7 +39,11 @@ class Candidate:
         model: the model's label in the fleet.
         hardware: the chip type.
         chips: the fewest chips that meet the model's targets at its rate (``None``: none does).
-        usd_per_hour: ``chips x`` the fleet's price of the chip type (``None`` with ``chips``).
+        usd_per_hour: ``chips x`` the fleet's price of the chip type (``None`` with ``chips``), plus the
+            electricity of owned chips at the site's price and PUE.
+        power_kw: IT power of the deployment, boards (their mean power at the demand, ``cm.serve``) and hosts,
+            in kW; for a deployment the optimiser did not size (``needs N chips``), ``N`` boards at their
+            maximum power; ``None`` without a board power.
         solution: the serving optimiser's answer (a ``ServingSolution``) when ``chips`` is within
             the budget asked (``available + 1``); ``None`` otherwise.
         reason: why there is no deployment within the budget (empty when there is one).
@@ -50,12 +55,13 @@ class Candidate:
     usd_per_hour: float | None
     solution: Any = None
     reason: str = ""
+    power_kw: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``model``, ``hardware``, ``chips``, ``usd_per_hour``, ``mode``, ``reason``."""
         return {"model": self.model, "hardware": self.hardware, "chips": self.chips,
-                "usd_per_hour": self.usd_per_hour, "mode": self.solution.mode if self.solution else None,
-                "reason": self.reason}
+                "usd_per_hour": self.usd_per_hour, "power_kw": self.power_kw,
+                "mode": self.solution.mode if self.solution else None, "reason": self.reason}
 
 
 def _optimize_serving():
@@ -73,9 +79,29 @@ def _fastest(sol: Any) -> str:
     return f"the targets are out of reach (fastest {', '.join(parts)})"
 
 
+def _power_kw(chip: ChipSupply, chips: int, sol: Any) -> float | None:
+    """IT power of ``chips`` chips of ``chip`` serving as ``sol`` does (docs/theory.md §21), in kW."""
+    h = chip.spec
+    if not h.has_power:
+        return None
+    board = (sol.serving or {}).get("power_w_per_chip") if sol is not None else None
+    board = h.max_power_w if board is None else board
+    return chips * (board + (h.host_power_w or 0.0)) / 1e3
+
+
+def _priced(fleet_site: Mapping[str, float], chip: ChipSupply, chips: int, power_kw: float | None) -> float:
+    """USD per hour of ``chips`` chips: their price, plus the electricity when they are owned."""
+    usd = chips * chip.usd_per_chip_hour
+    if chip.price_basis == "owned" and power_kw is not None:
+        usd += power_kw * fleet_site["pue"] * fleet_site["usd_per_kwh"]
+    return usd
+
+
 def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFICIENCY,
-        method: str = "gradient") -> Candidate:
-    """The frontier point of ``model`` on ``chip`` (budget ``chip.available + 1``)."""
+        method: str = "gradient", site: Mapping[str, float] | None = None) -> Candidate:
+    """The frontier point of ``model`` on ``chip`` (budget ``chip.available + 1``); ``site`` holds the
+    ``usd_per_kwh`` and ``pue`` that price owned chips' electricity."""
+    site = site or {"usd_per_kwh": DEFAULT_USD_PER_KWH, "pue": DEFAULT_PUE}
     if model.hardware is not None and chip.name not in model.hardware:
         return Candidate(model.name, chip.name, None, None, reason="not in the model's hardware list")
     options: dict[str, Any] = {}
@@ -86,7 +112,7 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
 
     def ask(budget: int):
         return _optimize_serving()(
-            model.model, chip.name, requests=model.requests, rate_per_s=model.rate_per_s,
+            model.model, chip.spec if chip.hardware is not None else chip.name, requests=model.requests, rate_per_s=model.rate_per_s,
             demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s, tpot_s=model.tpot_s, max_chips=budget,
             mode=model.mode, efficiency=efficiency, usd_per_chip_hour=chip.usd_per_chip_hour, method=method, **options)
 
@@ -96,7 +122,8 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
         return Candidate(model.name, chip.name, None, None, reason=str(e))
     if sol.feasible:
         chips = int(sol.chips)
-        return Candidate(model.name, chip.name, chips, chips * chip.usd_per_chip_hour, sol)
+        kw = _power_kw(chip, chips, sol)
+        return Candidate(model.name, chip.name, chips, _priced(site, chip, chips, kw), sol, power_kw=kw)
     need = getattr(sol, "min_chips_needed", None)
     if need is None and not getattr(sol, "fastest", None) and chip.available + 1 < RETRY_BUDGET:
         # Nothing fits and keeps up within the budget, nor within the larger ones the optimiser tried:
@@ -110,12 +137,15 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
         elif big is not None:
             need = getattr(big, "min_chips_needed", None)
     if need is not None:
-        return Candidate(model.name, chip.name, int(need), int(need) * chip.usd_per_chip_hour,
-                         reason=f"needs {int(need)} chips")
+        kw = _power_kw(chip, int(need), None)
+        return Candidate(model.name, chip.name, int(need), _priced(site, chip, int(need), kw),
+                         reason=f"needs {int(need)} chips", power_kw=kw)
     return Candidate(model.name, chip.name, None, None, reason=_fastest(sol))
 
 
 def candidates(fleet: Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY,
                method: str = "gradient") -> tuple[tuple[Candidate, ...], ...]:
     """``[model][chip type]`` frontier points of every pair of the fleet."""
-    return tuple(tuple(one(m, c, efficiency=efficiency, method=method) for c in fleet.chips) for m in fleet.models)
+    site = {"usd_per_kwh": fleet.usd_per_kwh, "pue": fleet.pue}
+    return tuple(tuple(one(m, c, efficiency=efficiency, method=method, site=site) for c in fleet.chips)
+                 for m in fleet.models)

@@ -7,6 +7,7 @@ the plan is
     minimise    sum_mk c[m, k] x[m, k]
     subject to  sum_k x[m, k] = 1                 for every model m     (each model served once)
                 sum_m n[m, k] x[m, k] <= cap[k]   for every chip type k (availability)
+                sum_mk w[m, k] x[m, k] <= W                                (the site's power, when capped)
 
 a generalised assignment problem (NP-hard in general; a few hundred binaries here). Candidates that
 alone exceed a cap are left out before the solve (they could never be chosen). The relative MIP gap
@@ -55,6 +56,16 @@ def _rows(cols: list[tuple[int, int]], shape: tuple[int, int], chips: np.ndarray
     return per_model, per_type
 
 
+def _power(cols: list[tuple[int, int]], power, power_cap: float, extra: int = 0) -> list[LinearConstraint]:
+    """The site's power row over ``cols`` (``power[m, k]`` kW per candidate), or none without a cap."""
+    if power is None or not np.isfinite(power_cap):
+        return []
+    row = np.zeros((1, len(cols) + extra))
+    for j, (m, k) in enumerate(cols):
+        row[0, j] = power[m, k]
+    return [LinearConstraint(row, -np.inf, power_cap)]
+
+
 def _solve(c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray) -> np.ndarray | None:
     """The optimal integer point, or ``None`` when the program is infeasible."""
     res = milp(c, constraints=constraints, integrality=np.ones_like(c), bounds=Bounds(np.zeros_like(c), upper),
@@ -75,13 +86,16 @@ def _assignment(cols: list[tuple[int, int]], x: np.ndarray, cost: np.ndarray, n_
     return Assignment(tuple(choice), total)
 
 
-def assign(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignment | None:
+def assign(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray, power=None,
+           power_cap: float = np.inf) -> Assignment | None:
     """The cheapest assignment serving every model within the caps, or ``None`` when there is none.
 
     Args:
         cost: ``(models, chip types)`` USD per hour of each candidate, ``inf`` where there is none.
         chips: ``(models, chip types)`` chips of each candidate.
         caps: ``(chip types,)`` chips available (``inf``: no cap).
+        power, power_cap: ``(models, chip types)`` kW of each candidate and the site's cap in kW
+            (``None`` / ``inf``: no power cap).
 
     Example:
         Two models, two chip types with 2 and 1 chips. Both models on type 0 would need 3 chips; model 0
@@ -97,11 +111,13 @@ def assign(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignment 
         return None  # a model with no candidate that fits
     per_model, per_type = _rows(cols, cost.shape, chips)
     c = np.array([cost[m, k] for m, k in cols])
-    x = _solve(c, [LinearConstraint(per_model, 1, 1), LinearConstraint(per_type, -np.inf, caps)], np.ones(len(cols)))
+    x = _solve(c, [LinearConstraint(per_model, 1, 1), LinearConstraint(per_type, -np.inf, caps)]
+               + _power(cols, power, power_cap), np.ones(len(cols)))
     return None if x is None else _assignment(cols, x, cost, cost.shape[0])
 
 
-def serve_most(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignment:
+def serve_most(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray, power=None,
+               power_cap: float = np.inf) -> Assignment:
     """Serve as many models as the caps allow, and among those plans the cheapest.
 
     Two programs: the first maximises the number of models served, the second minimises the cost
@@ -113,6 +129,7 @@ def serve_most(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignm
         return Assignment((None,) * cost.shape[0], 0.0)
     per_model, per_type = _rows(cols, cost.shape, chips)
     base = [LinearConstraint(per_model, 0, 1), LinearConstraint(per_type, -np.inf, caps)]
+    base += _power(cols, power, power_cap)
     most = _solve(-np.ones(len(cols)), base, np.ones(len(cols)))
     served = float(most.sum())  # x = 0 is always feasible
     x = _solve(np.array([cost[m, k] for m, k in cols]),
@@ -120,7 +137,8 @@ def serve_most(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray) -> Assignm
     return _assignment(cols, x, cost, cost.shape[0])
 
 
-def extra_chips(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray, k: int) -> int | None:
+def extra_chips(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray, k: int, power=None,
+                power_cap: float = np.inf) -> int | None:
     """The fewest chips of type ``k`` to add (other caps unchanged) so that every model is served.
 
     ``None`` when no number of chips of type ``k`` suffices (a model has no candidate that fits
@@ -135,5 +153,6 @@ def extra_chips(cost: np.ndarray, chips: np.ndarray, caps: np.ndarray, k: int) -
     c = np.zeros(len(cols) + 1)
     c[-1] = 1.0
     upper = np.append(np.ones(len(cols)), np.inf)
-    x = _solve(c, [LinearConstraint(per_model, 1, 1), LinearConstraint(per_type, -np.inf, caps)], upper)
+    x = _solve(c, [LinearConstraint(per_model, 1, 1), LinearConstraint(per_type, -np.inf, caps)]
+               + _power(cols, power, power_cap, extra=1), upper)
     return None if x is None else int(x[-1])

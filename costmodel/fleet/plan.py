@@ -22,7 +22,7 @@ from . import milp
 from .candidates import Candidate, candidates
 from .spec import Fleet, load_fleet
 
-__all__ = ["plan", "FleetPlan", "ModelPlan", "ChipPlan", "METHODS"]
+__all__ = ["plan", "FleetPlan", "ModelPlan", "ChipPlan", "PowerPlan", "METHODS"]
 
 #: the serving optimiser's methods (``cm.optimize_serving``'s ``method``).
 METHODS = ("gradient", "exhaustive")
@@ -43,6 +43,7 @@ class ModelPlan:
         usd_per_mtok_output: the deployment's USD per million output tokens at the model's demand.
         ttft_s, tpot_s: the deployment's TTFT and TPOT at the demand.
         binding: the serving constraint that sets the deployment's size (``"ttft"``, ``"tpot"``, ``"memory"``, ...).
+        power_kw: the deployment's IT power, boards and hosts, in kW (``None``: no board power known).
     """
 
     name: str
@@ -56,6 +57,31 @@ class ModelPlan:
     ttft_s: float | None = None
     tpot_s: float | None = None
     binding: str | None = None
+    power_kw: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PowerPlan:
+    """The site's power in the plan (docs/fleet.md, docs/theory.md §21).
+
+    Attributes:
+        cap_kw: the site's cap on IT power (``None``: no cap).
+        used_kw: IT power of the plan's deployments (``None``: a chip without a board power).
+        binding: the cap binds (without it the fleet would be cheaper, or serve more models).
+        usd_per_hour_per_extra_kw: what one more kW of cap saves per hour (re-solved with the cap + 1 kW;
+            ``None`` without a cap or for an infeasible fleet).
+        usd_per_hour_without_cap: the fleet's cost without the power cap (``None``: still infeasible, or
+            no cap).
+    """
+
+    cap_kw: float | None
+    used_kw: float | None
+    binding: bool = False
+    usd_per_hour_per_extra_kw: float | None = None
+    usd_per_hour_without_cap: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -112,6 +138,8 @@ class FleetPlan:
         wall_time_s: seconds for the whole plan.
         candidates_time_s: seconds of the serving optimisations.
         milp_time_s: seconds of every program solved (the plan and its re-solves).
+        power: the site's power: the cap, what the plan draws, whether the cap binds and what one more kW
+            is worth (:class:`PowerPlan`).
     """
 
     feasible: bool
@@ -126,10 +154,11 @@ class FleetPlan:
     wall_time_s: float = 0.0
     candidates_time_s: float = 0.0
     milp_time_s: float = 0.0
+    power: PowerPlan = PowerPlan(None, None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (docs/fleet.md lists the keys)."""
-        return {"feasible": self.feasible, "usd_per_hour": self.usd_per_hour,
+        return {"feasible": self.feasible, "usd_per_hour": self.usd_per_hour, "power": self.power.to_dict(),
                 "models": [m.to_dict() for m in self.models], "chips": [c.to_dict() for c in self.chips],
                 "unserved": list(self.unserved), "needs": self.needs, "message": self.message,
                 "candidates": [c.to_dict() for row in self.candidates for c in row], "method": self.method,
@@ -137,10 +166,11 @@ class FleetPlan:
                 "milp_time_s": self.milp_time_s}
 
 
-def _tables(cands: tuple[tuple[Candidate, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
+def _tables(cands: tuple[tuple[Candidate, ...], ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cost = np.array([[np.inf if c.chips is None else c.usd_per_hour for c in row] for row in cands], float)
     chips = np.array([[0 if c.chips is None else c.chips for c in row] for row in cands], float)
-    return cost, chips
+    power = np.array([[0.0 if c.power_kw is None else c.power_kw for c in row] for row in cands], float)
+    return cost, chips, power
 
 
 def _model_plan(fleet: Fleet, cands, m: int, k: int | None) -> ModelPlan:
@@ -150,18 +180,19 @@ def _model_plan(fleet: Fleet, cands, m: int, k: int | None) -> ModelPlan:
     c = cands[m][k]
     s = c.solution
     return ModelPlan(md.name, md.model, c.hardware, c.chips, c.usd_per_hour, s.mode, s.config,
-                     s.usd_per_mtok_output, s.ttft_s, s.tpot_s, s.binding)
+                     s.usd_per_mtok_output, s.ttft_s, s.tpot_s, s.binding, c.power_kw)
 
 
 def solve(fleet: Fleet, cands: tuple[tuple[Candidate, ...], ...], *, method: str = "gradient",
           candidates_time_s: float = 0.0) -> FleetPlan:
     """The plan over given candidates: the program, its re-solves and the answer."""
     t0 = time.perf_counter()
-    cost, chips = _tables(cands)
+    cost, chips, power = _tables(cands)
     caps = np.array([c.available for c in fleet.chips], float)
-    best = milp.assign(cost, chips, caps)
+    kw = {"power": power, "power_cap": np.inf if fleet.power_cap_kw is None else fleet.power_cap_kw}
+    best = milp.assign(cost, chips, caps, **kw)
     feasible = best is not None
-    base = best if feasible else milp.serve_most(cost, chips, caps)
+    base = best if feasible else milp.serve_most(cost, chips, caps, **kw)
     served = sum(k is not None for k in base.choice)
     rows = []
     for k, chip in enumerate(fleet.chips):
@@ -169,21 +200,22 @@ def solve(fleet: Fleet, cands: tuple[tuple[Candidate, ...], ...], *, method: str
         plus, free = caps.copy(), caps.copy()
         plus[k] += 1
         free[k] = np.inf
-        uncapped = milp.assign(cost, chips, free)
+        uncapped = milp.assign(cost, chips, free, **kw)
         if feasible:
-            more = milp.assign(cost, chips, plus)  # feasible: caps only grew
+            more = milp.assign(cost, chips, plus, **kw)  # feasible: caps only grew
             saving = max(best.usd_per_hour - more.usd_per_hour, 0.0)
             binding = uncapped.usd_per_hour < best.usd_per_hour * (1 - 1e-12)
             extra, without = None, uncapped
         else:
             saving = None
-            without = milp.serve_most(cost, chips, free)
+            without = milp.serve_most(cost, chips, free, **kw)
             binding = sum(kk is not None for kk in without.choice) > served
-            extra = milp.extra_chips(cost, chips, caps, k)
+            extra = milp.extra_chips(cost, chips, caps, k, **kw)
         wanted = tuple(fleet.models[m].name for m, (kk, was) in enumerate(zip(without.choice, base.choice))
                        if binding and kk == k and was != k)
         rows.append(ChipPlan(chip.name, chip.available, used, chip.usd_per_chip_hour, bool(binding), saving,
                              None if uncapped is None else uncapped.usd_per_hour, extra, wanted))
+    site = _power_plan(fleet, cands, cost, chips, caps, power, base, best, served)
     milp_s = time.perf_counter() - t0
     models = tuple(_model_plan(fleet, cands, m, k) for m, k in enumerate(base.choice))
     unserved = tuple(mp.name for mp in models if mp.hardware is None)
@@ -193,15 +225,32 @@ def solve(fleet: Fleet, cands: tuple[tuple[Candidate, ...], ...], *, method: str
             needs[mp.name] = {c.name: {"chips": cands[m][k].chips, "free": c.available - rows[k].used}
                               for k, c in enumerate(fleet.chips)}
     return FleetPlan(feasible, base.usd_per_hour, models, tuple(rows), unserved, needs,
-                     _message(fleet, models, rows, unserved, needs, base.usd_per_hour, cands), cands, method,
-                     candidates_time_s + milp_s, candidates_time_s, milp_s)
+                     _message(fleet, models, rows, unserved, needs, base.usd_per_hour, cands, site), cands, method,
+                     candidates_time_s + milp_s, candidates_time_s, milp_s, site)
+
+
+def _power_plan(fleet: Fleet, cands, cost, chips, caps, power, base, best, served: int) -> PowerPlan:
+    """What the plan draws, and, under a site cap, whether it binds and what one more kW is worth."""
+    chosen = [cands[m][k] for m, k in enumerate(base.choice) if k is not None]
+    used = None if any(c.power_kw is None for c in chosen) else float(sum(c.power_kw for c in chosen))
+    cap = fleet.power_cap_kw
+    if cap is None:
+        return PowerPlan(None, used)
+    free = milp.assign(cost, chips, caps)  # the chip caps alone
+    if best is not None:
+        more = milp.assign(cost, chips, caps, power=power, power_cap=cap + 1.0)  # feasible: the cap only grew
+        binding = free.usd_per_hour < best.usd_per_hour * (1 - 1e-12)
+        return PowerPlan(cap, used, bool(binding), max(best.usd_per_hour - more.usd_per_hour, 0.0), free.usd_per_hour)
+    most = milp.serve_most(cost, chips, caps)
+    binding = sum(k is not None for k in most.choice) > served
+    return PowerPlan(cap, used, bool(binding), None, None if free is None else free.usd_per_hour)
 
 
 def _money(v: float) -> str:
     return f"${v:,.2f}/h" if v >= 0.1 else f"${v:.3g}/h"
 
 
-def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
+def _message(fleet, models, rows, unserved, needs, total, cands, site: PowerPlan) -> str:
     if not unserved:
         placed = "; ".join(f"{mp.name} on {mp.chips} {mp.hardware} ({mp.mode})" for mp in models)
         text = f"Serve {placed}: {_money(total)}."
@@ -214,7 +263,14 @@ def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
                      + "; one more chip saves "
                      f"{_money(r.usd_per_hour_per_extra_chip) if r.usd_per_hour_per_extra_chip else 'nothing'}"
                      f", without the cap the fleet costs {_money(r.usd_per_hour_without_cap)}.")
-        if not binding:
+        if site.binding:
+            saving = site.usd_per_hour_per_extra_kw
+            text += (f" The site's power cap ({site.cap_kw:,.4g} kW) binds: the plan draws {site.used_kw:,.4g} kW; "
+                     f"one more kW saves {_money(saving) if saving else 'nothing'}, without the cap the fleet costs "
+                     f"{_money(site.usd_per_hour_without_cap)}.")
+        elif site.cap_kw is not None:
+            text += f" The plan draws {site.used_kw:,.4g} kW of the site's {site.cap_kw:,.4g} kW."
+        if not binding and not site.binding:
             text += " No cap binds: each model is on its cheapest chip type."
         return text
     m_index = {m.name: i for i, m in enumerate(fleet.models)}
@@ -224,7 +280,8 @@ def _message(fleet, models, rows, unserved, needs, total, cands) -> str:
         why = [c.reason for c in cands[m_index[name]] if c.chips is None and c.reason]
         parts.append(f"{name} needs " + (" or ".join(opts) if opts else "a chip type it can run on")
                      + (f" ({why[0]} elsewhere)" if why and not opts else ""))
-    text = (f"Infeasible: the caps cannot serve every model. Not served: {'; '.join(parts)}.")
+    caps = "the caps" + (" and the site's power cap" if site.binding else "")
+    text = (f"Infeasible: {caps} cannot serve every model. Not served: {'; '.join(parts)}.")
     fixes = [f"{r.extra_chips_needed} more {r.hardware}" for r in rows if r.extra_chips_needed is not None]
     text += (f" Every model is served with {' or '.join(fixes)}." if fixes
              else " No single chip type's extra chips serve every model.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import DEFAULT_PUE, DEFAULT_USD_PER_KWH, PRICE_BASES
 from ..errors import ConfigError, CostModelError, UnknownNameError
 from ..limits import RANGES, check_in_range, shown_value
 from ..serving.workload import Requests
@@ -24,7 +25,7 @@ from ..specs import load_hardware, load_model
 from ..specs.precision import BYTES_PER_ELEMENT
 
 __all__ = ["Fleet", "ModelDemand", "ChipSupply", "load_fleet", "MODES", "MAX_MODELS",
-           "TOP_KEYS", "MODEL_KEYS", "CHIP_KEYS"]
+           "TOP_KEYS", "MODEL_KEYS", "CHIP_KEYS", "SITE_KEYS"]
 
 #: the serving modes a model may allow (as ``cm.optimize_serving``'s ``mode``).
 MODES = ("auto", "agg", "disagg")
@@ -33,10 +34,11 @@ MAX_MODELS = 256
 #: the most chips of one type: one more than this is still a chip budget the serving optimiser accepts.
 MAX_AVAILABLE = int(RANGES["max_chips"][1]) - 1
 
-TOP_KEYS = ("models", "chips")
+TOP_KEYS = ("models", "chips", "site")
+SITE_KEYS = ("power_cap_kw", "usd_per_kwh", "pue")
 MODEL_KEYS = ("model", "isl", "osl", "mix", "prefix_hit", "rate_per_s", "output_tokens_per_s", "ttft_ms",
               "tpot_ms", "mode", "weights", "kv", "hardware")
-CHIP_KEYS = ("available", "usd_per_chip_hour")
+CHIP_KEYS = ("available", "usd_per_chip_hour", "price_basis", "max_power_w", "idle_power_w", "host_power_w")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,21 @@ class ChipSupply:
         name: catalog chip name.
         available: chips of this type the fleet may use (the cap), >= 0.
         usd_per_chip_hour: price per chip-hour (the catalog price unless the file sets one).
+        price_basis: ``"rental"`` (the price includes power) or ``"owned"`` (the plan adds the electricity).
+        hardware: the chip's spec with the file's board-power overrides (``max_power_w``, ``idle_power_w``,
+            ``host_power_w``), or ``None`` for the catalog's.
     """
 
     name: str
     available: int
     usd_per_chip_hour: float
+    price_basis: str = "rental"
+    hardware: Any = None
+
+    @property
+    def spec(self):
+        """The chip's :class:`~costmodel.specs.HardwareSpec` (the file's overrides included)."""
+        return self.hardware if self.hardware is not None else load_hardware(self.name)
 
 
 @dataclass(frozen=True)
@@ -91,11 +103,16 @@ class Fleet:
         models: the models to serve.
         chips: the chip types that may serve them.
         source: the file it was read from, or ``"<mapping>"``.
+        power_cap_kw: the site's cap on IT power (boards and hosts) in kW, or ``None`` (no cap).
+        usd_per_kwh, pue: the site's price of electricity and PUE (docs/theory.md §21).
     """
 
     models: tuple[ModelDemand, ...]
     chips: tuple[ChipSupply, ...]
     source: str = "<mapping>"
+    power_cap_kw: float | None = None
+    usd_per_kwh: float = DEFAULT_USD_PER_KWH
+    pue: float = DEFAULT_PUE
 
 
 class _Where:
@@ -242,7 +259,40 @@ def _chip(where: _Where, name: str, t: Any) -> ChipSupply:
         raise ConfigError(f"{where.prefix}: {e}") from None
     price = (_number(where, f"{key}.usd_per_chip_hour", t["usd_per_chip_hour"], "usd_per_chip_hour")
              if "usd_per_chip_hour" in t else load_hardware(name).usd_per_chip_hour)
-    return ChipSupply(name=name, available=int(available), usd_per_chip_hour=float(price))
+    basis = t.get("price_basis", "rental")
+    if not isinstance(basis, str) or basis not in PRICE_BASES:
+        raise where.error(f"{key}.price_basis", f"must be one of {', '.join(map(repr, PRICE_BASES))}, got "
+                                                f"{shown_value(basis):.80}")
+    power = {k: float(_number(where, f"{key}.{k}", t[k], "power_w")) for k in ("max_power_w", "idle_power_w",
+                                                                              "host_power_w") if k in t}
+    hw = None
+    if power:
+        try:
+            hw = load_hardware(name).replace(**power)
+        except CostModelError as e:
+            raise where.error(key, str(e)) from None
+    if basis == "owned" and not (hw or load_hardware(name)).has_power:
+        raise where.error(f"{key}.price_basis", f"'owned' needs the board power of {name}, which the catalog "
+                                                "lacks: set max_power_w and idle_power_w in this table")
+    return ChipSupply(name=name, available=int(available), usd_per_chip_hour=float(price), price_basis=basis,
+                      hardware=hw)
+
+
+def _site(where: _Where, t: Any, chips: tuple[ChipSupply, ...]) -> dict[str, Any]:
+    t = _table(where, "site", t)
+    _check_keys(where, "site", t, SITE_KEYS)
+    out: dict[str, Any] = {}
+    if "power_cap_kw" in t:
+        out["power_cap_kw"] = float(_number(where, "site.power_cap_kw", t["power_cap_kw"], "power_cap_kw"))
+        lacking = [c.name for c in chips if not c.spec.has_power]
+        if lacking:
+            raise where.error("site.power_cap_kw", f"needs the board power of every chip type; the catalog has none "
+                                                   f"for {', '.join(lacking)}: set max_power_w and idle_power_w in "
+                                                   "their [chips] tables")
+    for k in ("usd_per_kwh", "pue"):
+        if k in t:
+            out[k] = float(_number(where, f"site.{k}", t[k], k))
+    return out
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -295,7 +345,7 @@ def load_fleet(source: str | Path | Mapping[str, Any] | Fleet) -> Fleet:
                           f"{shown_value(source):.80}")
     where = _Where(name)
     _check_keys(where, "", raw, TOP_KEYS)
-    for k in TOP_KEYS:
+    for k in ("models", "chips"):
         if k not in raw:
             what = "[models.NAME] tables" if k == "models" else "[chips.NAME] tables"
             raise where.error("", f"needs {what} (see docs/fleet.md)")
@@ -309,4 +359,5 @@ def load_fleet(source: str | Path | Mapping[str, Any] | Fleet) -> Fleet:
     chips = tuple(_chip(where, str(k), v) for k, v in chips_t.items())
     names = tuple(c.name for c in chips)
     models = tuple(_model(where, str(k), v, names, base) for k, v in models_t.items())
-    return Fleet(models=models, chips=chips, source=name)
+    site = _site(where, raw["site"], chips) if "site" in raw else {}
+    return Fleet(models=models, chips=chips, source=name, **site)

@@ -98,9 +98,32 @@ def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot
         score = np.where(m["fits"] & m["ok_chips"], m["step_time_s"], _INFEASIBLE + _violation(problem, m, None))
     else:
         batch, m = largest_feasible_batch(problem, splits, prec, tpot_s=tpot_s)
+        if problem.demand_tokens_per_s and (problem.objective == "energy" or problem.base.electricity.owned):
+            batch, m = _fewest_for_replicas(problem, splits, prec, batch, m, tpot_s)
         target = problem.tpot_s if tpot_s is None else tpot_s
         score = np.where((batch > 0) & m["feasible"], m[problem.objective_key], _INFEASIBLE + _violation(problem, m, target))
     return batch, m, score
+
+
+def _fewest_for_replicas(problem: Problem, splits: np.ndarray, prec: np.ndarray, batch: np.ndarray, m: Metrics,
+                         tpot_s: float | None) -> tuple[np.ndarray, Metrics]:
+    """At a demand, the smallest batch (a multiple of pp) that needs no more replicas than the largest
+    feasible one: the replicas serve the demand either way, and a less busy chip draws less power
+    (docs/theory.md §21), so that is where the energy per token, and the cost of owned chips, are least.
+    Bisection, all splits at once."""
+    tp, pp, ep = (splits[:, i] for i in range(3))
+    ok0 = (batch > 0) & m["feasible"]
+    lo, hi = np.ones(len(batch), dtype=np.int64), np.maximum(batch // pp, 1).astype(np.int64)
+    lo = np.where(ok0, lo, hi)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        mm = exact_metrics(problem, tp, pp, ep, (mid * pp).astype(float), prec, tpot_s=tpot_s)
+        ok = mm["feasible"] & (mm["replicas"] <= m["replicas"])
+        hi, lo = np.where(ok & (lo < hi), mid, hi), np.where(~ok & (lo < hi), mid + 1, lo)
+    new = np.where(ok0, hi * pp, batch).astype(batch.dtype)
+    mm = exact_metrics(problem, tp, pp, ep, new.astype(float), prec, tpot_s=tpot_s)
+    out = {k: np.where(ok0, mm[k], v) if k in mm else v for k, v in m.items()}
+    return new, out
 
 
 def _violation(problem: Problem, m: Metrics, tpot_s: float | None) -> np.ndarray:

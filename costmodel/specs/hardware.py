@@ -13,12 +13,12 @@ from .precision import BYTES_PER_ELEMENT
 __all__ = ["HardwareSpec", "MEMORY_POWER_SHARE"]
 
 #: The share of a board's power above idle that streaming HBM at the achievable bandwidth draws with the
-#: tensor cores idle (docs/theory.md §21). Source: the power model of SplitwiseSim, the simulator released
-#: with Patel et al., Splitwise, ISCA 2024 (arXiv 2311.18677; github.com/Mutinifni/splitwise-sim
-#: configs/power_model/constant.yaml): the memory-bound token phase draws 380 W of an H100's 75-700 W
-#: range, (380 - 75)/(700 - 75) = 0.49, and 250 W of an A100's 63-400 W, 0.55; the prompt phase draws the
-#: maximum. One figure for every chip, rounded: 0.5.
-MEMORY_POWER_SHARE = 0.5
+#: tensor cores idle (docs/theory.md §21): one figure for every chip, fitted on the measured board power of
+#: Llama 3.1 70B on four H100s (ML.ENERGY Leaderboard v3.0, Chung et al., arXiv 2505.06371; data in
+#: experiments/data/ml_energy_llama31_chat.json) by ``python experiments/energy.py --fit`` (0.811), the
+#: leaderboard's other series held out. The power model of SplitwiseSim (Patel et al., Splitwise, ISCA 2024,
+#: arXiv 2311.18677) puts its token phase lower, 0.49 of an H100's range and 0.55 of an A100's.
+MEMORY_POWER_SHARE = 0.81
 
 
 def _check_power(h: "HardwareSpec", where: str) -> None:

@@ -9,7 +9,7 @@ __all__ = ["OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok", "usd_per_mtok_energ
            "board_power_w"]
 
 #: joules in one kilowatt-hour
-JOULES_PER_KWH = 3.6e6
+JOULES_PER_KWH = 3_600_000
 
 OUTPUT_UNITS: dict[str, str] = {
     "step_time_s": "s", "compute_s": "s", "weights_s": "s", "kv_s": "s",

@@ -29,15 +29,18 @@ from costmodel.symbolic import (
     outputs,
     step_terms,
 )
+from costmodel.symbolic.power import power_terms
 
 DENSE = ModelStructure("gqa", "dense")
 MOE = ModelStructure("gqa", "moe")
 MLA = ModelStructure("mla", "moe", q_compressed=True)
 
-_T = {name: sp.Symbol(name) for name in ("T_comp", "T_w", "T_kv", "T_comm", "T_oh", "T_roof", "T_step")}
+_T = {name: sp.Symbol(name) for name in ("T_comp", "T_w", "T_kv", "T_comm", "T_oh", "T_roof", "T_step", "P_chip",
+                                          "c_E")}
 _DISPLAY = {
     _T["T_comp"]: "T_{comp}", _T["T_w"]: "T_{w}", _T["T_kv"]: "T_{kv}", _T["T_comm"]: "T_{comm}",
-    _T["T_oh"]: "T_{oh}", _T["T_roof"]: "T_{roof}", _T["T_step"]: "T_{step}",
+    _T["T_oh"]: "T_{oh}", _T["T_roof"]: "T_{roof}", _T["T_step"]: "T_{step}", _T["P_chip"]: "P",
+    _T["c_E"]: "c_{E}",
 }
 _V, _N, _W, _BTOK = sp.symbols("V n W_link B_tok", positive=True)
 _DISPLAY.update({_V: "V", _N: "n", _W: r"W_{link}", _BTOK: "B_{tok}"})
@@ -67,8 +70,18 @@ def _step_total() -> sp.Expr:
 
 
 def _per_step(name: str) -> sp.Expr:
+    """Output ``name`` in the named step terms: the board power ``P``, the electricity ``c_E``, ``T_step``."""
+    t = step_terms(DENSE, Rules())
+    named = {**t, "compute_s": _T["T_comp"], "weights_s": _T["T_w"], "kv_s": _T["T_kv"], "step_time_s": _T["T_step"]}
     o = outputs(DENSE, Rules())
-    return o[name].xreplace({step_terms(DENSE, Rules())["step_time_s"]: _T["T_step"]})
+    chips, tokens = o["chips_per_replica"], o["tokens_per_step"]
+    energy = power_terms(named, chips, tokens)
+    if name == "power_w_per_chip":
+        return energy[name]
+    if name in ("joules_per_token", "usd_per_mtok_energy"):
+        return energy[name].subs(energy["power_w_per_chip"], _T["P_chip"])
+    out = o[name].subs(o["usd_per_mtok_energy"], _T["c_E"])
+    return out.xreplace({t["step_time_s"]: _T["T_step"]})
 
 
 #: name -> (left-hand side in LaTeX, expression)
@@ -92,6 +105,9 @@ FORMULAS: dict[str, tuple[str, Callable[[], sp.Expr]]] = {
     "step_time": ("T_{step}", _step_total),
     "usd_per_mtok": (r"c_{Mtok}", lambda: _per_step("usd_per_mtok")),
     "tokens_per_s": ("\\text{tokens/s}", lambda: _per_step("tokens_per_s")),
+    "power_w_per_chip": ("P", lambda: _per_step("power_w_per_chip")),
+    "joules_per_token": ("E_{tok}", lambda: _per_step("joules_per_token")),
+    "usd_per_mtok_energy": ("c_{E}", lambda: _per_step("usd_per_mtok_energy")),
 }
 
 #: name -> the derivation (structure-level: every number stays a symbol)
