@@ -66,6 +66,10 @@ def _check(args: argparse.Namespace):
                           "(output tokens/s)")
     if args.math is not None:
         raise ConfigError("--math does not apply to the serving problem; choose --weights (math follows them)")
+    if getattr(args, "minimise", None) == "energy" or getattr(args, "price_basis", None) == "owned":
+        raise ConfigError("the serving problem minimises the chips' price (its answer reports their power and "
+                          "energy under 'serving'); --minimise energy and --price-basis owned apply to the decode "
+                          "problem (without --isl) and to the fleet file's chips")
     spec = None
     if args.spec_draft is not None:
         if args.spec_len is None or args.spec_accept is None:
