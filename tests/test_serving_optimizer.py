@@ -184,7 +184,8 @@ def test_cli_json_keys(capsys):
     assert set(d["modes"]) == {"aggregated", "disaggregated"}
     agg, dis = d["modes"]["aggregated"]["config"], d["modes"]["disaggregated"]["config"]
     assert {"tp", "pp", "ep", "attention", "batch", "replicas", "chips", "weights", "kv", "chunk", "spec"} <= set(agg)
-    assert set(dis) == {"prefill", "decode", "chunk", "spec"}
+    assert set(dis) == {"prefill", "decode", "chunk", "spec", "prefill_hardware", "decode_hardware"}
+    assert dis["prefill_hardware"] == dis["decode_hardware"] == CHIP
     assert set(dis["prefill"]) == set(dis["decode"]) == {"tp", "pp", "ep", "batch", "replicas", "chips", "weights", "kv"}
     assert d["gap"] == pytest.approx(0.0, abs=1e-12)
 

@@ -121,6 +121,7 @@ def run_across(args: argparse.Namespace) -> int:
     from ..optimizer.across import hardware_list, rank_key
 
     serving = serving_cmd.wanted(args)
+    serving_cmd.check_pairs(args)
     cost = "usd_per_mtok_output" if serving else "usd_per_mtok"
     rows = []
     for chip in hardware_list(args.hardware):

@@ -13,13 +13,14 @@ from ..serving.percentiles import PERCENTILES
 from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged,
                      requests_from, scheduler_from)
 
-__all__ = ["add_arguments", "wanted", "run", "render", "answer"]
+__all__ = ["add_arguments", "wanted", "run", "render", "answer", "check_pairs"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
+_PAIR_FLAGS = ("prefill_hardware", "decode_hardware")
 _FLAGS = ("isl", "osl", "prefix_hit", "isl_cv", "osl_cv", "lengths", "ttft_percentile", "tpot_percentile", "rate",
           "mode", "spec_draft", "spec_len", "spec_accept", "objective",
-          "max_seqs", "max_batched_tokens", "kv_reservation")
+          "max_seqs", "max_batched_tokens", "kv_reservation") + _PAIR_FLAGS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests/s the deployment must sustain (or --demand-tps output tokens/s)")
     g.add_argument("--mode", choices=MODES, default=None,
                    help="agg, disagg or auto: both, each reported (default auto)")
+    for pool in ("prefill", "decode"):
+        g.add_argument(f"--{pool}-hardware", default=None, metavar="CHIP[,CHIP...]",
+                       help=f"chips the disaggregated {pool} pool may run on (default --hardware); with either, "
+                            "the disaggregated mode searches every (prefill chip, decode chip) pair, each pool at "
+                            "its chip's price")
     g.add_argument("--spec-draft", default=None, metavar="MODEL|mtp",
                    help="consider speculative decoding with a catalog draft model, or mtp")
     g.add_argument("--spec-len", type=ranged("spec_length", integer=True), default=None, metavar="G",
@@ -70,6 +76,7 @@ def _check(args: argparse.Namespace):
         raise ConfigError("the serving problem minimises the chips' price (its answer reports their power and "
                           "energy under 'serving'); --minimise energy and --price-basis owned apply to the decode "
                           "problem (without --isl) and to the fleet file's chips")
+    check_pairs(args)
     spec = None
     if args.spec_draft is not None:
         if args.spec_len is None or args.spec_accept is None:
@@ -78,6 +85,17 @@ def _check(args: argparse.Namespace):
     elif args.spec_len is not None or args.spec_accept is not None:
         raise ConfigError("--spec-len/--spec-accept need --spec-draft MODEL|mtp")
     return requests_from(args, "the serving problem"), spec
+
+
+def check_pairs(args: argparse.Namespace) -> None:
+    """``--prefill-hardware``/``--decode-hardware`` need the disaggregated mode and one chip in ``--hardware``."""
+    pairs = [f"--{f.replace('_', '-')}" for f in _PAIR_FLAGS if getattr(args, f) is not None]
+    if pairs and args.mode == "agg":
+        raise ConfigError(f"{'/'.join(pairs)}: chips of the disaggregated pools, which --mode agg does not have "
+                          "(use --mode disagg or auto)")
+    if pairs and "," in args.hardware:
+        raise ConfigError(f"{'/'.join(pairs)}: a search over chip pairs takes one chip in --hardware (the aggregated "
+                          "mode's); compare chips with --hardware a,b without them")
 
 
 def solve(args: argparse.Namespace, method: str, verify: bool = False):
@@ -90,7 +108,8 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
         efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
         method=method, verify=verify, scheduler=scheduler_from(args), ttft_percentile=args.ttft_percentile,
-        tpot_percentile=args.tpot_percentile)
+        tpot_percentile=args.tpot_percentile, prefill_hardware=args.prefill_hardware,
+        decode_hardware=args.decode_hardware)
 
 
 def answer(args: argparse.Namespace) -> dict:
@@ -111,14 +130,16 @@ def _ms(v) -> str:
     return "-" if v is None else fmt_seconds(v)
 
 
-def _config_lines(c: dict | None) -> list[str]:
+def _config_lines(c: dict | None, chips: bool = False) -> list[str]:
+    """The config in two lines; ``chips``: say each disaggregated pool's chip (a search over chip pairs)."""
     if not c:
         return ["-", "-"]
     spec = "" if not c.get("spec") else f", spec {c['spec']['draft']} x{c['spec']['length']}"
     if "prefill" in c:
         p, d = c["prefill"], c["decode"]
-        return [f"prefill {p['replicas']}x tp{p['tp']} pp{p['pp']} ep{p['ep']} b{p['batch']}",
-                f"decode {d['replicas']}x tp{d['tp']} pp{d['pp']} ep{d['ep']}, {d['weights']}/{d['kv']}{spec}"]
+        on_p, on_d = (f" on {c['prefill_hardware']}", f" on {c['decode_hardware']}") if chips else ("", "")
+        return [f"prefill {p['replicas']}x tp{p['tp']} pp{p['pp']} ep{p['ep']} b{p['batch']}{on_p}",
+                f"decode {d['replicas']}x tp{d['tp']} pp{d['pp']} ep{d['ep']}{on_d}, {d['weights']}/{d['kv']}{spec}"]
     return [f"{c['replicas']}x tp{c['tp']} pp{c['pp']} ep{c['ep']} ({c['attention']})",
             f"chunk {c['chunk']}, mean batch {c['batch']:.1f} in flight, {c['weights']}/{c['kv']}{spec}"]
 
@@ -128,7 +149,8 @@ def render(d: dict, args: argparse.Namespace) -> str:
     modes = d["modes"]
     names = list(modes)
     rows = [("", names)]
-    cfg = [_config_lines(modes[n]["config"]) for n in names]
+    pairs = any(getattr(args, f, None) is not None for f in _PAIR_FLAGS)
+    cfg = [_config_lines(modes[n]["config"], pairs) for n in names]
     rows += [("config", [c[0] for c in cfg]), ("", [c[1] for c in cfg])]
     rows += [
         ("feasible", ["yes" if modes[n]["feasible"] else "NO" for n in names]),
@@ -157,7 +179,13 @@ def render(d: dict, args: argparse.Namespace) -> str:
                        if v is not None)
     cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
     lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
-    lines = [f"problem: {args.model} on {args.hardware}, {lengths}, "
+    chips = f" on {args.hardware}"
+    if pairs:
+        pools = ", ".join(f"{pool} on {' or '.join(c.strip() for c in chip.split(','))}" for pool, chip in
+                          (("prefill", args.prefill_hardware or args.hardware),
+                           ("decode", args.decode_hardware or args.hardware)))
+        chips = f", {pools}" if args.mode == "disagg" else f" on {args.hardware} (aggregated), {pools}"
+    lines = [f"problem: {args.model}{chips}, {lengths}, "
              + (f"{args.rate:g} req/s" if args.rate is not None else f"{args.demand_tps:g} output tok/s")
              + f", {target}, <= {args.max_chips} chips"]
     lines += [f"  {k:<{width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(vals, cols)) for k, vals in rows]

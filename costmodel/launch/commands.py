@@ -73,7 +73,8 @@ def _instance(pool: Pool, args: list[str], closest_dp_attention: str, role_note:
     """One instance's command, after the notes on its replicas, its attention and its role."""
     lines = _replicas_note(pool, pool.role or "replicas") + _attention_note(pool, closest_dp_attention)
     if pool.role:
-        lines.append(f"# {pool.role} instance{role_note}")
+        on = f" on {pool.hardware} GPUs" if pool.hardware else ""
+        lines.append(f"# {pool.role} instance{on}{role_note}")
     return lines + [" \\\n  ".join(args)]
 
 

@@ -32,6 +32,8 @@ class Pool:
         max_seqs: sequences in flight per instance (``None``: the engine's default).
         chunk_tokens: prompt tokens per step (the chunked-prefill budget; ``None``: the engine's default).
         batch_sharded_attention: attention data-parallel over the tensor-parallel group too.
+        hardware: the pool's chip when the two pools of a disaggregated answer run on different chips
+            (``None``: the answer's one chip).
     """
 
     role: str | None
@@ -42,6 +44,7 @@ class Pool:
     max_seqs: int | None = None
     chunk_tokens: int | None = None
     batch_sharded_attention: bool = False
+    hardware: str | None = None
 
     @property
     def gpus(self) -> int:
@@ -125,8 +128,10 @@ def plan_of(solution: Any, model: str | None = None) -> LaunchPlan:
         cap = None if cap is None else int(cap)
         if "prefill" in c:
             p, d = c["prefill"], c["decode"]
-            pools = (Pool("prefill", p["tp"], p["pp"], p["ep"], p["replicas"]),
-                     Pool("decode", d["tp"], d["pp"], d["ep"], d["replicas"], max_seqs=cap))
+            chips = (c.get("prefill_hardware"), c.get("decode_hardware"))
+            on_p, on_d = chips if chips[0] != chips[1] else (None, None)  # pools on two chips: each says its own
+            pools = (Pool("prefill", p["tp"], p["pp"], p["ep"], p["replicas"], hardware=on_p),
+                     Pool("decode", d["tp"], d["pp"], d["ep"], d["replicas"], max_seqs=cap, hardware=on_d))
             weights, kv = d["weights"], d["kv"]
         else:
             pools = (Pool(None, c["tp"], c["pp"], c["ep"], c["replicas"], max_seqs=cap, chunk_tokens=c.get("chunk"),

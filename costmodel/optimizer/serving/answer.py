@@ -3,6 +3,7 @@ infeasible one the fastest achievable figures and the chips it would need; and w
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -11,9 +12,11 @@ import numpy as np
 from ...errors import ConfigError
 from .candidates import agg_frame, decode_frame, prefill_frame
 from .evaluate import aggregated_table, decode_table, pair_table
-from .exact import Deployment
+from .exact import Deployment, decode_problem
+from .exact import usd_per_hour as usd_per_hour_of
 from .exhaustive import all_points
-from .problem import MODE_NAMES, ServingProblem, with_budget
+from .pairs import pairs_of
+from .problem import MODE_NAMES, ServingProblem, on_chip, pool_usd_per_hour, with_budget
 from .search import Found, solve_mode
 from .solution import ServingSolution
 
@@ -32,7 +35,7 @@ _H = 0.01  # relative step of the target for the shadow prices
 
 
 def _config(problem: ServingProblem, d: Deployment, s) -> dict[str, Any]:
-    prec = problem.precisions[d.prec]
+    prec = decode_problem(problem, d).precisions[d.prec]
     spec = problem.specs[d.spec]
     spec_d = None if spec is None else {"draft": spec.draft if isinstance(spec.draft, str) else spec.draft.name,
                                          "length": spec.length, "accept": spec.acceptance}
@@ -47,7 +50,9 @@ def _config(problem: ServingProblem, d: Deployment, s) -> dict[str, Any]:
                         "chips": d.prefill_replicas * a * b * c, "weights": prec.weights, "kv": prec.kv},
             "decode": {"tp": tp, "pp": pp, "ep": ep, "batch": round(float(s.decode_batch), 2), "replicas": d.replicas,
                        "chips": d.replicas * tp * pp * ep, "weights": prec.weights, "kv": prec.kv},
-            "chunk": None, "spec": spec_d}
+            "chunk": None, "spec": spec_d,
+            "prefill_hardware": d.prefill_hardware or problem.hardware.name,
+            "decode_hardware": d.decode_hardware or problem.hardware.name}
 
 
 def _binding(problem: ServingProblem, d: Deployment) -> str | None:
@@ -81,14 +86,20 @@ def _continuous_cost(problem: ServingProblem, d: Deployment, ttft_s, tpot_s) -> 
         t = aggregated_table(problem, split, prec, np.array([d.chunk]), d.attention, d.spec, ttft_s=ttft_s,
                              tpot_s=tpot_s)
         return float(problem.usd_per_mtok(R / t["goodput_per_s"][0] * np.prod(d.split)))
-    dec = decode_table(problem, split, prec, d.spec, tpot_s=tpot_s)
-    pre = prefill_frame(problem, {(*d.prefill_split, d.prec)})
+    on_dec = decode_problem(problem, d)
+    on_pre = problem if d.prefill_hardware is None else on_chip(problem, d.prefill_hardware)
+    dec = decode_table(on_dec, split, prec, d.spec, tpot_s=tpot_s)
+    pre = prefill_frame(on_pre, {(*d.prefill_split, on_pre.precisions.index(on_dec.precisions[d.prec]))})
     i = int(np.flatnonzero(pre["prefill_batch"] == d.prefill_batch)[0])
     pre = {k: v[i:i + 1] for k, v in pre.items()}
-    pair = pair_table(problem, pre, dec, pre["prefill_batch"], ttft_s=ttft_s)
-    chips = (R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split)
-             + R / dec["goodput_per_s"][0] * np.prod(d.split))
-    return float(problem.usd_per_mtok(chips))
+    pair = pair_table(on_dec, pre, dec, pre["prefill_batch"], ttft_s=ttft_s,
+                      prefill=None if d.decode_hardware is None else on_pre)
+    n_p = R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split)
+    n_d = R / dec["goodput_per_s"][0] * np.prod(d.split)
+    if d.decode_hardware is None:
+        return float(problem.usd_per_mtok(n_p + n_d))
+    usd = pool_usd_per_hour(n_p, on_pre.usd_per_chip_hour, n_d, on_dec.usd_per_chip_hour)
+    return float(usd / 3600.0 / problem.tokens_per_s * 1e6)
 
 
 def _shadow_prices(problem: ServingProblem, d: Deployment) -> dict[str, float]:
@@ -122,7 +133,24 @@ def _fastest(problem: ServingProblem, mode: str) -> dict[str, Any] | None:
         i, j = ok[np.argmin(f["ttft_s"][ok])], ok[np.argmin(f["tpot_s"][ok])]
         return {"ttft_s": float(f["ttft_s"][i]), "ttft_chips": int(held[i]),
                 "tpot_s": float(f["tpot_s"][j]), "tpot_chips": int(held[j])}
-    pre = prefill_frame(problem, pts)
+    if problem.searches_pairs:  # the fastest of each pair of chips, each figure the best over the pairs
+        found = [f for a, b in pairs_of(problem)
+                 if (f := _fastest_disagg(on_chip(problem, b), on_chip(problem, a), True)) is not None]
+        if not found:
+            return None
+        i = min(range(len(found)), key=lambda k: found[k]["ttft_s"])
+        j = min(range(len(found)), key=lambda k: found[k]["tpot_s"])
+        return {"ttft_s": found[i]["ttft_s"], "ttft_chips": found[i]["ttft_chips"],
+                "tpot_s": found[j]["tpot_s"], "tpot_chips": found[j]["tpot_chips"]}
+    return _fastest_disagg(problem, problem, False)
+
+
+def _fastest_disagg(problem: ServingProblem, on_pre: ServingProblem, two_chips: bool) -> dict[str, Any] | None:
+    """:func:`_fastest` of the disaggregated mode, the decode pool on ``problem``'s chip and the prefill pool on
+    ``on_pre``'s."""
+    M = problem.max_chips
+    pre = prefill_frame(on_pre, all_points(on_pre))
+    pts = all_points(problem)
     dec0 = decode_frame(problem, pts, tpot_s=None)
     if not pre or not pre["fits"].any() or not dec0 or not dec0["feasible"].any():
         return None
@@ -141,7 +169,8 @@ def _fastest(problem: ServingProblem, mode: str) -> dict[str, Any] | None:
     fit = np.flatnonzero(pre["fits"] & (pre["chips_per_replica"] <= room))
     p = {k: v[fit] for k, v in pre.items()}
     r_max = np.maximum(room // p["chips_per_replica"], 1)
-    pair = pair_table(problem, p, best_dec, p["prefill_batch"], ttft_s=None, rate_per_s=problem.rate_per_s / r_max)
+    pair = pair_table(problem, p, best_dec, p["prefill_batch"], ttft_s=None, rate_per_s=problem.rate_per_s / r_max,
+                      prefill=on_pre if two_chips else None)
     if not pair["feasible"].any():
         return None
     ttft = np.where(pair["feasible"], pair["ttft_s"], np.inf)
@@ -164,20 +193,33 @@ def _min_chips(problem: ServingProblem, mode: str, method: str) -> int | None:
     return None if found.deployment is None else int(found.deployment.chips)
 
 
-def _describe(problem: ServingProblem, mode: str, c: dict) -> str:
+def _describe(problem: ServingProblem, mode: str, c: dict, chips: int) -> str:
+    """The deployment and its chips: ``... on 8 h100-sxm``, or for pools on two chips each pool's."""
+    hw = problem.hardware.name
     if mode == "agg":
         return (f"{c['replicas']} x (tp={c['tp']} pp={c['pp']} ep={c['ep']}, {c['attention']}-sharded attention, "
-                f"chunk {c['chunk']})")
+                f"chunk {c['chunk']}) on {chips} {hw}")
     p, d = c["prefill"], c["decode"]
-    return (f"prefill {p['replicas']} x (tp={p['tp']} pp={p['pp']} ep={p['ep']}, {p['batch']} per prefill) + "
-            f"decode {d['replicas']} x (tp={d['tp']} pp={d['pp']} ep={d['ep']})")
+    pre = f"prefill {p['replicas']} x (tp={p['tp']} pp={p['pp']} ep={p['ep']}, {p['batch']} per prefill)"
+    dec = f"decode {d['replicas']} x (tp={d['tp']} pp={d['pp']} ep={d['ep']})"
+    if c["prefill_hardware"] == c["decode_hardware"]:
+        return f"{pre} + {dec} on {chips} {c['decode_hardware']}"
+    return f"{pre} on {p['chips']} {c['prefill_hardware']} + {dec} on {d['chips']} {c['decode_hardware']}"
+
+
+def _chips_searched(problem: ServingProblem, mode: str) -> str:
+    """The chips a mode searched: ``h100-sxm``, or for pairs ``chips (prefill on a or b, decode on c)``."""
+    if mode == "agg" or not problem.searches_pairs:
+        return problem.hardware.name
+    return (f"chips (prefill on {' or '.join(problem.prefill_hardware)}, "
+            f"decode on {' or '.join(problem.decode_hardware)})")
 
 
 def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, space: int, t0: float
                 ) -> ServingSolution:
     """``found`` as a :class:`ServingSolution` of one mode (feasible, or the fastest figures and chips needed)."""
     name = MODE_NAMES[mode]
-    hw = problem.hardware.name
+    hw = _chips_searched(problem, mode)
     if found.deployment is None:
         fastest = _fastest(problem, mode)
         need = _min_chips(problem, mode, method)
@@ -211,7 +253,7 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
             message=msg + ".", objective=problem.objective, model=problem.model.name)
     d, s = found.deployment, found.prediction
     chips = d.chips
-    usd_per_hour = chips * problem.usd_per_chip_hour
+    usd_per_hour = usd_per_hour_of(problem, d)
     out_mtok_h = problem.rate_per_s * problem.requests.output_tokens * 3600 / 1e6
     in_mtok_h = problem.rate_per_s * problem.requests.input_tokens * 3600 / 1e6
     cfg = _config(problem, d, s)
@@ -219,12 +261,14 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     reason = (f"the {binding} constraint binds" if binding else
               f"this is the smallest deployment, and it meets the targets with headroom (up to "
               f"{_headroom(d):.3g} req/s at them)")
-    msg = (f"{name}: {_describe(problem, mode, cfg)} on {chips} {hw} at ${usd_per_hour / out_mtok_h:.4g} per million "
+    msg = (f"{name}: {_describe(problem, mode, cfg, chips)} at ${usd_per_hour / out_mtok_h:.4g} per million "
            f"output tokens, {_figure(s, 'ttft', problem.ttft_percentile)}, "
            f"{_figure(s, 'tpot', problem.tpot_percentile)}; {reason}")
     return ServingSolution(
         feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
-        usd_per_mtok_input=usd_per_hour / in_mtok_h, usd_per_mtok=float(problem.usd_per_mtok(chips)),
+        usd_per_mtok_input=usd_per_hour / in_mtok_h,
+        usd_per_mtok=float(problem.usd_per_mtok(chips) if d.decode_hardware is None else
+                           usd_per_hour / 3600.0 / problem.tokens_per_s * 1e6),
         usd_per_hour=usd_per_hour, ttft_s=float(s.ttft_s), tpot_s=float(s.tpot_s),
         output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
         shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
@@ -259,13 +303,18 @@ def why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
     parts = [a.message.rstrip(".") for a in answers.values()]
     if len(ok) == 2:
         win, lose = sorted(ok.values(), key=lambda a: tie_break(problem, a))
-        if win.chips == lose.chips:
+        if win.usd_per_hour == lose.usd_per_hour:
             return "; ".join(parts) + f". Both modes cost the same; {win.mode} has the lower end-to-end latency."
         saving = 1 - win.usd_per_mtok / lose.usd_per_mtok
         price = lose.shadow_prices.get(lose.binding, 0.0) if lose.binding in ("ttft", "tpot") else 0.0
         extra = (f"; each ms of {lose.binding.upper()} target is worth ${-price:.3g}/Mtok to it" if price < 0 else "")
         limit = (f"its {lose.binding} constraint binds" if lose.binding else
                  "it is already its smallest deployment, with headroom")
+        if not math.isclose(win.usd_per_hour / win.chips, lose.usd_per_hour / lose.chips, rel_tol=1e-9):
+            # chips at different prices (a pair of chips): fewer chips is not what the loser needs
+            more = lose.usd_per_hour - win.usd_per_hour
+            return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} cheaper: {lose.mode} would "
+                    f"need to cost ${more:.4g} less per hour to match ({limit}{extra}).")
         return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} cheaper: {lose.mode} would need "
                 f"{lose.chips - win.chips} fewer chips to match ({limit}{extra}).")
     if len(ok) == 1:

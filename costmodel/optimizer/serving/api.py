@@ -28,7 +28,8 @@ def optimize_serving(
     efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour: float | None = None,
     objective: str = "output",
     method: str = "gradient", verify: bool = False, scheduler=None, ttft_percentile: int | None = None,
-    tpot_percentile: int | None = None,
+    tpot_percentile: int | None = None, prefill_hardware: str | list[str] | None = None,
+    decode_hardware: str | list[str] | None = None,
 ) -> ServingSolution:
     """The cheapest deployment serving ``requests`` at a demand within TTFT and TPOT targets.
 
@@ -58,6 +59,12 @@ def optimize_serving(
             :class:`costmodel.engines.Scheduler`, an engine's name or ``None``, no caps).
         ttft_percentile, tpot_percentile: hold the target at this percentile of requests (50, 90 or
             99; docs/serving.md §19.10) instead of the mean (``None``, the default).
+        prefill_hardware, decode_hardware: the chips the disaggregated pools may run on (a name,
+            ``"a,b"`` or a list; either one given, the other defaults to ``hardware``): the
+            disaggregated mode then searches every (prefill chip, decode chip) pair, each pool at
+            its own chip's price (``usd_per_chip_hour``, if given, prices every chip), and the
+            config names the pair (``prefill_hardware``, ``decode_hardware``); the aggregated mode
+            stays on ``hardware`` (docs/serving.md §19.4).
 
     Returns:
         A :class:`ServingSolution`; an infeasible problem is an answer too (``feasible=False``, with the
@@ -72,6 +79,10 @@ def optimize_serving(
         ...                         ttft_s=0.5, tpot_s=0.05, max_chips=8, method="exhaustive")
         >>> s.feasible, s.tpot_s <= 0.05
         (True, True)
+        >>> p = cm.optimize_serving("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), rate_per_s=2.0, tpot_s=0.05,
+        ...                         max_chips=8, mode="disagg", decode_hardware="h100-sxm,mi300x")
+        >>> p.config["prefill_hardware"], p.config["decode_hardware"] in ("h100-sxm", "mi300x")
+        ('h100-sxm', True)
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r:.80}")
@@ -82,7 +93,8 @@ def optimize_serving(
                                    ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips, mode=mode, weights=weights,
                                    kv=kv, spec=spec, efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour,
                                    objective=objective, scheduler=scheduler, ttft_percentile=ttft_percentile,
-                                   tpot_percentile=tpot_percentile)
+                                   tpot_percentile=tpot_percentile, prefill_hardware=prefill_hardware,
+                                   decode_hardware=decode_hardware)
     return solve(problem, method, verify, t0)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import CostModelError
 from .evaluate import BLOCK, aggregated_table, decode_table, pair_table, prefill_table
 from .exact import Deployment
-from .problem import ATTENTION_OPTIONS, PREFILL_BATCHES, ServingProblem
+from .problem import ATTENTION_OPTIONS, PREFILL_BATCHES, ServingProblem, on_chip
 
 __all__ = ["agg_frame", "decode_frame", "prefill_frame", "disagg_frame", "ranked", "space_size", "Frame"]
 
@@ -94,17 +94,21 @@ def prefill_frame(problem: ServingProblem, points) -> Frame:
     return t
 
 
-def disagg_frame(problem: ServingProblem, pre: Frame, dec: Frame, *, ttft_s=...) -> Frame:
-    """Every prefill candidate paired with every decode candidate of the same precision."""
+def disagg_frame(problem: ServingProblem, pre: Frame, dec: Frame, *, ttft_s=..., prefill: ServingProblem | None = None
+                 ) -> Frame:
+    """Every prefill candidate paired with every decode candidate of the same precision (``prec``: the
+    decode chip's index of it; ``p_prec``: the prefill chip's). ``problem`` is the decode pool's; ``prefill``,
+    the prefill pool's for a pair of chips (:func:`.evaluate.pair_table`)."""
     if not pre or not dec:
         return {}
-    i, j = np.nonzero(pre["prec"][:, None] == dec["prec"][None, :])
+    key = pre.get("pair_prec", pre["prec"])  # a pair of chips: the prefill precision as the decode chip counts it
+    i, j = np.nonzero(key[:, None] == dec["prec"][None, :])
     if not len(i):
         return {}
     p = {k: v[i] for k, v in pre.items()}
     d = {k: v[j] for k, v in dec.items()}
-    t = pair_table(problem, p, d, p["prefill_batch"], ttft_s=ttft_s)
-    out = {f"p_{k}": p[k] for k in ("tp", "pp", "ep", "prefill_batch", "prefill_time_s")}
+    t = pair_table(problem, p, d, p["prefill_batch"], ttft_s=ttft_s, prefill=prefill)
+    out = {f"p_{k}": p[k] for k in ("tp", "pp", "ep", "prec", "prefill_batch", "prefill_time_s")}
     out.update({f"d_{k}": d[k] for k in ("tp", "pp", "ep", "replicas", "batch", "tpot_s", "stop_memory",
                                           "memory_bytes_per_chip", "goodput_per_s")})
     out.update(prec=d["prec"], spec=d["spec"], **t)
@@ -126,7 +130,8 @@ def score(frame: Frame) -> np.ndarray:
     at a vanishing load), to steer a climb."""
     if not frame:
         return np.zeros(0)
-    chips = np.where(np.isfinite(frame["chips"]), frame["chips"], _OVER)
+    chips = frame.get("cost", frame["chips"])  # a pair of chips: USD per hour, each pool at its chip's price
+    chips = np.where(np.isfinite(chips), chips, _OVER)
     meets = frame.get("meets", frame["feasible"])
     violation = np.nan_to_num(frame.get("violation", np.zeros_like(chips)), nan=_OVER, posinf=_OVER)
     return np.where(frame["feasible"], chips,
@@ -152,7 +157,9 @@ def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) ->
     if not len(idx):
         return []
     margin = np.round(slack(problem, frame)[idx], 6)
-    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, frame["chips"][idx]))][:limit]
+    cost = frame.get("cost", frame["chips"])
+    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, cost[idx]))][:limit]
+    names = problem.pair_chips
     out = []
     for i in order:
         fig = {k: float(v[i]) for k, v in frame.items()}
@@ -166,7 +173,10 @@ def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) ->
                                   (int(frame["d_tp"][i]), int(frame["d_pp"][i]), int(frame["d_ep"][i])),
                                   prefill_split=(int(frame["p_tp"][i]), int(frame["p_pp"][i]), int(frame["p_ep"][i])),
                                   prefill_batch=int(frame["p_prefill_batch"][i]),
-                                  prefill_replicas=int(frame["prefill_replicas"][i]), figures=fig))
+                                  prefill_replicas=int(frame["prefill_replicas"][i]),
+                                  prefill_hardware=names[int(frame["p_hw"][i])] if "p_hw" in frame else None,
+                                  decode_hardware=names[int(frame["d_hw"][i])] if "d_hw" in frame else None,
+                                  figures=fig))
     return out
 
 
@@ -184,4 +194,8 @@ def space_size(problem: ServingProblem, mode: str) -> int:
         for b, cb in zip(sizes, counts):
             left = M - r_p * a
             total += int(ca) * int(cb) * int(np.maximum(left // b, 0).sum())
+    if problem.searches_pairs:  # each pair of chips, with the precisions both chips run
+        return total * n_spec * len(PREFILL_BATCHES) * sum(
+            len(set(on_chip(problem, a).precisions) & set(on_chip(problem, b).precisions))
+            for a in problem.prefill_hardware for b in problem.decode_hardware)
     return total * n_prec * n_spec * len(PREFILL_BATCHES)

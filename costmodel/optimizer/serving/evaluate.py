@@ -41,7 +41,7 @@ from ...specs import load_model
 from ...symbolic import Rules
 from ...serving.queueing import Q_LIMIT
 from ..exact import _bucket, _split_row
-from .problem import ServingProblem
+from .problem import ServingProblem, pool_usd_per_hour
 
 __all__ = ["aggregated_table", "decode_table", "prefill_table", "pair_table", "BISECTION_STEPS"]
 
@@ -401,24 +401,32 @@ def prefill_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray,
     return out
 
 
-def link_bytes_per_s(problem: ServingProblem, n_p, n_d):
-    """Bytes/s of one KV hand-over (``serving.disaggregated.link_bytes_per_s`` on arrays)."""
+def link_bytes_per_s(problem: ServingProblem, n_p, n_d, prefill: ServingProblem | None = None):
+    """Bytes/s of one KV hand-over (``serving.disaggregated.link_bytes_per_s`` on arrays); ``prefill``: the
+    problem on the prefill pool's chip when it is another chip than ``problem``'s (the decode pool's): the
+    two share no scale-up domain, and the KV crosses the slower of their scale-out links."""
     hw = problem.hardware
+    if prefill is not None and prefill.hardware.name != hw.name:
+        return min(hw.scale_out_bytes_per_s, prefill.hardware.scale_out_bytes_per_s) * np.minimum(n_p, n_d)
     per_chip = np.where(np.asarray(n_p) + np.asarray(n_d) <= hw.scale_up_domain_chips, hw.scale_up_bytes_per_s,
                         hw.scale_out_bytes_per_s)
     return per_chip * np.minimum(n_p, n_d)
 
 
-def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None
-               ) -> dict[str, np.ndarray]:
+def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=..., rate_per_s=None,
+               prefill: ServingProblem | None = None) -> dict[str, np.ndarray]:
     """Prefill x decode candidates (arrays broadcast against each other): the fewest prefill replicas
-    meeting TTFT at the rate, the chips of both pools and the deployment's TTFT."""
+    meeting TTFT at the rate, the chips of both pools and the deployment's TTFT.
+
+    ``problem`` is the decode pool's; ``prefill``, the problem on the prefill pool's chip for a pair of
+    chips (:mod:`.pairs`): the link is the pair's, and ``cost`` (USD per hour, each pool at its chip's
+    price) is added."""
     ttft_s = problem.ttft_s if ttft_s is ... else ttft_s
     rate = problem.rate_per_s if rate_per_s is None else rate_per_s
     I, cv2 = problem.requests.input_tokens, problem.requests.prefill_tokens_cv2
     n_p, n_d = pre["chips_per_replica"], dec["chips_per_replica"]
     t_pf = pre["prefill_time_s"]
-    t_kv = I * dec["kv_bytes_per_token"] / link_bytes_per_s(problem, n_p, n_d)
+    t_kv = I * dec["kv_bytes_per_token"] / link_bytes_per_s(problem, n_p, n_d, prefill)
     base = t_pf + t_kv
     svc = t_pf / b_p
     k = (1 + cv2) / 2
@@ -444,6 +452,11 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
     with np.errstate(divide="ignore", invalid="ignore"):
         late = np.maximum(np.log(base / ttft_s), 0.0) if ttft_s is not None else 0.0
     violation = dec["violation"] + pre["memory_excess"] + late
-    return {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p,
-            "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
-            "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}
+    out = {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p,
+           "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
+           "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}
+    if prefill is not None:
+        out["cost"] = pool_usd_per_hour(r_p * n_p, prefill.usd_per_chip_hour, dec["replicas"] * n_d,
+                                        problem.usd_per_chip_hour)
+    return out
+

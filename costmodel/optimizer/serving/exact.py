@@ -22,9 +22,10 @@ from ...serving.aggregated import forget_rate_limits
 from ...serving.api import serve
 from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
-from .problem import ServingProblem
+from .problem import ServingProblem, on_chip, pool_usd_per_hour
 
-__all__ = ["Deployment", "serve_deployment", "forget_confirmed", "meets_targets", "confirm", "MAX_CHECKS"]
+__all__ = ["Deployment", "serve_deployment", "usd_per_hour", "decode_problem", "forget_confirmed", "meets_targets",
+           "confirm", "MAX_CHECKS"]
 
 #: cm.serve evaluations one answer may spend (each takes milliseconds to a few hundred ms)
 MAX_CHECKS = 12
@@ -45,6 +46,8 @@ class Deployment:
     prefill_split: tuple[int, int, int] | None = None
     prefill_batch: int = 1
     prefill_replicas: int = 0
+    prefill_hardware: str | None = None  # a pair of chips (:mod:`.pairs`): each pool's chip
+    decode_hardware: str | None = None
     figures: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -54,12 +57,32 @@ class Deployment:
             n += self.prefill_replicas * int(np.prod(self.prefill_split))
         return n
 
+    @property
+    def pool_chips(self) -> tuple[int, int]:
+        """Chips of the prefill pool and of the decode pool (aggregated: ``(0, chips)``)."""
+        n_d = self.replicas * int(np.prod(self.split))
+        return (self.prefill_replicas * int(np.prod(self.prefill_split)) if self.mode == "disagg" else 0), n_d
+
     def with_more(self) -> "Deployment":
         """One more replica where the exact model asks for it (aggregated: one more replica; disaggregated:
         of the pool that misses its target)."""
         import dataclasses
 
         return dataclasses.replace(self, replicas=self.replicas + 1)
+
+
+def usd_per_hour(problem: ServingProblem, d: Deployment) -> float:
+    """What ``d`` costs per hour: its chips at the chip's price, or for a pair of chips each pool at its own."""
+    if d.decode_hardware is None:
+        return d.chips * problem.usd_per_chip_hour
+    n_p, n_d = d.pool_chips
+    return float(pool_usd_per_hour(n_p, on_chip(problem, d.prefill_hardware).usd_per_chip_hour, n_d,
+                                   on_chip(problem, d.decode_hardware).usd_per_chip_hour))
+
+
+def decode_problem(problem: ServingProblem, d: Deployment) -> ServingProblem:
+    """The problem on ``d``'s decode chip (its precision indices and scheduler are that chip's)."""
+    return problem if d.decode_hardware is None else on_chip(problem, d.decode_hardware)
 
 
 def serve_deployment(problem: ServingProblem, d: Deployment):
@@ -70,7 +93,8 @@ def serve_deployment(problem: ServingProblem, d: Deployment):
     and ``cm.serve`` is deterministic, so a kept prediction is the one a new call would return.
     """
     # the efficiency as resolved for this problem: a profile named by a path or "calibrated" may be refit
-    resolved = tuple(b.efficiency if b is not None else None for b in (problem.decode_base, problem.prefill_base))
+    chips = [problem] + [on_chip(problem, n) for n in (d.prefill_hardware, d.decode_hardware) if n is not None]
+    resolved = tuple(b.efficiency if b is not None else None for c in chips for b in (c.decode_base, c.prefill_base))
     try:
         hash((problem, d, resolved))
     except TypeError:  # a problem holding something unhashable (e.g. a custom spec): not kept
@@ -101,9 +125,16 @@ def _serve_kept(problem: ServingProblem, d: Deployment, resolved: tuple):
                      parallel=Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas), chunk_tokens=float(d.chunk),
                      rules=Rules(attention_sharding=d.attention), **common)
     a, b, c = d.prefill_split
-    dg = Disaggregated(prefill=Pool(Parallel(tp=a, pp=b, ep=c, replicas=d.prefill_replicas), batch=d.prefill_batch),
-                       decode=Pool(Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas)))
-    return serve(problem.model, problem.hardware, problem.requests, load, disagg=dg, **common)
+    hw = problem.hardware
+    if d.decode_hardware is not None:  # a pair of chips: each pool on its own, at its own price (or the given one)
+        dec = on_chip(problem, d.decode_hardware)
+        common.update(precision=dec.precision_of(d.prec), usd_per_chip_hour=problem.price_override,
+                      scheduler=dec.scheduler)
+        hw = dec.hardware
+    dg = Disaggregated(prefill=Pool(Parallel(tp=a, pp=b, ep=c, replicas=d.prefill_replicas), batch=d.prefill_batch,
+                                    hardware=d.prefill_hardware),
+                       decode=Pool(Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas), hardware=d.decode_hardware))
+    return serve(problem.model, hw, problem.requests, load, disagg=dg, **common)
 
 
 def meets_targets(problem: ServingProblem, s) -> dict[str, bool]:
@@ -117,19 +148,21 @@ def meets_targets(problem: ServingProblem, s) -> dict[str, bool]:
 
 def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int = MAX_CHECKS
             ) -> tuple[Deployment | None, Any, int]:
-    """The cheapest of ``ranked`` (cheapest first by the tables) that ``cm.serve`` confirms.
+    """The cheapest of ``ranked`` (cheapest first by the tables) that ``cm.serve`` confirms (cheapest: the fewest
+    chips, or for pools on a pair of chips the lowest USD per hour).
 
     Returns the deployment, its serving prediction and the number of ``cm.serve`` calls.
     """
     best, best_pred, checks = None, None, 0
     refuted: list[tuple[tuple, int, bool, bool]] = []  # (key, chunk, larger refuted, smaller refuted)
     for d in ranked:
-        if checks >= max_checks or (best is not None and d.chips >= best.chips):
+        if checks >= max_checks or (best is not None and usd_per_hour(problem, d) >= usd_per_hour(problem, best)):
             break
         if _refuted(d, refuted):
             continue
         first = True
-        while checks < max_checks and d.chips <= problem.max_chips and (best is None or d.chips < best.chips):
+        while checks < max_checks and d.chips <= problem.max_chips and (
+                best is None or usd_per_hour(problem, d) < usd_per_hour(problem, best)):
             checks += 1
             try:
                 s = serve_deployment(problem, d)
@@ -153,7 +186,8 @@ def _serving_key(d: Deployment) -> tuple:
     """What ``cm.serve`` sees of an aggregated deployment besides its chunk budget (attention sharded over
     heads or sequences is one layout on one tensor-parallel rank)."""
     attention = d.attention if d.split[0] > 1 else "heads"
-    return d.mode, d.prec, d.spec, d.replicas, d.split, attention, d.prefill_split, d.prefill_batch, d.prefill_replicas
+    return (d.mode, d.prec, d.spec, d.replicas, d.split, attention, d.prefill_split, d.prefill_batch,
+            d.prefill_replicas, d.prefill_hardware, d.decode_hardware)
 
 
 def _refuted(d: Deployment, refuted: list[tuple[tuple, int, bool, bool]]) -> bool:

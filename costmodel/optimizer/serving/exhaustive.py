@@ -2,7 +2,8 @@
 
 Aggregated: every split x precision x attention sharding x speculation option x chunk budget.
 Disaggregated: every prefill split x precision x prefill batch paired with every decode split
-x speculation option of the same precision. Replicas follow in closed form (the fewest that
+x speculation option of the same precision (over pairs of chips, each chip's pools tabled once and
+paired per pair: :mod:`.pairs`). Replicas follow in closed form (the fewest that
 meet the targets; :mod:`.candidates`), so the space of every replica count is covered.
 """
 
@@ -24,6 +25,10 @@ def all_points(problem: ServingProblem, budget: int | None = None) -> set[tuple[
 
 def exhaustive_frame(problem: ServingProblem, mode: str, *, ttft_s=..., tpot_s=...) -> Frame:
     """Every candidate of ``mode`` evaluated by the tables."""
+    if mode == "disagg" and problem.searches_pairs:
+        from .pairs import exhaustive_pairs
+
+        return exhaustive_pairs(problem, ttft_s=ttft_s, tpot_s=tpot_s)
     pts = all_points(problem)
     if mode == "agg":
         return agg_frame(problem, pts, ttft_s=ttft_s, tpot_s=tpot_s)

@@ -16,10 +16,12 @@ counts tie across neighbouring splits):
 * aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
   speculation options;
 * disaggregated: the decode pool climbs on its own chips (its TPOT does not depend on the prefill
-  pool), then the prefill pool on the chips of both pools with the best decode pool, from the
-  relaxed splits and the widest tensor-parallel split of one scale-up domain (a prompt's prefill is
-  a compute-bound step that wants chips, not memory); the pairs of the best visited splits of each
-  pool are evaluated together (the KV hand-over couples them).
+  pool), then the prefill pool on the chips of both pools with the best decode pool of its
+  precision, from the relaxed splits, the widest tensor-parallel split of one scale-up domain (a
+  prompt's prefill is a compute-bound step that wants chips, not memory) and the best decode pools'
+  splits; the pairs of the best visited splits of each
+  pool are evaluated together (the KV hand-over couples them); over pairs of chips, the decode pool
+  climbs once on each decode chip and the prefill pool once for each pair (:mod:`.pairs`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..search import MAX_CLIMB_STEPS, _neighbours, round_to_lattice
 from .candidates import Frame, _concat, agg_frame, decode_frame, disagg_frame, prefill_frame, score
 from .problem import ServingProblem
 
-__all__ = ["gradient_frame", "relaxed_starts"]
+__all__ = ["gradient_frame", "relaxed_starts", "decode_climb", "best_decode", "prefill_climb", "paired"]
 
 #: best visited splits of each pool paired at the end (disaggregated)
 PAIR_TOP = 6
@@ -45,15 +47,19 @@ PLATEAU_STEPS = 2
 
 def relaxed_starts(problem: ServingProblem):
     """The decode relaxation's problem and its optima rounded to the split lattice (solved once per problem:
-    both modes start from it)."""
-    key = id(problem)
-    if _LAST.get("key") == key and _LAST.get("problem") is problem:
-        return _LAST["value"]
+    both modes, and every pair of chips that names the problem's chip, start from it)."""
+    kept = _LAST.get(id(problem))
+    if kept is not None and kept[0] is problem:
+        return kept[1]
     value = _relaxed_starts(problem)
-    _LAST.update(key=key, problem=problem, value=value)
+    if len(_LAST) >= _KEEP:
+        _LAST.pop(next(iter(_LAST)))
+    _LAST[id(problem)] = (problem, value)
     return value
 
 
+#: the relaxations kept (one per chip of a pair search, and a few problems besides)
+_KEEP = 16
 _LAST: dict = {}
 
 
@@ -116,15 +122,31 @@ def _climb(dp, start: set, score_of, budget: int) -> tuple[dict, list[Frame]]:
 
 def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
     """Candidates of ``mode`` visited by the gradient path, evaluated by the tables."""
-    dp, cost_pts = relaxed_starts(problem)
-    M = problem.max_chips
-    if mode == "agg":
-        def score_agg(pts):
-            f = agg_frame(problem, pts)
-            return _per_point(f, pts), f
+    if mode == "disagg" and problem.searches_pairs:
+        from .pairs import gradient_pairs
 
-        _, frames = _climb(dp, cost_pts, score_agg, M)
-        return _concat(frames)
+        return gradient_pairs(problem)
+    if mode == "disagg":
+        dec_seen, dec = decode_climb(problem)
+        best_dec = best_decode(dec)
+        if best_dec is None:
+            return {}
+        pre_seen, pre = prefill_climb(problem, problem, best_dec)
+        return paired(problem, problem, pre_seen, pre, dec_seen, dec)
+    dp, cost_pts = relaxed_starts(problem)
+
+    def score_agg(pts):
+        f = agg_frame(problem, pts)
+        return _per_point(f, pts), f
+
+    _, frames = _climb(dp, cost_pts, score_agg, problem.max_chips)
+    return _concat(frames)
+
+
+def decode_climb(problem: ServingProblem) -> tuple[dict, Frame]:
+    """The decode pool's climb on its own chips (its TPOT does not depend on the prefill pool): every visited
+    point's score and the evaluated candidates."""
+    dp, cost_pts = relaxed_starts(problem)
 
     def score_dec(pts):
         f = decode_frame(problem, pts)
@@ -134,28 +156,68 @@ def gradient_frame(problem: ServingProblem, mode: str) -> Frame:
             f["feasible"] = f["feasible"] & (f["chips"] <= problem.max_chips)
         return _per_point(f, pts), f
 
-    dec_seen, dec_frames = _climb(dp, cost_pts, score_dec, M)
-    dec = _concat(dec_frames)
+    dec_seen, dec_frames = _climb(dp, cost_pts, score_dec, problem.max_chips)
+    return dec_seen, _concat(dec_frames)
+
+
+def best_decode(dec: Frame) -> Frame | None:
+    """The feasible decode candidate of the fewest chips in each precision (the first of them), one row per
+    precision, or ``None``: a prefill split is scored with the decode pool of its own precision."""
     if not dec or not dec["feasible"].any():
-        return {}
-    top = dec["feasible"] & (dec["chips"] <= np.sort(dec["chips"][dec["feasible"]])[0])
-    best_dec = {k: v[np.flatnonzero(top)[:1]] for k, v in dec.items()}
+        return None
+    rows = []
+    for p in np.unique(dec["prec"][dec["feasible"]]):
+        ok = dec["feasible"] & (dec["prec"] == p)
+        rows.append(int(np.flatnonzero(ok & (dec["chips"] <= dec["chips"][ok].min()))[0]))
+    return {k: v[rows] for k, v in dec.items()}
+
+
+def prefill_climb(problem: ServingProblem, pre_problem: ServingProblem, best_dec: Frame, *, pair: bool = False,
+                  evaluate=None) -> tuple[dict, Frame]:
+    """The prefill pool's climb on ``pre_problem``'s chip, each split scored by the chips (a pair of chips:
+    the cost) of the deployment it makes with ``best_dec``, the best decode pool of ``problem``'s chip in its
+    precision; from the relaxed splits, the widest tensor-parallel split of one scale-up domain (a prompt's
+    prefill is a compute-bound step that wants chips, not memory) and the best decode pools' splits.
+    ``evaluate(points)``: the prefill candidates of ``points`` (default :func:`.candidates.prefill_frame`; a
+    pair of chips gives them a ``pair_prec`` column, the precision as the decode chip counts it)."""
+    dp, cost_pts = relaxed_starts(pre_problem)
+    evaluate = evaluate or (lambda pts: prefill_frame(pre_problem, pts))
 
     def score_pre(pts):
-        f = prefill_frame(problem, pts)
+        f = evaluate(pts)
         if not f:
             return np.full(len(pts), np.inf), f
-        same = f["prec"] == best_dec["prec"][0]
-        pair = disagg_frame(problem, {k: v[same] for k, v in f.items()}, best_dec)
-        return _per_point(pair, pts, ("p_tp", "p_pp", "p_ep", "prec")), f
+        pair_frame = disagg_frame(problem, f, best_dec, prefill=pre_problem if pair else None)
+        return _per_point(pair_frame, pts, ("p_tp", "p_pp", "p_ep", "p_prec")), f
 
-    start = cost_pts | _widest(problem) | {tuple(int(best_dec[k][0]) for k in ("tp", "pp", "ep", "prec"))}
-    pre_seen, pre_frames = _climb(dp, start, score_pre, M)
-    pre = _concat(pre_frames)
+    start = cost_pts | _widest(pre_problem)
+    for i in range(len(best_dec["prec"])):
+        own = _own_precision(problem, pre_problem, int(best_dec["prec"][i]))
+        if own is not None:
+            start.add((*(int(best_dec[k][i]) for k in ("tp", "pp", "ep")), own))
+    pre_seen, pre_frames = _climb(dp, start, score_pre, problem.max_chips)
+    return pre_seen, _concat(pre_frames)
+
+
+def _own_precision(problem: ServingProblem, pre_problem: ServingProblem, i: int) -> int | None:
+    """The index on ``pre_problem``'s chip of ``problem``'s precision ``i`` (``None``: that chip lacks it)."""
+    if pre_problem is problem:
+        return i
+    choice = problem.precisions[i]
+    return pre_problem.precisions.index(choice) if choice in pre_problem.precisions else None
+
+
+def paired(problem: ServingProblem, pre_problem: ServingProblem, pre_seen: dict, pre: Frame, dec_seen: dict,
+           dec: Frame, *, pair: bool = False) -> Frame:
+    """The best visited splits of each pool (``PAIR_TOP``), every prefill one with every decode one (the KV
+    hand-over couples them)."""
+    if not pre or not dec:
+        return {}
     pre_best = {p for p, _ in sorted(pre_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
     dec_best = {p for p, _ in sorted(dec_seen.items(), key=lambda kv: kv[1])[:PAIR_TOP]}
     keep_p = np.array([(int(a), int(b), int(c), int(d)) in pre_best for a, b, c, d in
                        zip(pre["tp"], pre["pp"], pre["ep"], pre["prec"])]) & pre["fits"]
     keep_d = np.array([(int(a), int(b), int(c), int(d)) in dec_best for a, b, c, d in
                        zip(dec["tp"], dec["pp"], dec["ep"], dec["prec"])]) & dec["feasible"]
-    return disagg_frame(problem, {k: v[keep_p] for k, v in pre.items()}, {k: v[keep_d] for k, v in dec.items()})
+    return disagg_frame(problem, {k: v[keep_p] for k, v in pre.items()}, {k: v[keep_d] for k, v in dec.items()},
+                        prefill=pre_problem if pair else None)

@@ -11,7 +11,8 @@ rate included) and a TPOT target, on at most ``max_chips`` chips. The decision v
   the rate through Little's law, ``B = X·D`` with ``X/τ̄(X) = R/r``;
 * **disaggregated** (§19.4): the prefill pool's split, prompts per prefill ``b_p`` and replicas,
   the decode pool's split and replicas (its batch again set by the rate), the precision and the
-  speculation option.
+  speculation option; with ``prefill_hardware``/``decode_hardware``, each pool's chip too (a pair
+  of chips from the two lists, :mod:`.pairs`).
 
 The objective is the deployment's USD per million output tokens at the demand (``"output"``)
 or per million tokens in and out (``"total"``): at a fixed demand both are the chips' price per
@@ -38,7 +39,7 @@ from ...specs import HardwareSpec, ModelSpec, load_hardware, load_model
 from ..problem import MAX_SPLITS, PrecisionChoice, _precisions, precision_input_table
 
 __all__ = ["ServingProblem", "make_serving_problem", "MODES", "OBJECTIVES", "CHUNK_OPTIONS", "PREFILL_BATCHES",
-           "ATTENTION_OPTIONS"]
+           "ATTENTION_OPTIONS", "on_chip", "pool_usd_per_hour"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
@@ -77,6 +78,10 @@ class ServingProblem:
         precision_args: the ``weights`` and ``kv`` arguments as given (the decode relaxation is built from them).
         ttft_percentile, tpot_percentile: the percentile (50, 90 or 99) each target holds at, or ``None``:
             the mean.
+        prefill_hardware, decode_hardware: the chips each disaggregated pool may run on (names); both
+            empty: the pools run on ``hardware`` and no pair of chips is searched.
+        price_override: the ``usd_per_chip_hour`` given (``None``: each chip at its catalog price).
+        chip_problems: the problem on each chip of the two lists (name -> problem, no lists of its own).
     """
 
     model: ModelSpec
@@ -100,6 +105,20 @@ class ServingProblem:
     precision_args: tuple = field(default=(None, None), hash=False, compare=False)
     ttft_percentile: int | None = None
     tpot_percentile: int | None = None
+    prefill_hardware: tuple[str, ...] = ()
+    decode_hardware: tuple[str, ...] = ()
+    price_override: float | None = None
+    chip_problems: dict[str, "ServingProblem"] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def searches_pairs(self) -> bool:
+        """Whether the disaggregated mode searches pairs of chips (``prefill_hardware``/``decode_hardware``)."""
+        return bool(self.prefill_hardware)
+
+    @property
+    def pair_chips(self) -> tuple[str, ...]:
+        """The chips of both lists, each once, prefill chips first (the index of a chip in the frames)."""
+        return tuple(dict.fromkeys(self.prefill_hardware + self.decode_hardware))
 
     @property
     def prefill_tokens(self) -> float:
@@ -154,7 +173,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
                          max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
                          efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour=None,
                          objective="output", scheduler=None, ttft_percentile=None,
-                         tpot_percentile=None) -> ServingProblem:
+                         tpot_percentile=None, prefill_hardware=None, decode_hardware=None) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
     m, h = load_model(model), load_hardware(hardware)
     if not isinstance(requests, Requests):
@@ -190,6 +209,15 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     big = requests.longest_prefill_tokens
     chunks = (tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256)
               or (int(2 ** math.ceil(math.log2(big / 256))),))
+    pools = _pool_chips(h, prefill_hardware, decode_hardware, mode)
+    chip_problems = {}
+    if pools:
+        for name, spec_h in pools[2].items():
+            chip_problems[name] = make_serving_problem(
+                m, spec_h, requests, rate_per_s=rate, ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips,
+                mode="disagg", weights=weights, kv=kv, spec=spec, efficiency=efficiency,
+                usd_per_chip_hour=usd_per_chip_hour, objective=objective, scheduler=scheduler,
+                ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile)
     return ServingProblem(
         model=m, hardware=h, requests=requests, rate_per_s=rate,
         ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
@@ -198,7 +226,73 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         objective=objective, degrees={k: tuple(v) for k, v in valid_degrees(m).items()}, chunks=chunks,
         decode_base=dec, prefill_base=pre, precision_args=(weights, kv), scheduler=scheduler_of(scheduler, h),
         ttft_percentile=None if ttft_percentile is None else int(ttft_percentile),
-        tpot_percentile=None if tpot_percentile is None else int(tpot_percentile))
+        tpot_percentile=None if tpot_percentile is None else int(tpot_percentile),
+        prefill_hardware=pools[0] if pools else (), decode_hardware=pools[1] if pools else (),
+        price_override=None if usd_per_chip_hour is None else float(dec.usd_per_chip_hour),
+        chip_problems=chip_problems)
+
+
+def _chip_specs(name: str, chips, default: HardwareSpec) -> list[HardwareSpec]:
+    """The chips of one pool's list: a name, a comma-separated string or a list of names or specs."""
+    if chips is None:
+        return [default]
+    items = chips.split(",") if isinstance(chips, str) else chips
+    if not isinstance(items, (list, tuple)) or not all(isinstance(c, (str, HardwareSpec)) for c in items):
+        raise ConfigError(f"{name} must be a chip name, 'a,b' or a list of chip names, got {shown_value(chips):.80}")
+    specs = [load_hardware(c.strip() if isinstance(c, str) else c) for c in items
+             if not (isinstance(c, str) and not c.strip())]
+    if not specs:
+        raise ConfigError(f"{name} names no chip; give one or more catalog names, e.g. 'h100-sxm,b200'")
+    return specs
+
+
+def _pool_chips(hardware: HardwareSpec, prefill_hardware, decode_hardware, mode: str):
+    """``(prefill names, decode names, name -> spec)`` of the pair search, or ``None`` when neither list is
+    given (each list defaults to ``hardware``)."""
+    if prefill_hardware is None and decode_hardware is None:
+        return None
+    if mode == "agg":
+        raise ConfigError("prefill_hardware and decode_hardware choose the chips of the disaggregated pools; "
+                          "mode='agg' has none: use mode='disagg' or 'auto'")
+    pre = _chip_specs("prefill_hardware", prefill_hardware, hardware)
+    dec = _chip_specs("decode_hardware", decode_hardware, hardware)
+    specs = {c.name: c for c in pre + dec}
+    return (tuple(dict.fromkeys(c.name for c in pre)), tuple(dict.fromkeys(c.name for c in dec)), specs)
+
+
+#: the problems on one chip at another budget or targets, kept so that their ids (which the relaxation's
+#: cache keys on) stay the same across the calls of one solve
+_ON_CHIP: dict[tuple, tuple[ServingProblem, ServingProblem]] = {}
+
+
+def on_chip(problem: ServingProblem, name: str) -> ServingProblem:
+    """The problem on the chip ``name`` of the pair lists, at ``problem``'s budget and targets (a problem
+    without lists: both pools on that chip).
+
+    Example:
+        >>> import costmodel as cm
+        >>> p = make_serving_problem("llama-3-8b", "h100-sxm", cm.Requests(1024, 256), rate_per_s=1.0,
+        ...                          mode="disagg", decode_hardware="h200")
+        >>> on_chip(p, "h200").hardware.name, on_chip(p, "h200").searches_pairs
+        ('h200', False)
+    """
+    base = problem.chip_problems[name]
+    key = (id(base), problem.max_chips, problem.ttft_s, problem.tpot_s)
+    kept = _ON_CHIP.get(key)
+    if kept is None or kept[0] is not base:
+        if len(_ON_CHIP) > 256:
+            _ON_CHIP.clear()
+        value = dataclasses.replace(base, max_chips=problem.max_chips, ttft_s=problem.ttft_s, tpot_s=problem.tpot_s)
+        kept = _ON_CHIP[key] = (base, value)
+    return kept[1]
+
+
+def pool_usd_per_hour(prefill_chips, prefill_price: float, decode_chips, decode_price: float):
+    """USD per hour of two pools, each at its chip's price (one price: the chips of both times it, so that
+    a pair of the same chip ranks exactly as the chips do)."""
+    if prefill_price == decode_price:
+        return (prefill_chips + decode_chips) * decode_price
+    return prefill_chips * prefill_price + decode_chips * decode_price
 
 
 def with_budget(problem: ServingProblem, max_chips: int) -> ServingProblem:
