@@ -24,9 +24,11 @@ ASSUME_SPLIT = ("one replica of n = n_tp chips (pp = ep = 1, no redundant expert
                 "n_tp <= N_kv so the KV cache is not replicated")
 #: Substituted in every derivation: 16-bit math without weight-only dequantisation, decode steps
 #: replayed from CUDA graphs, the KV cache filling u·M (the vLLM form of the memory rule, §4.3), and
-#: experts placed once each with a balanced load (§3.2).
+#: experts placed once each with a balanced load (§3.2); chips priced at a rental price (the electricity in
+#: it, §21).
 _PLAIN = {"low_precision_math": 0, "weight_only_8bit": 0, "weight_only_4bit": 0, "cuda_graphs": 1,
-          "kv_memory_fraction": 1, "activations_in_budget": 1, "redundant_experts": 0, "expert_imbalance": 1}
+          "kv_memory_fraction": 1, "activations_in_budget": 1, "redundant_experts": 0, "expert_imbalance": 1,
+          "owned": 0}
 ASSUME_LINK = "tensor-parallel collectives stay inside one scale-up domain (n_tp <= n_up)"
 
 B, S, tp, pp, ep = sym("batch", "context", "tp", "pp", "ep")
