@@ -153,7 +153,6 @@ class Prediction:
             **({"ops": self.ops} if self.rules.step == "operators" else {}),
         }
 
-
     def energy_dict(self) -> dict[str, Any]:
         """Power and energy (docs/theory.md §21): ``power_w_per_chip`` (board power at the step),
         ``joules_per_output_token`` (decode) or ``joules_per_input_token`` (prefill), the other ``None``

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import Parallel, Precision
+from ..config import Electricity, Parallel, Precision
 from ..efficiency import resolve_efficiency
 from ..errors import CostModelError
 from ..inputs import math_the_chip_runs, mesh_shares, weight_only_flags
@@ -35,7 +35,7 @@ PP = (1, 2, 4, 8, 16)
 EP = (1, 2, 4, 8, 16, 32, 64)
 #: the keys ``window.costmodel.evaluate`` returns, as ``costmodel predict --json`` names them
 CONTRACT = ("step_time_s", "tokens_per_s", "tokens_per_s_per_user", "usd_per_mtok", "memory_bytes_per_chip",
-            "fits", "max_batch", "bound")
+            "fits", "max_batch", "bound", "power_w_per_chip", "joules_per_output_token")
 #: the keys of the page's configuration, as the command line names its options
 CONFIG_KEYS = ("model", "hardware", "weights", "kv", "tp", "pp", "ep", "batch", "context", "prompt", "efficiency")
 #: the outputs of the static-batch closed form the page shows
@@ -82,7 +82,8 @@ def _chip(name: str) -> dict[str, Any]:
             # the math each weight format runs in when the user names no format (the model's own is dequantised
             # on a chip without its math), and when the user names it
             "default_math": {f: math_the_chip_runs(h, default_math_precision(f)) for f in BYTES_PER_ELEMENT},
-            "usd_per_chip_hour": float(h.usd_per_chip_hour), "hbm_bytes": float(h.hbm_bytes)}
+            "usd_per_chip_hour": float(h.usd_per_chip_hour), "hbm_bytes": float(h.hbm_bytes),
+            "has_power": h.has_power}
 
 
 def _structure_key(st) -> str:
@@ -110,6 +111,8 @@ def catalog() -> dict[str, Any]:
                     "weight_only": {w: {m: weight_only_flags(w, m) for m in BYTES_PER_ELEMENT}
                                     for w in BYTES_PER_ELEMENT}},
         "activations": prec.activations, "kv_default": "bf16",
+        # the default electricity (rental prices: its cost is not added; docs/theory.md §21)
+        "electricity": Electricity().inputs(),
         "parallel": {"replicas": par.replicas, "redundant_experts": par.redundant_experts,
                      "expert_imbalance": par.expert_imbalance},
         "degrees": {"tp": list(TP), "pp": list(PP), "ep": list(EP)},

@@ -92,6 +92,8 @@
     show("out-tps", `${fmtNum(p.tokens_per_s)} tok/s`);
     show("out-user", `${fmtNum(p.tokens_per_s_per_user)} tok/s`);
     show("out-cost", `$${p.usd_per_mtok.toPrecision(4)}`);
+    show("out-energy", p.power_w_per_chip === null ? "no published board power for this chip"
+      : `${fmtNum(p.power_w_per_chip)} W per chip, ${p.joules_per_output_token.toPrecision(3)} J per output token`);
     show("out-bound", p.bound);
     show("out-memory", `${fmtGB(p.memory_bytes_per_chip)} of ${fmtGB(p.usable_bytes_per_chip)}`);
     show("out-fits", p.fits ? "yes" : "no: use more chips, a smaller batch or context, or lower precision");

@@ -102,7 +102,7 @@
       replicas: D.parallel.replicas,
       redundant_experts: D.parallel.redundant_experts,
       expert_imbalance: D.parallel.expert_imbalance,
-    }, overrides || {});
+    }, D.electricity, overrides || {});
   }
 
   // costmodel.prediction.bound_of: the largest term, the first on a tie
@@ -121,7 +121,8 @@
 
   // window.costmodel.evaluate: the keys of `costmodel predict --json` the page shows (and the step's terms)
   function evaluate(config) {
-    const {o} = outputs(config);
+    const {r, o} = outputs(config);
+    const power = r.chip.has_power;  // a chip without a published board power has no energy (null, as predict)
     return {
       step_time_s: o.step_time_s,
       tokens_per_s: o.tokens_per_s,
@@ -134,6 +135,8 @@
       max_context: o.max_context,
       bound: boundOf(o),
       chips: o.chips,
+      power_w_per_chip: power ? o.power_w_per_chip : null,
+      joules_per_output_token: power ? o.joules_per_token : null,
       breakdown_s: {compute: o.compute_s, weights: o.weights_s, kv: o.kv_s, communication: o.communication_s,
                     overhead: o.overhead_s},
     };
