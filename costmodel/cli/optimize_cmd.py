@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minimise", choices=("cost", "energy"), default=None,
                    help="what the decode problem minimises: cost (default: USD per million output tokens, the "
                         "electricity included with --price-basis owned) or energy (joules per output token)")
+    p.add_argument("--maximise", choices=("rate",), default=None,
+                   help="rate: the highest request rate (and output tokens/s) --max-chips chips serve within "
+                        "--ttft-ms/--tpot-ms, per mode, with the deployment (needs --isl/--osl; no --rate)")
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -66,6 +69,8 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.maximise is not None:
+        return serving_cmd.run_max_rate(args)
     if args.emit is not None:
         return run_emit(args)
     if "," in args.hardware:

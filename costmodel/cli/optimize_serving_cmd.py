@@ -13,7 +13,8 @@ from ..serving.percentiles import PERCENTILES
 from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged,
                      requests_from, scheduler_from)
 
-__all__ = ["add_arguments", "wanted", "run", "render", "answer", "check_pairs"]
+__all__ = ["add_arguments", "wanted", "run", "render", "answer", "check_pairs", "run_max_rate", "render_max_rate",
+           "max_rate_answer"]
 
 MODES = ("agg", "disagg", "auto")
 OBJECTIVES = ("output", "total")
@@ -60,14 +61,18 @@ def wanted(args: argparse.Namespace) -> bool:
     return any(getattr(args, f) is not None for f in _FLAGS)
 
 
-def _check(args: argparse.Namespace):
+def _check(args: argparse.Namespace, demand: bool = True):
+    """The requests and speculation option of the serving flags; ``demand``: a rate or a demand is needed
+    (the cheapest deployment), else none may be given (``--maximise rate``)."""
     import costmodel as cm
 
     if (args.isl is None or args.osl is None) and args.lengths is None:
         given = [f"--{f.replace('_', '-')}" for f in _FLAGS if getattr(args, f) is not None]
+        if not demand:
+            given = ["--maximise rate"] + given
         raise ConfigError(f"{', '.join(given)}: the serving problem needs --isl and --osl (tokens per request) or "
                           "--lengths FILE")
-    if (args.rate is None) == (args.demand_tps is None):
+    if demand and (args.rate is None) == (args.demand_tps is None):
         raise ConfigError("the serving problem needs exactly one of --rate (requests/s) and --demand-tps "
                           "(output tokens/s)")
     if args.math is not None:
@@ -195,4 +200,83 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ref = d["exhaustive_usd_per_mtok_output"]
         lines.append(f"verify: exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}")
     lines.append(f"solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms over {d['space_size']:,} configurations")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- --maximise rate
+
+#: flags that make no sense with ``--maximise rate`` (the rate is the answer; one chip; no cost objective)
+_NOT_WITH_MAX_RATE = (("rate", "--rate"), ("demand_tps", "--demand-tps"), ("objective", "--objective"),
+                      ("verify", "--verify"), ("emit", "--emit"), ("minimise", "--minimise"))
+
+
+def _check_max_rate(args: argparse.Namespace):
+    for attr, flag in _NOT_WITH_MAX_RATE:
+        v = getattr(args, attr, None)
+        if v is not None and v is not False:
+            why = ("the rate is what --maximise rate finds" if attr in ("rate", "demand_tps") else
+                   "it applies to the cheapest deployment for a demanded rate, not to --maximise rate")
+            raise ConfigError(f"--maximise rate with {flag}: {why}; leave {flag} out")
+    if "," in args.hardware:
+        raise ConfigError("--maximise rate takes one chip in --hardware (a pair of pools: --prefill-hardware/"
+                          "--decode-hardware)")
+    return _check(args, demand=False)
+
+
+def max_rate_answer(args: argparse.Namespace):
+    """The :class:`costmodel.MaxRateAnswer` of ``--maximise rate``."""
+    from ..optimizer.serving.max_rate import max_rate  # imports JAX: only when a search runs
+
+    requests, spec = _check_max_rate(args)
+    return max_rate(
+        args.model, args.hardware, requests, max_chips=args.max_chips,
+        ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
+        mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec, efficiency=args.efficiency,
+        usd_per_chip_hour=args.price, method=args.method, scheduler=scheduler_from(args),
+        ttft_percentile=args.ttft_percentile, tpot_percentile=args.tpot_percentile,
+        prefill_hardware=args.prefill_hardware, decode_hardware=args.decode_hardware)
+
+
+def run_max_rate(args: argparse.Namespace) -> int:
+    """``costmodel optimize --isl I --osl O --max-chips N --maximise rate``: the highest rate within the targets."""
+    d = max_rate_answer(args).to_dict()
+    if args.json:
+        print_json(d)
+    else:
+        print(render_max_rate(d, args))
+    return 0
+
+
+def render_max_rate(d: dict, args: argparse.Namespace) -> str:
+    """The modes side by side (rate, output tok/s, chips, config, TTFT, TPOT), then the answer."""
+    modes = d["modes"]
+    names = list(modes)
+    pairs = any(getattr(args, f, None) is not None for f in _PAIR_FLAGS)
+    cfg = [_config_lines(modes[n]["config"], pairs) for n in names]
+    rows = [("", names),
+            ("rate", [f"{modes[n]['rate_per_s']:.4g} req/s" for n in names]),
+            ("output tok/s", [f"{modes[n]['output_tokens_per_s']:,.0f}" for n in names]),
+            ("chips", [str(modes[n]["chips"] or "-") for n in names]),
+            ("config", [c[0] for c in cfg]), ("", [c[1] for c in cfg]),
+            ("TTFT", [_ms(modes[n]["ttft_s"]) for n in names]),
+            ("TPOT", [_ms(modes[n]["tpot_s"]) for n in names])]
+    if not all(modes[n]["feasible"] for n in names):
+        def fastest(m):
+            f = m["fastest"]
+            return "-" if m["feasible"] or not f else (f"TTFT {_ms(f['ttft_s'])} ({f['ttft_chips']} chips), "
+                                                       f"TPOT {_ms(f['tpot_s'])} ({f['tpot_chips']} chips)")
+        rows.append(("fastest", [fastest(modes[n]) for n in names]))
+    width = max(len(k) for k, _ in rows)
+    cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
+    target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
+                       (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
+                       if v is not None)
+    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
+    lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
+    lines = [f"problem: the highest rate of {args.model} on {args.max_chips} {args.hardware}, {lengths}"
+             + (f", {target}" if target else "")]
+    lines += [f"  {k:<{width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(vals, cols)) for k, vals in rows]
+    lines.append(("answer: " if d["feasible"] else "INFEASIBLE: ") + d["message"])
+    lines.append(f"solved by bisection on the rate ({d['method']} at each rate, tolerance {d['rtol']:.1%}) "
+                 f"in {d['wall_time_s'] * 1e3:.0f} ms")
     return "\n".join(lines)
