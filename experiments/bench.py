@@ -38,6 +38,11 @@ wall time and peak memory). Figures:
 - ``serving_optimize_cold[empty|warm cache]``, ``serving_optimize_warm`` and
   ``serving_optimize_warm_new_rate``: ``costmodel.optimize_serving`` of the default serving problem in a
   fresh process: the first call, repeated calls, and calls at rates not solved before in the process.
+- ``max_rate_first_call_s`` and ``max_rate_warm_s``: ``costmodel.max_rate`` (``costmodel optimize
+  --maximise rate``) of Llama-3.1-70B on 8 H100 SXM (ISL 1024, OSL 256, TTFT 2000 ms, TPOT 50 ms, both
+  modes) in a fresh process with a warm cache: the first call, and the median of repeated calls (each a
+  new search: the kept ``cm.serve`` confirmations dropped); the rate found and the trial rates it tested
+  are printed beside it. ``cli_max_rate_s``: the same from the shell, the median of ``--runs`` processes.
 - ``prompt_queue_solve_ms[n units, band|sparse]``: one stationary solve of the open-loop prompt queue
   (``costmodel.serving.queueing``) truncated at its longest (4,096 units) at 90% load, with ``n``
   units served a step, by the band LU the chain uses up to ``BANDED_MAX_UNITS`` and by SuperLU
@@ -369,6 +374,52 @@ def serving_optimize_times() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+_MAX_RATE = """
+import json, statistics, time
+import costmodel as cm
+from costmodel.optimizer.serving.exact import forget_confirmed
+args = ("llama-3.1-70b", "h100-sxm", cm.Requests(1024, 256))
+kw = dict(max_chips=8, ttft_s=2.0, tpot_s=0.05)
+t = time.perf_counter(); a = cm.max_rate(*args, **kw); first = time.perf_counter() - t
+warm = []
+for _ in range(5):
+    forget_confirmed()
+    t = time.perf_counter(); a = cm.max_rate(*args, **kw); warm.append(time.perf_counter() - t)
+print(json.dumps([first, statistics.median(warm), a.rate_per_s, a.mode,
+                  sum(m.evaluations for m in a.modes.values())]))
+"""
+MAX_RATE_CLI = ("optimize", "--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--isl", "1024", "--osl", "256",
+                "--ttft-ms", "2000", "--tpot-ms", "50", "--max-chips", "8", "--maximise", "rate")
+
+
+def max_rate_times(runs: int) -> None:
+    """``costmodel.max_rate`` of Llama-3.1-70B on 8 H100 SXM: in one process (the first call, then the median
+    of 5 new searches), and ``costmodel optimize --maximise rate`` from the shell (the median of ``runs``
+    processes), each with a cache the first run filled."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = tempfile.mkdtemp(prefix="costmodel-bench-")
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "COSTMODEL_CACHE_DIR": base}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    try:
+        subprocess.run([sys.executable, "-m", "costmodel", *MAX_RATE_CLI], env=env, capture_output=True, check=True)
+        out = subprocess.run([sys.executable, "-c", _MAX_RATE], env=env, capture_output=True, text=True, check=True)
+        first, warm, rate, mode, evaluations = json.loads(out.stdout)
+        line("max_rate_first_call_s[warm cache]", first, f"s ({_load()})")
+        line("max_rate_warm_s", warm, f"s (median of 5 searches; {rate:.4g} req/s {mode}, {evaluations} trial "
+                                      f"rates over both modes; {_load()})")
+        times, loads = [], []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "costmodel", *MAX_RATE_CLI], env=env, capture_output=True,
+                           check=True)
+            times.append(time.perf_counter() - t)
+            loads.append(os.getloadavg()[0])
+        line("cli_max_rate_s", statistics.median(times),
+             f"s (median of {runs}; min {min(times):.2f}; load average {statistics.median(loads):.2f})")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def llm_analysis_ratio(jax_rate: float) -> None:
     """1,000 decode configurations of Llama 2 7B on H100 SXM through llm-analysis (its own configs)."""
     if importlib.util.find_spec("llm_analysis") is None:
@@ -440,15 +491,21 @@ def main() -> None:
     ap.add_argument("--startup-only", action="store_true",
                     help="print only the start-up figures: cold CLI, gradient solves, predict per call")
     ap.add_argument("--serving-only", action="store_true", help="print only the serving optimiser's figures")
+    ap.add_argument("--max-rate-only", action="store_true", help="print only the --maximise rate figures")
     ap.add_argument("--runs", type=int, default=5, help="processes per cold-start figure (default 5)")
     args = ap.parse_args()
     # in-process figures start from an empty cache of their own (compilation measured, the user's kept)
     os.environ["COSTMODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="costmodel-bench-")
     atexit.register(shutil.rmtree, os.environ["COSTMODEL_CACHE_DIR"], ignore_errors=True)
+    if args.max_rate_only:
+        line("load_average_1min", os.getloadavg()[0])
+        max_rate_times(args.runs)
+        return
     if args.serving_only:
         line("load_average_1min", os.getloadavg()[0])
         prompt_queue_solves()
         serving_optimize_times()
+        max_rate_times(args.runs)
         return
     if args.startup_only:
         line("load_average_1min", os.getloadavg()[0])
@@ -494,6 +551,7 @@ def main() -> None:
     predict_times()
     prompt_queue_solves()
     serving_optimize_times()
+    max_rate_times(args.runs)
     if args.big:
         big_sweep()
 
