@@ -159,8 +159,10 @@ def max_rate(
         max_chips: the chip budget of the whole deployment (all replicas, both pools).
         ttft_s, tpot_s: targets (``None``: no target; the rate is then bounded by throughput alone).
         mode: ``"agg"``, ``"disagg"`` or ``"auto"`` (both, each reported).
-        weights, kv, spec, efficiency, usd_per_chip_hour, method, scheduler, ttft_percentile,
-            tpot_percentile, prefill_hardware, decode_hardware: as :func:`costmodel.optimize_serving`.
+        weights, kv, spec, efficiency: as :func:`costmodel.optimize_serving`.
+        usd_per_chip_hour, method, scheduler: as :func:`costmodel.optimize_serving`.
+        ttft_percentile, tpot_percentile: as :func:`costmodel.optimize_serving`.
+        prefill_hardware, decode_hardware: as :func:`costmodel.optimize_serving` (pools on a pair of chips).
         rtol: relative tolerance of the rate (default 0.1%).
         start_rate_per_s: the first rate tried (default: an estimate from the serving tables).
 
