@@ -10,8 +10,8 @@ import argparse
 
 from ..errors import ConfigError
 from ..serving.percentiles import PERCENTILES
-from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, print_json, ranged,
-                     requests_from, scheduler_from)
+from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, hardware_from, print_json,
+                     ranged, requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render", "answer", "check_pairs", "run_max_rate", "render_max_rate",
            "max_rate_answer"]
@@ -98,6 +98,10 @@ def check_pairs(args: argparse.Namespace) -> None:
     if pairs and args.mode == "agg":
         raise ConfigError(f"{'/'.join(pairs)}: chips of the disaggregated pools, which --mode agg does not have "
                           "(use --mode disagg or auto)")
+    power = [f"--{k}-power-w" for k in ("max", "idle", "host") if getattr(args, f"{k}_power_w", None) is not None]
+    if pairs and power:
+        raise ConfigError(f"{'/'.join(power)}: one chip's board power, which a search over chip pairs "
+                          f"({'/'.join(pairs)}) cannot tell apart; drop one or the other")
     if pairs and "," in args.hardware:
         raise ConfigError(f"{'/'.join(pairs)}: a search over chip pairs takes one chip in --hardware (the aggregated "
                           "mode's); compare chips with --hardware a,b without them")
@@ -108,7 +112,7 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
 
     requests, spec = _check(args)
     return optimize_serving(
-        args.model, args.hardware, requests, rate_per_s=args.rate, demand_tps=args.demand_tps,
+        args.model, hardware_from(args, args.hardware), requests, rate_per_s=args.rate, demand_tps=args.demand_tps,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
         max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
         efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
@@ -229,7 +233,7 @@ def max_rate_answer(args: argparse.Namespace):
 
     requests, spec = _check_max_rate(args)
     return max_rate(
-        args.model, args.hardware, requests, max_chips=args.max_chips,
+        args.model, hardware_from(args, args.hardware), requests, max_chips=args.max_chips,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
         mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec, efficiency=args.efficiency,
         usd_per_chip_hour=args.price, method=args.method, scheduler=scheduler_from(args),
