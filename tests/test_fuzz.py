@@ -187,13 +187,18 @@ PREDICT = SPEC | PARALLEL | {
     "--layout": st.sampled_from(["1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz"]),
     "--attention-sharding": st.sampled_from(["heads", "batch"]),
     "--mesh": st.one_of(st.sampled_from(["2x2x2", "4x2", "8", "1x1x1"]), odd), "--json": None,
+    # power and electricity (docs/theory.md §21)
+    "--usd-per-kwh": number("0.08", "0.5", "1e-3", "10"), "--pue": number("1", "1.56", "3"),
+    "--price-basis": st.sampled_from(["rental", "owned", "x"]), "--max-power-w": number("300", "700", "1e5"),
+    "--idle-power-w": number("0", "75", "900"), "--host-power-w": number("0", "575"),
 }
 SERVE_MODELS = ["llama-3-8b", "llama-3-70b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-120b", "qwen3-32b"]
 #: serving flag -> its valid values (None: a switch); an example is "clean" (valid values only) or mixed with odd ones
 SERVE_BASE = {"--model": SERVE_MODELS, "--hardware": ["h100-sxm", "h200", "b200", "tpu-v5e"],
               "--efficiency": ["ideal", "calibrated"], "--tp": ["1", "2", "8"], "--ep": ["1", "8"],
               "--replicas": ["1", "2"], "--price": ["2", "1e-6"], "--kv": ["bf16", "fp8"], "--batch": ["1", "64"],
-              "--combine": ["max", "sum", "scaling-book"], "--attention-sharding": ["heads", "batch"]}
+              "--combine": ["max", "sum", "scaling-book"], "--attention-sharding": ["heads", "batch"],
+              "--price-basis": ["rental", "owned"], "--pue": ["1.2", "3"], "--max-power-w": ["900", "1e5"]}
 SERVE_LOAD = {"--static-batch": ["1", "8", "64", "1e8"], "--concurrency": ["1", "16", "442", "1e8"],
               "--rate": ["0.1", "2", "50", "1e-9", "1e9"], "--offline": None}
 SERVE_EXTRA = {"--prefix-hit": ["0", "0.5", "0.9", "0.999"], "--chunk": ["512", "8192", "1", "1e9"],
@@ -430,14 +435,18 @@ def _write(folder: Path, content, name: str) -> str:
 
 #: a small valid fleet, each value a TOML literal
 FLEET = {"chips": {"h100-sxm": {"available": "8"}},
-         "models": {"chat": {"model": '"llama-3-8b"', "isl": "128", "osl": "64", "rate_per_s": "1.0", "tpot_ms": "50"}}}
-FLEET_KEYS = {"chips": ["available", "usd_per_chip_hour", "price"],
+         "models": {"chat": {"model": '"llama-3-8b"', "isl": "128", "osl": "64", "rate_per_s": "1.0", "tpot_ms": "50"}},
+         "site": {}}
+FLEET_KEYS = {"chips": ["available", "usd_per_chip_hour", "price", "price_basis", "max_power_w", "idle_power_w",
+                        "host_power_w"],
+              "site": ["power_cap_kw", "usd_per_kwh", "pue", "power_cap"],
               "models": ["model", "isl", "osl", "mix", "prefix_hit", "rate_per_s", "output_tokens_per_s", "ttft_ms",
                          "tpot_ms", "mode", "weights", "kv", "hardware", "tpot"]}
 toml_value = st.one_of(st.sampled_from(["0", "-1", "1", "7.5", "1e308", "-39", "9223372036854775807", "nan", "inf",
                                         "-inf", "true", '"12"', '"x"', '""', "[]", "[1, 2]", "{}", '{a = 1}',
                                         '"h100-sxm"', '["h200"]', '"llama-3-70b"', '"agg"', '"fp8"', '["bf16", "fp8"]',
-                                        "[[1, 128, 64]]", "[[1, 128]]", "0.5", "0.999", "1e-9", "2048", "1970-01-01"]),
+                                        "[[1, 128, 64]]", "[[1, 128]]", "0.5", "0.999", "1e-9", "2048", "1970-01-01",
+                                        '"owned"', '"rental"', "700.0", "1.56"]),
                        st.integers(-2**70, 2**70).map(str))
 
 
@@ -447,6 +456,8 @@ def _toml(fleet: dict) -> str:
     for table in ("chips", "models"):
         for name, body in fleet[table].items():
             lines += [f"[{table}.{name}]", *(f"{k} = {v}" for k, v in body.items())]
+    if fleet.get("site"):  # the optional [site] table, when a key was drawn for it
+        lines += ["[site]", *(f"{k} = {v}" for k, v in fleet["site"].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -464,8 +475,8 @@ def fleet_file(draw):
     fleet = json.loads(json.dumps(FLEET))
     if kind == "mutated":
         for _ in range(draw(st.integers(1, 3))):
-            table = draw(st.sampled_from(["chips", "models"]))
-            (name, body), = fleet[table].items()
+            table = draw(st.sampled_from(["chips", "models", "site"]))
+            body = fleet["site"] if table == "site" else next(iter(fleet[table].values()))
             key = draw(st.sampled_from(FLEET_KEYS[table]))
             if draw(st.integers(0, 3)) == 0:
                 body.pop(key, None)
