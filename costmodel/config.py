@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 from .errors import ConfigError
 from .limits import check_in_range, check_number
@@ -338,6 +339,12 @@ class Electricity:
     @property
     def owned(self) -> bool:
         return self.price_basis == "owned"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the answers' JSON carries it: ``usd_per_kwh``, ``pue``, ``price_basis`` and ``in_usd_per_mtok``
+        (whether the electricity is part of the cost)."""
+        return {"usd_per_kwh": self.usd_per_kwh, "pue": self.pue, "price_basis": self.price_basis,
+                "in_usd_per_mtok": self.owned}
 
     def inputs(self) -> dict[str, float]:
         """Numeric inputs of the symbolic model (``usd_per_kwh``, ``pue``, ``owned``)."""

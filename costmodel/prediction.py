@@ -169,8 +169,7 @@ class Prediction:
             "joules_per_output_token": joules if self.rules.phase == "decode" else None,
             "joules_per_input_token": joules if self.rules.phase == "prefill" else None,
             "usd_per_mtok_energy": v["usd_per_mtok_energy"] if known else None,
-            "electricity": {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
-                            "in_usd_per_mtok": e.owned},
+            "electricity": e.to_dict(),
         }
 
     def _parallel_dict(self) -> dict[str, Any]:

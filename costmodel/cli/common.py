@@ -178,6 +178,20 @@ def add_electricity_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{what} in W (default: the catalog's, cited per chip)")
 
 
+def energy_line(d: dict) -> str:
+    """Board power per chip, joules per output and/or input token and the electricity of an answer's dict
+    (``predict``, ``optimize`` and the serving figures share the keys; docs/theory.md §21)."""
+    if d["power_w_per_chip"] is None:
+        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
+    joules = [(d[f"joules_per_{kind}_token"], kind) for kind in ("output", "input")
+              if d.get(f"joules_per_{kind}_token") is not None]
+    e = d["electricity"]
+    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
+    return (f"{d['power_w_per_chip']:,.0f} W per chip, " + ", ".join(f"{j:.3g} J per {k} token" for j, k in joules)
+            + f"; electricity ${d['usd_per_mtok_energy']:.3g}/M {joules[0][1]} tokens at ${e['usd_per_kwh']:g}/kWh, "
+            f"PUE {e['pue']:g} ({where})")
+
+
 def electricity_from(args: argparse.Namespace):
     """The :class:`costmodel.Electricity` of ``--usd-per-kwh``, ``--pue`` and ``--price-basis``."""
     from ..config import Electricity

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import optimize_serving_cmd as serving_cmd
 from .common import (add_efficiency_argument, add_electricity_arguments, add_spec_arguments, cli_words,
-                     electricity_from, fmt_bytes, fmt_seconds, hardware_from, print_json, ranged)
+                     electricity_from, energy_line, fmt_bytes, fmt_seconds, hardware_from, print_json, ranged)
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def render(d: dict) -> str:
             + (f" demanded (${d['usd_per_mtok_at_capacity']:.4g} at full throughput)" if d["pricing"] == "demand" else ""),
             f"  TPOT        {fmt_seconds(d['step_time_s'])} ({d['bound']}-bound)   TTFT {fmt_seconds(d['ttft_s'])}",
             f"  throughput  {d['tokens_per_s']:,.0f} tok/s   memory {fmt_bytes(d['memory_bytes_per_chip'])}/chip",
-            f"  energy      {_energy(d)}",
+            f"  energy      {energy_line(d)}",
             "  breakdown   " + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in d["breakdown_s"].items()),
         ]
         if d["feasible"]:
@@ -191,12 +191,3 @@ def render(d: dict) -> str:
     lines.append(f"  solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms")
     return "\n".join(lines)
 
-
-def _energy(d: dict) -> str:
-    """Board power, joules per output token and the electricity of the answer (docs/theory.md §21)."""
-    if d["power_w_per_chip"] is None:
-        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
-    e = d["electricity"]
-    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
-    return (f"{d['power_w_per_chip']:,.0f} W per chip, {d['joules_per_output_token']:.3g} J per output token, "
-            f"electricity ${d['usd_per_mtok_energy']:.3g}/M ({where})")

@@ -135,6 +135,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fastest(m: dict) -> str:
+    """An infeasible mode's fastest TTFT and TPOT and the chips each needs (``-`` for a feasible one)."""
+    f = m["fastest"]
+    return "-" if m["feasible"] or not f else (f"TTFT {_ms(f['ttft_s'])} ({f['ttft_chips']} chips), "
+                                               f"TPOT {_ms(f['tpot_s'])} ({f['tpot_chips']} chips)")
+
+
+def _targets_and_lengths(args: argparse.Namespace) -> tuple[str, str]:
+    """The problem's targets (``TTFT P99 <= 500 ms, ...``) and request lengths, in words."""
+    target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
+                       (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
+                       if v is not None)
+    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
+    lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
+    return target, lengths
+
+
 def _ms(v) -> str:
     return "-" if v is None else fmt_seconds(v)
 
@@ -175,19 +192,11 @@ def render(d: dict, args: argparse.Namespace) -> str:
                               f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
     ]
     if not all(modes[n]["feasible"] for n in names):
-        def fastest(m):
-            f = m["fastest"]
-            return "-" if m["feasible"] or not f else (f"TTFT {_ms(f['ttft_s'])} ({f['ttft_chips']} chips), "
-                                                       f"TPOT {_ms(f['tpot_s'])} ({f['tpot_chips']} chips)")
-        rows += [("fastest", [fastest(modes[n]) for n in names]),
+        rows += [("fastest", [_fastest(modes[n]) for n in names]),
                  ("chips needed", [str(modes[n]["min_chips_needed"] or "-") for n in names])]
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
-    target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
-                       (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
-                       if v is not None)
-    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
-    lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
+    target, lengths = _targets_and_lengths(args)
     chips = f" on {args.hardware}"
     if pairs:
         pools = ", ".join(f"{pool} on {' or '.join(c.strip() for c in chip.split(','))}" for pool, chip in
@@ -265,18 +274,10 @@ def render_max_rate(d: dict, args: argparse.Namespace) -> str:
             ("TTFT", [_ms(modes[n]["ttft_s"]) for n in names]),
             ("TPOT", [_ms(modes[n]["tpot_s"]) for n in names])]
     if not all(modes[n]["feasible"] for n in names):
-        def fastest(m):
-            f = m["fastest"]
-            return "-" if m["feasible"] or not f else (f"TTFT {_ms(f['ttft_s'])} ({f['ttft_chips']} chips), "
-                                                       f"TPOT {_ms(f['tpot_s'])} ({f['tpot_chips']} chips)")
-        rows.append(("fastest", [fastest(modes[n]) for n in names]))
+        rows.append(("fastest", [_fastest(modes[n]) for n in names]))
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
-    target = ", ".join(f"{k}{'' if q is None else f' P{q}'} <= {v:g} ms" for k, v, q in
-                       (("TTFT", args.ttft_ms, args.ttft_percentile), ("TPOT", args.tpot_ms, args.tpot_percentile))
-                       if v is not None)
-    cv = "" if not (args.isl_cv or args.osl_cv) else f" (lognormal, CV {args.isl_cv or 0:g}/{args.osl_cv or 0:g})"
-    lengths = f"lengths from {args.lengths}" if args.lengths is not None else f"ISL {args.isl:g} OSL {args.osl:g}{cv}"
+    target, lengths = _targets_and_lengths(args)
     lines = [f"problem: the highest rate of {args.model} on {args.max_chips} {args.hardware}, {lengths}"
              + (f", {target}" if target else "")]
     lines += [f"  {k:<{width}}  " + "  ".join(f"{v:<{w}}" for v, w in zip(vals, cols)) for k, vals in rows]

@@ -11,8 +11,8 @@ from ..symbolic import Rules
 from ..symbolic.rules import ATTENTION_SHARDINGS, COMBINES, COMM_OVERLAPS, EXPERT_FETCHES, LAYOUTS, STEPS
 from . import serve_args
 from .common import (add_efficiency_argument, add_electricity_arguments, add_parallel_arguments, add_spec_arguments,
-                     electricity_from, fmt_bytes, fmt_seconds, hardware_from, parallel_from, precision_from, print_json,
-                     ranged)
+                     electricity_from, energy_line, fmt_bytes, fmt_seconds, hardware_from, parallel_from,
+                     precision_from, print_json, ranged)
 
 HELP = "predict latency, throughput, memory and cost of one serving configuration"
 
@@ -117,7 +117,7 @@ def render(d: dict) -> str:
         ("step time", fmt_seconds(d["step_time_s"]) + f"  ({d['bound']}-bound)"),
         ("throughput", f"{d['tokens_per_s']:,.0f} tok/s total, {d['tokens_per_s_per_user']:,.1f} tok/s per user"),
         ("cost", f"${d['usd_per_mtok']:.4g} per million {unit} tokens at ${d['usd_per_chip_hour']:g}/chip-h"),
-        ("energy", energy_line(d, unit)),
+        ("energy", energy_line(d)),
         ("MFU", f"{d['mfu']:.1%}"),
         ("memory / chip", f"{fmt_bytes(d['memory_bytes_per_chip'])} of {fmt_bytes(d['usable_bytes_per_chip'])}"
                           + ("" if d["fits"] else "  DOES NOT FIT")),
@@ -131,17 +131,6 @@ def render(d: dict) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
-
-
-def energy_line(d: dict, unit: str) -> str:
-    """Board power per chip, joules per token and the electricity line (docs/theory.md §21)."""
-    if d["power_w_per_chip"] is None:
-        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
-    e = d["electricity"]
-    joules = d["joules_per_output_token"] if unit == "output" else d["joules_per_input_token"]
-    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
-    return (f"{d['power_w_per_chip']:,.0f} W per chip, {joules:.3g} J per {unit} token; electricity "
-            f"${d['usd_per_mtok_energy']:.3g}/M at ${e['usd_per_kwh']:g}/kWh, PUE {e['pue']:g} ({where})")
 
 
 def holding(model: str, par: dict) -> str:

@@ -13,8 +13,9 @@ import math
 from ..config import Parallel
 from ..errors import ConfigError
 from ..symbolic import Rules
-from .common import (add_length_arguments, add_scheduler_arguments, electricity_from, fmt_bytes, fmt_seconds, fraction,
-                     hardware_from, parallel_from, precision_from, print_json, ranged, requests_from, scheduler_from)
+from .common import (add_length_arguments, add_scheduler_arguments, electricity_from, energy_line, fmt_bytes,
+                     fmt_seconds, fraction, hardware_from, parallel_from, precision_from, print_json, ranged,
+                     requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render"]
 
@@ -193,20 +194,10 @@ def render(s, args: argparse.Namespace, req) -> str:
     rows += [
         ("cost", f"${d['usd_per_mtok_output']:.4g}/M output tok, ${d['usd_per_mtok_input']:.4g}/M input tok, "
                  f"${d['usd_per_request']:.4g} per request"),
-        ("energy", _energy_line(d)),
+        ("energy", energy_line(d)),
         ("memory / chip", fmt_bytes(d["memory_bytes_per_chip"]) + ("" if d["fits"] else "  DOES NOT FIT")),
     ]
     rows += [(f"  {k}", fmt_seconds(v)) for k, v in d["breakdown_s"].items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
-
-def _energy_line(d: dict) -> str:
-    """Mean board power per chip, joules per output and input token, the electricity (docs/theory.md §21)."""
-    if d["power_w_per_chip"] is None:
-        return "no board power for this chip in the catalog (give --max-power-w and --idle-power-w)"
-    e = d["electricity"]
-    where = "owned chips: added to the cost" if e["in_usd_per_mtok"] else "rental: already in the chip price"
-    return (f"{d['power_w_per_chip']:,.0f} W per chip, {d['joules_per_output_token']:.3g} J per output token, "
-            f"{d['joules_per_input_token']:.3g} J per input token; electricity ${d['usd_per_mtok_energy']:.3g}/M "
-            f"output tok at ${e['usd_per_kwh']:g}/kWh, PUE {e['pue']:g} ({where})")

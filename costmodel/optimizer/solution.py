@@ -13,6 +13,7 @@ import numpy as np
 from ..config import Parallel, Precision, Workload
 from ..inputs import scenario
 from ..prediction import Prediction, bound_of, breakdown_of, evaluate
+from ..symbolic import usd_per_joule
 from .exact import Metrics, exact_metrics
 from .problem import MAX_BATCH, Problem
 
@@ -197,11 +198,9 @@ class Solution:
         e = b.electricity
         watts = c.metrics["power_w_per_chip"] if known else None
         joules = c.metrics["joules_per_token"] if known else None
-        usd = None if joules is None else joules * e.pue * e.usd_per_kwh / 3.6
+        usd = None if joules is None else 1e6 * joules * usd_per_joule(e.pue, e.usd_per_kwh)
         return {"power_w_per_chip": watts, "joules_per_output_token": joules, "joules_per_input_token": None,
-                "usd_per_mtok_energy": usd,
-                "electricity": {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
-                                "in_usd_per_mtok": e.owned}}
+                "usd_per_mtok_energy": usd, "electricity": e.to_dict()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``costmodel optimize --json``."""

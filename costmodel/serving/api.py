@@ -10,7 +10,7 @@ from ..errors import ConfigError, keywords_checked
 from ..inputs import scenario
 from ..limits import check_number
 from ..specs import HardwareSpec, ModelSpec
-from ..symbolic import JOULES_PER_KWH, Rules
+from ..symbolic import Rules, usd_per_joule
 from .aggregated import aggregated
 from .disaggregated import disaggregated
 from .prediction import ServingPrediction
@@ -191,7 +191,7 @@ def _energy(pools, electricity: Electricity, prefill_share: float | None, out_tp
     if prefill_share is None:  # disaggregated: the prefill pool's energy is the input's
         n, rep, w = pools[0]
         prefill_share = n * (w + rep.host_watts) / total if total > 0 else 0.0
-    usd_per_j = electricity.pue * electricity.usd_per_kwh / JOULES_PER_KWH
+    usd_per_j = usd_per_joule(electricity.pue, electricity.usd_per_kwh)
     j_out, j_in = total * (1 - prefill_share), total * prefill_share
     return {"power_w_per_chip": board / chips,
             "joules_per_output_token": j_out / out_tps, "joules_per_input_token": j_in / in_tps,

@@ -120,9 +120,7 @@ class ServingPrediction:
         d["scheduler"] = {"name": self.details.get("scheduler")} | {k: self.details.get(k) for k in _SCHEDULER_KEYS}
         d |= {k: getattr(self, k) for k in ENERGY_KEYS}
         if self.electricity is not None:
-            e = self.electricity
-            d["electricity"] = {"usd_per_kwh": e.usd_per_kwh, "pue": e.pue, "price_basis": e.price_basis,
-                                "in_usd_per_mtok": e.owned}
+            d["electricity"] = self.electricity.to_dict()
         if "prefill_hardware" in self.details:  # disaggregated: each pool's chip
             d["prefill_hardware"] = self.details["prefill_hardware"]
             d["decode_hardware"] = self.details["decode_hardware"]

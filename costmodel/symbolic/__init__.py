@@ -5,7 +5,8 @@ place where SymPy meets JAX.
 """
 
 from .._lazy import lazy_getattr
-from .derived import JOULES_PER_KWH, OUTPUT_UNITS, board_power_w, fits_in_memory, usd_per_mtok, usd_per_mtok_energy
+from .derived import (JOULES_PER_KWH, OUTPUT_UNITS, board_power_w, fits_in_memory, usd_per_joule, usd_per_mtok,
+                      usd_per_mtok_energy)
 from .rules import Rules
 
 # The expression builders import SymPy: they load on first use, so that `import costmodel` (which
@@ -69,6 +70,7 @@ __all__ = [
     "sym",
     "usd_per_mtok",
     "usd_per_mtok_energy",
+    "usd_per_joule",
     "JOULES_PER_KWH",
     "board_power_w",
 ]

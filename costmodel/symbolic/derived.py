@@ -5,7 +5,7 @@ without the expressions (docs/theory.md §9).
 
 from __future__ import annotations
 
-__all__ = ["OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok", "usd_per_mtok_energy", "JOULES_PER_KWH",
+__all__ = ["OUTPUT_UNITS", "fits_in_memory", "usd_per_mtok", "usd_per_mtok_energy", "usd_per_joule", "JOULES_PER_KWH",
            "board_power_w"]
 
 #: joules in one kilowatt-hour
@@ -43,13 +43,21 @@ def usd_per_mtok(chips, usd_per_chip_hour, tokens_per_s):
     return 10**6 * chips * usd_per_chip_hour / (3600 * tokens_per_s)
 
 
-def usd_per_mtok_energy(chips, watts_per_chip, pue, usd_per_kwh, tokens_per_s):
-    """USD of electricity per million tokens: ``chips`` drawing ``watts_per_chip`` (board and host) serving
-    ``tokens_per_s``, times the facility's ``pue``, at ``usd_per_kwh`` (docs/theory.md §21).
+def usd_per_joule(pue, usd_per_kwh):
+    """USD per joule of IT energy: the facility's ``pue`` times the price of a kWh (3.6 MJ).
 
     Works on SymPy expressions, numbers and arrays alike.
     """
-    return 10**6 * chips * watts_per_chip * pue * usd_per_kwh / (JOULES_PER_KWH * tokens_per_s)
+    return pue * usd_per_kwh / JOULES_PER_KWH
+
+
+def usd_per_mtok_energy(chips, watts_per_chip, pue, usd_per_kwh, tokens_per_s):
+    """USD of electricity per million tokens: ``chips`` drawing ``watts_per_chip`` (board and host) serving
+    ``tokens_per_s``, at :func:`usd_per_joule` (docs/theory.md §21).
+
+    Works on SymPy expressions, numbers and arrays alike.
+    """
+    return 10**6 * chips * watts_per_chip * usd_per_joule(pue, usd_per_kwh) / tokens_per_s
 
 
 def board_power_w(compute_s, memory_s, step_s, idle_power_w, max_power_w, memory_power_share):

@@ -111,12 +111,6 @@ class MaxRateAnswer:
 
     feasible: bool
     mode: str | None
-    rate_per_s: float
-    output_tokens_per_s: float
-    config: dict[str, Any] | None
-    chips: int | None
-    ttft_s: float | None
-    tpot_s: float | None
     modes: dict[str, ModeRate]
     max_chips: int
     ttft_s_target: float | None
@@ -127,6 +121,17 @@ class MaxRateAnswer:
     wall_time_s: float
     model: str
     hardware: str
+
+    def _best(self, key: str, none: Any = None) -> Any:
+        """The best mode's ``key`` (``none`` when no mode serves a rate)."""
+        return none if self.mode is None else getattr(self.modes[self.mode], key)
+
+    rate_per_s = property(lambda self: self._best("rate_per_s", 0.0))
+    output_tokens_per_s = property(lambda self: self._best("output_tokens_per_s", 0.0))
+    config = property(lambda self: self._best("config"))
+    chips = property(lambda self: self._best("chips"))
+    ttft_s = property(lambda self: self._best("ttft_s"))
+    tpot_s = property(lambda self: self._best("tpot_s"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (no NaN or infinity at any depth)."""
@@ -214,10 +219,7 @@ def max_rate(
     if not ok:
         message = f"no deployment meets {targets} on {base.max_chips} {hw} at any rate: " + message
     return MaxRateAnswer(
-        feasible=bool(ok), mode=win.mode if ok else None, rate_per_s=win.rate_per_s if ok else 0.0,
-        output_tokens_per_s=win.output_tokens_per_s if ok else 0.0, config=win.config if ok else None,
-        chips=win.chips if ok else None, ttft_s=win.ttft_s if ok else None, tpot_s=win.tpot_s if ok else None,
-        modes=modes, max_chips=base.max_chips, ttft_s_target=base.ttft_s, tpot_s_target=base.tpot_s, rtol=float(rtol),
+        feasible=bool(ok), mode=win.mode if ok else None, modes=modes, max_chips=base.max_chips, ttft_s_target=base.ttft_s, tpot_s_target=base.tpot_s, rtol=float(rtol),
         method=method, message=message, wall_time_s=time.perf_counter() - t0, model=base.model.name, hardware=hw)
 
 
