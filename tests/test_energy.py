@@ -222,13 +222,15 @@ def test_the_catalog_cites_every_power_figure():
         assert 0 < h.idle_power_w < 0.2 * h.max_power_w
 
 
-def test_the_serving_problem_prices_one_chips_power_and_refuses_what_it_does_not_minimise(capsys):
+def test_the_serving_problem_prices_one_chips_power_and_refuses_what_it_cannot_tell(capsys):
     serving = ["optimize", "--model", "llama-3-8b", "--isl", "1024", "--osl", "256", "--rate", "2", "--tpot-ms", "50",
                "--max-chips", "8", "--json"]
     code, out, _ = run_cli(capsys, *serving)
     base = json.loads(out)["serving"]["power_w_per_chip"]
     code, out, _ = run_cli(capsys, *serving, "--max-power-w", "900")
     assert code == 0 and json.loads(out)["serving"]["power_w_per_chip"] > base  # the override reaches cm.serve
-    for extra in (["--minimise", "energy"], ["--price-basis", "owned"], ["--prefill-hardware", "b200", "--max-power-w", "900"]):
+    for extra in (["--minimise", "energy", "--objective", "total"], ["--price-basis", "owned", "--hardware", "tpu-v5e"],
+                  ["--minimise", "energy", "--decode-hardware", "h100-sxm,tpu-v5e"],
+                  ["--prefill-hardware", "b200", "--max-power-w", "900"]):
         code, out, err = run_cli(capsys, *serving, *extra)
         assert code == 2 and not out and len(err.strip().splitlines()) == 1 and "Traceback" not in err, extra

@@ -160,9 +160,14 @@ def test_a_tie_in_cost_goes_to_the_lower_end_to_end_latency():
 
     from costmodel.optimizer.serving.answer import tie_break
 
-    problem = SimpleNamespace(requests=cm.Requests(1024, 256))
-    agg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.10, tpot_s=0.020)    # 0.10 + 255 x 0.020 = 5.20 s
-    disagg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.60, tpot_s=0.019)  # 0.60 + 255 x 0.019 = 5.445 s
+    problem = SimpleNamespace(requests=cm.Requests(1024, 256), objective="output")
+    agg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.10, tpot_s=0.020, joules_per_request=50.0)  # 0.10 + 255 x 0.020
+    disagg = SimpleNamespace(usd_per_mtok=1.0, ttft_s=0.60, tpot_s=0.019, joules_per_request=40.0)  # = 5.20 s; 5.445 s
     assert min((disagg, agg), key=lambda a: tie_break(problem, a)) is agg
-    cheaper = SimpleNamespace(usd_per_mtok=0.9, ttft_s=5.0, tpot_s=0.05)
+    cheaper = SimpleNamespace(usd_per_mtok=0.9, ttft_s=5.0, tpot_s=0.05, joules_per_request=60.0)
     assert min((agg, cheaper), key=lambda a: tie_break(problem, a)) is cheaper  # cost first
+    # minimising energy: the joules first, then the cost, then the latency
+    problem.objective = "energy"
+    assert min((agg, disagg, cheaper), key=lambda a: tie_break(problem, a)) is disagg
+    assert min((agg, SimpleNamespace(**{**vars(disagg), "joules_per_request": 50.0})),
+               key=lambda a: tie_break(problem, a)) is agg

@@ -42,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_efficiency_argument(p)
     add_electricity_arguments(p)
     p.add_argument("--minimise", choices=("cost", "energy"), default=None,
-                   help="what the decode problem minimises: cost (default: USD per million output tokens, the "
-                        "electricity included with --price-basis owned) or energy (joules per output token)")
+                   help="what the search minimises: cost (default: USD per million output tokens, the "
+                        "electricity included with --price-basis owned) or energy (joules per output token; "
+                        "for the serving problem, joules per request)")
     p.add_argument("--maximise", choices=("rate",), default=None,
                    help="rate: the highest request rate (and output tokens/s) --max-chips chips serve within "
                         "--ttft-ms/--tpot-ms, per mode, with the deployment (needs --isl/--osl; no --rate)")

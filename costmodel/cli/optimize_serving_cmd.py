@@ -10,8 +10,8 @@ import argparse
 
 from ..errors import ConfigError
 from ..serving.percentiles import PERCENTILES
-from .common import (add_length_arguments, add_scheduler_arguments, fmt_seconds, fraction, hardware_from, print_json,
-                     ranged, requests_from, scheduler_from)
+from .common import (add_length_arguments, add_scheduler_arguments, electricity_from, fmt_seconds, fraction,
+                     hardware_from, print_json, ranged, requests_from, scheduler_from)
 
 __all__ = ["add_arguments", "wanted", "run", "render", "answer", "check_pairs", "run_max_rate", "render_max_rate",
            "max_rate_answer"]
@@ -77,10 +77,9 @@ def _check(args: argparse.Namespace, demand: bool = True):
                           "(output tokens/s)")
     if args.math is not None:
         raise ConfigError("--math does not apply to the serving problem; choose --weights (math follows them)")
-    if getattr(args, "minimise", None) == "energy" or getattr(args, "price_basis", None) == "owned":
-        raise ConfigError("the serving problem minimises the chips' price (its answer reports their power and "
-                          "energy under 'serving'); --minimise energy and --price-basis owned apply to the decode "
-                          "problem (without --isl) and to the fleet file's chips")
+    if getattr(args, "minimise", None) == "energy" and args.objective is not None:
+        raise ConfigError(f"--objective {args.objective} chooses the tokens a cost is counted over; --minimise energy "
+                          "minimises joules per request instead: give one of them")
     check_pairs(args)
     spec = None
     if args.spec_draft is not None:
@@ -115,10 +114,15 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         args.model, hardware_from(args, args.hardware), requests, rate_per_s=args.rate, demand_tps=args.demand_tps,
         ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, tpot_s=args.tpot_ms / 1e3,
         max_chips=args.max_chips, mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec,
-        efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=args.objective or "output",
+        efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=_objective(args),
         method=method, verify=verify, scheduler=scheduler_from(args), ttft_percentile=args.ttft_percentile,
         tpot_percentile=args.tpot_percentile, prefill_hardware=args.prefill_hardware,
-        decode_hardware=args.decode_hardware)
+        decode_hardware=args.decode_hardware, electricity=electricity_from(args))
+
+
+def _objective(args: argparse.Namespace) -> str:
+    """``--minimise energy`` (joules per request), else ``--objective`` (default output)."""
+    return "energy" if getattr(args, "minimise", None) == "energy" else args.objective or "output"
 
 
 def answer(args: argparse.Namespace) -> dict:
@@ -156,6 +160,13 @@ def _ms(v) -> str:
     return "-" if v is None else fmt_seconds(v)
 
 
+def _power(m: dict) -> str:
+    """A mode's watts and joules per request (``-`` where infeasible or the chip has no board power)."""
+    if m["watts"] is None:
+        return "-"
+    return f"{m['watts'] / 1e3:.3g} kW, {m['joules_per_request']:.4g} J/request"
+
+
 def _config_lines(c: dict | None, chips: bool = False) -> list[str]:
     """The config in two lines; ``chips``: say each disaggregated pool's chip (a search over chip pairs)."""
     if not c:
@@ -187,8 +198,10 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ("TPOT", [_ms(modes[n]["tpot_s"]) for n in names]),
         ("tok/s per chip", ["-" if modes[n]["output_tokens_per_s_per_chip"] is None else
                             f"{modes[n]['output_tokens_per_s_per_chip']:,.0f}" for n in names]),
+        ("power", [_power(modes[n]) for n in names]),
         ("binds", [modes[n]["binding"] or "-" for n in names]),
-        ("shadow $/Mtok/ms", [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
+        ("shadow J/req/ms" if d["objective"] == "energy" else "shadow $/Mtok/ms",
+         [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
                               f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
     ]
     if not all(modes[n]["feasible"] for n in names):
@@ -211,7 +224,8 @@ def render(d: dict, args: argparse.Namespace) -> str:
     if "gap" in d:
         gap = "n/a" if d["gap"] is None else f"{d['gap']:.3%}"
         ref = d["exhaustive_usd_per_mtok_output"]
-        lines.append(f"verify: exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}")
+        lines.append(f"verify: exhaustive {'none' if ref is None else f'${ref:.4g}/Mtok'}, gap {gap}"
+                     + (" in joules per request" if d["objective"] == "energy" else ""))
     lines.append(f"solved by {d['method']} in {d['wall_time_s'] * 1e3:.0f} ms over {d['space_size']:,} configurations")
     return "\n".join(lines)
 

@@ -12,7 +12,8 @@ import numpy as np
 from ...errors import ConfigError
 from .candidates import agg_frame, decode_frame, prefill_frame
 from .evaluate import aggregated_table, decode_table, pair_table
-from .exact import Deployment, decode_problem
+from ...symbolic import usd_per_joule
+from .exact import Deployment, decode_problem, objective_achieved, watts_of
 from .exact import usd_per_hour as usd_per_hour_of
 from .exhaustive import all_points
 from .pairs import pairs_of
@@ -20,7 +21,7 @@ from .problem import MODE_NAMES, ServingProblem, on_chip, pool_usd_per_hour, wit
 from .search import Found, solve_mode
 from .solution import ServingSolution
 
-__all__ = ["mode_answer", "why", "BUDGET_FACTOR", "MAX_BUDGET"]
+__all__ = ["mode_answer", "why", "answer_value", "BUDGET_FACTOR", "MAX_BUDGET"]
 
 
 def _ms(t_s: float) -> str:
@@ -77,15 +78,26 @@ def _binding(problem: ServingProblem, d: Deployment) -> str | None:
     return "ttft" if problem.ttft_s is not None else "demand"
 
 
+def answer_value(problem: ServingProblem, usd_per_hour, watts):
+    """The objective in the answer's unit: USD per million tokens (:attr:`ServingProblem.tokens_per_s`), or
+    for ``objective="energy"`` joules per request."""
+    value = problem.objective_value(usd_per_hour, watts)
+    if problem.objective == "energy":
+        return value / problem.rate_per_s
+    return value / 3600.0 / problem.tokens_per_s * 1e6
+
+
 def _continuous_cost(problem: ServingProblem, d: Deployment, ttft_s, tpot_s) -> float:
-    """The objective of ``d``'s configuration with its replicas continuous (rate over goodput)."""
+    """The objective of ``d``'s configuration with its replicas continuous (rate over goodput), its watts per
+    chip as the tables give them at its replicas (:func:`answer_value`'s unit)."""
     R = problem.rate_per_s
     split = np.array([d.split])
     prec = np.array([d.prec])
     if d.mode == "agg":
         t = aggregated_table(problem, split, prec, np.array([d.chunk]), d.attention, d.spec, ttft_s=ttft_s,
                              tpot_s=tpot_s)
-        return float(problem.usd_per_mtok(R / t["goodput_per_s"][0] * np.prod(d.split)))
+        n = R / t["goodput_per_s"][0] * np.prod(d.split)
+        return float(answer_value(problem, n * problem.usd_per_chip_hour, n * t["watts"][0] / t["chips"][0]))
     on_dec = decode_problem(problem, d)
     on_pre = problem if d.prefill_hardware is None else on_chip(problem, d.prefill_hardware)
     dec = decode_table(on_dec, split, prec, d.spec, tpot_s=tpot_s)
@@ -96,14 +108,13 @@ def _continuous_cost(problem: ServingProblem, d: Deployment, ttft_s, tpot_s) -> 
                       prefill=None if d.decode_hardware is None else on_pre)
     n_p = R / pair["prefill_goodput_per_s"][0] * np.prod(d.prefill_split)
     n_d = R / dec["goodput_per_s"][0] * np.prod(d.split)
-    if d.decode_hardware is None:
-        return float(problem.usd_per_mtok(n_p + n_d))
     usd = pool_usd_per_hour(n_p, on_pre.usd_per_chip_hour, n_d, on_dec.usd_per_chip_hour)
-    return float(usd / 3600.0 / problem.tokens_per_s * 1e6)
+    return float(answer_value(problem, usd, (n_p + n_d) * pair["watts"][0] / pair["chips"][0]))
 
 
 def _shadow_prices(problem: ServingProblem, d: Deployment) -> dict[str, float]:
-    """d(objective)/d(target) in USD per Mtok per ms, by a one-sided difference at ``d``'s configuration."""
+    """d(objective)/d(target) in USD per Mtok (``objective="energy"``: joules per request) per ms, by a
+    one-sided difference at ``d``'s configuration."""
     out = {"ttft": 0.0, "tpot": 0.0}
     with np.errstate(all="ignore"):
         base = _continuous_cost(problem, d, problem.ttft_s, problem.tpot_s)
@@ -253,7 +264,10 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
             message=msg + ".", objective=problem.objective, model=problem.model.name)
     d, s = found.deployment, found.prediction
     chips = d.chips
+    watts = watts_of(s)
     usd_per_hour = usd_per_hour_of(problem, d)
+    if problem.electricity.owned:  # the chips' price excludes power: the electricity is part of the cost
+        usd_per_hour += watts * 3600.0 * usd_per_joule(problem.electricity.pue, problem.electricity.usd_per_kwh)
     out_mtok_h = problem.rate_per_s * problem.requests.output_tokens * 3600 / 1e6
     in_mtok_h = problem.rate_per_s * problem.requests.input_tokens * 3600 / 1e6
     cfg = _config(problem, d, s)
@@ -261,14 +275,15 @@ def mode_answer(problem: ServingProblem, mode: str, found: Found, method: str, s
     reason = (f"the {binding} constraint binds" if binding else
               f"this is the smallest deployment, and it meets the targets with headroom (up to "
               f"{_headroom(d):.3g} req/s at them)")
+    energy = "" if problem.objective != "energy" else f" and {watts / problem.rate_per_s:.4g} J per request"
     msg = (f"{name}: {_describe(problem, mode, cfg, chips)} at ${usd_per_hour / out_mtok_h:.4g} per million "
-           f"output tokens, {_figure(s, 'ttft', problem.ttft_percentile)}, "
+           f"output tokens{energy}, {_figure(s, 'ttft', problem.ttft_percentile)}, "
            f"{_figure(s, 'tpot', problem.tpot_percentile)}; {reason}")
     return ServingSolution(
         feasible=True, mode=name, config=cfg, usd_per_mtok_output=usd_per_hour / out_mtok_h,
         usd_per_mtok_input=usd_per_hour / in_mtok_h,
-        usd_per_mtok=float(problem.usd_per_mtok(chips) if d.decode_hardware is None else
-                           usd_per_hour / 3600.0 / problem.tokens_per_s * 1e6),
+        usd_per_mtok=float(usd_per_hour / 3600.0 / problem.tokens_per_s * 1e6),
+        watts=watts, joules_per_request=None if watts is None else watts / problem.rate_per_s,
         usd_per_hour=usd_per_hour, ttft_s=float(s.ttft_s), tpot_s=float(s.tpot_s),
         output_tokens_per_s_per_chip=float(s.output_tokens_per_s_per_chip), chips=int(chips), binding=binding,
         shadow_prices=_shadow_prices(problem, d), method=method, wall_time_s=time.perf_counter() - t0,
@@ -291,16 +306,26 @@ def _figure(s, metric: str, q: int | None) -> str:
     return f"{metric.upper()} P{q} {_ms(s.percentile(metric, q))} (mean {_ms(s.percentile(metric, None))})"
 
 
-def tie_break(problem: ServingProblem, a: ServingSolution) -> tuple[float, float]:
-    """How answers rank: by cost, then (a tie) by mean end-to-end latency ``TTFT + (O - 1)·TPOT``, so that a
-    mode with several times the TTFT does not win a tie on a slightly lower TPOT."""
-    return a.usd_per_mtok, a.ttft_s + max(problem.requests.output_tokens - 1.0, 0.0) * a.tpot_s
+def tie_break(problem: ServingProblem, a: ServingSolution) -> tuple[float, ...]:
+    """How answers rank: by the objective (cost; ``objective="energy"``: joules per request, then cost), then
+    (a tie) by mean end-to-end latency ``TTFT + (O - 1)·TPOT``, so that a mode with several times the TTFT does
+    not win a tie on a slightly lower TPOT."""
+    first = (a.joules_per_request,) if problem.objective == "energy" else ()
+    return *first, a.usd_per_mtok, a.ttft_s + max(problem.requests.output_tokens - 1.0, 0.0) * a.tpot_s
 
 
 def why(problem: ServingProblem, answers: dict[str, ServingSolution]) -> str:
     """Every mode's answer in a sentence, then the winner, by how much, and what the loser would need."""
     ok = {m: a for m, a in answers.items() if a.feasible}
     parts = [a.message.rstrip(".") for a in answers.values()]
+    if len(ok) == 2 and problem.objective == "energy":
+        win, lose = sorted(ok.values(), key=lambda a: tie_break(problem, a))
+        if win.joules_per_request == lose.joules_per_request:
+            return ("; ".join(parts) + f". Both modes use the same energy; {win.mode} costs less or has the lower "
+                    "latency.")
+        saving = 1 - win.joules_per_request / lose.joules_per_request
+        return ("; ".join(parts) + f". {win.mode.capitalize()} wins, {saving:.1%} less energy per request: "
+                f"{lose.mode} would need to draw {(lose.watts - win.watts) / 1e3:.3g} kW less to match.")
     if len(ok) == 2:
         win, lose = sorted(ok.values(), key=lambda a: tie_break(problem, a))
         if win.usd_per_hour == lose.usd_per_hour:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from ...config import DEFAULT_EFFICIENCY, Efficiency
+from ...config import DEFAULT_EFFICIENCY, Efficiency, Electricity
 from ...errors import ConfigError, keywords_checked
 from ...serving.workload import Requests
 from .answer import mode_answer, tie_break, why
@@ -29,12 +29,13 @@ def optimize_serving(
     objective: str = "output",
     method: str = "gradient", verify: bool = False, scheduler=None, ttft_percentile: int | None = None,
     tpot_percentile: int | None = None, prefill_hardware: str | list[str] | None = None,
-    decode_hardware: str | list[str] | None = None,
+    decode_hardware: str | list[str] | None = None, electricity: Electricity | None = None,
 ) -> ServingSolution:
     """The cheapest deployment serving ``requests`` at a demand within TTFT and TPOT targets.
 
     Minimises the deployment's USD per million output tokens at the demand (``objective="output"``;
-    ``"total"``: per million tokens in and out) over aggregated deployments (split, attention
+    ``"total"``: per million tokens in and out; ``"energy"``: its joules per request, the watts of its
+    boards and hosts at the demand, docs/theory.md §21) over aggregated deployments (split, attention
     sharding, precision, chunk budget, speculation, replicas) and disaggregated ones (each pool's
     split, the prefill batch, both pools' replicas, precision, speculation), subject to TTFT
     (queueing at the rate included) and TPOT targets, memory and the chip budget of the whole
@@ -52,7 +53,7 @@ def optimize_serving(
             besides no speculation.
         efficiency: an :class:`Efficiency`, ``"ideal"``, ``"calibrated"`` or a profile path.
         usd_per_chip_hour: price override (default: the chip's catalog price).
-        objective: ``"output"`` or ``"total"``.
+        objective: ``"output"``, ``"total"`` or ``"energy"``.
         method: ``"gradient"`` (relaxation, rounding, local search) or ``"exhaustive"``.
         verify: also run the exhaustive path; fills ``exhaustive_usd_per_mtok_output`` and ``gap``.
         scheduler: the engine's scheduling rules (:func:`costmodel.serve`'s ``scheduler``: a
@@ -65,6 +66,10 @@ def optimize_serving(
             its own chip's price (``usd_per_chip_hour``, if given, prices every chip), and the
             config names the pair (``prefill_hardware``, ``decode_hardware``); the aggregated mode
             stays on ``hardware`` (docs/serving.md §19.4).
+        electricity: a :class:`costmodel.Electricity` (default: its defaults, rental chips): with
+            ``price_basis="owned"`` the cost includes the electricity, so the search weighs watts against
+            chips; every answer reports ``watts`` and ``joules_per_request`` where the chips have a board
+            power.
 
     Returns:
         A :class:`ServingSolution`; an infeasible problem is an answer too (``feasible=False``, with the
@@ -94,7 +99,7 @@ def optimize_serving(
                                    kv=kv, spec=spec, efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour,
                                    objective=objective, scheduler=scheduler, ttft_percentile=ttft_percentile,
                                    tpot_percentile=tpot_percentile, prefill_hardware=prefill_hardware,
-                                   decode_hardware=decode_hardware)
+                                   decode_hardware=decode_hardware, electricity=electricity)
     return solve(problem, method, verify, t0)
 
 
@@ -128,6 +133,7 @@ def solve(problem: ServingProblem, method: str = "gradient", verify: bool = Fals
     sol = dataclasses.replace(sol, wall_time_s=time.perf_counter() - t0)
     if verify:
         ref = solve(problem, "exhaustive", False)
-        gap = sol.usd_per_mtok / ref.usd_per_mtok - 1 if sol.feasible and ref.feasible else None
+        key = "joules_per_request" if problem.objective == "energy" else "usd_per_mtok"
+        gap = getattr(sol, key) / getattr(ref, key) - 1 if sol.feasible and ref.feasible else None
         sol = dataclasses.replace(sol, exhaustive_usd_per_mtok_output=ref.usd_per_mtok_output, gap=gap, verified=True)
     return sol

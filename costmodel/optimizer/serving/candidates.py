@@ -124,17 +124,17 @@ def _concat(frames: list[Frame]) -> Frame:
 
 
 def score(frame: Frame) -> np.ndarray:
-    """Chips of each candidate (the objective at a fixed demand) when feasible; after every feasible one,
-    those meeting the targets with more chips than the budget (fewer chips first), then those that cannot
-    meet them at any load (closer to meeting them first: the summed log excess over the targets and memory
-    at a vanishing load), to steer a climb."""
+    """The objective of each candidate (:meth:`ServingProblem.objective_value`: USD per hour, or watts, at
+    the fixed demand) when feasible; after every feasible one, those meeting the targets with more chips
+    than the budget (fewer chips first), then those that cannot meet them at any load (closer to meeting
+    them first: the summed log excess over the targets and memory at a vanishing load), to steer a climb."""
     if not frame:
         return np.zeros(0)
-    chips = frame.get("cost", frame["chips"])  # a pair of chips: USD per hour, each pool at its chip's price
-    chips = np.where(np.isfinite(chips), chips, _OVER)
+    value = np.where(np.isfinite(frame["objective"]), frame["objective"], _OVER)
+    chips = np.where(np.isfinite(frame["chips"]), frame["chips"], _OVER)
     meets = frame.get("meets", frame["feasible"])
     violation = np.nan_to_num(frame.get("violation", np.zeros_like(chips)), nan=_OVER, posinf=_OVER)
-    return np.where(frame["feasible"], chips,
+    return np.where(frame["feasible"], np.minimum(value, _OVER),
                     np.where(meets, _OVER + np.minimum(chips, _OVER), _BIG + np.minimum(violation, _OVER)))
 
 
@@ -148,7 +148,8 @@ def slack(problem: ServingProblem, frame: Frame) -> np.ndarray:
 
 
 def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
-    """Feasible candidates of ``frame`` as :class:`Deployment` objects, cheapest first; among equally cheap
+    """Feasible candidates of ``frame`` as :class:`Deployment` objects, the lowest objective first (cheapest, or
+    the fewest watts); among equally good
     ones the widest margin to the targets first (the likeliest to hold under ``cm.serve``), then the lower
     TPOT."""
     if not frame:
@@ -157,8 +158,7 @@ def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) ->
     if not len(idx):
         return []
     margin = np.round(slack(problem, frame)[idx], 6)
-    cost = frame.get("cost", frame["chips"])
-    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, cost[idx]))][:limit]
+    order = idx[np.lexsort((frame["tpot_s"][idx], -margin, frame["objective"][idx]))][:limit]
     names = problem.pair_chips
     out = []
     for i in order:

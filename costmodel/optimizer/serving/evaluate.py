@@ -129,6 +129,21 @@ def _step_fn(structure, rules: Rules, draft, n_layers: int):
     return step, serving
 
 
+def _busy(serving, x, B, c, S, A, f=0.0):
+    """What keeps the chips busy in the mean step of ``f`` chunk steps of ``c`` prompt tokens and ``1 - f``
+    decode-only steps at batch ``B``: ``compute_s``, ``memory_s`` (weights and KV) and ``busy_step_s`` (the
+    mean step without the draft model's steps, as ``cm.serve`` weighs it for power; docs/theory.md §21)."""
+    base = x | {"batch": jnp.maximum(B, 1e-12), "prefill_tokens": c, "context": S, "prefill_position": A,
+                "steps": 1.0}
+    m1, m0 = serving.raw(base), serving.raw(base | {"prefill_tokens": 0.0})
+
+    def mean(k):
+        return f * m1[k] + (1 - f) * m0[k]
+
+    return {"compute_s": mean("compute_s"), "memory_s": mean("weights_s") + mean("kv_s"),
+            "busy_step_s": mean("step_time_s")}
+
+
 def _bisect_last(ok, lo, hi, steps=BISECTION_STEPS):
     """Largest ``x`` in ``[lo, hi]`` with ``ok(x)`` for an ``ok`` that holds below a threshold."""
     def body(_, b):
@@ -229,6 +244,7 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
         reps = jnp.maximum(jnp.ceil(rate / goodput * (1 + 1e-9)), 1.0)
         X = _bisect_root(lambda X: at(X)["lam"], rate / reps, 0.0, best)
         op = at(X)
+        c_op = jnp.minimum(room(op["batch"]), P * jnp.maximum(1.0, X))
         # what stops a larger X (the binding constraint of the replica): checked just past it
         nxt_x = best * (1 + 1e-3)
         nxt = at(nxt_x)
@@ -238,8 +254,10 @@ def _aggregated_run(structure, rules: Rules, draft, n_layers: int):
                 "stop_tpot": nxt["tpot"] > tpot_t, "stop_ttft": nxt["ttft"] > ttft_t,
                 "stop_memory": (best >= x_cap * (1 - 1e-6)) & (D * x_cap >= cap * (1 - 1e-6)),
                 "stop_demand": (nxt["lam"] >= nxt["lam_cap"]) | (nxt_x > x_cap),
-                "tokens_per_step": E, "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
-                                                                              "context": w["S_kv"]})["memory_bytes_per_chip"]}
+                "tokens_per_step": E,
+                "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(op["batch"], 1.0),
+                                                         "context": w["S_kv"]})["memory_bytes_per_chip"],
+                **_busy(serving, x, op["batch"], c_op, S, A, op["chunk_fraction"])}
 
     return run
 
@@ -298,7 +316,17 @@ def aggregated_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarr
     out["chips"] = per * out["replicas"]
     out["meets"] = out["feasible"].copy()
     out["feasible"] &= out["chips"] <= problem.max_chips
+    _priced(problem, out, out["chips"], problem.board_watts(out["compute_s"], out["memory_s"], out["busy_step_s"]))
     return out
+
+
+def _priced(problem: ServingProblem, out: dict, chips, board_w) -> None:
+    """Add a pool's ``usd_per_hour`` (its chips at the chip's price), ``watts`` (boards at ``board_w`` per chip
+    and hosts; NaN unless the objective counts power) and ``objective`` (:meth:`ServingProblem.objective_value`)
+    to ``out``."""
+    out["usd_per_hour"] = chips * problem.usd_per_chip_hour
+    out["watts"] = chips * (board_w + problem.host_watts)
+    out["objective"] = problem.objective_value(out["usd_per_hour"], out["watts"])
 
 
 @functools.cache
@@ -338,7 +366,9 @@ def _decode_run(structure, rules: Rules, draft, n_layers: int):
         B = jnp.where(D > 0, _bisect_root(lambda b: b / (D * tau(b)), rate / reps, 0.0, best), 0.0)
         t = tau(jnp.maximum(B, 1e-12))
         kv = decode.raw(x | {"batch": 1.0, "context": S})["kv_bytes_per_token"]
-        return {"feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps, "batch": B,
+        busy = _busy(serving, x, B, 0.0, S, 0.0)
+        return {**busy, "feasible": feasible, "violation": excess, "goodput_per_s": goodput, "replicas": reps,
+                "batch": B,
                 "tpot_s": jnp.where(D > 0, t / E, 0.0), "max_batch": cap, "best_batch": best,
                 "stop_memory": best >= cap * (1 - 1e-6), "kv_bytes_per_token": kv * jnp.ones_like(cap),
                 "memory_bytes_per_chip": decode.raw(x | {"batch": jnp.maximum(B, 1.0), "context": w["S_kv"]})[
@@ -366,6 +396,8 @@ def decode_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray, 
     out = _unpad(fn(_pad(x, n), _pad(xd, n) if xd else {}, _workload(problem, None, tpot_s)), n)
     out["feasible"] = out["feasible"] & draft_ok
     out["chips_per_replica"] = splits.prod(axis=1)
+    _priced(problem, out, out["replicas"] * out["chips_per_replica"],
+            problem.board_watts(out["compute_s"], out["memory_s"], out["busy_step_s"]))
     return out
 
 
@@ -380,7 +412,8 @@ def _prefill_run(structure, rules: Rules):
 
     def run(x, P):
         out = prefill.raw(x | {"batch": x["prefill_batch"], "prompt": P})
-        return {"prefill_time_s": out["step_time_s"],
+        return {"prefill_time_s": out["step_time_s"], "compute_s": out["compute_s"],
+                "memory_s": out["weights_s"] + out["kv_s"],
                 "fits": out["memory_bytes_per_chip"] <= out["usable_bytes_per_chip"],
                 "memory_excess": jnp.maximum(jnp.log(out["memory_bytes_per_chip"] / out["usable_bytes_per_chip"]), 0.0)}
 
@@ -398,6 +431,10 @@ def prefill_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray,
     x["prefill_batch"] = np.asarray(prefill_batch, dtype=float)
     out = _unpad(_prefill_fn(problem.model.structure, _rules())(_pad(x, n), problem.prefill_tokens), n)
     out["chips_per_replica"] = splits.prod(axis=1)
+    # a prefill replica's power while it prefills, idle and of its host (it runs a fraction of the time)
+    out["running_w"] = problem.board_watts(out["compute_s"], out["memory_s"], out["prefill_time_s"])
+    out["idle_w"] = np.full(n, problem.idle_watts - problem.host_watts)
+    out["host_w"] = np.full(n, problem.host_watts)
     return out
 
 
@@ -455,8 +492,12 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
     out = {"feasible": feasible, "meets": meets, "violation": violation + 0.0 * chips, "prefill_replicas": r_p,
            "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
            "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}
-    if prefill is not None:
-        out["cost"] = pool_usd_per_hour(r_p * n_p, prefill.usd_per_chip_hour, dec["replicas"] * n_d,
-                                        problem.usd_per_chip_hour)
+    # each pool at its chip's price; the prefill pool busy a fraction rho_op of the time (docs/theory.md §21)
+    pre_price = problem.usd_per_chip_hour if prefill is None else prefill.usd_per_chip_hour
+    out["usd_per_hour"] = pool_usd_per_hour(r_p * n_p, pre_price, dec["replicas"] * n_d, problem.usd_per_chip_hour)
+    busy = np.clip(np.where(np.isfinite(rho_op), rho_op, 1.0), 0.0, 1.0)
+    out["watts"] = (r_p * n_p * (pre["idle_w"] + busy * (pre["running_w"] - pre["idle_w"]) + pre["host_w"])
+                    + dec["watts"])
+    out["objective"] = problem.objective_value(out["usd_per_hour"], out["watts"])
     return out
 

@@ -1,11 +1,11 @@
 """The exact serving model: a candidate deployment re-evaluated with :func:`costmodel.serve`.
 
-The vectorised tables (:mod:`.evaluate`) rank candidates; the answer is the cheapest one that
-``cm.serve`` confirms at ``Load.rate(R)`` spread over its replicas: TTFT and TPOT within the
-targets, not saturated, fitting in memory, within the chip budget. Candidates are confirmed
-best first; one that ``cm.serve`` refuses (its open-loop chain has a longer mean step than the
-fluid mean step) gets one more replica at a time while it stays cheaper than the best
-confirmed so far.
+The vectorised tables (:mod:`.evaluate`) rank candidates; the answer is the best one (the cheapest,
+or with ``objective="energy"`` the fewest watts) that ``cm.serve`` confirms at ``Load.rate(R)``
+spread over its replicas: TTFT and TPOT within the targets, not saturated, fitting in memory, within
+the chip budget. Candidates are confirmed best first; one that ``cm.serve`` refuses (its open-loop
+chain has a longer mean step than the fluid mean step) gets one more replica at a time while it
+stays better than the best confirmed so far.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from ...serving.workload import Disaggregated, Load, Pool
 from ...symbolic import Rules
 from .problem import ServingProblem, on_chip, pool_usd_per_hour
 
-__all__ = ["Deployment", "serve_deployment", "usd_per_hour", "decode_problem", "forget_confirmed", "meets_targets",
+__all__ = ["Deployment", "serve_deployment", "usd_per_hour", "objective_estimate", "objective_achieved", "watts_of",
+           "decode_problem", "forget_confirmed", "meets_targets",
            "confirm", "MAX_CHECKS"]
 
 #: cm.serve evaluations one answer may spend (each takes milliseconds to a few hundred ms)
@@ -80,6 +81,32 @@ def usd_per_hour(problem: ServingProblem, d: Deployment) -> float:
                                    on_chip(problem, d.decode_hardware).usd_per_chip_hour))
 
 
+def objective_estimate(problem: ServingProblem, d: Deployment) -> float:
+    """The objective of ``d`` before ``cm.serve`` confirms it (:meth:`ServingProblem.objective_value`): its USD
+    per hour and the tables' watts, with each replica the confirmation added (:meth:`Deployment.with_more`) at
+    least idle. The USD per hour is exact; the watts, the tables' figure."""
+    usd = usd_per_hour(problem, d)
+    if not problem.uses_power:
+        return usd
+    f = d.figures
+    extra = (d.replicas - f.get("replicas", d.replicas)) * int(np.prod(d.split)) if d.mode == "agg" else 0
+    return float(problem.objective_value(usd, f["watts"] + extra * problem.idle_watts))
+
+
+def watts_of(s) -> float | None:
+    """A serving prediction's watts (boards and hosts, before the facility's overhead): its joules per token
+    times its tokens/s (``None`` where a chip has no board power)."""
+    if s.joules_per_output_token is None:
+        return None
+    return s.joules_per_output_token * s.output_tokens_per_s + s.joules_per_input_token * s.input_tokens_per_s
+
+
+def objective_achieved(problem: ServingProblem, d: Deployment, s) -> float:
+    """The objective of ``d`` as ``cm.serve`` gives it (``s``, its prediction)."""
+    usd = usd_per_hour(problem, d)
+    return float(problem.objective_value(usd, watts_of(s))) if problem.uses_power else usd
+
+
 def decode_problem(problem: ServingProblem, d: Deployment) -> ServingProblem:
     """The problem on ``d``'s decode chip (its precision indices and scheduler are that chip's)."""
     return problem if d.decode_hardware is None else on_chip(problem, d.decode_hardware)
@@ -118,7 +145,8 @@ def forget_confirmed() -> None:
 def _serve_kept(problem: ServingProblem, d: Deployment, resolved: tuple):
     tp, pp, ep = d.split
     common = dict(precision=problem.precision_of(d.prec), efficiency=problem.efficiency,
-                  usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec], scheduler=problem.scheduler)
+                  usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec], scheduler=problem.scheduler,
+                  electricity=problem.electricity)
     load = Load.rate(problem.rate_per_s)
     if d.mode == "agg":
         return serve(problem.model, problem.hardware, problem.requests, load,
@@ -148,21 +176,22 @@ def meets_targets(problem: ServingProblem, s) -> dict[str, bool]:
 
 def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int = MAX_CHECKS
             ) -> tuple[Deployment | None, Any, int]:
-    """The cheapest of ``ranked`` (cheapest first by the tables) that ``cm.serve`` confirms (cheapest: the fewest
-    chips, or for pools on a pair of chips the lowest USD per hour).
+    """The best of ``ranked`` (best first by the tables) that ``cm.serve`` confirms: the lowest objective
+    (:meth:`ServingProblem.objective_value`: the USD per hour, or the watts), a candidate's as the tables
+    estimate it (:func:`objective_estimate`) against the best confirmed one's as ``cm.serve`` gives it.
 
     Returns the deployment, its serving prediction and the number of ``cm.serve`` calls.
     """
     best, best_pred, checks = None, None, 0
+    bar = np.inf  # the best confirmed objective
     refuted: list[tuple[tuple, int, bool, bool]] = []  # (key, chunk, larger refuted, smaller refuted)
     for d in ranked:
-        if checks >= max_checks or (best is not None and usd_per_hour(problem, d) >= usd_per_hour(problem, best)):
+        if checks >= max_checks or objective_estimate(problem, d) >= bar:
             break
         if _refuted(d, refuted):
             continue
         first = True
-        while checks < max_checks and d.chips <= problem.max_chips and (
-                best is None or usd_per_hour(problem, d) < usd_per_hour(problem, best)):
+        while checks < max_checks and d.chips <= problem.max_chips and objective_estimate(problem, d) < bar:
             checks += 1
             try:
                 s = serve_deployment(problem, d)
@@ -170,7 +199,9 @@ def confirm(problem: ServingProblem, ranked: list[Deployment], max_checks: int =
                 break
             ok = meets_targets(problem, s)
             if all(ok.values()):
-                best, best_pred = d, s
+                value = objective_achieved(problem, d, s)
+                if value < bar:
+                    best, best_pred, bar = d, s, value
                 break
             if first:
                 refuted.append((_serving_key(d), d.chunk, not (ok["tpot"] and ok["memory"]),

@@ -10,10 +10,11 @@ relaxation: it cannot cost more than the serving problem. Its optimum is rounded
 deployment model (:mod:`.evaluate`) moves to the best neighbouring split
 (:func:`costmodel.optimizer.search._neighbours`: one lattice step in any combination, every value
 along each axis, chip exchanges between axes, every precision; those of the three best points seen)
-while that lowers the chips, and across up to ``PLATEAU_STEPS`` steps that only match them (chip
-counts tie across neighbouring splits):
+while that lowers the objective (the chips' USD per hour, or the watts:
+:meth:`~.problem.ServingProblem.objective_value`), and across up to ``PLATEAU_STEPS`` steps that only
+match it (chip counts tie across neighbouring splits):
 
-* aggregated: a split scores the fewest chips over its attention shardings, chunk budgets and
+* aggregated: a split scores the lowest objective over its attention shardings, chunk budgets and
   speculation options;
 * disaggregated: the decode pool climbs on its own chips (its TPOT does not depend on the prefill
   pool), then the prefill pool on the chips of both pools with the best decode pool of its
@@ -161,21 +162,22 @@ def decode_climb(problem: ServingProblem) -> tuple[dict, Frame]:
 
 
 def best_decode(dec: Frame) -> Frame | None:
-    """The feasible decode candidate of the fewest chips in each precision (the first of them), one row per
-    precision, or ``None``: a prefill split is scored with the decode pool of its own precision."""
+    """The feasible decode candidate of the lowest objective (the fewest chips, or watts) in each precision
+    (the first of them), one row per precision, or ``None``: a prefill split is scored with the decode pool of
+    its own precision."""
     if not dec or not dec["feasible"].any():
         return None
     rows = []
     for p in np.unique(dec["prec"][dec["feasible"]]):
         ok = dec["feasible"] & (dec["prec"] == p)
-        rows.append(int(np.flatnonzero(ok & (dec["chips"] <= dec["chips"][ok].min()))[0]))
+        rows.append(int(np.flatnonzero(ok & (dec["objective"] <= dec["objective"][ok].min()))[0]))
     return {k: v[rows] for k, v in dec.items()}
 
 
 def prefill_climb(problem: ServingProblem, pre_problem: ServingProblem, best_dec: Frame, *, pair: bool = False,
                   evaluate=None) -> tuple[dict, Frame]:
-    """The prefill pool's climb on ``pre_problem``'s chip, each split scored by the chips (a pair of chips:
-    the cost) of the deployment it makes with ``best_dec``, the best decode pool of ``problem``'s chip in its
+    """The prefill pool's climb on ``pre_problem``'s chip, each split scored by the objective of the
+    deployment it makes with ``best_dec``, the best decode pool of ``problem``'s chip in its
     precision; from the relaxed splits, the widest tensor-parallel split of one scale-up domain (a prompt's
     prefill is a compute-bound step that wants chips, not memory) and the best decode pools' splits.
     ``evaluate(points)``: the prefill candidates of ``points`` (default :func:`.candidates.prefill_frame`; a

@@ -15,8 +15,11 @@ rate included) and a TPOT target, on at most ``max_chips`` chips. The decision v
   of chips from the two lists, :mod:`.pairs`).
 
 The objective is the deployment's USD per million output tokens at the demand (``"output"``)
-or per million tokens in and out (``"total"``): at a fixed demand both are the chips' price per
-hour over a constant, so they pick the same deployment.
+or per million tokens in and out (``"total"``): at a fixed demand both are the deployment's USD
+per hour over a constant, so they pick the same deployment. That is the chips' price, plus the
+electricity for chips the user owns (``Electricity(price_basis="owned")``, docs/theory.md §21).
+``"energy"`` minimises joules per output token: at a fixed demand, the deployment's watts (boards
+and hosts, :func:`ServingProblem.objective_value`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...config import DEFAULT_EFFICIENCY, Efficiency, Parallel, Precision, Workload
+from ...config import DEFAULT_EFFICIENCY, Efficiency, Electricity, Parallel, Precision, Workload
 from ...engines import UNBOUNDED, Scheduler, scheduler_of
 from ...errors import ConfigError
 from ...inputs import Scenario, scenario
@@ -36,13 +39,14 @@ from ...parallel import valid_degrees
 from ...serving.percentiles import PERCENTILES
 from ...serving.workload import Requests, Speculative
 from ...specs import HardwareSpec, ModelSpec, load_hardware, load_model
+from ...symbolic import board_power_w, usd_per_joule
 from ..problem import MAX_SPLITS, PrecisionChoice, _precisions, precision_input_table
 
 __all__ = ["ServingProblem", "make_serving_problem", "MODES", "OBJECTIVES", "CHUNK_OPTIONS", "PREFILL_BATCHES",
            "ATTENTION_OPTIONS", "on_chip", "pool_usd_per_hour"]
 
 MODES = ("agg", "disagg", "auto")
-OBJECTIVES = ("output", "total")
+OBJECTIVES = ("output", "total", "energy")
 #: chunked-prefill budgets considered (tokens per step); Sarathi-Serve runs 512-2048, vLLM defaults to 8192
 #: (docs/serving.md §19.2). A budget below P/256 is left out: the open-loop queue follows at most 256
 #: chunks per prompt.
@@ -69,7 +73,9 @@ class ServingProblem:
         specs: speculation options (``None`` = no speculation is always one).
         efficiency: the efficiency (profile resolved per phase by the scenarios).
         usd_per_chip_hour: the chip price.
-        objective: ``"output"`` or ``"total"``.
+        objective: ``"output"``, ``"total"`` (USD per million tokens) or ``"energy"`` (joules per output token).
+        electricity: the price of electricity and what the chip price pays for (owned chips: the cost
+            includes the electricity).
         degrees: admissible tp, pp, ep values.
         scheduler: the engine's scheduling rules (KV reservation, caps; docs/serving.md §19.9).
         chunks: chunk budgets considered (aggregated).
@@ -109,6 +115,45 @@ class ServingProblem:
     decode_hardware: tuple[str, ...] = ()
     price_override: float | None = None
     chip_problems: dict[str, "ServingProblem"] = field(default_factory=dict, hash=False, compare=False)
+    electricity: Electricity = Electricity()
+
+    @property
+    def uses_power(self) -> bool:
+        """Whether the objective counts the deployment's power (energy, or the electricity of owned chips)."""
+        return self.objective == "energy" or self.electricity.owned
+
+    def objective_value(self, usd_per_hour, watts):
+        """What the search minimises, from a deployment's USD per hour (the chips' price) and its watts (boards
+        and hosts; ignored unless :attr:`uses_power`): the watts for ``"energy"`` (joules per output token times
+        the fixed output tokens/s), else the USD per hour, with the electricity (``watts·PUE·$/kWh``) for
+        owned chips. Works on numbers and arrays."""
+        if self.objective == "energy":
+            return watts
+        if self.electricity.owned:
+            return usd_per_hour + watts * 3600.0 * usd_per_joule(self.electricity.pue, self.electricity.usd_per_kwh)
+        return usd_per_hour
+
+    def board_watts(self, compute_s, memory_s, step_s, busy=1.0):
+        """Board power per chip (W) of steps keeping compute busy ``compute_s`` and HBM ``memory_s`` of ``step_s``,
+        run a fraction ``busy`` of the time (docs/theory.md §21), on arrays; NaN when the objective does not
+        count power (:attr:`uses_power`)."""
+        h = self.hardware
+        if not self.uses_power:
+            return np.full(np.shape(step_s), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            running = board_power_w(np.asarray(compute_s), np.asarray(memory_s), np.maximum(step_s, 1e-30),
+                                    h.idle_power_w, h.max_power_w, h.memory_power_share)
+        return h.idle_power_w + np.clip(busy, 0.0, 1.0) * (running - h.idle_power_w)
+
+    @property
+    def host_watts(self) -> float:
+        """The host's power per chip (W; 0 where the catalog has none)."""
+        return self.hardware.host_power_w or 0.0
+
+    @property
+    def idle_watts(self) -> float:
+        """Board and host power of an idle chip (W; NaN when the objective does not count power)."""
+        return self.hardware.idle_power_w + self.host_watts if self.uses_power else float("nan")
 
     @property
     def searches_pairs(self) -> bool:
@@ -131,7 +176,7 @@ class ServingProblem:
     @property
     def tokens_per_s(self) -> float:
         """Tokens/s the objective counts: output only, or input and output."""
-        extra = self.requests.input_tokens if self.objective == "total" else 0.0
+        extra = self.requests.input_tokens if self.objective == "total" else 0.0  # energy: per output token
         return self.rate_per_s * (self.requests.output_tokens + extra)
 
     def usd_per_mtok(self, chips) -> np.ndarray:
@@ -173,7 +218,8 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
                          max_chips=64, mode="auto", weights="bf16", kv=None, spec=None,
                          efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour=None,
                          objective="output", scheduler=None, ttft_percentile=None,
-                         tpot_percentile=None, prefill_hardware=None, decode_hardware=None) -> ServingProblem:
+                         tpot_percentile=None, prefill_hardware=None, decode_hardware=None,
+                         electricity=None) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
     m, h = load_model(model), load_hardware(hardware)
     if not isinstance(requests, Requests):
@@ -198,6 +244,9 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     mode = {v: k for k, v in MODE_NAMES.items()}.get(mode, mode)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {shown_value(objective):.80}")
+    electricity = Electricity() if electricity is None else electricity
+    if not isinstance(electricity, Electricity):
+        raise ConfigError(f"electricity must be a costmodel.Electricity or None, got {shown_value(electricity):.80}")
     specs = _specs(spec)
     for s in specs[1:]:
         s.check_target(m)
@@ -210,6 +259,10 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     chunks = (tuple(c for c in CHUNK_OPTIONS if math.ceil(big / c) <= 256)
               or (int(2 ** math.ceil(math.log2(big / 256))),))
     pools = _pool_chips(h, prefill_hardware, decode_hardware, mode)
+    if objective == "energy" or electricity.owned:
+        why = "objective='energy'" if objective == "energy" else "price_basis='owned'"
+        for chip in ([h] if mode != "disagg" or not pools else []) + (list(pools[2].values()) if pools else []):
+            chip.require_power(why)
     chip_problems = {}
     if pools:
         for name, spec_h in pools[2].items():
@@ -217,7 +270,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
                 m, spec_h, requests, rate_per_s=rate, ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips,
                 mode="disagg", weights=weights, kv=kv, spec=spec, efficiency=efficiency,
                 usd_per_chip_hour=usd_per_chip_hour, objective=objective, scheduler=scheduler,
-                ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile)
+                ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile, electricity=electricity)
     return ServingProblem(
         model=m, hardware=h, requests=requests, rate_per_s=rate,
         ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
@@ -229,7 +282,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         tpot_percentile=None if tpot_percentile is None else int(tpot_percentile),
         prefill_hardware=pools[0] if pools else (), decode_hardware=pools[1] if pools else (),
         price_override=None if usd_per_chip_hour is None else float(dec.usd_per_chip_hour),
-        chip_problems=chip_problems)
+        chip_problems=chip_problems, electricity=electricity)
 
 
 def _chip_specs(name: str, chips, default: HardwareSpec) -> list[HardwareSpec]:

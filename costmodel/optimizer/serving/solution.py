@@ -15,7 +15,7 @@ CONTRACT_KEYS = ("feasible", "mode", "config", "usd_per_mtok_output", "usd_per_m
 
 @dataclass(frozen=True)
 class ServingSolution:
-    """The cheapest deployment serving a demand within TTFT and TPOT targets (SI units).
+    """The cheapest (or least energy) deployment serving a demand within TTFT and TPOT targets (SI units).
 
     Attributes:
         feasible: some deployment meets every target within the budget.
@@ -24,15 +24,15 @@ class ServingSolution:
         usd_per_mtok_output, usd_per_mtok_input: the deployment's USD per hour over the million output
             (input) tokens it serves per hour at the demand.
         usd_per_mtok: the objective: per million output tokens, or per million tokens in and out.
-        usd_per_hour: chips x price, the whole deployment.
+        usd_per_hour: chips x price, the whole deployment (owned chips: with the electricity).
         ttft_s, tpot_s: mean TTFT (queueing at the rate included) and TPOT, as ``cm.serve`` gives them.
         output_tokens_per_s_per_chip: the demand's output tokens/s over the chips.
         chips: chips of the deployment (both pools).
         binding: the constraint that sets the size: ``"ttft"``, ``"tpot"``, ``"memory"``, ``"demand"``
             (the replica's largest sustainable rate), ``"chips"`` (infeasible for lack of chips) or ``None``.
-        shadow_prices: d(usd_per_mtok)/d(target) for ``"ttft"`` and ``"tpot"``, USD per Mtok per ms of the
-            target, at the chosen configuration with its replicas continuous (negative: a looser target is
-            cheaper; 0: the target does not bind).
+        shadow_prices: d(objective)/d(target) for ``"ttft"`` and ``"tpot"``, USD per Mtok (``objective=
+            "energy"``: joules per request) per ms of the target, at the chosen configuration with its replicas
+            continuous (negative: a looser target is cheaper; 0: the target does not bind).
         method: ``"gradient"`` or ``"exhaustive"``.
         wall_time_s: seconds the solve took.
         space_size: configurations in the searched space (every mode searched, every replica count).
@@ -41,9 +41,14 @@ class ServingSolution:
             budget, and the ``chips`` each needs.
         min_chips_needed: the smallest budget at which the problem becomes feasible, when only chips lack.
         message: the answer in words: the winner and why.
-        exhaustive_usd_per_mtok_output, gap: with ``verify``, the exhaustive answer and the relative gap.
+        exhaustive_usd_per_mtok_output, gap: with ``verify``, the exhaustive answer and the relative gap in the
+            objective (joules per request for ``objective="energy"``).
         serving: the chosen deployment's ``cm.serve`` figures (``ServingPrediction.to_dict()``).
-        objective: ``"output"`` or ``"total"``.
+        objective: ``"output"``, ``"total"`` or ``"energy"``.
+        watts: the deployment's power (boards and hosts, before the facility's overhead, W) as ``cm.serve``
+            gives it; ``None`` where a chip has no board power or nothing is feasible.
+        joules_per_request: ``watts`` over the requests/s: the energy of one request, its prompt's included
+            (``objective="energy"`` minimises it).
         verified: the exhaustive path ran too (``verify=True``).
         model: the model served (its catalog name or the name of its config).
     """
@@ -74,6 +79,8 @@ class ServingSolution:
     objective: str = "output"
     verified: bool = False
     model: str | None = None
+    watts: float | None = None
+    joules_per_request: float | None = None
 
     def launch(self, engine: str) -> str:
         """The launch commands of this deployment for ``engine`` (``"vllm"``, ``"sglang"`` or ``"trtllm"``):
@@ -84,11 +91,13 @@ class ServingSolution:
         return launch(self, engine)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: :data:`CONTRACT_KEYS` plus ``usd_per_mtok``, ``usd_per_hour``, ``shadow_prices``,
+        """JSON-ready: :data:`CONTRACT_KEYS` plus ``usd_per_mtok``, ``usd_per_hour``, ``watts``,
+        ``joules_per_request``, ``shadow_prices``,
         ``space_size``, ``fastest``, ``min_chips_needed``, ``message``, ``serving`` (and with verify
         ``exhaustive_usd_per_mtok_output`` and ``gap``). No NaN or infinity at any depth."""
         d = {k: getattr(self, k) for k in CONTRACT_KEYS if k != "modes"}
         d.update(usd_per_mtok=self.usd_per_mtok, usd_per_hour=self.usd_per_hour, objective=self.objective,
+                 watts=self.watts, joules_per_request=self.joules_per_request,
                  shadow_prices=dict(self.shadow_prices), space_size=self.space_size, fastest=self.fastest,
                  min_chips_needed=self.min_chips_needed, message=self.message, serving=self.serving)
         d["modes"] = {k: _mode_dict(v) for k, v in self.modes.items()}
@@ -100,7 +109,8 @@ class ServingSolution:
 
 def _mode_dict(s: "ServingSolution") -> dict[str, Any]:
     d = {k: getattr(s, k) for k in CONTRACT_KEYS if k != "modes"}
-    d.update(usd_per_mtok=s.usd_per_mtok, usd_per_hour=s.usd_per_hour, shadow_prices=dict(s.shadow_prices),
+    d.update(usd_per_mtok=s.usd_per_mtok, usd_per_hour=s.usd_per_hour, watts=s.watts,
+             joules_per_request=s.joules_per_request, shadow_prices=dict(s.shadow_prices),
              space_size=s.space_size, fastest=s.fastest, min_chips_needed=s.min_chips_needed, message=s.message)
     return d
 
