@@ -8,7 +8,10 @@ cap, so a plan holding it is improved by swapping in the frontier point; the pro
 points is exact over every single-type deployment the serving optimiser considers.
 
 The serving optimiser minimises USD per million output tokens at the demand, which at a fixed rate
-is ``price x chips`` over a fixed token count: its answer is that point. It is asked with a budget of
+is ``price x chips`` over a fixed token count: its answer is that point. Owned chips are priced with
+their electricity (docs/theory.md §21), so the optimiser weighs their watts too and answers the cheapest
+deployment with it, which may hold a chip more than the fewest: there the point is the cheapest, and
+the program exact over the cheapest deployment of each pair. It is asked with a budget of
 ``available + 1`` chips, so the same candidates also answer "what is one more chip worth"; when the
 fewest chips exceed that budget it reports how many would be needed (``min_chips_needed``), which is
 the candidate's size for the questions that lift a cap (its configuration is then not computed).
@@ -20,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_EFFICIENCY, DEFAULT_PUE, DEFAULT_USD_PER_KWH
+from ..config import DEFAULT_EFFICIENCY, DEFAULT_PUE, DEFAULT_USD_PER_KWH, Electricity
 from ..errors import CostModelError, PrecisionError
 from .spec import ChipSupply, Fleet, ModelDemand
 
@@ -110,11 +113,15 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
     if model.kv is not None:
         options["kv"] = ",".join(model.kv)
 
+    # owned chips: the optimiser prices their electricity, so it weighs their watts against their chips
+    electricity = Electricity(usd_per_kwh=site["usd_per_kwh"], pue=site["pue"], price_basis=chip.price_basis)
+
     def ask(budget: int):
         return _optimize_serving()(
-            model.model, chip.spec if chip.hardware is not None else chip.name, requests=model.requests, rate_per_s=model.rate_per_s,
-            demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s, tpot_s=model.tpot_s, max_chips=budget,
-            mode=model.mode, efficiency=efficiency, usd_per_chip_hour=chip.usd_per_chip_hour, method=method, **options)
+            model.model, chip.spec if chip.hardware is not None else chip.name, requests=model.requests,
+            rate_per_s=model.rate_per_s, demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s,
+            tpot_s=model.tpot_s, max_chips=budget, mode=model.mode, efficiency=efficiency,
+            usd_per_chip_hour=chip.usd_per_chip_hour, method=method, electricity=electricity, **options)
 
     try:
         sol = ask(chip.available + 1)
