@@ -141,6 +141,28 @@ def test_band_solver_equals_the_sparse_solver_on_random_chains():
         np.testing.assert_allclose(band, sparse, rtol=0, atol=1e-12)
 
 
+def test_cut_balance_equals_the_band_solver_on_chains_of_one_unit_a_step():
+    """A step of one unit: the forward substitution over the cuts (LAPACK tbtrs) solves the same truncated
+    chain as the band LU and SuperLU, lumping at ``q_max`` included, from a light load to the edge of
+    stability (where the chain reaches its longest queues)."""
+    from costmodel.serving.queueing import (Q_LIMIT, _arrival_units, _stationary_banded, _stationary_skip_free,
+                                            _stationary_sparse)
+
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        u = int(rng.integers(1, 40))
+        mix = [(1.0, u)] if rng.random() < 0.6 else [(0.7, u), (0.3, int(rng.integers(1, 40)))]
+        step = np.array([0.01, 0.01 + 0.03 * rng.random()])
+        load = rng.uniform(0.05, 0.9999) if i % 4 else rng.uniform(0.99, 0.99999)
+        arrivals = _arrival_units(load * step / (step[1] * sum(w * m for w, m in mix)), mix)
+        q_max = int(rng.integers(1, 300)) if i % 5 == 0 else int(rng.integers(300, Q_LIMIT + 1))
+        cut = _stationary_skip_free(arrivals, q_max)
+        cut = cut / cut.sum()
+        assert np.all(cut >= 0)
+        for other in (_stationary_banded(arrivals, 1, q_max), _stationary_sparse(arrivals, 1, q_max)):
+            np.testing.assert_allclose(cut, other / other.sum(), rtol=0, atol=1e-11)
+
+
 @pytest.mark.parametrize("parallel,chunk", [(cm.Parallel(tp=2), 256), (cm.Parallel(tp=4), 8192)])
 def test_rate_limit_is_the_edge_of_the_sustainable_rates(parallel, chunk):
     """The largest sustainable rate (Brent's method on the batch, then on the rate) is where a plain

@@ -179,11 +179,14 @@ def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
     ``n`` below and ``w - 1`` above the diagonal: LAPACK's band LU (``gbtrf``, partial pivoting,
     ``O(q·n·(n+w))``) of ``T - I`` with its first column replaced by ``e_0``, solved transposed
     (``gbtrs``), up to ``BANDED_MAX_UNITS`` units a step; SuperLU on the sparse matrix beyond (a wide
-    band is mostly empty: the first ``n`` states all lead to the first ``w``).
+    band is mostly empty: the first ``n`` states all lead to the first ``w``). A step of one unit
+    (``n = 1``, the chain skip-free to the left) needs no factorisation: :func:`_stationary_skip_free`.
     """
     Q = np.arange(q_max + 1)
     tau = step_s[np.minimum(Q, n)]
-    pi = _stationary_banded(arrivals, n, q_max) if n <= BANDED_MAX_UNITS else None
+    pi = _stationary_skip_free(arrivals, q_max) if n == 1 else None
+    if pi is None and n <= BANDED_MAX_UNITS:
+        pi = _stationary_banded(arrivals, n, q_max)
     if pi is None:
         pi = _stationary_sparse(arrivals, n, q_max)
     pi = np.clip(pi, 0.0, None)
@@ -195,6 +198,39 @@ def _stationary(step_s: np.ndarray, arrivals: np.ndarray, n: int, q_max: int):
 BANDED_MAX_UNITS = 512
 
 
+def _stationary_skip_free(arrivals: np.ndarray, q_max: int) -> np.ndarray | None:
+    """``π`` (unnormalised, ``π_0 = 1``) of a chain whose steps serve one unit, by the balance of each cut.
+
+    A step of one unit moves the queue down by at most one, so the only way from ``{j, j+1, ...}`` to
+    ``{..., j-1}`` is from ``j`` with no arrival, and the flows across the cut balance (the arrivals past
+    ``q_max``, lumped there, cross every cut below it as they would):
+
+        ``π_j·a_1(0) = π_0·P(A_0 >= j) + Σ_{1 <= i < j} π_i·P(A_1 >= j - i + 1)``
+
+    (``A_s`` the arrivals during a step serving ``s`` units, ``a_s`` their pmf). That is a lower-triangular
+    band system in ``π_1 .. π_q`` with ``w - 2`` subdiagonals, solved by LAPACK's ``tbtrs``: forward
+    substitution, every term non-negative, ``O(q·w)``. The same truncated chain as
+    :func:`_stationary_banded` solves, without the factorisation. ``None`` if LAPACK reports a zero
+    diagonal (no step free of arrivals) or the result is not finite."""
+    from scipy.linalg import lapack
+
+    w = arrivals.shape[1]
+    if arrivals.shape[0] < 2 or arrivals[1, 0] <= 0:
+        return None
+    tails = np.cumsum(arrivals[:, ::-1], axis=1)[:, ::-1]  # tails[s, k] = P(A_s >= k)
+    kd = min(max(w - 2, 0), q_max - 1)
+    column = -tails[1, 1:kd + 2]  # L[j, j - k] = -P(A_1 >= k + 1); band storage ab[k, j] = L[j + k, j]
+    column[0] = arrivals[1, 0]
+    ab = np.asfortranarray(np.broadcast_to(column[:, None], (kd + 1, q_max)))  # past the matrix: not read
+    rhs = np.zeros((q_max, 1))
+    m = min(w - 1, q_max)
+    rhs[:m, 0] = tails[0, 1:m + 1]
+    pi, info = lapack.dtbtrs(ab, rhs, uplo="L")
+    if info != 0 or not np.all(np.isfinite(pi)):
+        return None
+    return np.concatenate([[1.0], pi[:, 0]])
+
+
 def _stationary_banded(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray | None:
     """``π`` (unnormalised) by band LU; ``None`` if LAPACK reports the matrix singular."""
     from scipy.linalg import lapack
@@ -202,7 +238,7 @@ def _stationary_banded(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray |
     w, size = arrivals.shape[1], q_max + 1
     kl, ku = n, w - 1
     d = kl + ku  # LAPACK band storage: A[i, j] is ab[d + i - j, j] (kl more rows for the pivoting fill)
-    ab = np.zeros((2 * kl + ku + 1, size))
+    ab = np.zeros((2 * kl + ku + 1, size), order="F")  # LAPACK's layout: no copy on the way in
     # A = T - I: from state i, serving s = min(i, n), a arrivals lead to j = i - s + a (j >= q_max lumped)
     a = np.arange(min(w, q_max))
     for i in range(min(n, size)):  # the first n states serve all they hold: j = a
@@ -219,7 +255,7 @@ def _stationary_banded(arrivals: np.ndarray, n: int, q_max: int) -> np.ndarray |
     ab[d] -= 1.0
     ab[:, 0] = 0.0  # the first equation becomes π_0 = 1
     ab[d, 0] = 1.0
-    lu, piv, info = lapack.dgbtrf(ab, kl, ku)
+    lu, piv, info = lapack.dgbtrf(ab, kl, ku, overwrite_ab=1)
     if info != 0:
         return None
     rhs = np.zeros(size)
