@@ -262,8 +262,10 @@ def _signature(args: tuple) -> tuple:
     import numpy as np
 
     leaves, tree = jax.tree.flatten(args)
-    avals = tuple((np.shape(a), str(jax.dtypes.canonicalize_dtype(np.result_type(a))), isinstance(a, (int, float)))
-                  for a in leaves)
+    # a Python number and a weakly typed JAX array of it trace alike (the same program)
+    dtypes = (a.dtype if hasattr(a, "dtype") else np.result_type(a) for a in leaves)
+    avals = tuple((np.shape(a), str(jax.dtypes.canonicalize_dtype(d)),
+                   isinstance(a, (int, float)) or bool(getattr(a, "weak_type", False))) for a, d in zip(leaves, dtypes))
     return str(tree), avals, jax.default_backend(), jax.__version__
 
 

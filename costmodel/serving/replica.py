@@ -58,6 +58,7 @@ class Replica:
         self._x = decode_sc.inputs() | {"steps": 1.0, "prefill_tokens": 0.0, "prefill_position": 0.0,
                                         "draft_length": self.draft_length, "acceptance": self.acceptance}
         self._xp = prefill_sc.inputs()
+        self._on_device: dict[tuple, dict] = {}
         self._draft = self._draft_fn(spec)
 
     def _draft_fn(self, spec: Speculative | None):
@@ -84,10 +85,23 @@ class Replica:
         """The decode scenario's inputs with ``values`` (model or serving names) replaced."""
         return self._x | values
 
+    def _device(self, which: str) -> dict[str, Any]:
+        """The decode (``"x"``) or prefill (``"xp"``) inputs as JAX arrays, made once per float width: a
+        call then moves only the values it replaces to the device, not a hundred Python numbers (each the
+        same weakly typed array JAX would make of it at the call)."""
+        import jax
+        import jax.numpy as jnp
+
+        key = (which, bool(jax.config.jax_enable_x64))
+        kept = self._on_device.get(key)
+        if kept is None:
+            kept = self._on_device[key] = {k: jnp.asarray(v) for k, v in getattr(self, f"_{which}").items()}
+        return kept
+
     @property
     def tokens_per_step(self) -> float:
         """Expected tokens a decoding sequence advances per step (1 without speculation)."""
-        return float(self._serving(self._x)["tokens_per_step"])
+        return float(self._serving(self._device("x"))["tokens_per_step"])
 
     # -- step times ---------------------------------------------------------------------------------------
 
@@ -99,8 +113,9 @@ class Replica:
 
     def _mixed_raw(self, batch, prefill_tokens, context, prefill_position, speculative):
         g = self.draft_length if speculative else 0.0
-        return self._serving(self.inputs(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
-                                         context=context, prefill_position=prefill_position, draft_length=g))
+        return self._serving(self._device("x") | dict(batch=np.maximum(batch, 1e-12), prefill_tokens=prefill_tokens,
+                                                      context=context, prefill_position=prefill_position,
+                                                      draft_length=g))
 
     def step(self, batch: Any, prefill_tokens: Any, context: Any, prefill_position: Any = 0.0, *,
              draft: bool = True, speculative: bool = True) -> np.ndarray:
@@ -137,8 +152,7 @@ class Replica:
 
     def static_decode_s(self, batch: Any, context: Any, steps: Any) -> np.ndarray:
         """``Σ_{t=1..n} ℓ(B, S + E·t)`` in closed form, plus the draft steps at the mean context."""
-        x = self.inputs(batch=batch, context=context, steps=np.maximum(steps, 0.0))
-        out = self._serving(x)
+        out = self._serving(self._device("x") | dict(batch=batch, context=context, steps=np.maximum(steps, 0.0)))
         if "static_decode_s" in out:
             total = np.asarray(out["static_decode_s"], dtype=float)
         else:  # windowed attention: the compiled steps summed, vectorised over t
@@ -152,12 +166,12 @@ class Replica:
 
     def decode(self, batch: Any, context: Any) -> dict[str, np.ndarray]:
         """Outputs of the compiled decode model (memory, capacity, step) at ``batch`` and ``context``."""
-        out = self._decode(self._x | {"batch": batch, "context": context})
+        out = self._decode(self._device("x") | {"batch": batch, "context": context})
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
     def prefill(self, batch: Any, prompt: Any) -> dict[str, np.ndarray]:
         """Outputs of the compiled prefill model for ``batch`` prompts of ``prompt`` tokens."""
-        out = self._prefill(self._xp | {"batch": batch, "prompt": prompt})
+        out = self._prefill(self._device("xp") | {"batch": batch, "prompt": prompt})
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
     def max_batch(self, context: Any) -> np.ndarray:

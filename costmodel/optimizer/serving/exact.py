@@ -135,10 +135,13 @@ CONFIRMED = 1024
 
 
 def forget_confirmed() -> None:
-    """Drop the kept ``cm.serve`` predictions and replica rate limits (so that a timing run measures
-    every confirmation)."""
+    """Drop the kept ``cm.serve`` predictions, replica rate limits and decode relaxations (so that a timing
+    run measures every confirmation and every relaxation)."""
+    from .gradient import forget_relaxations
+
     _serve_kept.cache_clear()
     forget_rate_limits()
+    forget_relaxations()
 
 
 @functools.lru_cache(maxsize=CONFIRMED)

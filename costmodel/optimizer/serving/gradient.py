@@ -27,6 +27,9 @@ match it (chip counts tie across neighbouring splits):
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from ..gradient import relaxed_solve
@@ -35,7 +38,7 @@ from ..search import MAX_CLIMB_STEPS, _neighbours, round_to_lattice
 from .candidates import Frame, _concat, agg_frame, decode_frame, disagg_frame, prefill_frame, score
 from .problem import ServingProblem
 
-__all__ = ["gradient_frame", "relaxed_starts", "decode_climb", "best_decode", "prefill_climb", "paired"]
+__all__ = ["gradient_frame", "relaxed_starts", "forget_relaxations", "decode_climb", "best_decode", "prefill_climb", "paired"]
 
 #: best visited splits of each pool paired at the end (disaggregated)
 PAIR_TOP = 6
@@ -64,17 +67,39 @@ _KEEP = 16
 _LAST: dict = {}
 
 
+#: the relaxation is solved at the demand rounded to this fraction of an octave: it only gives the climb its
+#: starting points, so problems a few percent apart in rate (the trial rates of ``max_rate``) share one solve
+DEMAND_STEPS_PER_OCTAVE = 16
+
+
 def _relaxed_starts(problem: ServingProblem):
     r = problem.requests
     weights, kv = problem.precision_args
-    demand = problem.rate_per_s * r.output_tokens
-    dp = make_problem(problem.model, problem.hardware, context=r.input_tokens + r.output_tokens / 2,
-                      prompt=r.prefill_tokens, tpot_s=problem.tpot_s or 1e3, ttft_s=problem.ttft_s,
-                      max_chips=problem.max_chips,
-                      demand_tokens_per_s=demand, weights=weights, kv=kv, usd_per_chip_hour=problem.usd_per_chip_hour,
-                      efficiency=problem.efficiency)
+    steps = round(DEMAND_STEPS_PER_OCTAVE * math.log2(problem.rate_per_s * r.output_tokens))
+    key = (problem.model, problem.hardware, r.input_tokens, r.output_tokens, r.prefill_tokens, problem.tpot_s,
+           problem.ttft_s, problem.max_chips, weights, kv, problem.usd_per_chip_hour, problem.efficiency, steps)
+    try:
+        return _relaxed_at(*key)
+    except TypeError:  # something unhashable (e.g. a custom spec holding a list): solved without keeping it
+        return _relaxed_at.__wrapped__(*key)
+
+
+def forget_relaxations() -> None:
+    """Drop the kept relaxations (:func:`relaxed_starts`)."""
+    _relaxed_at.cache_clear()
+    _LAST.clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _relaxed_at(model, hardware, input_tokens, output_tokens, prefill_tokens, tpot_s, ttft_s, max_chips, weights,
+                kv, usd_per_chip_hour, efficiency, steps):
+    """:func:`relaxed_starts` at the demand ``2^(steps/DEMAND_STEPS_PER_OCTAVE)`` output tokens/s."""
+    dp = make_problem(model, hardware, context=input_tokens + output_tokens / 2, prompt=prefill_tokens,
+                      tpot_s=tpot_s or 1e3, ttft_s=ttft_s, max_chips=max_chips,
+                      demand_tokens_per_s=2.0 ** (steps / DEMAND_STEPS_PER_OCTAVE), weights=weights, kv=kv,
+                      usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency)
     cost = relaxed_solve(dp, "cost")
-    return dp, round_to_lattice(dp, cost.u, cost.prec, problem.max_chips)
+    return dp, round_to_lattice(dp, cost.u, cost.prec, max_chips)
 
 
 def _widest(problem: ServingProblem) -> set[tuple[int, ...]]:
