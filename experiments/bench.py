@@ -43,10 +43,10 @@ wall time and peak memory). Figures:
   modes) in a fresh process with a warm cache: the first call, and the median of repeated calls (each a
   new search: the kept ``cm.serve`` confirmations dropped); the rate found and the trial rates it tested
   are printed beside it. ``cli_max_rate_s``: the same from the shell, the median of ``--runs`` processes.
-- ``prompt_queue_solve_ms[n units, band|sparse]``: one stationary solve of the open-loop prompt queue
+- ``prompt_queue_solve_ms[n units, cuts|band|sparse]``: one stationary solve of the open-loop prompt queue
   (``costmodel.serving.queueing``) truncated at its longest (4,096 units) at 90% load, with ``n``
-  units served a step, by the band LU the chain uses up to ``BANDED_MAX_UNITS`` and by SuperLU
-  (the best of 5 each).
+  units served a step, by the balance of the cuts (one unit a step, the chain's solver there), the band
+  LU the chain uses up to ``BANDED_MAX_UNITS`` and SuperLU (the best of 5 each).
 - ``llm_analysis_ratio``: 1,000 decode configurations of Llama 2 7B on H100 (batch x context x tp)
   through llm-analysis, where installed, against ``decode_evals_per_s_float32``; and the wall time
   of the same 1,000 through ``costmodel.sweep`` (compiled already).
@@ -460,7 +460,8 @@ def prompt_queue_solves() -> None:
     for n in (1, 8, 64, 512):
         step_s = 0.01 + 0.0005 * np.arange(n + 1)
         arrivals = q._arrival_units(0.9 * n / step_s[n] * step_s, [(1.0, 1)])
-        for label, solve in (("band", q._stationary_banded), ("sparse", q._stationary_sparse)):
+        solvers = (("cuts", lambda a, n, q_max: q._stationary_skip_free(a, q_max)),) if n == 1 else ()
+        for label, solve in solvers + (("band", q._stationary_banded), ("sparse", q._stationary_sparse)):
             times = []
             for _ in range(5):
                 t = time.perf_counter()

@@ -163,3 +163,13 @@ def test_cli_minimises_energy(capsys):
     assert main([*args, "--price-basis", "owned", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["usd_per_mtok_output"] == pytest.approx(opt(electricity=OWNED).usd_per_mtok_output, rel=1e-12)
+
+
+def test_the_docs_example_trades_the_chunk_budget_not_chips():
+    """docs/optimizer.md: the least-energy deployment of Llama-3-70B at 4 requests/s takes as many chips as the
+    cheapest but a larger chunk budget (more of a prompt per read of the weights)."""
+    kw = dict(rate_per_s=4.0, ttft_s=2.0, tpot_s=0.05, mode="agg")
+    cost = cm.optimize_serving("llama-3-70b", CHIP, cm.Requests(2048, 256), **kw)
+    energy = cm.optimize_serving("llama-3-70b", CHIP, cm.Requests(2048, 256), objective="energy", **kw)
+    assert energy.chips == cost.chips and energy.config["chunk"] > cost.config["chunk"]
+    assert energy.joules_per_request < cost.joules_per_request
