@@ -201,8 +201,8 @@ def render(d: dict, args: argparse.Namespace) -> str:
         ("power", [_power(modes[n]) for n in names]),
         ("binds", [modes[n]["binding"] or "-" for n in names]),
         ("shadow J/req/ms" if d["objective"] == "energy" else "shadow $/Mtok/ms",
-         [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, "
-                              f"TPOT {modes[n]['shadow_prices']['tpot']:.3g}" for n in names]),
+         [f"TTFT {modes[n]['shadow_prices']['ttft']:.3g}, TPOT {modes[n]['shadow_prices']['tpot']:.3g}"
+          for n in names]),
     ]
     if not all(modes[n]["feasible"] for n in names):
         rows += [("fastest", [_fastest(modes[n]) for n in names]),

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
+from ...symbolic import usd_per_joule
 from .candidates import agg_frame, decode_frame, prefill_frame
 from .evaluate import aggregated_table, decode_table, pair_table
-from ...symbolic import usd_per_joule
 from .exact import Deployment, decode_problem, objective_achieved, watts_of
 from .exact import usd_per_hour as usd_per_hour_of
 from .exhaustive import all_points

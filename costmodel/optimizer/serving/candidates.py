@@ -148,10 +148,9 @@ def slack(problem: ServingProblem, frame: Frame) -> np.ndarray:
 
 
 def ranked(problem: ServingProblem, mode: str, frame: Frame, limit: int = 64) -> list[Deployment]:
-    """Feasible candidates of ``frame`` as :class:`Deployment` objects, the lowest objective first (cheapest, or
-    the fewest watts); among equally good
-    ones the widest margin to the targets first (the likeliest to hold under ``cm.serve``), then the lower
-    TPOT."""
+    """Feasible candidates of ``frame`` as :class:`Deployment` objects, the lowest objective first (the
+    cheapest, or the fewest watts); among equally good ones the widest margin to the targets first (the
+    likeliest to hold under ``cm.serve``), then the lower TPOT."""
     if not frame:
         return []
     idx = np.flatnonzero(frame["feasible"])

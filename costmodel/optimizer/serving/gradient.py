@@ -38,7 +38,8 @@ from ..search import MAX_CLIMB_STEPS, _neighbours, round_to_lattice
 from .candidates import Frame, _concat, agg_frame, decode_frame, disagg_frame, prefill_frame, score
 from .problem import ServingProblem
 
-__all__ = ["gradient_frame", "relaxed_starts", "forget_relaxations", "decode_climb", "best_decode", "prefill_climb", "paired"]
+__all__ = ["gradient_frame", "relaxed_starts", "forget_relaxations", "decode_climb", "best_decode", "prefill_climb",
+           "paired"]
 
 #: best visited splits of each pool paired at the end (disaggregated)
 PAIR_TOP = 6

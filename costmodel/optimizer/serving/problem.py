@@ -18,8 +18,8 @@ The objective is the deployment's USD per million output tokens at the demand (`
 or per million tokens in and out (``"total"``): at a fixed demand both are the deployment's USD
 per hour over a constant, so they pick the same deployment. That is the chips' price, plus the
 electricity for chips the user owns (``Electricity(price_basis="owned")``, docs/theory.md §21).
-``"energy"`` minimises joules per output token: at a fixed demand, the deployment's watts (boards
-and hosts, :func:`ServingProblem.objective_value`).
+``"energy"`` minimises the joules of a request (its prompt's and its output's): at a fixed demand,
+the deployment's watts (boards and hosts, :func:`ServingProblem.objective_value`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class ServingProblem:
         specs: speculation options (``None`` = no speculation is always one).
         efficiency: the efficiency (profile resolved per phase by the scenarios).
         usd_per_chip_hour: the chip price.
-        objective: ``"output"``, ``"total"`` (USD per million tokens) or ``"energy"`` (joules per output token).
+        objective: ``"output"``, ``"total"`` (USD per million tokens) or ``"energy"`` (joules per request).
         electricity: the price of electricity and what the chip price pays for (owned chips: the cost
             includes the electricity).
         degrees: admissible tp, pp, ep values.
@@ -124,8 +124,8 @@ class ServingProblem:
 
     def objective_value(self, usd_per_hour, watts):
         """What the search minimises, from a deployment's USD per hour (the chips' price) and its watts (boards
-        and hosts; ignored unless :attr:`uses_power`): the watts for ``"energy"`` (joules per output token times
-        the fixed output tokens/s), else the USD per hour, with the electricity (``watts·PUE·$/kWh``) for
+        and hosts; ignored unless :attr:`uses_power`): the watts for ``"energy"`` (joules per request times the
+        fixed rate), else the USD per hour, with the electricity (``watts·PUE·$/kWh``) for
         owned chips. Works on numbers and arrays."""
         if self.objective == "energy":
             return watts
@@ -178,10 +178,6 @@ class ServingProblem:
         """Tokens/s the objective counts: output only, or input and output."""
         extra = self.requests.input_tokens if self.objective == "total" else 0.0  # energy: per output token
         return self.rate_per_s * (self.requests.output_tokens + extra)
-
-    def usd_per_mtok(self, chips) -> np.ndarray:
-        """The objective of a deployment of ``chips`` chips at the demand (USD per million tokens)."""
-        return np.asarray(chips, dtype=float) * self.usd_per_chip_hour / 3600.0 / self.tokens_per_s * 1e6
 
     def splits(self, budget: int | None = None) -> np.ndarray:
         """Every admissible (tp, pp, ep) of one replica within ``budget`` chips, as an int array (n, 3)."""
