@@ -1,7 +1,8 @@
 """Speed of the cost model: one line per figure, ``name: value unit``.
 
 Run: ``python experiments/bench.py`` (add ``--big`` for a 10^8-configuration sweep with its
-wall time and peak memory). Figures:
+wall time and peak memory, ``--fleet`` for the fleet plan and the first serving optimisations with an
+empty cache, minutes). Figures:
 
 - ``import_time_cold``: ``import costmodel`` in a fresh interpreter (no JAX, no SymPy, no compilation).
 - ``sympy_to_jax_s[structure]`` and ``xla_compile_s[structure]``: building and lambdifying the
@@ -43,6 +44,10 @@ wall time and peak memory). Figures:
   modes) in a fresh process with a warm cache: the first call, and the median of repeated calls (each a
   new search: the kept ``cm.serve`` confirmations dropped); the rate found and the trial rates it tested
   are printed beside it. ``cli_max_rate_s``: the same from the shell, the median of ``--runs`` processes.
+- with ``--fleet``: ``serving_first_call_s[empty cache, MODEL]``, the first ``costmodel.optimize_serving``
+  of Llama 3 70B and of DeepSeek-V3 on H100 in a fresh process with an empty cache; and
+  ``fleet_plan_s[empty|warm cache]``, ``costmodel.plan`` of the 10-model fleet over every catalog chip of
+  ``experiments/fleet_plan.py`` in a fresh process, with an empty cache and then the one it filled.
 - ``prompt_queue_solve_ms[n units, cuts|band|sparse]``: one stationary solve of the open-loop prompt queue
   (``costmodel.serving.queueing``) truncated at its longest (4,096 units) at 90% load, with ``n``
   units served a step, by the balance of the cuts (one unit a step, the chain's solver there), the band
@@ -374,6 +379,72 @@ def serving_optimize_times() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+_FIRST_SERVING = """
+import json, sys, time
+import costmodel as cm
+t = time.perf_counter()
+cm.optimize_serving(sys.argv[1], "h100-sxm", cm.Requests(1024, 256), rate_per_s=4, ttft_s=2.0, tpot_s=0.05)
+print(json.dumps(time.perf_counter() - t))
+"""
+
+_FLEET = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import costmodel as cm
+from fleet_plan import big_fleet
+t = time.perf_counter(); p = cm.plan(big_fleet(), efficiency="calibrated")
+print(json.dumps([time.perf_counter() - t, p.usd_per_hour]))
+"""
+
+
+def _fresh_env(base: str) -> dict:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = os.environ | {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "COSTMODEL_CACHE_DIR": base}
+    env.pop("COSTMODEL_NO_CACHE", None)
+    return env
+
+
+def first_serving_times() -> None:
+    """The first ``costmodel.optimize_serving`` in a fresh process with an empty cache, for a dense and an
+    MLA/MoE model (Llama 3 70B and DeepSeek-V3 on H100, 1024 in / 256 out, 4 req/s, TTFT 2 s, TPOT 50 ms)."""
+    for model in ("llama-3-70b", "deepseek-v3"):
+        base = tempfile.mkdtemp(prefix="costmodel-bench-")
+        try:
+            out = subprocess.run([sys.executable, "-c", _FIRST_SERVING, model], env=_fresh_env(base),
+                                 capture_output=True, text=True)
+            if out.returncode:
+                line(f"serving_first_call_s[empty cache, {model}]", "unavailable")
+                continue
+            line(f"serving_first_call_s[empty cache, {model}]", json.loads(out.stdout), f"s ({_load()})")
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def fleet_times() -> None:
+    """``costmodel.plan`` of the 10-model fleet over every catalog chip of ``experiments/fleet_plan.py`` in a
+    fresh process: with an empty cache, then with the cache that run filled."""
+    base = tempfile.mkdtemp(prefix="costmodel-bench-")
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        for label in ("empty cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", _FLEET, here], env=_fresh_env(base), capture_output=True,
+                                 text=True)
+            if out.returncode:
+                line(f"fleet_plan_s[{label}]", "unavailable")
+                return
+            wall, usd = json.loads(out.stdout)
+            line(f"fleet_plan_s[{label}]", wall, f"s (10 models x {len(_catalog_chips())} chips, ${usd:.2f}/h; "
+                                                 f"{_load()})")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _catalog_chips() -> list[str]:
+    import costmodel as cm
+
+    return cm.list_hardware()
+
+
 _MAX_RATE = """
 import json, statistics, time
 import costmodel as cm
@@ -493,6 +564,9 @@ def main() -> None:
                     help="print only the start-up figures: cold CLI, gradient solves, predict per call")
     ap.add_argument("--serving-only", action="store_true", help="print only the serving optimiser's figures")
     ap.add_argument("--max-rate-only", action="store_true", help="print only the --maximise rate figures")
+    ap.add_argument("--fleet", action="store_true",
+                    help="also plan the 10-model fleet over every chip (minutes), and time the first serving "
+                         "optimisation of two models with an empty cache")
     ap.add_argument("--runs", type=int, default=5, help="processes per cold-start figure (default 5)")
     args = ap.parse_args()
     # in-process figures start from an empty cache of their own (compilation measured, the user's kept)
@@ -501,6 +575,9 @@ def main() -> None:
     if args.max_rate_only:
         line("load_average_1min", os.getloadavg()[0])
         max_rate_times(args.runs)
+        if args.fleet:
+            first_serving_times()
+            fleet_times()
         return
     if args.serving_only:
         line("load_average_1min", os.getloadavg()[0])
@@ -553,6 +630,9 @@ def main() -> None:
     prompt_queue_solves()
     serving_optimize_times()
     max_rate_times(args.runs)
+    if args.fleet:
+        first_serving_times()
+        fleet_times()
     if args.big:
         big_sweep()
 
