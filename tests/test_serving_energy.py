@@ -173,3 +173,16 @@ def test_the_docs_example_trades_the_chunk_budget_not_chips():
     energy = cm.optimize_serving("llama-3-70b", CHIP, cm.Requests(2048, 256), objective="energy", **kw)
     assert energy.chips == cost.chips and energy.config["chunk"] > cost.config["chunk"]
     assert energy.joules_per_request < cost.joules_per_request
+
+
+def test_max_rate_prices_owned_chips_with_their_electricity():
+    """``cm.max_rate`` reports the cheapest deployment at the rate it finds as the serving optimiser prices it:
+    owned chips with their electricity (the rate itself does not depend on the price)."""
+    kw = dict(max_chips=2, ttft_s=0.5, tpot_s=0.05, mode="agg")
+    rental = cm.max_rate(MODEL, CHIP, REQ, **kw)
+    owned = cm.max_rate(MODEL, CHIP, REQ, electricity=OWNED, **kw)
+    assert owned.rate_per_s == pytest.approx(rental.rate_per_s, rel=1e-12)
+    at = cm.optimize_serving(MODEL, CHIP, REQ, rate_per_s=owned.rate_per_s, electricity=OWNED, **kw)
+    a = owned.modes["aggregated"]
+    assert a.usd_per_mtok_output == pytest.approx(at.usd_per_mtok_output, rel=1e-12)
+    assert a.usd_per_mtok_output > rental.modes["aggregated"].usd_per_mtok_output

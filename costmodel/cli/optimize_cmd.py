@@ -61,8 +61,8 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
     from ..optimizer import optimize  # imports JAX: only when a search runs, not for `costmodel list`
 
     return optimize(
-        args.model, hardware_from(args, args.hardware), context=args.context, prompt=args.prompt, tpot_s=args.tpot_ms / 1e3,
-        ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
+        args.model, hardware_from(args, args.hardware), context=args.context, prompt=args.prompt,
+        tpot_s=args.tpot_ms / 1e3, ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
         demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
         efficiency=args.efficiency, method=method, math=args.math, objective=args.minimise or "cost",
         electricity=electricity_from(args),

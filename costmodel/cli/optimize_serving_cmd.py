@@ -261,7 +261,8 @@ def max_rate_answer(args: argparse.Namespace):
         mode=args.mode or "auto", weights=args.weights, kv=args.kv, spec=spec, efficiency=args.efficiency,
         usd_per_chip_hour=args.price, method=args.method, scheduler=scheduler_from(args),
         ttft_percentile=args.ttft_percentile, tpot_percentile=args.tpot_percentile,
-        prefill_hardware=args.prefill_hardware, decode_hardware=args.decode_hardware)
+        prefill_hardware=args.prefill_hardware, decode_hardware=args.decode_hardware,
+        electricity=electricity_from(args))
 
 
 def run_max_rate(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import DEFAULT_EFFICIENCY, DEFAULT_PUE, DEFAULT_USD_PER_KWH, Electricity
 from ..errors import CostModelError, PrecisionError
+from ..symbolic import usd_per_joule
 from .spec import ChipSupply, Fleet, ModelDemand
 
 __all__ = ["Candidate", "candidates", "RETRY_BUDGET"]
@@ -82,22 +83,18 @@ def _fastest(sol: Any) -> str:
     return f"the targets are out of reach (fastest {', '.join(parts)})"
 
 
-def _power_kw(chip: ChipSupply, chips: int, sol: Any) -> float | None:
-    """IT power of ``chips`` chips of ``chip`` serving as ``sol`` does (docs/theory.md §21), in kW."""
+def _unsized(site: Mapping[str, float], chip: ChipSupply, chips: int) -> tuple[float, float | None]:
+    """USD per hour and IT power (kW) of a deployment the optimiser did not size (``needs N chips``): ``chips``
+    boards at their maximum power and their hosts (``None`` without a board power), priced as the optimiser
+    prices a sized one (docs/theory.md §21)."""
     h = chip.spec
-    if not h.has_power:
-        return None
-    board = (sol.serving or {}).get("power_w_per_chip") if sol is not None else None
-    board = h.max_power_w if board is None else board
-    return chips * (board + (h.host_power_w or 0.0)) / 1e3
-
-
-def _priced(fleet_site: Mapping[str, float], chip: ChipSupply, chips: int, power_kw: float | None) -> float:
-    """USD per hour of ``chips`` chips: their price, plus the electricity when they are owned."""
     usd = chips * chip.usd_per_chip_hour
-    if chip.price_basis == "owned" and power_kw is not None:
-        usd += power_kw * fleet_site["pue"] * fleet_site["usd_per_kwh"]
-    return usd
+    if not h.has_power:
+        return usd, None
+    watts = chips * (h.max_power_w + (h.host_power_w or 0.0))
+    if chip.price_basis == "owned":
+        usd += watts * 3600.0 * usd_per_joule(site["pue"], site["usd_per_kwh"])
+    return usd, watts / 1e3
 
 
 def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFICIENCY,
@@ -127,10 +124,9 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
         sol = ask(chip.available + 1)
     except PrecisionError as e:  # e.g. fp8 asked of a chip without fp8 math
         return Candidate(model.name, chip.name, None, None, reason=str(e))
-    if sol.feasible:
-        chips = int(sol.chips)
-        kw = _power_kw(chip, chips, sol)
-        return Candidate(model.name, chip.name, chips, _priced(site, chip, chips, kw), sol, power_kw=kw)
+    if sol.feasible:  # the optimiser's price (with the electricity of owned chips) and power (cm.serve's)
+        return Candidate(model.name, chip.name, int(sol.chips), sol.usd_per_hour, sol,
+                         power_kw=None if sol.watts is None else sol.watts / 1e3)
     need = getattr(sol, "min_chips_needed", None)
     if need is None and not getattr(sol, "fastest", None) and chip.available + 1 < RETRY_BUDGET:
         # Nothing fits and keeps up within the budget, nor within the larger ones the optimiser tried:
@@ -144,9 +140,8 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
         elif big is not None:
             need = getattr(big, "min_chips_needed", None)
     if need is not None:
-        kw = _power_kw(chip, int(need), None)
-        return Candidate(model.name, chip.name, int(need), _priced(site, chip, int(need), kw),
-                         reason=f"needs {int(need)} chips", power_kw=kw)
+        usd, kw = _unsized(site, chip, int(need))
+        return Candidate(model.name, chip.name, int(need), usd, reason=f"needs {int(need)} chips", power_kw=kw)
     return Candidate(model.name, chip.name, None, None, reason=_fastest(sol))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from ..cache import CachedJit
 from ..relax import SHARPNESS, relaxed
 from .exact import split_inputs
-from .problem import MAX_BATCH, Problem
+from .problem import MAX_BATCH, OBJECTIVE_KEYS, Problem
 
 __all__ = ["relaxed_solve", "RelaxedResult"]
 
@@ -131,7 +131,7 @@ def _solve_function(structure, rules, has_ttft: bool, objective: str):
             jnp.log(d["memory_bytes_per_chip"] / d["usable_bytes_per_chip"]),
             jnp.log(d["chips_per_replica"]) + log_reps - jnp.log(max_chips),
         ], axis=1)
-        f = jnp.log(d[{"cost": "usd_per_mtok", "energy": "joules_per_token"}.get(objective, "step_time_s")])
+        f = jnp.log(d[OBJECTIVE_KEYS.get(objective, "step_time_s")])
         return f, g
 
     def lattice_distance(u, lattice):

@@ -101,7 +101,8 @@ def _evaluate(problem: Problem, pts: list[tuple[int, ...]], objective: str, tpot
         if problem.demand_tokens_per_s and (problem.objective == "energy" or problem.base.electricity.owned):
             batch, m = _fewest_for_replicas(problem, splits, prec, batch, m, tpot_s)
         target = problem.tpot_s if tpot_s is None else tpot_s
-        score = np.where((batch > 0) & m["feasible"], m[problem.objective_key], _INFEASIBLE + _violation(problem, m, target))
+        score = np.where((batch > 0) & m["feasible"], m[problem.objective_key],
+                         _INFEASIBLE + _violation(problem, m, target))
     return batch, m, score
 
 

@@ -193,9 +193,9 @@ class Replica:
         h = self.decode_sc.hardware
         if not h.has_power:
             return None
-        running = board_power_w(float(step["compute_s"]), float(step["weights_s"]) + float(step["kv_s"]),
-                                float(step["step_time_s"]), h.idle_power_w, h.max_power_w, h.memory_power_share)
-        return h.idle_power_w + min(max(busy, 0.0), 1.0) * (running - h.idle_power_w)
+        return board_power_w(float(step["compute_s"]), float(step["weights_s"]) + float(step["kv_s"]),
+                             float(step["step_time_s"]), h.idle_power_w, h.max_power_w, h.memory_power_share,
+                             min(max(busy, 0.0), 1.0))
 
     @property
     def host_watts(self) -> float:

@@ -60,12 +60,13 @@ def usd_per_mtok_energy(chips, watts_per_chip, pue, usd_per_kwh, tokens_per_s):
     return 10**6 * chips * watts_per_chip * usd_per_joule(pue, usd_per_kwh) / tokens_per_s
 
 
-def board_power_w(compute_s, memory_s, step_s, idle_power_w, max_power_w, memory_power_share):
+def board_power_w(compute_s, memory_s, step_s, idle_power_w, max_power_w, memory_power_share, busy=1):
     """Board power of a chip over a step that keeps its compute units busy ``compute_s`` and its HBM busy
     ``memory_s`` of ``step_s`` (docs/theory.md §21): ``P_idle + (P_max - P_idle)·(1 - (1 - u_c)(1 - β_m·u_m))``
-    with ``u_c = compute_s/step_s`` and ``u_m = memory_s/step_s``.
+    with ``u_c = compute_s/step_s`` and ``u_m = memory_s/step_s``; a chip that runs such steps a fraction
+    ``busy`` of the time (in [0, 1]) and idles the rest draws ``P_idle`` plus ``busy`` times the rest.
 
     Works on SymPy expressions, numbers and arrays alike.
     """
     u_c, u_m = compute_s / step_s, memory_s / step_s
-    return idle_power_w + (max_power_w - idle_power_w) * (1 - (1 - u_c) * (1 - memory_power_share * u_m))
+    return idle_power_w + busy * (max_power_w - idle_power_w) * (1 - (1 - u_c) * (1 - memory_power_share * u_m))

@@ -431,10 +431,6 @@ def prefill_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray,
     x["prefill_batch"] = np.asarray(prefill_batch, dtype=float)
     out = _unpad(_prefill_fn(problem.model.structure, _rules())(_pad(x, n), problem.prefill_tokens), n)
     out["chips_per_replica"] = splits.prod(axis=1)
-    # a prefill replica's power while it prefills, idle and of its host (it runs a fraction of the time)
-    out["running_w"] = problem.board_watts(out["compute_s"], out["memory_s"], out["prefill_time_s"])
-    out["idle_w"] = np.full(n, problem.idle_watts - problem.host_watts)
-    out["host_w"] = np.full(n, problem.host_watts)
     return out
 
 
@@ -493,11 +489,12 @@ def pair_table(problem: ServingProblem, pre: dict, dec: dict, b_p, *, ttft_s=...
            "chips": chips, "ttft_s": ttft, "kv_transfer_s": t_kv,
            "prefill_goodput_per_s": goodput, "stop_ttft": np.broadcast_to(ttft_s is not None, np.shape(chips))}
     # each pool at its chip's price; the prefill pool busy a fraction rho_op of the time (docs/theory.md §21)
-    pre_price = problem.usd_per_chip_hour if prefill is None else prefill.usd_per_chip_hour
-    out["usd_per_hour"] = pool_usd_per_hour(r_p * n_p, pre_price, dec["replicas"] * n_d, problem.usd_per_chip_hour)
-    busy = np.clip(np.where(np.isfinite(rho_op), rho_op, 1.0), 0.0, 1.0)
-    out["watts"] = (r_p * n_p * (pre["idle_w"] + busy * (pre["running_w"] - pre["idle_w"]) + pre["host_w"])
-                    + dec["watts"])
+    on_pre = problem if prefill is None else prefill
+    out["usd_per_hour"] = pool_usd_per_hour(r_p * n_p, on_pre.usd_per_chip_hour, dec["replicas"] * n_d,
+                                            problem.usd_per_chip_hour)
+    busy = np.where(np.isfinite(rho_op), rho_op, 1.0)
+    board = on_pre.board_watts(pre["compute_s"], pre["memory_s"], pre["prefill_time_s"], busy)
+    out["watts"] = r_p * n_p * (board + on_pre.host_watts) + dec["watts"]
     out["objective"] = problem.objective_value(out["usd_per_hour"], out["watts"])
     return out
 

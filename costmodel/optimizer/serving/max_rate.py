@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config import DEFAULT_EFFICIENCY, Efficiency
+from ...config import DEFAULT_EFFICIENCY, Efficiency, Electricity
 from ...errors import ConfigError, CostModelError, keywords_checked
 from ...limits import check_number
 from ...serving.workload import Requests
@@ -61,7 +61,8 @@ class ModeRate:
         config: the deployment at that rate (the serving optimiser's config dict), or ``None``.
         chips: its chips (both pools).
         ttft_s, tpot_s: its mean TTFT (queueing included) and TPOT at that rate, as ``cm.serve`` gives them.
-        usd_per_mtok_output: its chips' price over the output tokens it serves at that rate.
+        usd_per_mtok_output: its price (its chips', with the electricity of owned chips) over the output tokens it
+            serves at that rate.
         infeasible_above_per_s: the lowest rate found infeasible (``rate_per_s`` times at most ``1 + rtol``),
             or ``None`` when the ceiling was reached.
         fastest: infeasible: the fastest TTFT and TPOT achievable at a vanishing rate within the budget, and
@@ -151,7 +152,7 @@ def max_rate(
     usd_per_chip_hour: float | None = None, method: str = "gradient", scheduler=None,
     ttft_percentile: int | None = None, tpot_percentile: int | None = None,
     prefill_hardware: str | list[str] | None = None, decode_hardware: str | list[str] | None = None,
-    rtol: float = RTOL, start_rate_per_s: float | None = None,
+    rtol: float = RTOL, start_rate_per_s: float | None = None, electricity: Electricity | None = None,
 ) -> MaxRateAnswer:
     """The highest request rate ``max_chips`` chips serve within TTFT and TPOT targets, per mode.
 
@@ -170,6 +171,8 @@ def max_rate(
         prefill_hardware, decode_hardware: as :func:`costmodel.optimize_serving` (pools on a pair of chips).
         rtol: relative tolerance of the rate (default 0.1%).
         start_rate_per_s: the first rate tried (default: an estimate from the serving tables).
+        electricity: as :func:`costmodel.optimize_serving` (the deployment reported at the rate found is the
+            cheapest there, the electricity of owned chips included).
 
     Returns:
         A :class:`MaxRateAnswer`; a budget that serves nothing within the targets even at a vanishing rate is
@@ -195,7 +198,7 @@ def max_rate(
     kw = dict(ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips, weights=weights, kv=kv, spec=spec,
               efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour, scheduler=scheduler,
               ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile,
-              prefill_hardware=prefill_hardware, decode_hardware=decode_hardware)
+              prefill_hardware=prefill_hardware, decode_hardware=decode_hardware, electricity=electricity)
     base = make_serving_problem(model, hardware, requests, rate_per_s=1.0, mode=mode, **kw)
     modes = {}
     for m in base.modes:

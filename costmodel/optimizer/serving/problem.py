@@ -141,9 +141,8 @@ class ServingProblem:
         if not self.uses_power:
             return np.full(np.shape(step_s), np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            running = board_power_w(np.asarray(compute_s), np.asarray(memory_s), np.maximum(step_s, 1e-30),
-                                    h.idle_power_w, h.max_power_w, h.memory_power_share)
-        return h.idle_power_w + np.clip(busy, 0.0, 1.0) * (running - h.idle_power_w)
+            return board_power_w(np.asarray(compute_s), np.asarray(memory_s), np.maximum(step_s, 1e-30),
+                                 h.idle_power_w, h.max_power_w, h.memory_power_share, np.clip(busy, 0.0, 1.0))
 
     @property
     def host_watts(self) -> float:
