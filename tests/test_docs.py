@@ -130,3 +130,39 @@ def test_the_readme_shows_what_the_program_prints_now():
     assert len(blocks) >= 2 and all(m["body"].strip() for m in blocks)
     _, stale = hook.fill(text)
     assert not stale, f"README blocks out of date with the program: {stale}; run `python docs/hooks/generated.py`"
+
+
+#: the README's table of held-out kernel-fit errors: its row labels, and the (class, precision) of each figure
+_KERNEL_ROWS = {
+    "GEMM bf16 / fp8": [("gemm", "bf16"), ("gemm_fp8", "fp8")],
+    "decode attention, bf16 / fp8 cache": [("attention_generation", "kv bf16"), ("attention_generation", "kv fp8")],
+    "prefill attention bf16 / fp8": [("attention_context", "bf16"), ("attention_context", "fp8")],
+    "MLA decode, bf16 / fp8 cache": [("mla_generation", "kv bf16"), ("mla_generation", "kv fp8")],
+    "MLA prefill": [("mla_context", "bf16")],
+    "fused MoE bf16 / fp8": [("moe", "bf16"), ("moe", "fp8")],
+    "custom all-reduce, 2 / 4 / 8 GPUs": [("allreduce", "2 GPUs"), ("allreduce", "4 GPUs"), ("allreduce", "8 GPUs")],
+}
+
+
+def test_the_readmes_kernel_fit_table_is_the_packaged_profiles():
+    """The held-out errors the README shows per class and chip are those the packaged ``kernels`` profile
+    records from ``experiments/kernel_fit.py --write-profile`` (to the 0.1% shown)."""
+    import json
+
+    doc = json.loads((ROOT / "costmodel" / "calibrate" / "profiles" / "kernels.json").read_text())
+    held = {(e["class"], e["chip"], e["precision"]): e["median_abs_error"] for e in doc["fit"]["held_out"]}
+    text = (ROOT / "README.md").read_text()
+    header = re.search(r"^\| class \| (?P<chips>[^\n]*) \| bar \|$", text, re.M)
+    assert header, "the README's kernel-fit table is missing"
+    chips = [{"H100 SXM": "h100-sxm", "H200": "h200", "B200": "b200"}[c.strip()] for c in header["chips"].split("|")]
+    seen = set()
+    for label, keys in _KERNEL_ROWS.items():
+        row = re.search(rf"^\| {re.escape(label)} \| (?P<cells>[^\n]*) \| \d+% \|$", text, re.M)
+        assert row, f"README kernel-fit row {label!r} missing"
+        for chip, cell in zip(chips, row["cells"].split("|")):
+            shown = [float(v.strip().rstrip("%")) for v in cell.split("/")]
+            want = [100 * held[(cls, chip, prec)] for cls, prec in keys]  # the profile keeps 4 digits
+            assert len(shown) == len(want) and all(abs(a - b) <= 0.051 for a, b in zip(shown, want)), \
+                (label, chip, shown, want)
+            seen.add(label)
+    assert seen == set(_KERNEL_ROWS)

@@ -287,7 +287,7 @@ def test_command_line_plans_the_example(example):
     assert p.method == "gradient" and [c["available"] for c in d["chips"]] == [32, 16, 1]
     from costmodel.cli.plan_cmd import render
 
-    text = render(d, types.SimpleNamespace(fleet=str(EXAMPLE), efficiency="calibrated"))
+    text = render(d, types.SimpleNamespace(fleet=str(EXAMPLE), efficiency="calibrated", step="roofline"))
     assert text.splitlines()[1].startswith("answer: Serve chat on")
     assert all(m.name in text for m in p.models)
 

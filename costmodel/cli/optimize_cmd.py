@@ -13,6 +13,8 @@ from . import optimize_serving_cmd as serving_cmd
 from .common import (add_efficiency_argument, add_electricity_arguments, add_spec_arguments, cli_words,
                      electricity_from, energy_line, fmt_bytes, fmt_seconds, hardware_from, print_json, ranged)
 from ..errors import ConfigError
+from ..symbolic import Rules
+from ..symbolic.rules import STEPS
 
 if TYPE_CHECKING:
     from ..optimizer.solution import Solution
@@ -48,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maximise", choices=("rate",), default=None,
                    help="rate: the highest request rate (and output tokens/s) --max-chips chips serve within "
                         "--ttft-ms/--tpot-ms, per mode, with the deployment (needs --isl/--osl; no --rate)")
+    p.add_argument("--step", choices=STEPS, default=Rules.step,
+                   help="price every candidate's steps as one roofline (default) or as the sum of the kernels an "
+                        "engine runs, each its own roofline (operators, with --efficiency kernels: the "
+                        "efficiencies fitted to measured kernels; docs/theory.md §20)")
     p.add_argument("--method", choices=METHODS, default="gradient", help="search method (default gradient)")
     p.add_argument("--verify", action="store_true", help="also run the exhaustive search and report the gap")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -65,7 +71,7 @@ def solve(args: argparse.Namespace, method: str) -> Solution:
         tpot_s=args.tpot_ms / 1e3, ttft_s=None if args.ttft_ms is None else args.ttft_ms / 1e3, max_chips=args.max_chips,
         demand_tokens_per_s=args.demand_tps, weights=args.weights, kv=args.kv, usd_per_chip_hour=args.price,
         efficiency=args.efficiency, method=method, math=args.math, objective=args.minimise or "cost",
-        electricity=electricity_from(args),
+        electricity=electricity_from(args), rules=Rules(step=args.step),
     )
 
 

@@ -117,7 +117,7 @@ def solve(args: argparse.Namespace, method: str, verify: bool = False):
         efficiency=args.efficiency, usd_per_chip_hour=args.price, objective=_objective(args),
         method=method, verify=verify, scheduler=scheduler_from(args), ttft_percentile=args.ttft_percentile,
         tpot_percentile=args.tpot_percentile, prefill_hardware=args.prefill_hardware,
-        decode_hardware=args.decode_hardware, electricity=electricity_from(args))
+        decode_hardware=args.decode_hardware, electricity=electricity_from(args), step=args.step)
 
 
 def _objective(args: argparse.Namespace) -> str:
@@ -262,7 +262,7 @@ def max_rate_answer(args: argparse.Namespace):
         usd_per_chip_hour=args.price, method=args.method, scheduler=scheduler_from(args),
         ttft_percentile=args.ttft_percentile, tpot_percentile=args.tpot_percentile,
         prefill_hardware=args.prefill_hardware, decode_hardware=args.decode_hardware,
-        electricity=electricity_from(args))
+        electricity=electricity_from(args), step=args.step)
 
 
 def run_max_rate(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..symbolic import Rules
+from ..symbolic.rules import STEPS
 from .common import add_efficiency_argument, fmt_seconds, print_json
 
 HELP = "plan a fleet: each model's chip type, mode, configuration and replicas at the lowest USD per hour"
@@ -21,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_efficiency_argument(p)
     p.add_argument("--method", choices=METHODS, default="gradient",
                    help="the serving optimiser's search method for each (model, chip type) (default gradient)")
+    p.add_argument("--step", choices=STEPS, default=Rules.step,
+                   help="price every deployment's steps as one roofline (default) or by its kernels (operators, "
+                        "with --efficiency kernels; docs/optimizer.md)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(_words=str)  # errors name the file's keys (usd_per_chip_hour), not another command's flags
 
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fleet.spec import load_fleet
 
     fleet = load_fleet(args.fleet)  # a malformed file is refused before anything is compiled
-    p = plan(fleet, efficiency=args.efficiency, method=args.method)
+    p = plan(fleet, efficiency=args.efficiency, method=args.method, step=args.step)
     if args.json:
         print_json(p.to_dict())
     else:
@@ -50,7 +55,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render(d: dict, args: argparse.Namespace) -> str:
     """A readable plan: the answer, a row per model, a row per chip type."""
     lines = [f"fleet: {args.fleet}, {len(d['models'])} models, {len(d['chips'])} chip types, "
-             f"{args.efficiency} efficiency",
+             f"{args.efficiency} efficiency"
+             + (f", {args.step} step" if args.step != Rules.step else ""),
              ("answer: " if d["feasible"] else "INFEASIBLE: ") + d["message"], ""]
     rows = []
     for m in d["models"]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..config import DEFAULT_EFFICIENCY, DEFAULT_PUE, DEFAULT_USD_PER_KWH, Electricity
 from ..errors import CostModelError, PrecisionError
-from ..symbolic import usd_per_joule
+from ..symbolic import Rules, usd_per_joule
 from .spec import ChipSupply, Fleet, ModelDemand
 
 __all__ = ["Candidate", "candidates", "RETRY_BUDGET"]
@@ -98,9 +98,10 @@ def _unsized(site: Mapping[str, float], chip: ChipSupply, chips: int) -> tuple[f
 
 
 def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFICIENCY,
-        method: str = "gradient", site: Mapping[str, float] | None = None) -> Candidate:
+        method: str = "gradient", site: Mapping[str, float] | None = None, step: str = Rules.step) -> Candidate:
     """The frontier point of ``model`` on ``chip`` (budget ``chip.available + 1``); ``site`` holds the
-    ``usd_per_kwh`` and ``pue`` that price owned chips' electricity."""
+    ``usd_per_kwh`` and ``pue`` that price owned chips' electricity; ``step`` how steps are priced
+    (``cm.optimize_serving``'s)."""
     site = site or {"usd_per_kwh": DEFAULT_USD_PER_KWH, "pue": DEFAULT_PUE}
     if model.hardware is not None and chip.name not in model.hardware:
         return Candidate(model.name, chip.name, None, None, reason="not in the model's hardware list")
@@ -118,7 +119,8 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
             model.model, chip.spec if chip.hardware is not None else chip.name, requests=model.requests,
             rate_per_s=model.rate_per_s, demand_tps=model.output_tokens_per_s, ttft_s=model.ttft_s,
             tpot_s=model.tpot_s, max_chips=budget, mode=model.mode, efficiency=efficiency,
-            usd_per_chip_hour=chip.usd_per_chip_hour, method=method, electricity=electricity, **options)
+            usd_per_chip_hour=chip.usd_per_chip_hour, method=method, electricity=electricity, step=step,
+            **options)
 
     try:
         sol = ask(chip.available + 1)
@@ -145,9 +147,9 @@ def one(model: ModelDemand, chip: ChipSupply, *, efficiency: Any = DEFAULT_EFFIC
     return Candidate(model.name, chip.name, None, None, reason=_fastest(sol))
 
 
-def candidates(fleet: Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY,
-               method: str = "gradient") -> tuple[tuple[Candidate, ...], ...]:
+def candidates(fleet: Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY, method: str = "gradient",
+               step: str = Rules.step) -> tuple[tuple[Candidate, ...], ...]:
     """``[model][chip type]`` frontier points of every pair of the fleet."""
     site = {"usd_per_kwh": fleet.usd_per_kwh, "pue": fleet.pue}
-    return tuple(tuple(one(m, c, efficiency=efficiency, method=method, site=site) for c in fleet.chips)
+    return tuple(tuple(one(m, c, efficiency=efficiency, method=method, site=site, step=step) for c in fleet.chips)
                  for m in fleet.models)

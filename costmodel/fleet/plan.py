@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import DEFAULT_EFFICIENCY, IDEAL
 from ..errors import ConfigError
+from ..symbolic import Rules
 from . import milp
 from .candidates import Candidate, candidates
 from .spec import Fleet, load_fleet
@@ -291,7 +292,7 @@ def _message(fleet, models, rows, unserved, needs, total, cands, site: PowerPlan
 
 
 def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = DEFAULT_EFFICIENCY,
-         method: str = "gradient") -> FleetPlan:
+         method: str = "gradient", step: str = Rules.step) -> FleetPlan:
     """The cheapest fleet: for every model its chip type, mode, configuration and replicas, within the caps.
 
     Args:
@@ -299,6 +300,8 @@ def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = DEF
             (docs/fleet.md).
         efficiency: ``"calibrated"`` (default), ``cm.IDEAL`` (``"ideal"``) or a profile path, as ``cm.optimize``.
         method: the serving optimiser's method, ``"gradient"`` or ``"exhaustive"``.
+        step: how every deployment's steps are priced, ``"roofline"`` (default) or ``"operators"``, as
+            ``cm.optimize_serving``.
 
     Returns:
         A :class:`FleetPlan`; an infeasible fleet is an answer (``feasible`` false), not an error.
@@ -313,8 +316,9 @@ def plan(fleet: str | Path | Mapping[str, Any] | Fleet, *, efficiency: Any = DEF
     if not isinstance(method, str) or method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r:.80}")
     _check_efficiency(efficiency, fleet)
+    step = Rules(step=step).step  # refused with the allowed values before anything is compiled
     t0 = time.perf_counter()
-    cands = candidates(fleet, efficiency=efficiency, method=method)
+    cands = candidates(fleet, efficiency=efficiency, method=method, step=step)
     return solve(fleet, cands, method=method, candidates_time_s=time.perf_counter() - t0)
 
 

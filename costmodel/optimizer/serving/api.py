@@ -8,6 +8,7 @@ import time
 from ...config import DEFAULT_EFFICIENCY, Efficiency, Electricity
 from ...errors import ConfigError, keywords_checked
 from ...serving.workload import Requests
+from ...symbolic import Rules
 from .answer import mode_answer, tie_break, why
 from .candidates import space_size
 from .problem import MODE_NAMES, ServingProblem, make_serving_problem
@@ -30,6 +31,7 @@ def optimize_serving(
     method: str = "gradient", verify: bool = False, scheduler=None, ttft_percentile: int | None = None,
     tpot_percentile: int | None = None, prefill_hardware: str | list[str] | None = None,
     decode_hardware: str | list[str] | None = None, electricity: Electricity | None = None,
+    step: str = Rules.step,
 ) -> ServingSolution:
     """The cheapest deployment serving ``requests`` at a demand within TTFT and TPOT targets.
 
@@ -70,6 +72,10 @@ def optimize_serving(
             ``price_basis="owned"`` the cost includes the electricity, so the search weighs watts against
             chips; every answer reports ``watts`` and ``joules_per_request`` where the chips have a board
             power.
+        step: how every candidate's steps are priced (:attr:`costmodel.Rules.step`): ``"roofline"``
+            (default), one roofline of all a step's FLOPs and bytes, or ``"operators"``, the sum of the
+            kernels an engine runs, each its own roofline (docs/theory.md §20; use it with
+            ``efficiency="kernels"``, the efficiencies fitted to measured kernels).
 
     Returns:
         A :class:`ServingSolution`; an infeasible problem is an answer too (``feasible=False``, with the
@@ -99,7 +105,7 @@ def optimize_serving(
                                    kv=kv, spec=spec, efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour,
                                    objective=objective, scheduler=scheduler, ttft_percentile=ttft_percentile,
                                    tpot_percentile=tpot_percentile, prefill_hardware=prefill_hardware,
-                                   decode_hardware=decode_hardware, electricity=electricity)
+                                   decode_hardware=decode_hardware, electricity=electricity, step=step)
     return solve(problem, method, verify, t0)
 
 

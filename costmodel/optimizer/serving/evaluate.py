@@ -52,10 +52,6 @@ _INF = 1e30
 BLOCK = 1024
 
 
-def _rules(attention: str = "heads") -> Rules:
-    return Rules(attention_sharding=attention)
-
-
 def _pad(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     size = BLOCK if n <= BLOCK else _bucket(n)
     out = {}
@@ -308,7 +304,7 @@ def aggregated_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarr
              draft_length=np.full(n, float(spec.length) if spec else 0.0),
              acceptance=np.full(n, spec.acceptance if spec else 0.0))
     xd, draft_ok = _draft_inputs(problem, spec, splits, prec)
-    fn = _aggregated_fn(problem.model.structure, _rules(attention), _draft_kind(spec), problem.model.n_layers)
+    fn = _aggregated_fn(problem.model.structure, problem.rules(attention), _draft_kind(spec), problem.model.n_layers)
     out = _unpad(fn(_pad(x, n), _pad(xd, n) if xd else {}, _workload(problem, ttft_s, tpot_s)), n)
     out["feasible"] = out["feasible"] & draft_ok & np.isfinite(out["goodput_per_s"]) & (out["goodput_per_s"] > 0)
     per = splits.prod(axis=1)
@@ -392,7 +388,7 @@ def decode_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray, 
              draft_length=np.full(n, float(spec.length) if spec else 0.0),
              acceptance=np.full(n, spec.acceptance if spec else 0.0))
     xd, draft_ok = _draft_inputs(problem, spec, splits, prec)
-    fn = _decode_fn(problem.model.structure, _rules(), _draft_kind(spec), problem.model.n_layers)
+    fn = _decode_fn(problem.model.structure, problem.rules(), _draft_kind(spec), problem.model.n_layers)
     out = _unpad(fn(_pad(x, n), _pad(xd, n) if xd else {}, _workload(problem, None, tpot_s)), n)
     out["feasible"] = out["feasible"] & draft_ok
     out["chips_per_replica"] = splits.prod(axis=1)
@@ -429,7 +425,7 @@ def prefill_table(problem: ServingProblem, splits: np.ndarray, prec: np.ndarray,
         return {}
     x = _inputs(problem, problem.prefill_base, splits, prec)
     x["prefill_batch"] = np.asarray(prefill_batch, dtype=float)
-    out = _unpad(_prefill_fn(problem.model.structure, _rules())(_pad(x, n), problem.prefill_tokens), n)
+    out = _unpad(_prefill_fn(problem.model.structure, problem.rules())(_pad(x, n), problem.prefill_tokens), n)
     out["chips_per_replica"] = splits.prod(axis=1)
     return out
 

@@ -21,7 +21,6 @@ from ...errors import CostModelError
 from ...serving.aggregated import forget_rate_limits
 from ...serving.api import serve
 from ...serving.workload import Disaggregated, Load, Pool
-from ...symbolic import Rules
 from .problem import ServingProblem, on_chip, pool_usd_per_hour
 
 __all__ = ["Deployment", "serve_deployment", "usd_per_hour", "objective_estimate", "objective_achieved", "watts_of",
@@ -149,12 +148,12 @@ def _serve_kept(problem: ServingProblem, d: Deployment, resolved: tuple):
     tp, pp, ep = d.split
     common = dict(precision=problem.precision_of(d.prec), efficiency=problem.efficiency,
                   usd_per_chip_hour=problem.usd_per_chip_hour, spec=problem.specs[d.spec], scheduler=problem.scheduler,
-                  electricity=problem.electricity)
+                  electricity=problem.electricity, rules=problem.rules())
     load = Load.rate(problem.rate_per_s)
     if d.mode == "agg":
         return serve(problem.model, problem.hardware, problem.requests, load,
                      parallel=Parallel(tp=tp, pp=pp, ep=ep, replicas=d.replicas), chunk_tokens=float(d.chunk),
-                     rules=Rules(attention_sharding=d.attention), **common)
+                     **(common | {"rules": problem.rules(d.attention)}))
     a, b, c = d.prefill_split
     hw = problem.hardware
     if d.decode_hardware is not None:  # a pair of chips: each pool on its own, at its own price (or the given one)

@@ -78,7 +78,8 @@ def _relaxed_starts(problem: ServingProblem):
     weights, kv = problem.precision_args
     steps = round(DEMAND_STEPS_PER_OCTAVE * math.log2(problem.rate_per_s * r.output_tokens))
     key = (problem.model, problem.hardware, r.input_tokens, r.output_tokens, r.prefill_tokens, problem.tpot_s,
-           problem.ttft_s, problem.max_chips, weights, kv, problem.usd_per_chip_hour, problem.efficiency, steps)
+           problem.ttft_s, problem.max_chips, weights, kv, problem.usd_per_chip_hour, problem.efficiency, steps,
+           problem.rules())
     try:
         return _relaxed_at(*key)
     except TypeError:  # something unhashable (e.g. a custom spec holding a list): solved without keeping it
@@ -93,12 +94,12 @@ def forget_relaxations() -> None:
 
 @functools.lru_cache(maxsize=64)
 def _relaxed_at(model, hardware, input_tokens, output_tokens, prefill_tokens, tpot_s, ttft_s, max_chips, weights,
-                kv, usd_per_chip_hour, efficiency, steps):
+                kv, usd_per_chip_hour, efficiency, steps, rules):
     """:func:`relaxed_starts` at the demand ``2^(steps/DEMAND_STEPS_PER_OCTAVE)`` output tokens/s."""
     dp = make_problem(model, hardware, context=input_tokens + output_tokens / 2, prompt=prefill_tokens,
                       tpot_s=tpot_s or 1e3, ttft_s=ttft_s, max_chips=max_chips,
                       demand_tokens_per_s=2.0 ** (steps / DEMAND_STEPS_PER_OCTAVE), weights=weights, kv=kv,
-                      usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency)
+                      usd_per_chip_hour=usd_per_chip_hour, efficiency=efficiency, rules=rules)
     cost = relaxed_solve(dp, "cost")
     return dp, round_to_lattice(dp, cost.u, cost.prec, max_chips)
 

@@ -31,6 +31,7 @@ from ...config import DEFAULT_EFFICIENCY, Efficiency, Electricity
 from ...errors import ConfigError, CostModelError, keywords_checked
 from ...limits import check_number
 from ...serving.workload import Requests
+from ...symbolic import Rules
 from .answer import _ms
 from .api import METHODS, optimize_serving
 from .problem import MODE_NAMES, ServingProblem, make_serving_problem
@@ -153,6 +154,7 @@ def max_rate(
     ttft_percentile: int | None = None, tpot_percentile: int | None = None,
     prefill_hardware: str | list[str] | None = None, decode_hardware: str | list[str] | None = None,
     rtol: float = RTOL, start_rate_per_s: float | None = None, electricity: Electricity | None = None,
+    step: str = Rules.step,
 ) -> MaxRateAnswer:
     """The highest request rate ``max_chips`` chips serve within TTFT and TPOT targets, per mode.
 
@@ -173,6 +175,7 @@ def max_rate(
         start_rate_per_s: the first rate tried (default: an estimate from the serving tables).
         electricity: as :func:`costmodel.optimize_serving` (the deployment reported at the rate found is the
             cheapest there, the electricity of owned chips included).
+        step: as :func:`costmodel.optimize_serving` (``"roofline"`` or ``"operators"``).
 
     Returns:
         A :class:`MaxRateAnswer`; a budget that serves nothing within the targets even at a vanishing rate is
@@ -198,7 +201,8 @@ def max_rate(
     kw = dict(ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips, weights=weights, kv=kv, spec=spec,
               efficiency=efficiency, usd_per_chip_hour=usd_per_chip_hour, scheduler=scheduler,
               ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile,
-              prefill_hardware=prefill_hardware, decode_hardware=decode_hardware, electricity=electricity)
+              prefill_hardware=prefill_hardware, decode_hardware=decode_hardware, electricity=electricity,
+              step=step)
     base = make_serving_problem(model, hardware, requests, rate_per_s=1.0, mode=mode, **kw)
     modes = {}
     for m in base.modes:

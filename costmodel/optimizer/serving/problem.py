@@ -39,7 +39,7 @@ from ...parallel import valid_degrees
 from ...serving.percentiles import PERCENTILES
 from ...serving.workload import Requests, Speculative
 from ...specs import HardwareSpec, ModelSpec, load_hardware, load_model
-from ...symbolic import board_power_w, usd_per_joule
+from ...symbolic import Rules, board_power_w, usd_per_joule
 from ..problem import MAX_SPLITS, PrecisionChoice, _precisions, precision_input_table
 
 __all__ = ["ServingProblem", "make_serving_problem", "MODES", "OBJECTIVES", "CHUNK_OPTIONS", "PREFILL_BATCHES",
@@ -88,6 +88,8 @@ class ServingProblem:
             empty: the pools run on ``hardware`` and no pair of chips is searched.
         price_override: the ``usd_per_chip_hour`` given (``None``: each chip at its catalog price).
         chip_problems: the problem on each chip of the two lists (name -> problem, no lists of its own).
+        step: how a step is priced (:attr:`costmodel.Rules.step`): ``"roofline"``, one roofline of all its
+            FLOPs and bytes, or ``"operators"``, the sum of the kernels an engine runs (docs/theory.md §20).
     """
 
     model: ModelSpec
@@ -116,6 +118,11 @@ class ServingProblem:
     price_override: float | None = None
     chip_problems: dict[str, "ServingProblem"] = field(default_factory=dict, hash=False, compare=False)
     electricity: Electricity = Electricity()
+    step: str = Rules.step
+
+    def rules(self, attention: str = "heads", phase: str = "decode") -> Rules:
+        """The modelling rules of a candidate with this attention sharding, in ``phase``."""
+        return Rules(phase=phase, attention_sharding=attention, step=self.step)
 
     @property
     def uses_power(self) -> bool:
@@ -214,7 +221,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
                          efficiency: Efficiency | str = DEFAULT_EFFICIENCY, usd_per_chip_hour=None,
                          objective="output", scheduler=None, ttft_percentile=None,
                          tpot_percentile=None, prefill_hardware=None, decode_hardware=None,
-                         electricity=None) -> ServingProblem:
+                         electricity=None, step=Rules.step) -> ServingProblem:
     """Validate the inputs of :func:`costmodel.optimize_serving` and build a :class:`ServingProblem`."""
     m, h = load_model(model), load_hardware(hardware)
     if not isinstance(requests, Requests):
@@ -239,6 +246,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
     mode = {v: k for k, v in MODE_NAMES.items()}.get(mode, mode)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {shown_value(objective):.80}")
+    step = Rules(step=step).step  # refused with the allowed values
     electricity = Electricity() if electricity is None else electricity
     if not isinstance(electricity, Electricity):
         raise ConfigError(f"electricity must be a costmodel.Electricity or None, got {shown_value(electricity):.80}")
@@ -265,7 +273,8 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
                 m, spec_h, requests, rate_per_s=rate, ttft_s=ttft_s, tpot_s=tpot_s, max_chips=max_chips,
                 mode="disagg", weights=weights, kv=kv, spec=spec, efficiency=efficiency,
                 usd_per_chip_hour=usd_per_chip_hour, objective=objective, scheduler=scheduler,
-                ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile, electricity=electricity)
+                ttft_percentile=ttft_percentile, tpot_percentile=tpot_percentile, electricity=electricity,
+                step=step)
     return ServingProblem(
         model=m, hardware=h, requests=requests, rate_per_s=rate,
         ttft_s=None if ttft_s is None else float(ttft_s), tpot_s=None if tpot_s is None else float(tpot_s),
@@ -277,7 +286,7 @@ def make_serving_problem(model, hardware, requests, *, rate_per_s=None, demand_t
         tpot_percentile=None if tpot_percentile is None else int(tpot_percentile),
         prefill_hardware=pools[0] if pools else (), decode_hardware=pools[1] if pools else (),
         price_override=None if usd_per_chip_hour is None else float(dec.usd_per_chip_hour),
-        chip_problems=chip_problems, electricity=electricity)
+        chip_problems=chip_problems, electricity=electricity, step=step)
 
 
 def _chip_specs(name: str, chips, default: HardwareSpec) -> list[HardwareSpec]:
