@@ -19,6 +19,12 @@ Then every record under the operator-level step (docs/theory.md §20) with the `
 fitted to measured kernel latencies and never to these records, and the operator ideal's bound;
 with ``--operators``, the end-to-end fit through the operator step as well.
 
+Last, the records whose source documents a layout other than the one they are calibrated at: the
+TensorRT-LLM overview runs MoE models with ``--ep`` and ``enable_attention_dp`` (attention data-parallel,
+the experts spread over the GPUs: ``tp1 epN`` here), where TRTQ3-01/02 are calibrated as ``tpN``. Each is
+printed at both layouts, under the calibrated single roofline (in sample) and under the operator step
+with the ``kernels`` profile.
+
 Run: ``python experiments/fidelity.py [--measurements PATH] [--operators]`` (about 1-3 minutes on 2
 CPU cores, deterministic; 1.5 more with ``--operators``). With ``PATH``, the same table for a user's
 own measurement file.
@@ -27,10 +33,12 @@ own measurement file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 
+from costmodel import Parallel
 from costmodel.calibrate import calibrate
 from costmodel.calibrate.evaluate import CaseSet, on_operator_step, profile_values
 from costmodel.calibrate.fit import values_for
@@ -91,6 +99,33 @@ def operator_fit_table(measurements) -> None:
     print(f"operator_fit_in_sample_median_ape: {100 * e_fit['median_ape']:.1f} %")
     print(f"operator_fit_loso_median_ape: {100 * e_cv['median_ape']:.1f} %")
     print(f"operator_fit_loso_worst_ape: {100 * e_cv['worst_ape']:.1f} %")
+
+
+#: records calibrated at one layout whose source documents another: id -> (documented parallel, what the source
+#: says). TensorRT-LLM docs/source/performance/perf-overview.md, "For MoE models": `trtllm-bench --tp N --ep N`
+#: with `enable_attention_dp: true`.
+DOCUMENTED_LAYOUTS = {rid: (Parallel(tp=1, ep=8), "attention data-parallel, experts over 8 GPUs (overview's MoE command)")
+                      for rid in ("TRTQ3-01", "TRTQ3-02")}
+
+
+def layout_table(cal, cs: CaseSet) -> None:
+    """Each record of :data:`DOCUMENTED_LAYOUTS` at its calibrated and its documented layout."""
+    print()
+    print("records at the layout their source documents (calibrated single roofline in sample; operator step, kernels)")
+    print(f"{'record':10} {'layout':12} {'measured':>10} {'roofline':>10} {'err':>8} {'operators':>10} {'err':>8}")
+    for c in cs.cases:
+        if c.id not in DOCUMENTED_LAYOUTS:
+            continue
+        par, why = DOCUMENTED_LAYOUTS[c.id]
+        for name, case in ((f"tp{c.parallel.tp} ep{c.parallel.ep}", c), (f"tp{par.tp} ep{par.ep}",
+                                                                         dataclasses.replace(c, parallel=par))):
+            one = CaseSet([case])
+            roof = float(np.asarray(one.predict(values_for(one, cal.fit.params, cal.fit.values)))[0])
+            ops = CaseSet(on_operator_step([case]))
+            kern = float(np.asarray(ops.predict(profile_values(ops, "kernels")))[0])
+            print(f"{c.id:10} {name:12} {c.measured:10.4g} {roof:10.4g} {signed(roof, c.measured):>8} {kern:10.4g} "
+                  f"{signed(kern, c.measured):>8}")
+        print(f"  documented: {why}")
 
 
 def signed(p: float, m: float) -> str:
@@ -156,6 +191,7 @@ def main(argv=None) -> None:
     if args.operators:
         operator_fit_table(args.measurements)
     if args.measurements is None:
+        layout_table(cal, cs)
         print()
         print("MLP-01 by assumed mean prompt (not stated by MLPerf), leave-one-source-out fit:")
         for p, v, m in prompt_sensitivity(cal):
