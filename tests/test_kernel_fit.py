@@ -131,3 +131,33 @@ def test_operator_calibration_never_replaces_a_chips_own_kernel_fit():
         assert float(v["hbm_efficiency"][i]) == pytest.approx(own)  # the kernel fit on H100, the parameter on Gaudi
         assert float(v["graph_floor_fraction"][i]) == pytest.approx(0.6)  # no chip sets it: fitted everywhere
     assert all(dict(c.rules).get("step") == "operators" for c in cs.cases)
+
+
+def test_prefill_attention_pays_its_preprocessing_launches_and_whole_waves():
+    # the context operator is the QKV preprocessing kernel and the attention kernel: two launch floors,
+    # three with an 8-bit cache (its new tokens quantised); the query blocks run in whole waves over the SMs
+    import sympy as sp
+
+    from costmodel.symbolic import kernels as kn
+    from costmodel.symbolic.symbols import sym
+
+    values = {sym("kernel_overhead_s"): 2e-6, sym("launch_overhead_s"): 0.0, sym("cuda_graphs"): 1.0,
+              sym("graph_floor_fraction"): 1.0, sym("attention_floor_s"): 4e-6, sym("compute_units"): 132.0,
+              sym("prefill_attention_block_s"): 3e-6, sym("prefill_attention_row_s"): 0.0,
+              sym("attention_block_tokens"): 128.0, sym("attention_prefill_efficiency"): 0.8,
+              sym("attention_prefill_rows_half"): 0.0, sym("attention_flops_per_s"): 1e15,
+              sym("attention_softmax_width"): 0.0, sym("hbm_bytes_per_s"): 3e12, sym("hbm_efficiency"): 0.8}
+
+    def t(seqs, kv_bytes, tokens=1.0):
+        k = kn.prefill_attention(sp.Float(seqs), sp.Integer(32), sp.Integer(8), sp.Integer(256), sp.Float(tokens),
+                                 sp.Float(tokens * (tokens + 1) / 2), kv_write_bytes=sp.Float(0),
+                                 activation_bytes=sp.Integer(2), kv_bytes=sp.Float(kv_bytes))
+        return float(k.floor_s.subs(values)), float(k.time_s.subs(values))
+
+    floor16, _ = t(1, 2.0)
+    floor8, _ = t(1, 1.0)
+    assert floor16 == pytest.approx(2 * 2e-6 + 4e-6) and floor8 == pytest.approx(floor16 + 2e-6)
+    # 32 heads of one short prompt: 32 blocks, one wave of 3 us; 5 prompts: 160 blocks, two waves
+    _, one = t(1, 2.0)
+    _, five = t(5, 2.0)
+    assert one - floor16 >= 3e-6 and five - one == pytest.approx(3e-6, rel=0.05)

@@ -102,7 +102,7 @@ def _prefill_attention_expr():
     B, hq, hkv, width, T, pairs, kvw, w = _shape("batch", "num_heads", "num_kv_heads", "width", "isl", "pairs",
                                                  "kv_write_bytes", "window")
     return kn.prefill_attention(B, hq, hkv, width, T, pairs, kv_write_bytes=kvw,
-                                activation_bytes=sym("activation_bytes"), window=w).time_s
+                                activation_bytes=sym("activation_bytes"), window=w, kv_bytes=sym("kv_bytes")).time_s
 
 
 def _mla_decode_expr():
@@ -275,7 +275,8 @@ def _class_inputs(op_class: str, t: Mapping[str, np.ndarray], chip: str) -> tupl
         x |= {"shape_batch": t["batch"], "shape_num_heads": t["num_heads"], "shape_num_kv_heads": hkv,
               "shape_width": width, "shape_isl": T, "shape_pairs": pairs, "shape_kv_write_bytes": kvw,
               "shape_window": np.where(t["window"] > 0, np.minimum(T, t["window"]), T) if "window" in t else T,
-              "activation_bytes": np.full(n, 2.0), "flops_per_s": _peak(chip, t["dtype"]),
+              "kv_bytes": _bytes_of(t["kv_dtype"]), "activation_bytes": np.full(n, 2.0),
+              "flops_per_s": _peak(chip, t["dtype"]),
               "attention_flops_per_s": _peak(chip, t["dtype"])}
         label = np.where(t["dtype"] == "fp8", "fp8", "bf16")
     elif op_class == "mla_generation":

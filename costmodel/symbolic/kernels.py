@@ -23,7 +23,9 @@ efficiency names its physics (§20.2):
   tensor-core peak.
 * **Prefill attention** (FlashAttention-2/3, Dao 2023; Shah et al. 2024): compute-bound; its
   efficiency ramps with the query rows it spreads over the SMs (sequences × heads × tokens ``R``)
-  as ``η_ap·R/(R + R_½)``.
+  as ``η_ap·R/(R + R_½)``; its query blocks run in whole waves over the SMs. The operator launches a
+  QKV preprocessing kernel first (RoPE, the new K and V written to the cache; one more launch for an
+  8-bit cache), whose bytes it streams before the attention starts.
 * **MLA decode** (FlashMLA; DeepSeek-V3 report, arXiv 2412.19437): compute-bound at 128 heads;
   a tile holds ``h_t`` query heads, so ``h`` local heads do the work of ``h_t·⌈h/h_t⌉``; its
   latent stream reaches its own fraction ``η_mla,m`` of HBM bandwidth.
@@ -120,14 +122,22 @@ def _quantise_floor_s() -> sp.Expr:
     return sym("low_precision_math") * sym("quantise_overhead_s")
 
 
-def _kernel(flops, nbytes, compute_s, memory_s, extra_floor: sp.Expr = sp.Integer(0)) -> Kernel:
-    floor = launch_floor_s() + _replayed(extra_floor)
+def _kernel(flops, nbytes, compute_s, memory_s, extra_floor: sp.Expr = sp.Integer(0),
+            launches: sp.Expr = sp.Integer(1)) -> Kernel:
+    floor = launches * launch_floor_s() + _replayed(extra_floor)
     return Kernel(flops, nbytes, compute_s, memory_s, floor, sp.Max(compute_s, memory_s) + floor)
 
 
 def _blocks_s(blocks: sp.Expr, per_block_s: sp.Expr) -> sp.Expr:
     """``blocks·t_b/n_SM``: work per thread block that neither FLOPs nor bytes explain, spread over the SMs."""
     return blocks * per_block_s / sym("compute_units")
+
+
+def _waves_s(blocks: sp.Expr, per_block_s: sp.Expr) -> sp.Expr:
+    """``⌈blocks/n_SM⌉·t_b``: thread blocks that each hold an SM for ``t_b`` run in whole waves over the
+    ``n_SM`` SMs (the tile and wave quantization of NVIDIA's *Matrix Multiplication Background User's
+    Guide*): a last, partly filled wave takes a whole block's time, and a kernel of few blocks at least one."""
+    return sp.ceiling(blocks / sym("compute_units")) * per_block_s
 
 
 def _padded_work(M: sp.Expr, N: sp.Expr, K: sp.Expr) -> sp.Expr:
@@ -200,7 +210,7 @@ def decode_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, head_di
 
 def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width: sp.Expr, tokens: sp.Expr,
                       pairs: sp.Expr, *, kv_write_bytes: sp.Expr, activation_bytes: sp.Expr,
-                      window: sp.Expr | None = None) -> Kernel:
+                      window: sp.Expr | None = None, kv_bytes: sp.Expr | None = None) -> Kernel:
     """Causal attention of ``seqs`` sequences of ``tokens`` new tokens over ``pairs`` (query, key) pairs
     each: ``2·q_heads·width·pairs`` FLOPs per sequence (``width``: ``2H``, or MLA's ``H_n + d_R + H_v``);
     reads q, k, v, writes the output and the new cache (``kv_write_bytes``).
@@ -209,7 +219,13 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
     ``b_q = 1`` is the exact ``T(T+1)/2``), a sliding ``window`` of ``w`` keys with ``b_w`` more past
     its edge (``T·(w + b_w)`` pairs, at most the causal work), and every pair pays the softmax's exponentials, ``H_s`` head
     elements' worth of tensor-core time (FlashAttention-3, Shah et al. 2024, §3: the exponential
-    runs on the special function units at a small fraction of the matmul rate)."""
+    runs on the special function units at a small fraction of the matmul rate).
+
+    The attention kernel's query blocks of ``b_q`` tokens run in whole waves over the SMs. Before it
+    runs the QKV preprocessing kernel (TensorRT-LLM's context attention: RoPE on the queries and keys,
+    the new K and V written to the cache), a launch of its own that streams the queries in and out and
+    the cache's new bytes; a cache of 8 bits or fewer (``kv_bytes``) adds one more launch, the new
+    tokens quantised to the cache's format."""
     eta, Th, C, bq = sym("attention_prefill_efficiency", "attention_prefill_rows_half", "attention_flops_per_s",
                          "attention_block_tokens")
     Hs, bw = sym("attention_softmax_width", "attention_window_block_tokens")
@@ -220,10 +236,16 @@ def prefill_attention(seqs: sp.Expr, q_heads: sp.Expr, kv_heads: sp.Expr, width:
         worked = sp.Min(tokens * (window + bw), tokens**2 / 2 + tokens * bq / 2)
     padded = 2 * seqs * q_heads * (width + Hs) * worked
     rows = seqs * q_heads * tokens
-    blocks = _blocks_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s")) + _blocks_s(
+    # a query block of a head per thread block, in whole waves over the SMs; a cost per query row besides
+    blocks = _waves_s(seqs * q_heads * sp.ceiling(tokens / bq), sym("prefill_attention_block_s")) + _blocks_s(
         rows, sym("prefill_attention_row_s"))
     compute = padded * (1 + Th / sp.Max(rows, 1)) / (C * eta)  # = padded/(C·η·R/(R + R_½)) for R >= 1
-    return _kernel(flops, nbytes, compute + blocks, _memory_s(nbytes), sym("attention_floor_s"))
+    # the QKV preprocessing kernel that runs first, a launch of its own: RoPE reads and writes the
+    # queries (``width/2`` elements a head: ``H``), the new K and V are written to the cache
+    pre = _memory_s(kv_write_bytes + 2 * seqs * tokens * q_heads * (width / 2) * activation_bytes)
+    launches = 2 if kv_bytes is None else 2 + sp.Min(1, sp.Max(0, 2 - kv_bytes))  # + 1 for an 8-bit cache
+    return _kernel(flops, nbytes, compute + blocks + pre, _memory_s(nbytes) + pre, sym("attention_floor_s"),
+                   launches=launches)
 
 
 def mla_decode_attention(seqs: sp.Expr, q_heads: sp.Expr, context: sp.Expr, queries: sp.Expr, *,

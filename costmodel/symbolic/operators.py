@@ -156,7 +156,7 @@ def _gqa_attention(st: ModelStructure, rules: Rules, tok: Tokens, decode: bool, 
             kv_write = seqs * T * 2 * hkv * H * bkv
             edge = sp.Min(T, window) if (prefill and window is not None and st.window == "sliding") else None
             k_ = kn.prefill_attention(seqs, hq, hkv, 2 * H, T, pairs, kv_write_bytes=kv_write, activation_bytes=ba,
-                                      window=edge)
+                                      window=edge, kv_bytes=bkv)
             name = "attention_prefill" if prefill else "attention_chunk"
             ops.append(Op(name + suffix, "attention_prefill", layers * (1 if prefill else sp.Min(1, tok.chunk)), k_,
                           "kv", (("sequences", seqs), ("heads", hq), ("kv_heads", hkv), ("tokens", T))))
@@ -195,7 +195,7 @@ def _mla_attention(st: ModelStructure, rules: Rules, tok: Tokens, decode: bool, 
         pairs = T**2 / 2 if prefill else T * tok.chunk_position
         kv_write = seqs * T * (dc + dR) * bkv
         k_ = kn.prefill_attention(seqs, Nq / tp, Nq / tp, width, T, pairs, kv_write_bytes=kv_write,
-                                  activation_bytes=ba)
+                                  activation_bytes=ba, kv_bytes=bkv)
         name = "mla_attention_prefill" if prefill else "mla_attention_chunk"
         ops.append(Op(name, "attention_prefill", L * live, k_, "kv",
                       (("sequences", seqs), ("heads", Nq / tp), ("tokens", T))))
