@@ -88,21 +88,21 @@ def test_both_modes_agree_between_methods():
 def test_the_operator_ideal_never_needs_fewer_chips_than_the_roofline_ideal():
     """A sum of per-kernel maxima is never below the maximum of the sums (docs/theory.md §20), so at the
     ideal efficiency the operator step's steps are never shorter and its answer never smaller."""
-    for chips, tpot in ((8, 0.012), (8, 0.02)):
+    for chips, tpot in ((CHIPS, 0.012),):
         kw = dict(mode="agg", method="exhaustive", efficiency="ideal", tpot_s=tpot, max_chips=chips, rate_per_s=40.0)
         roof, ops = opt(step="roofline", **kw), opt(**kw)
-        assert ops.feasible <= roof.feasible
+        assert roof.feasible and ops.feasible
         if ops.feasible:
             assert ops.chips >= roof.chips
             assert ops.tpot_s >= roof.tpot_s * (1 - 1e-9) or ops.chips > roof.chips
 
 
 def test_max_rate_on_the_operator_step_is_below_the_roofline_ideal():
-    kw = dict(max_chips=2, ttft_s=0.5, tpot_s=0.05, mode="agg", efficiency="ideal", rtol=0.01)
+    kw = dict(max_chips=2, ttft_s=0.5, tpot_s=0.05, mode="agg", efficiency="ideal", rtol=0.05)
     roof = cm.max_rate(MODEL, CHIP, REQ, **kw)
     ops = cm.max_rate(MODEL, CHIP, REQ, step="operators", **kw)
     assert roof.feasible and ops.feasible
-    assert ops.rate_per_s <= roof.rate_per_s * (1 + 0.01)
+    assert ops.rate_per_s <= roof.rate_per_s * (1 + 0.05)
     assert ops.tpot_s <= 0.05 * (1 + 1e-9)
 
 
